@@ -1,0 +1,102 @@
+"""The `checkd` command: thin argument parsing over the library; only here do we exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from checkd.config import ConfigError, load_node, load_objects
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+def command(name: str, help: str, module: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], None]:
+    """Register a subcommand whose handler `main(args)` lives in `module` (imported lazily,
+    so `checkd check-config` does not load aiohttp and friends)."""
+    def wrap(add_args: Callable[[argparse.ArgumentParser], None]) -> None:
+        COMMANDS[name] = (help, add_args, module)
+    return wrap
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", required=True, type=Path, help="node file (central: or poller:)")
+
+
+@command("check-config", "validate a node file and its objects; exit 1 on any problem", "checkd.cli")
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="node file (central: or poller:)")
+    p.add_argument("--objects", type=Path, help="check only an objects directory")
+
+
+@command("run-checks", "run checks once in the foreground and print their results", "checkd.runonce")
+def _(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("targets", nargs="*", help="HOST or HOST/SERVICE (default: every check of this node)")
+    p.add_argument("--all-sites", action="store_true", help="not only this poller's site")
+
+
+@command("poller", "run a poller daemon", "checkd.poller")
+def _(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
+@command("central", "run the central node", "central.main")
+def _(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
+@command("demo", "run the demo: example conf.d/ checks on loopback", "checkd.demo")
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf", type=Path, default=None, help="demo configuration directory (default: conf.d/)")
+    p.add_argument("--once", action="store_true", help="run every check once, print, and exit")
+
+
+def check_config(args: argparse.Namespace) -> int:
+    try:
+        if args.config is not None:
+            node, objs = load_node(args.config)
+            where = f"{args.config} ({node.role})"
+        elif args.objects is not None:
+            objs, where = load_objects(args.objects), str(args.objects)
+        else:
+            print("checkd check-config: give -c NODE_FILE or --objects DIR", file=sys.stderr)
+            return 2
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(e.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "
+          f"{len(objs.commands)} commands, {len(objs.contacts)} contacts")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="checkd", description=__doc__)
+    parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help, add_args, _module) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help, description=help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=(args.log_level or "info").upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "check-config":
+        return check_config(args)
+    import importlib
+    module = importlib.import_module(COMMANDS[args.command][2])
+    try:
+        return int(module.main(args) or 0)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,183 @@
+"""Immutable configuration objects, as every other module sees them.
+
+Built and validated by checkd.config.objects; nothing here parses YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Where:
+    """Where an object was defined, for messages that point at the config."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class CommandKind(enum.Enum):
+    EXEC = "exec"          # fork/exec on the polling node
+    EMBEDDED = "embedded"  # a Python plugin run inside the polling node
+    SSH = "ssh"            # a command line run on the monitored host over SSH
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    kind: CommandKind
+    line: str = ""                  # exec and ssh: command line with macros
+    plugin: str = ""                # embedded: plugin name in the plugin directory
+    args: tuple[str, ...] = ()      # embedded: argument templates with macros
+    timeout: float | None = None
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """A call of a command: `check_tcp!3306` is Command check_tcp with ARG1=3306."""
+
+    command: Command
+    args: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SSHSettings:
+    user: str = "checkd"
+    port: int = 22
+    key: str | None = None              # private key file; agent/default keys otherwise
+    known_hosts: str | None = None      # None: ~/.ssh/known_hosts; "none" is refused by config
+    connect_timeout: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schedule:
+    """Nagios' scheduling knobs, shared by hosts and services."""
+
+    interval: float = 300.0
+    retry_interval: float = 60.0
+    max_attempts: int = 3
+    timeout: float = 60.0
+    check_period: str | None = None
+    active: bool = True
+    freshness_threshold: float | None = None
+    flap_detection: bool = True
+    low_flap_threshold: float = 20.0
+    high_flap_threshold: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notify:
+    """Who hears about an object and how often."""
+
+    contacts: tuple[str, ...] = ()
+    contact_groups: tuple[str, ...] = ()
+    notification_interval: float = 0.0      # 0: notify a problem once
+    notification_period: str | None = None
+    notifications_enabled: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Host:
+    name: str
+    address: str
+    site: str
+    alias: str = ""
+    parents: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    check: CheckSpec | None = None          # None: no host check, always UP
+    schedule: Schedule = Schedule()
+    notify: Notify = Notify()
+    notes: str = ""
+    runbook: str = ""
+    vars: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ssh: SSHSettings | None = None
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Service:
+    host: str
+    description: str
+    check: CheckSpec
+    schedule: Schedule = Schedule()
+    notify: Notify = Notify()
+    graph: bool = False
+    groups: tuple[str, ...] = ()
+    notes: str = ""
+    runbook: str = ""
+    vars: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    where: Where = Where("?", 0)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.host, self.description)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contact:
+    name: str
+    email: str = ""
+    jabber: str = ""
+    alias: str = ""
+    groups: tuple[str, ...] = ()
+    notification_period: str | None = None
+    service_states: frozenset[str] = frozenset({"warning", "critical", "unknown", "recovery", "flapping", "downtime"})
+    host_states: frozenset[str] = frozenset({"down", "unreachable", "recovery", "flapping", "downtime"})
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Group:
+    """A host group or contact group: a name and its members."""
+
+    name: str
+    members: tuple[str, ...] = ()
+    alias: str = ""
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimePeriod:
+    """Weekday ranges (0=Monday) and date exceptions, in minutes of the day."""
+
+    name: str
+    alias: str = ""
+    weekdays: Mapping[int, tuple[tuple[int, int], ...]] = dataclasses.field(default_factory=dict)
+    exceptions: Mapping[str, tuple[tuple[int, int], ...]] = dataclasses.field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Site:
+    name: str
+    stale_after: float | None = None        # None: the node's default
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objects:
+    """The whole object configuration shared by central and every poller."""
+
+    hosts: Mapping[str, Host]
+    services: Mapping[tuple[str, str], Service]
+    commands: Mapping[str, Command]
+    contacts: Mapping[str, Contact]
+    contact_groups: Mapping[str, Group]
+    host_groups: Mapping[str, Group]
+    timeperiods: Mapping[str, TimePeriod]
+    sites: Mapping[str, Site]
+    macros: Mapping[str, str]               # $USER1$-style resource macros, $PLUGINDIR$
+    directory: str = ""
+
+    def services_of_site(self, site: str) -> list[Service]:
+        return [s for s in self.services.values() if self.hosts[s.host].site == site]
+
+    def hosts_of_site(self, site: str) -> list[Host]:
+        return [h for h in self.hosts.values() if h.site == site]

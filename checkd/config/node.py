@@ -1,0 +1,185 @@
+"""The node file given with -c: one `central:` or `poller:` section.
+
+Relative paths are taken from the node file's directory, so a config tree
+can be moved as a whole. Secrets may come from files (`token_file:`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from checkd.config import fields as f
+from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
+from checkd.config.model import SSHSettings
+from checkd.config.objects import SSH_KEYS
+from checkd.config.yamlsource import Node, load_yaml
+
+EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttls": f.boolean,
+              "tls": f.boolean, "username": f.text, "password": f.text, "password_file": f.text,
+              "maildir": f.text, "timeout": f.positive_duration}
+JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "server": f.text,
+               "admins": f.names, "readonly": f.names, "admin_groups": f.names, "room": f.text,
+               "nick": f.text, "tls": f.boolean}
+TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text, "verify": f.boolean}
+SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
+    "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
+    "freshness": {"site_stale_after": f.positive_duration, "hold_down": f.duration},
+    "rrd": {"dir": f.text, "rrdcached": f.text},
+}
+COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
+          "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
+          "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
+CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "freshness": f.raw,
+                "rrd": f.raw, "max_body": f.positive_int, **COMMON}
+POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
+               "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
+               "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
+               **COMMON}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class PollerAuth:
+    name: str
+    token: str
+    site: str
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    role: str                            # "central" or "poller"
+    file: str
+    state_dir: Path
+    objects: Path
+    name: str = "central"
+    site: str = "central"
+    listen: tuple[str, int] = ("127.0.0.1", 8080)
+    central: str = ""
+    token: str = ""
+    pollers: Mapping[str, PollerAuth] = dataclasses.field(default_factory=dict)
+    api_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    autonomy_after: float = 60.0
+    heartbeat_interval: float = 5.0
+    spool_max_bytes: int = 1 << 30
+    batch_size: int = 500
+    max_concurrent_checks: int = 256
+    max_body: int = 16 << 20
+    plugin_dirs: tuple[Path, ...] = ()
+    log_level: str = "info"
+    macros: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ssh: SSHSettings = SSHSettings()
+    sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """email:, jabber:, tls:, freshness:, rrd: as validated mappings ({} when absent)."""
+        return self.sections.get(name, {})
+
+
+def _secret(d: dict[str, Any], node: Node, key: str, base: Path, problems: Problems) -> str:
+    """`key:` inline or `key_file:` read from disk (first line, stripped)."""
+    if key in d:
+        return d[key]
+    file_key = f"{key}_file"
+    if file_key not in d:
+        return ""
+    path = base / d[file_key]
+    try:
+        return path.read_text().strip()
+    except OSError as e:
+        problems.add(*node.where_of(file_key), f"{file_key}: cannot read {path}: {e.strerror}")
+        return ""
+
+
+def _listen(value: str, node: Node, problems: Problems) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.add(*node.where_of("listen"), f"listen: expected HOST:PORT, e.g. 127.0.0.1:8080, got {value!r}")
+        return ("127.0.0.1", 8080)
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def _pollers(value: Any, node: Node, base: Path, problems: Problems) -> dict[str, PollerAuth]:
+    if value is None:
+        return {}
+    if not isinstance(value, Node):
+        problems.add(*node.where_of("pollers"), "pollers: expected a mapping of poller name to {token:, site:}")
+        return {}
+    out = {}
+    for name, spec in value.items():
+        if not isinstance(spec, Node):
+            problems.add(value.file, value.line_of(name), f"pollers: {name}: expected {{token: ..., site: ...}}")
+            continue
+        d = f.convert(spec, {"token": f.text, "token_file": f.text, "site": f.text}, problems, f"poller {name!r}")
+        token = _secret(d, spec, "token", base, problems)
+        if not token or not d.get("site"):
+            problems.add(spec.file, spec.line, f"pollers: {name}: needs a token (or token_file) and a site")
+            continue
+        out[str(name)] = PollerAuth(str(name), token, d["site"])
+    return out
+
+
+def read_node(path: Path) -> NodeConfig:
+    doc = load_yaml(path)
+    if not isinstance(doc, Node) or len(doc) != 1 or next(iter(doc)) not in ("central", "poller"):
+        raise ConfigError([Problem(str(path), getattr(doc, "line", 1),
+                                   "a node file holds exactly one section, `central:` or `poller:`")])
+    role = next(iter(doc))
+    node = doc[role]
+    if not isinstance(node, Node):
+        raise ConfigError([Problem(str(path), doc.line_of(role), f"{role}: expected a mapping of settings")])
+    problems = Problems()
+    d = f.convert(node, CENTRAL_KEYS if role == "central" else POLLER_KEYS, problems, role)
+    base = path.resolve().parent
+    sections: dict[str, dict[str, Any]] = {}
+    for name, keys in SECTION_KEYS.items():
+        sub = node.get(name)
+        if sub is None or name not in d:
+            continue
+        if not isinstance(sub, Node):
+            problems.add(*node.where_of(name), f"{name}: expected a mapping")
+            continue
+        sections[name] = f.convert(sub, keys, problems, f"{name} settings")
+    for name in ("email", "jabber"):
+        if name in sections:
+            pw = _secret(sections[name], node[name], "password", base, problems)
+            sections[name] = {**sections[name], "password": pw} if pw else sections[name]
+    for key in ("state_dir", "objects"):
+        if key not in d:
+            problems.add(node.file, node.line, f"{role}: missing `{key}: ...`")
+    level = d.get("log_level", "info").lower()
+    if level not in LOG_LEVELS:
+        problems.add(*node.where_of("log_level"), f"log_level: one of {', '.join(LOG_LEVELS)}{did_you_mean(level, LOG_LEVELS)}")
+    kw: dict[str, Any] = {}
+    if role == "central":
+        kw["listen"] = _listen(d.get("listen", "127.0.0.1:8080"), node, problems)
+        kw["pollers"] = _pollers(node.get("pollers"), node, base, problems)
+        tokens = node.get("api_tokens") or {}
+        if not isinstance(tokens, dict) or not all(isinstance(v, str) for v in tokens.values()):
+            problems.add(*node.where_of("api_tokens"), "api_tokens: expected a mapping of name: token")
+        else:
+            kw["api_tokens"] = {str(k): v for k, v in tokens.items()}
+    else:
+        for key in ("name", "site", "central"):
+            if key not in d:
+                problems.add(node.file, node.line, f"poller: missing `{key}: ...`")
+        kw.update(name=d.get("name", "poller"), site=d.get("site", "?"), central=d.get("central", ""),
+                  token=_secret(d, node, "token", base, problems))
+        if not kw["token"]:
+            problems.add(node.file, node.line, "poller: missing `token:` (or `token_file:`) for central")
+        for key in ("autonomy_after", "heartbeat_interval", "spool_max_bytes", "batch_size"):
+            if key in d:
+                kw[key] = d[key]
+    if "max_concurrent_checks" in d:
+        kw["max_concurrent_checks"] = d["max_concurrent_checks"]
+    if "ssh" in sections:
+        kw["ssh"] = SSHSettings(**sections["ssh"])
+    objects = base / d.get("objects", ".")
+    if "objects" in d and not objects.is_dir():
+        problems.add(*node.where_of("objects"), f"objects: directory {objects} does not exist")
+    problems.raise_if_any()
+    return NodeConfig(role=role, file=str(path), state_dir=base / d["state_dir"], objects=objects,
+                      plugin_dirs=tuple(base / p for p in d.get("plugin_dirs", ())), log_level=level,
+                      macros=d.get("macros", {}), sections=sections, **kw)

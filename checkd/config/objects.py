@@ -1,0 +1,289 @@
+"""Build the Objects of a configuration directory from its YAML nodes.
+
+One pass reads each section into typed objects (checkd.config.fields), a
+second checks every reference between them (checkd.config.references).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from checkd.config import fields as f
+from checkd.config.errors import Problems, did_you_mean
+from checkd.config.macros import split_call, unknown_macros
+from checkd.config.model import (CheckSpec, Command, CommandKind, Contact, Group, Host, Notify,
+                                 Schedule, Service, Site, SSHSettings, TimePeriod, Where)
+from checkd.config.templates import index_templates, resolve
+from checkd.config.yamlsource import Node, Seq
+
+SECTIONS = ("hosts", "services", "commands", "contacts", "contact_groups", "hostgroups",
+            "templates", "timeperiods", "sites", "macros")
+
+SCHEDULE_KEYS: dict[str, f.Converter] = {
+    "interval": f.positive_duration, "retry_interval": f.positive_duration,
+    "max_attempts": f.positive_int, "timeout": f.positive_duration, "check_period": f.text,
+    "active": f.boolean, "freshness_threshold": f.positive_duration, "flap_detection": f.boolean,
+    "low_flap_threshold": f.percent, "high_flap_threshold": f.percent,
+}
+NOTIFY_KEYS: dict[str, f.Converter] = {
+    "contacts": f.names, "contact_groups": f.names, "notification_interval": f.duration,
+    "notification_period": f.text, "notifications_enabled": f.boolean,
+}
+COMMON_KEYS: dict[str, f.Converter] = {
+    "use": f.raw, "notes": f.text, "runbook": f.text, "vars": f.string_map, "command": f.raw,
+    **SCHEDULE_KEYS, **NOTIFY_KEYS,
+}
+HOST_KEYS = {"name": f.text, "address": f.text, "site": f.text, "alias": f.text,
+             "parents": f.names, "hostgroups": f.names, "ssh": f.raw, **COMMON_KEYS}
+SERVICE_KEYS = {"host": f.names, "hosts": f.names, "hostgroups": f.names, "description": f.text,
+                "graph": f.boolean, "servicegroups": f.names, **COMMON_KEYS}
+CONTACT_KEYS = {"name": f.text, "email": f.text, "jabber": f.text, "alias": f.text, "use": f.raw,
+                "contact_groups": f.names, "notification_period": f.text,
+                "service_notification_options": f.names, "host_notification_options": f.names}
+GROUP_KEYS = {"name": f.text, "members": f.names, "alias": f.text}
+COMMAND_KEYS = {"exec": f.text, "embedded": f.text, "ssh": f.text, "args": f.raw, "timeout": f.positive_duration}
+SSH_KEYS = {"user": f.text, "port": f.port, "key": f.text, "known_hosts": f.text,
+            "connect_timeout": f.positive_duration}
+SITE_KEYS = {"name": f.text, "stale_after": f.positive_duration}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TIMEPERIOD_KEYS = {"name": f.text, "alias": f.text, "exceptions": f.raw, "exclude": f.names,
+                   **{d: f.text for d in WEEKDAYS}}
+SERVICE_STATES = {"warning", "critical", "unknown", "recovery", "flapping", "downtime", "none"}
+HOST_STATES = {"down", "unreachable", "recovery", "flapping", "downtime", "none"}
+
+
+def section_items(node: Node, section: str, problems: Problems) -> list[Node]:
+    """The mappings of a list section; anything else is reported."""
+    value = node.get(section)
+    if value is None:
+        return []
+    if not isinstance(value, Seq):
+        problems.add(node.file, node.line_of(section), f"{section}: expected a list of mappings")
+        return []
+    items = [v for v in value if isinstance(v, Node)]
+    if len(items) != len(value):
+        problems.add(value.file, value.line, f"{section}: every entry must be a mapping (key: value)")
+    return items
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def read_command(name: str, value: Any, file: str, line: int, macros: dict[str, str],
+                 problems: Problems) -> Command | None:
+    where = Where(file, line)
+    if isinstance(value, str):
+        cmd = Command(name, CommandKind.EXEC, line=value, where=where)
+    elif isinstance(value, Node):
+        d = f.convert(value, COMMAND_KEYS, problems, f"command {name!r}")
+        kinds = [k for k in ("exec", "embedded", "ssh") if k in d]
+        if len(kinds) != 1:
+            problems.add(file, line, f"command {name!r}: give exactly one of exec:, embedded:, ssh:")
+            return None
+        args = value.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
+            problems.add(file, value.line_of("args"), f"command {name!r}: args must be a list of strings")
+            args = []
+        if args and kinds[0] != "embedded":
+            problems.add(file, value.line_of("args"),
+                         f"command {name!r}: args: only for embedded; put arguments in the command line")
+        kind = CommandKind(kinds[0])
+        cmd = Command(name, kind, line=d.get("exec") or d.get("ssh", ""), plugin=d.get("embedded", ""),
+                      args=tuple(str(a) for a in args), timeout=d.get("timeout"), where=where)
+    else:
+        problems.add(file, line, f"command {name!r}: expected a command line or a mapping "
+                                 "with exec:, embedded: or ssh:")
+        return None
+    for text in (cmd.line, *cmd.args):
+        for bad in unknown_macros(text, macros):
+            problems.add(file, line, f"command {name!r}: unknown macro ${bad}$"
+                                     f"{did_you_mean(bad, macros)}; define it under macros:")
+    return cmd
+
+
+def read_check(value: Any, owner: str, node: Node, commands: dict[str, Command],
+               macros: dict[str, str], problems: Problems) -> CheckSpec | None:
+    """The `command:` of a host or service: `name!arg!arg` or an inline command mapping."""
+    file, line = node.where_of("command")
+    if isinstance(value, str):
+        name, args = split_call(value)
+        cmd = commands.get(name)
+        if cmd is None:
+            problems.add(file, line, f"undefined command {name!r}{did_you_mean(name, commands)}")
+            return None
+        return CheckSpec(cmd, args)
+    if isinstance(value, Node):
+        cmd = read_command(owner, value, file, line, macros, problems)
+        return CheckSpec(cmd) if cmd else None
+    problems.add(file, line, "command: expected `name!arg1!arg2` or a mapping (exec:, embedded:, ssh:)")
+    return None
+
+
+# --- hosts and services ---------------------------------------------------------------------
+
+def _schedule(d: dict[str, Any], node: Node, problems: Problems) -> Schedule:
+    kw = {k: d[k] for k in SCHEDULE_KEYS if k in d}
+    sched = Schedule(**kw)
+    if sched.low_flap_threshold > sched.high_flap_threshold:
+        problems.add(*node.where_of("low_flap_threshold"),
+                     "low_flap_threshold must not be above high_flap_threshold")
+    return sched
+
+
+def _notify(d: dict[str, Any]) -> Notify:
+    return Notify(**{k: d[k] for k in NOTIFY_KEYS if k in d})
+
+
+def read_ssh(value: Any, node: Node, problems: Problems) -> SSHSettings | None:
+    if value is None:
+        return None
+    if not isinstance(value, Node):
+        problems.add(*node.where_of("ssh"), "ssh: expected a mapping (user:, port:, key:, known_hosts:)")
+        return None
+    d = f.convert(value, SSH_KEYS, problems, "ssh settings")
+    if d.get("known_hosts", "").lower() in ("none", "off", "no"):
+        problems.add(value.file, value.line_of("known_hosts"),
+                     "known_hosts: host key checking cannot be turned off; "
+                     "give a known_hosts file with the host's key")
+    return SSHSettings(**d)
+
+
+def site_of(name: str) -> str | None:
+    """`mysql17.ladc1` -> `ladc1`: a host's site is the last label of its name."""
+    head, dot, last = name.rpartition(".")
+    return last if dot and head and last else None
+
+
+def read_host(node: Node, commands: dict[str, Command], macros: dict[str, str],
+              problems: Problems) -> Host | None:
+    d = f.convert(node, HOST_KEYS, problems, "host")
+    name = d.get("name")
+    if not name:
+        problems.add(node.file, node.line, "host without a name: add `name: ...`")
+        return None
+    site = d.get("site") or site_of(name)
+    if not site:
+        problems.add(node.file, node.line,
+                     f"host {name!r} has no site: name it HOST.SITE or add `site: ...`")
+        return None
+    check = read_check(node["command"], name, node, commands, macros, problems) if "command" in node else None
+    return Host(name=name, address=d.get("address", name), site=site, alias=d.get("alias", ""),
+                parents=d.get("parents", ()), groups=d.get("hostgroups", ()), check=check,
+                schedule=_schedule(d, node, problems), notify=_notify(d), notes=d.get("notes", ""),
+                runbook=d.get("runbook", ""), vars=d.get("vars", {}),
+                ssh=read_ssh(node.get("ssh"), node, problems), where=Where(node.file, node.line))
+
+
+def read_service_template(node: Node, commands: dict[str, Command], macros: dict[str, str],
+                          problems: Problems) -> tuple[dict[str, Any], CheckSpec | None] | None:
+    """The host-independent part of a service definition (it may apply to many hosts)."""
+    d = f.convert(node, SERVICE_KEYS, problems, "service")
+    desc = d.get("description")
+    if not desc:
+        problems.add(node.file, node.line, "service without a description: add `description: ...`")
+        return None
+    if "command" not in node:
+        problems.add(node.file, node.line, f"service {desc!r} has no command: add `command: ...`")
+        return None
+    check = read_check(node["command"], desc, node, commands, macros, problems)
+    return d, check
+
+
+def make_service(host: str, d: dict[str, Any], check: CheckSpec, node: Node, problems: Problems) -> Service:
+    return Service(host=host, description=d["description"], check=check,
+                   schedule=_schedule(d, node, problems), notify=_notify(d), graph=d.get("graph", False),
+                   groups=d.get("servicegroups", ()), notes=d.get("notes", ""),
+                   runbook=d.get("runbook", ""), vars=d.get("vars", {}), where=Where(node.file, node.line))
+
+
+# --- contacts, groups, time periods, sites --------------------------------------------------
+
+def read_contact(node: Node, problems: Problems) -> Contact | None:
+    d = f.convert(node, CONTACT_KEYS, problems, "contact")
+    name = d.get("name")
+    if not name:
+        problems.add(node.file, node.line, "contact without a name: add `name: ...`")
+        return None
+    for key, allowed in (("service_notification_options", SERVICE_STATES),
+                         ("host_notification_options", HOST_STATES)):
+        for opt in d.get(key, ()):
+            if opt not in allowed:
+                problems.add(*node.where_of(key), f"{key}: unknown option {opt!r}{did_you_mean(opt, allowed)}")
+    kw: dict[str, Any] = {}
+    if "service_notification_options" in d:
+        kw["service_states"] = frozenset(d["service_notification_options"]) - {"none"}
+    if "host_notification_options" in d:
+        kw["host_states"] = frozenset(d["host_notification_options"]) - {"none"}
+    return Contact(name=name, email=d.get("email", ""), jabber=d.get("jabber", ""), alias=d.get("alias", ""),
+                   groups=d.get("contact_groups", ()), notification_period=d.get("notification_period"),
+                   where=Where(node.file, node.line), **kw)
+
+
+def read_group(node: Node, problems: Problems, what: str) -> Group | None:
+    d = f.convert(node, GROUP_KEYS, problems, what)
+    if not d.get("name"):
+        problems.add(node.file, node.line, f"{what} without a name: add `name: ...`")
+        return None
+    return Group(d["name"], d.get("members", ()), d.get("alias", ""), Where(node.file, node.line))
+
+
+_RANGE_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_ranges(text: str) -> tuple[tuple[int, int], ...]:
+    """`09:00-17:00,18:00-24:00` -> ((540, 1020), (1080, 1440)); empty means none."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        m = _RANGE_RE.match(part)
+        if not m:
+            raise ValueError(f"bad time range {part!r}: write HH:MM-HH:MM, several separated by commas")
+        start, end = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+        if int(m[2]) > 59 or int(m[4]) > 59 or end > 1440 or start >= end:
+            raise ValueError(f"bad time range {part!r}: start must be before end, at most 24:00")
+        out.append((start, end))
+    return tuple(out)
+
+
+def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
+    d = f.convert(node, TIMEPERIOD_KEYS, problems, "timeperiod")
+    if not d.get("name"):
+        problems.add(node.file, node.line, "timeperiod without a name: add `name: ...`")
+        return None
+    weekdays, exceptions = {}, {}
+    for i, day in enumerate(WEEKDAYS):
+        if day in d:
+            try:
+                weekdays[i] = parse_ranges(d[day])
+            except ValueError as e:
+                problems.add(*node.where_of(day), f"{day}: {e}")
+    exc = node.get("exceptions")
+    if exc is not None and not isinstance(exc, Node):
+        problems.add(*node.where_of("exceptions"), "exceptions: expected a mapping of YYYY-MM-DD to ranges")
+    for date, ranges in (exc or {}).items():
+        line = exc.line_of(date)
+        if not _DATE_RE.match(str(date)):
+            problems.add(exc.file, line, f"exceptions: bad date {date!r}: write YYYY-MM-DD (quoted)")
+            continue
+        try:
+            exceptions[str(date)] = parse_ranges(str(ranges or ""))
+        except ValueError as e:
+            problems.add(exc.file, line, f"exceptions: {e}")
+    return TimePeriod(d["name"], d.get("alias", ""), weekdays, exceptions, d.get("exclude", ()),
+                      Where(node.file, node.line))
+
+
+def read_site(node: Node, problems: Problems) -> Site | None:
+    d = f.convert(node, SITE_KEYS, problems, "site")
+    if not d.get("name"):
+        problems.add(node.file, node.line, "site without a name: add `name: ...`")
+        return None
+    return Site(d["name"], d.get("stale_after"), Where(node.file, node.line))
+
+
+def read_templates(docs: list[Node], problems: Problems) -> dict[str, Node]:
+    return index_templates([t for doc in docs for t in section_items(doc, "templates", problems)], problems)
+
+
+def resolved(doc: Node, section: str, templates: dict[str, Node], problems: Problems) -> list[Node]:
+    return [resolve(item, templates, problems) for item in section_items(doc, section, problems)]
