@@ -15,6 +15,7 @@ from checkd.states import Status
 # Nagios 4 keeps 8 KiB of output; we keep more but never an unbounded amount.
 MAX_OUTPUT_BYTES = 64 * 1024
 MAX_LONG_OUTPUT_CHARS = MAX_OUTPUT_BYTES
+MAX_TEXT_CHARS = 4096  # the first line: what fits a subject line and a phone screen
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,4 +94,4 @@ def interpret(raw: RawRun) -> PluginOutput:
         text = f"(no output on stdout) stderr: {err.splitlines()[0]}" if err else "(no output returned from plugin)"
     if raw.truncated:
         long_output = (long_output + f"\n(output truncated at {MAX_OUTPUT_BYTES} bytes)").lstrip("\n")
-    return PluginOutput(status, text, long_output[:MAX_LONG_OUTPUT_CHARS], perf)
+    return PluginOutput(status, text[:MAX_TEXT_CHARS], long_output[:MAX_LONG_OUTPUT_CHARS], perf)

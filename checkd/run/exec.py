@@ -1,0 +1,131 @@
+"""Run a plugin as a child process: posix_spawn, own process group, pidfd, capped pipes.
+
+posix_spawn (vfork underneath) never copies a big parent, and the loop only
+watches file descriptors, so this works on any event loop (uvloop included)
+without its subprocess machinery, whose full fork() costs dearly. The child
+leads its own process group; on timeout, and after it exits, the whole group is
+killed so a plugin that forked a sleeper leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+from collections.abc import Mapping, Sequence
+
+from checkd.plugin_output import MAX_OUTPUT_BYTES, RawRun
+
+# Nagios 4 (lib/runcmd.c) hands a command to /bin/sh when it contains one of these.
+SHELL_CHARS = set("!$^&*()~[]\\|{};<>?`")
+PLUGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def command_argv(line: str) -> list[str]:
+    """argv for a command line: split like a shell, or /bin/sh -c when it needs one."""
+    if any(c in SHELL_CHARS for c in line):
+        return ["/bin/sh", "-c", line]
+    try:
+        return shlex.split(line)
+    except ValueError:  # unbalanced quotes: let the shell report it
+        return ["/bin/sh", "-c", line]
+
+
+class _Capture:
+    """Reads one pipe without blocking, keeping at most `limit` bytes."""
+
+    def __init__(self, fd: int, limit: int, done: asyncio.Future[None]):
+        self.fd, self.limit, self.done = fd, limit, done
+        self.data = bytearray()
+        self.truncated = False
+
+    def on_readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            asyncio.get_running_loop().remove_reader(self.fd)
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        room = self.limit - len(self.data)
+        if len(chunk) > room:
+            self.truncated = True
+        if room > 0:
+            self.data += chunk[:room]
+
+
+def _spawn(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int]:
+    """Start argv with stdout/stderr on new pipes; returns (pid, out_fd, err_fd)."""
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+        spawn = os.posix_spawn if "/" in argv[0] else os.posix_spawnp
+        pid = spawn(argv[0], list(argv), env, file_actions=actions, setpgroup=0,
+                             setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    os.set_blocking(out_r, False)
+    os.set_blocking(err_r, False)
+    return pid, out_r, err_r
+
+
+def _kill_group(pid: int) -> None:
+    # Only while `pid` is unreaped (running or zombie): its group id can't be reused yet.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+async def run_exec(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
+                   max_output: int = MAX_OUTPUT_BYTES) -> RawRun:
+    """Run `argv` to completion or until `timeout`; never raises for plugin failures."""
+    loop = asyncio.get_running_loop()
+    try:
+        pid, out_fd, err_fd = _spawn(argv, PLUGIN_ENV if env is None else env)
+    except OSError as e:
+        return RawRun(error=f"cannot execute {argv[0]}: {e.strerror}")
+    pidfd = os.pidfd_open(pid)
+    exited: asyncio.Future[None] = loop.create_future()
+    out = _Capture(out_fd, max_output, loop.create_future())
+    err = _Capture(err_fd, max_output, loop.create_future())
+    loop.add_reader(out_fd, out.on_readable)
+    loop.add_reader(err_fd, err.on_readable)
+    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+        # Kill the whole group: on timeout, and also leftovers of a plugin that exited
+        # but left a child behind (it would hold our pipe open and leak).
+        _kill_group(pid)
+        await exited
+        await asyncio.gather(out.done, err.done)
+    finally:
+        for fd in (out_fd, err_fd, pidfd):
+            loop.remove_reader(fd)
+        if not exited.done():  # cancelled: don't leave the plugin running
+            _kill_group(pid)
+        _, status = os.waitpid(pid, 0)
+        for fd in (out_fd, err_fd, pidfd):
+            os.close(fd)
+    if timed_out:
+        return RawRun(timed_out=True, timeout=timeout, stdout=bytes(out.data))
+    return RawRun(exit_code=os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
+                  signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                  stdout=bytes(out.data), stderr=bytes(err.data),
+                  truncated=out.truncated or err.truncated)

@@ -1,0 +1,64 @@
+"""From a configured host or service to the exact thing to run: macros expanded.
+
+Expansion happens per run (not at load) because run-time macros like
+$SERVICESTATE$ and $TIMET$ change; everything else about the command is fixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+
+from checkd.config.macros import expand
+from checkd.config.model import CommandKind, Host, Objects, Service, SSHSettings
+from checkd.run.exec import command_argv
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PreparedCheck:
+    kind: CommandKind
+    timeout: float
+    argv: tuple[str, ...] = ()          # exec
+    line: str = ""                      # exec and ssh: the expanded command line
+    plugin: str = ""                    # embedded
+    args: tuple[str, ...] = ()          # embedded
+    address: str = ""                   # ssh
+    ssh: SSHSettings | None = None      # ssh
+
+
+def macro_values(objs: Objects, host: Host, service: Service | None, args: tuple[str, ...],
+                 runtime: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every macro a command of `host`/`service` may use, with its value now."""
+    values = dict(objs.macros)
+    values.update(HOSTNAME=host.name, HOSTADDRESS=host.address, HOSTALIAS=host.alias or host.name,
+                  HOSTDISPLAYNAME=host.alias or host.name, SITE=host.site, HOSTNOTES=host.notes,
+                  HOSTNOTESURL=host.runbook, TIMET=str(int(time.time())))
+    values.update({f"_HOST{k.upper()}": v for k, v in host.vars.items()})
+    if service is not None:
+        values.update(SERVICEDESC=service.description, SERVICEDISPLAYNAME=service.description,
+                      SERVICENOTES=service.notes, SERVICENOTESURL=service.runbook)
+        values.update({f"_SERVICE{k.upper()}": v for k, v in service.vars.items()})
+    # $ARGn$ may itself contain $USER1$-style macros (Nagios expands them there too).
+    values.update({f"ARG{i}": expand(a, values) for i, a in enumerate(args, start=1)})
+    values.update(runtime or {})
+    return values
+
+
+def prepare(objs: Objects, host: Host, service: Service | None, default_ssh: SSHSettings,
+            runtime: Mapping[str, str] | None = None) -> PreparedCheck:
+    """The check of `service` (or of `host` when service is None), ready to run."""
+    spec = service.check if service is not None else host.check
+    if spec is None:
+        raise ValueError(f"host {host.name} has no check command")
+    cmd = spec.command
+    schedule = (service or host).schedule
+    # A command's own timeout caps the object's: the shorter one wins.
+    timeout = min(schedule.timeout, cmd.timeout) if cmd.timeout else schedule.timeout
+    values = macro_values(objs, host, service, spec.args, runtime)
+    if cmd.kind is CommandKind.EMBEDDED:
+        return PreparedCheck(cmd.kind, timeout, plugin=cmd.plugin, args=tuple(expand(a, values) for a in cmd.args))
+    line = expand(cmd.line, values)
+    if cmd.kind is CommandKind.SSH:
+        return PreparedCheck(cmd.kind, timeout, line=line, address=host.address, ssh=host.ssh or default_ssh)
+    return PreparedCheck(cmd.kind, timeout, argv=tuple(command_argv(line)), line=line)

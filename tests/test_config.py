@@ -1,0 +1,199 @@
+"""`checkd check-config` reports every mistake as FILE:LINE: ... and exits 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from checkd.config import ConfigError, load_node
+from checkd.config.model import CommandKind
+
+REPO = Path(__file__).resolve().parents[1]
+
+BASE = """commands:
+  check_dummy: "$PLUGINDIR$/check_dummy $ARG1$ '$ARG2$'"
+  check_tcp: "$PLUGINDIR$/check_tcp -H $HOSTADDRESS$ -p $ARG1$"
+contacts:
+  - {name: ops, email: ops@example.com}
+templates:
+  - {name: generic, interval: 5m, retry_interval: 1m, max_attempts: 3}
+hosts:
+  - {name: db1.ladc1, address: 10.0.0.1}
+  - {name: web1.ladc1, address: 10.0.0.2}
+"""
+
+
+def write_tree(tmp: Path, objects: dict[str, str], node: str | None = None) -> Path:
+    (tmp / "objects").mkdir()
+    for name, text in objects.items():
+        (tmp / "objects" / name).write_text(textwrap.dedent(text))
+    node_file = tmp / "poller.yaml"
+    node_file.write_text(node or textwrap.dedent("""\
+        poller:
+          name: poller-ladc1
+          site: ladc1
+          central: http://127.0.0.1:8080
+          token: secret
+          state_dir: state
+          objects: objects
+        """))
+    return node_file
+
+
+def check_config(node_file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "checkd", "check-config", "-c", str(node_file)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def assert_error(tmp: Path, objects: dict[str, str], file: str, line: int, *words: str) -> str:
+    """Run the real CLI; the error must name FILE:LINE and contain `words`."""
+    result = check_config(write_tree(tmp, objects))
+    assert result.returncode == 1, result.stdout + result.stderr
+    wanted = f"{tmp / 'objects' / file}:{line}: "
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith(wanted)]
+    assert lines, f"no error at {wanted} in:\n{result.stderr}"
+    assert any(all(w in ln for w in words) for ln in lines), result.stderr
+    return result.stderr
+
+
+def test_shipped_example_configuration_is_accepted() -> None:
+    for node in ("central.yaml", "poller-ladc1.yaml", "poller-nydc1.yaml"):
+        result = check_config(REPO / "conf.d" / node)
+        assert result.returncode == 0, result.stderr
+        assert "OK:" in result.stdout
+
+
+def test_valid_configuration_loads_into_objects(tmp_path: Path) -> None:
+    node_file = write_tree(tmp_path, {"a.yaml": BASE + """
+services:
+  - {hosts: [db1.ladc1, web1.ladc1], description: Port, command: "check_tcp!3306", use: generic,
+     interval: 0.5s, contacts: [ops]}
+  - {host: db1.ladc1, description: Load, command: {exec: "/bin/echo $ARG1$"}}
+"""})
+    node, objs = load_node(node_file)
+    assert node.role == "poller" and node.site == "ladc1"
+    svc = objs.services[("db1.ladc1", "Port")]
+    assert svc.schedule.interval == 0.5 and svc.schedule.retry_interval == 60 and svc.schedule.max_attempts == 3
+    assert svc.check.command.name == "check_tcp" and svc.check.args == ("3306",)
+    assert objs.hosts["db1.ladc1"].site == "ladc1"
+    assert objs.services[("db1.ladc1", "Load")].check.command.kind is CommandKind.EXEC
+    assert len(objs.services_of_site("ladc1")) == 3
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE + """
+services:
+  - host: db1.ladc1
+    description: Port
+    command: check_tcp!3306
+    retry_intervall: 1m
+"""}, "a.yaml", 16, "unknown key 'retry_intervall'", 'did you mean "retry_interval"')
+
+
+def test_missing_template(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE + """
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tcp!3306", use: generik}
+"""}, "a.yaml", 13, "unknown template 'generik'", 'did you mean "generic"')
+
+
+def test_undefined_command(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE + """
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tpc!3306"}
+"""}, "a.yaml", 13, "undefined command 'check_tpc'", 'did you mean "check_tcp"')
+
+
+def test_undefined_contact_in_another_file(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE, "b.yaml": """
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tcp!3306", contacts: [opps]}
+"""}, "b.yaml", 3, "undefined contact 'opps'", 'did you mean "ops"')
+
+
+def test_duplicate_service_names_the_first(tmp_path: Path) -> None:
+    stderr = assert_error(tmp_path, {"a.yaml": BASE + """
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tcp!3306"}
+  - {hosts: [web1.ladc1, db1.ladc1], description: Port, command: "check_tcp!3307"}
+"""}, "a.yaml", 14, "duplicate service ('db1.ladc1', 'Port')")
+    assert "first defined at" in stderr and "a.yaml:13" in stderr
+
+
+def test_cycle_in_templates(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE, "b.yaml": """
+templates:
+  - {name: t1, use: t2}
+  - {name: t2, use: t1}
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tcp!3306", use: t1}
+"""}, "b.yaml", 3, "template cycle: t1 -> t2 -> t1")
+
+
+def test_cycle_in_parents(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE + """
+  - {name: sw1.ladc1, parents: [sw2.ladc1]}
+  - {name: sw2.ladc1, parents: [sw1.ladc1]}
+"""}, "a.yaml", 13, "cycle in parents: sw1.ladc1 -> sw2.ladc1 -> sw1.ladc1")
+
+
+def test_bad_duration(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE + """
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tcp!3306", interval: 5 minutes}
+"""}, "a.yaml", 13, "interval: bad duration '5 minutes'", "write e.g.")
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    assert_error(tmp_path, {"a.yaml": BASE + """
+services:
+  - {host: db1.ladc1, description: Port, command: "check_tcp!3306"
+  - {host: db1.ladc1
+"""}, "a.yaml", 14, "YAML syntax error")
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    result = check_config(write_tree(tmp_path, {"a.yaml": BASE + """
+services:
+  - {host: db9.ladc1, description: A, command: "check_tcp!1"}
+  - {host: db1.ladc1, description: B, command: "nope!1", timeout: -3s}
+  - {host: db1.ladc1, description: C, command: "check_tcp!1", max_attempts: 0}
+"""}))
+    assert result.returncode == 1
+    assert "undefined host 'db9.ladc1'" in result.stderr
+    assert "undefined command 'nope'" in result.stderr
+    assert "max_attempts" in result.stderr and "3 problem" in result.stderr or "4 problem" in result.stderr
+
+
+@pytest.mark.parametrize("snippet, words", [
+    ("hosts:\n  - {name: lonely, address: 1.2.3.4}\n", "has no site"),
+    ("hostz: []\n", 'did you mean "hosts"'),
+    ("commands:\n  x: {exec: /bin/true, ssh: /bin/true}\n", "exactly one of exec:, embedded:, ssh:"),
+    ("commands:\n  x: \"$PLUGINDIR$/check_x -p $USER7$\"\n", "unknown macro $USER7$"),
+    ("commands:\n  x: {embedded: no_such_plugin}\n", "embedded plugin 'no_such_plugin' not found"),
+    ("timeperiods:\n  - {name: t, monday: \"9-17\"}\n", "bad time range"),
+    ("hosts:\n  - {name: h.ladc1, ssh: {known_hosts: none}}\n", "host key checking cannot be turned off"),
+])
+def test_other_mistakes(tmp_path: Path, snippet: str, words: str) -> None:
+    result = check_config(write_tree(tmp_path, {"z.yaml": snippet}))
+    assert result.returncode == 1
+    assert words in result.stderr and str(tmp_path / "objects" / "z.yaml") + ":" in result.stderr
+
+
+def test_node_file_mistakes_name_the_node_file(tmp_path: Path) -> None:
+    node_file = write_tree(tmp_path, {"a.yaml": BASE}, node="poller:\n  nmae: x\n  objects: objects\n  state_dir: s\n")
+    result = check_config(node_file)
+    assert result.returncode == 1
+    assert f"{node_file}:2: unknown key 'nmae' in poller (did you mean \"name\"?)" in result.stderr
+    assert "missing `site: ...`" in result.stderr
+
+
+def test_config_error_lists_problems_sorted(tmp_path: Path) -> None:
+    node_file = write_tree(tmp_path, {"a.yaml": "services: 3\n"})
+    with pytest.raises(ConfigError) as e:
+        load_node(node_file)
+    assert str(e.value).startswith(str(tmp_path / "objects" / "a.yaml") + ":1: services: expected a list")
