@@ -1,0 +1,196 @@
+"""The scheduler: runs every check on time, at most N at once, and hands each
+result to a sink (the spool on a poller, the store on central during takeover).
+
+Timers are loop.call_at handles on the monotonic clock; a check that comes due
+while N checks run waits in a FIFO queue, and the wait shows up as latency.
+It knows nothing about pollers or central: both use it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from checkd.config.model import Host, Objects, Schedule, Service, SSHSettings
+from checkd.plugin_output import PluginOutput
+from checkd.result import CheckKey, CheckResult
+from checkd.run.prepare import prepare
+from checkd.run.runner import Runner
+from checkd.states import HostStatus, Status
+from checkd.transitions import CheckState, advance, apply
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[CheckResult], Awaitable[None]]
+LATENCY_WINDOW = 20000
+
+
+class Scheduler:
+    def __init__(self, objs: Objects, keys: Iterable[CheckKey], runner: Runner, sink: Sink, *,
+                 max_concurrent: int = 256, node: str = "", default_ssh: SSHSettings = SSHSettings(),
+                 states: dict[CheckKey, CheckState] | None = None, wall: Callable[[], float] = time.time):
+        self.objs, self.runner, self.sink = objs, runner, sink
+        self.keys = sorted(keys, key=lambda k: (k[0], k[1] or ""))
+        self.max_concurrent, self.node, self.default_ssh, self.wall = max_concurrent, node, default_ssh, wall
+        self.states: dict[CheckKey, CheckState] = {k: (states or {}).get(k) or CheckState() for k in self.keys}
+        self._timers: dict[CheckKey, asyncio.TimerHandle] = {}
+        self._ready: collections.deque[tuple[CheckKey, float, str]] = collections.deque()
+        self._running: set[CheckKey] = set()
+        self._rerun: set[CheckKey] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references: tasks must not be collected
+        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self.checks_done = 0
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Spread the first run of every check evenly over its interval (no thundering herd)."""
+        loop = asyncio.get_running_loop()
+        now, n = loop.time(), max(len(self.keys), 1)
+        for i, key in enumerate(self.keys):
+            self._schedule_at(key, now + self._schedule(key).interval * i / n)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling; let running checks finish (their results are kept) up to `timeout`."""
+        self._stopping = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._ready.clear()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def reschedule_now(self, key: CheckKey) -> bool:
+        """Run `key` at once (a forced check); False when this scheduler doesn't own it."""
+        if key not in self.states or self._stopping:
+            return False
+        if key in self._running:
+            self._rerun.add(key)
+            return True
+        handle = self._timers.pop(key, None)
+        if handle:
+            handle.cancel()
+        self._due(key, asyncio.get_running_loop().time(), "forced")
+        return True
+
+    # --- timing ---------------------------------------------------------------------------
+
+    def _schedule(self, key: CheckKey) -> Schedule:
+        host, service = key
+        return (self.objs.services[(host, service)] if service is not None else self.objs.hosts[host]).schedule
+
+    def _schedule_at(self, key: CheckKey, when: float, check_type: str = "active") -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_at(when, self._due, key, when, check_type)
+
+    def _due(self, key: CheckKey, scheduled: float, check_type: str = "active") -> None:
+        self._timers.pop(key, None)
+        if self._stopping:
+            return
+        if len(self._running) < self.max_concurrent:
+            self._launch(key, scheduled, check_type)
+        else:
+            self._ready.append((key, scheduled, check_type))
+
+    def _launch(self, key: CheckKey, scheduled: float, check_type: str) -> None:
+        self._running.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(key, scheduled, check_type))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _release(self, key: CheckKey) -> None:
+        self._running.discard(key)
+        while self._ready and len(self._running) < self.max_concurrent:
+            self._launch(*self._ready.popleft())
+
+    def _next_run(self, key: CheckKey, scheduled: float, retrying: bool) -> None:
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        sched = self._schedule(key)
+        interval = sched.retry_interval if retrying else sched.interval
+        # Stay on the grid while on time; after falling behind by a whole interval,
+        # start afresh from now rather than firing a burst of overdue checks.
+        when = scheduled + interval
+        if when < loop.time():
+            when = loop.time() + interval
+        if key in self._rerun:
+            self._rerun.discard(key)
+            when = loop.time()
+        self._schedule_at(key, when)
+
+    # --- one run ----------------------------------------------------------------------------
+
+    def _objects(self, key: CheckKey) -> tuple[Host, Service | None]:
+        host, service = key
+        return self.objs.hosts[host], (self.objs.services[(host, service)] if service is not None else None)
+
+    async def _run(self, key: CheckKey, scheduled_mono: float, check_type: str) -> None:
+        loop = asyncio.get_running_loop()
+        offset = self.wall() - loop.time()          # monotonic -> wall clock
+        started = loop.time()
+        self.latencies.append(started - scheduled_mono)
+        host, service = self._objects(key)
+        retrying = False
+        try:
+            try:
+                check = prepare(self.objs, host, service, self.default_ssh, self._runtime_macros(key))
+                output = await self.runner.run(check)
+            except Exception as e:  # a bug in one check must not stop the others
+                log.exception("check %s/%s failed inside checkd", key[0], key[1])
+                output = PluginOutput(Status.UNKNOWN, f"(checkd internal error: {type(e).__name__}: {e})", "", "")
+            finished = loop.time()
+            self._release(key)
+            result = self._result(key, host, service, output, scheduled_mono + offset,
+                                  started + offset, finished + offset, check_type)
+            retrying = result.state_type.value == "SOFT" and result.status != 0
+            self.checks_done += 1
+            await self.sink(result)
+        finally:
+            self._running.discard(key)
+            self._next_run(key, scheduled_mono, retrying)
+
+    def _runtime_macros(self, key: CheckKey) -> dict[str, Any]:
+        st = self.states[key]
+        return {"SERVICESTATEID" if key[1] else "HOSTSTATEID": str(st.status),
+                "SERVICEATTEMPT" if key[1] else "HOSTATTEMPT": str(st.attempt)}
+
+    def _host_status(self, host: Host, output: PluginOutput) -> int:
+        """UP/DOWN from the plugin; DOWN becomes UNREACHABLE when every known parent is down."""
+        status = HostStatus.from_plugin(output.status)
+        if status is HostStatus.DOWN and host.parents:
+            known = [self.states[(p, None)].status for p in host.parents if (p, None) in self.states]
+            if known and len(known) == len(host.parents) and all(s != HostStatus.UP for s in known):
+                status = HostStatus.UNREACHABLE
+        return int(status)
+
+    def _result(self, key: CheckKey, host: Host, service: Service | None, output: PluginOutput,
+                scheduled: float, started: float, finished: float, check_type: str) -> CheckResult:
+        sched = (service or host).schedule
+        status = int(output.status) if service is not None else self._host_status(host, output)
+        state = self.states[key]
+        t = advance(state, status, sched.max_attempts)
+        apply(state, t, finished)
+        state.output = output.output
+        flapping = (state.flap.record(status, sched.low_flap_threshold, sched.high_flap_threshold)
+                    if sched.flap_detection else False)
+        return CheckResult(host=host.name, service=service.description if service else None, status=t.status,
+                           state_type=t.state_type, attempt=t.attempt, output=output.output,
+                           long_output=output.long_output, perfdata=output.perfdata, scheduled=scheduled,
+                           started=started, finished=finished, max_attempts=sched.max_attempts,
+                           flapping=flapping, check_type=check_type, polled_by=self.node)
+
+
+def site_checks(objs: Objects, site: str) -> list[CheckKey]:
+    """Every check a node of `site` runs: host checks (hosts with a command) and services."""
+    keys: list[CheckKey] = [(h.name, None) for h in objs.hosts_of_site(site) if h.check is not None]
+    keys += [(s.host, s.description) for s in objs.services_of_site(site)]
+    return keys
