@@ -1,0 +1,120 @@
+"""The poller daemon: its site's checks -> scheduler -> spool -> forwarder -> central.
+
+`Poller` has start/stop so tests can run it in-process; `main` is the
+`checkd poller -c FILE` entry point and the only place that handles signals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from checkd import retention
+from checkd.config import load_node
+from checkd.config.model import Objects
+from checkd.config.node import NodeConfig
+from checkd.forwarder import Forwarder
+from checkd.result import CheckResult
+from checkd.run.runner import Runner
+from checkd.scheduler import Scheduler, site_checks
+from checkd.spool import Spool
+
+log = logging.getLogger(__name__)
+RETENTION_EVERY = 5.0
+
+
+class Poller:
+    def __init__(self, node: NodeConfig, objs: Objects):
+        self.node, self.objs = node, objs
+        self.state_dir = node.state_dir
+        self.spool = Spool(self.state_dir / "spool", max_bytes=node.spool_max_bytes)
+        self.runner = Runner([*node.plugin_dirs, *_shipped()])
+        self.scheduler: Scheduler | None = None
+        self.forwarder: Forwarder | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        await self.spool.open()
+        states = retention.load(self.state_dir / "retention.json")
+        retention.overlay(states, self.spool.read(-1, 1 << 62))
+        keys = site_checks(self.objs, self.node.site)
+        self.scheduler = Scheduler(self.objs, keys, self.runner, self._spool_result,
+                                   max_concurrent=self.node.max_concurrent_checks, node=self.node.name,
+                                   default_ssh=self.node.ssh, states=states)
+        self.forwarder = Forwarder(self.spool, self.node.central, self.node.token, self.node.name, self.node.site,
+                                   batch_size=self.node.batch_size,
+                                   heartbeat_interval=self.node.heartbeat_interval,
+                                   on_commands=self.on_commands)
+        self.scheduler.start()
+        self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
+                       asyncio.create_task(self._save_retention_periodically(), name="retention")]
+        log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
+                 len(keys), self.node.central)
+
+    async def _spool_result(self, result: CheckResult) -> None:
+        # Returns once the result is durable: only then is it "done" for the scheduler.
+        await self.spool.append(result.to_record())
+
+    def on_commands(self, commands: list[dict[str, Any]]) -> None:
+        """Commands from central's answers: run a check now, ..."""
+        for cmd in commands:
+            if cmd.get("type") == "reschedule" and self.scheduler is not None:
+                key = (str(cmd.get("host")), cmd.get("service"))
+                if not self.scheduler.reschedule_now(key):
+                    log.warning("central asked to reschedule %s/%s, which this poller does not run", *key)
+            else:
+                log.warning("ignoring unknown command from central: %r", cmd)
+
+    async def _save_retention_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_EVERY)
+            await self._save_retention()
+
+    async def _save_retention(self) -> None:
+        if self.scheduler is not None:
+            await asyncio.to_thread(retention.save, self.state_dir / "retention.json", dict(self.scheduler.states))
+
+    async def stop(self) -> None:
+        """Finish running checks, save state, deliver what we can, close."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            await self._save_retention()
+        if self.forwarder is not None:
+            await self.forwarder.close()
+        await self.runner.close()
+        await self.spool.close()
+        log.info("poller %s stopped", self.node.name)
+
+
+def _shipped() -> list[Any]:
+    from checkd.config.load import SHIPPED_PLUGINS
+    return SHIPPED_PLUGINS
+
+
+async def serve(poller: Poller) -> None:
+    """Run until SIGTERM or SIGINT, then stop within a deadline."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await poller.start()
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.wait_for(poller.stop(), timeout=30)
+
+
+def main(args: argparse.Namespace) -> int:
+    node, objs = load_node(args.config)
+    if node.role != "poller":
+        raise SystemExit(f"{args.config}: `checkd poller` needs a poller: node file, not {node.role}:")
+    logging.getLogger().setLevel(node.log_level.upper())
+    asyncio.run(serve(Poller(node, objs)))
+    return 0
