@@ -13,7 +13,7 @@ from checkd.config.model import SSHSettings
 from checkd.plugin_output import MAX_OUTPUT_BYTES, interpret
 from checkd.run.ssh import SSHPool
 from checkd.states import Status
-from sshd import Sshd, make_keypair
+from sshd import Sshd, free_port, make_keypair
 
 PLUGINS = "/usr/lib/nagios/plugins"
 ADDR = "127.0.0.1"
@@ -246,3 +246,31 @@ def test_concurrent_checks_respect_the_channel_cap_on_one_connection(sshd: Sshd)
 
     asyncio.run(main())
     assert sshd.accepted_logins() == 1
+
+
+def test_reconnect_backoff_doubles_and_answers_from_the_last_failure() -> None:
+    clock = [1000.0]
+    settings = SSHSettings(user="nobody", port=free_port(), known_hosts="/dev/null", connect_timeout=2)
+
+    async def main() -> None:
+        pool = SSHPool(backoff=1.0, max_backoff=4.0, now=lambda: clock[0])
+        try:
+            async def failures_after(advance: float) -> int:
+                clock[0] += advance
+                raw = await pool.run(ADDR, settings, "true", 5)
+                assert raw.error is not None and raw.error.startswith(f"ssh to 127.0.0.1:{settings.port}: ")
+                return pool.stats().connect_failures
+            # Nothing listens on the port: each real attempt is "connection refused".
+            assert await failures_after(0) == 1
+            assert await failures_after(0.9) == 1      # inside 1s: no new attempt
+            assert await failures_after(0.2) == 2      # then 2s
+            assert await failures_after(1.9) == 2
+            assert await failures_after(0.2) == 3      # then 4s, the cap
+            assert await failures_after(3.9) == 3
+            assert await failures_after(0.2) == 4
+            assert await failures_after(3.9) == 4
+            assert pool.stats().handshakes == 0
+        finally:
+            await pool.close()
+
+    asyncio.run(main())

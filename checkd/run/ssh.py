@@ -3,6 +3,7 @@
 Turns (address, SSHSettings, command line) into a RawRun over one pooled,
 persistent asyncssh connection per (address, port, user), so a check costs a
 channel, not a handshake; checkd.plugin_output interprets the RawRun.
+Handshake and host key policy: ssh_connect; one command's channel: ssh_session.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal as _signal
 import time
 from collections.abc import Callable
 
 import asyncssh
 
 from checkd.config.model import SSHSettings
-from checkd.plugin_output import MAX_OUTPUT_BYTES, RawRun
+from checkd.plugin_output import RawRun
 from checkd.run.ssh_connect import ConnectError, open_connection
+from checkd.run.ssh_session import CheckSession
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +35,6 @@ class PoolStats:
     connect_failures: int   # handshakes that failed (refused, timeout, host key, auth)
     channels_busy: int      # session channels in use now, all connections
     peak_channels: int      # most channels ever in use at once on one connection
-
-
-class _Session(asyncssh.SSHClientSession):
-    """Collects one remote command's output (capped) and how it ended."""
-
-    def __init__(self) -> None:
-        self.stdout = bytearray()
-        self.stderr = bytearray()
-        self.truncated = False
-        self.exit_status: int | None = None
-        self.exit_signal: str | None = None
-        self.closed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes, datatype: int | None) -> None:
-        buf = self.stderr if datatype == asyncssh.EXTENDED_DATA_STDERR else self.stdout
-        room = MAX_OUTPUT_BYTES - len(buf)
-        if len(data) > room:
-            # Keep draining (and discarding) so the command can finish and report its exit status.
-            self.truncated = True
-            data = data[:max(room, 0)]
-        buf += data
-
-    def exit_status_received(self, status: int) -> None:
-        self.exit_status = status
-
-    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
-        self.exit_signal = signal
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(exc)
 
 
 class _Link:
@@ -87,14 +57,6 @@ class _Failure:
 
 def _where(address: str, port: int) -> str:
     return f"ssh to [{address}]:{port}" if ":" in address else f"ssh to {address}:{port}"
-
-
-def _signal_number(name: str) -> int | None:
-    # SSH names signals without the SIG prefix ("KILL", "TERM").
-    try:
-        return int(_signal.Signals["SIG" + name.upper()])
-    except KeyError:
-        return None
 
 
 class SSHPool:
@@ -231,21 +193,22 @@ class SSHPool:
                 lost = await asyncio.shield(session.closed)
         except TimeoutError:
             await self._abandon(chan, session, where)
-            return RawRun(timed_out=True, timeout=timeout, stdout=bytes(session.stdout),
-                          stderr=bytes(session.stderr), truncated=session.truncated)
-        return self._result(key, link, session, lost, timeout, where)
+            return session.timed_out(timeout)
+        if lost is not None or link.lost.is_set():
+            self._drop(key, link)
+        return session.raw_run(timeout, where, lost=link.lost.is_set())
 
-    async def _open_channel(self, link: _Link, command: str) -> tuple[asyncssh.SSHClientChannel, _Session]:
+    async def _open_channel(self, link: _Link, command: str) -> tuple[asyncssh.SSHClientChannel, CheckSession]:
         try:
-            return await link.conn.create_session(_Session, command, encoding=None, request_pty=False)
+            return await link.conn.create_session(CheckSession, command, encoding=None, request_pty=False)
         except asyncssh.ChannelOpenError:
             if link.lost.is_set():
                 raise
             # sshd releases session slots some time after a channel closes: one retry covers that.
             await asyncio.sleep(self._channel_retry_delay)
-            return await link.conn.create_session(_Session, command, encoding=None, request_pty=False)
+            return await link.conn.create_session(CheckSession, command, encoding=None, request_pty=False)
 
-    async def _abandon(self, chan: asyncssh.SSHClientChannel, session: _Session, where: str) -> None:
+    async def _abandon(self, chan: asyncssh.SSHClientChannel, session: CheckSession, where: str) -> None:
         # Ask sshd to kill the command (OpenSSH >= 7.9 honours it), then close the
         # channel; the connection stays in the pool for the next check.
         try:
@@ -255,22 +218,3 @@ class SSHPool:
         chan.close()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(session.closed), 2.0)
-
-    def _result(self, key: _Key, link: _Link, session: _Session, lost: Exception | None,
-                timeout: float, where: str) -> RawRun:
-        out, err = bytes(session.stdout), bytes(session.stderr)
-        if session.exit_signal is not None:
-            num = _signal_number(session.exit_signal)
-            if num is not None:
-                return RawRun(signal=num, stdout=out, stderr=err, truncated=session.truncated, timeout=timeout)
-            return RawRun(error=f"{where}: remote command died by unknown signal {session.exit_signal}",
-                          stdout=out, stderr=err, timeout=timeout)
-        if session.exit_status is not None:
-            return RawRun(exit_code=session.exit_status, stdout=out, stderr=err,
-                          truncated=session.truncated, timeout=timeout)
-        if lost is not None or link.lost.is_set():
-            self._drop(key, link)
-            return RawRun(error=f"{where}: connection lost during the check ({lost or 'closed'})",
-                          stdout=out, stderr=err, timeout=timeout)
-        return RawRun(error=f"{where}: session closed without an exit status", stdout=out,
-                      stderr=err, timeout=timeout)
