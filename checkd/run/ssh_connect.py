@@ -94,5 +94,7 @@ async def open_connection(address: str, settings: SSHSettings, keepalive_interva
     except asyncssh.Error as exc:
         raise ConnectError(f"ssh error during the handshake ({exc})") from exc
     except OSError as exc:
-        raise ConnectError(f"connection failed ({exc.strerror or exc})") from exc
+        # asyncio's text is "Connect call failed ('10.0.0.5', 22)"; the errno says why.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConnectError(f"connection failed ({reason})") from exc
     return conn, lost
