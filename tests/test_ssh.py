@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import signal
 import tempfile
 import time
+from pathlib import Path
 
 from checkd.config.model import SSHSettings
 from checkd.plugin_output import MAX_OUTPUT_BYTES, interpret
@@ -178,8 +180,8 @@ def test_sshd_restart_fails_clearly_then_reconnects(sshd: Sshd) -> None:
     assert sshd.accepted_logins() == 2
 
 
-def test_unknown_or_changed_host_key_is_refused_before_anything_runs(sshd: Sshd) -> None:
-    work = tempfile.mkdtemp(prefix="checkd-hostkey-")
+def test_unknown_or_changed_host_key_is_refused_before_anything_runs(sshd: Sshd, tmp_path: Path) -> None:
+    work = str(tmp_path)
     empty = os.path.join(work, "empty_known_hosts")
     open(empty, "w").close()
     _, other_key = make_keypair(work, "other_host_key")
@@ -213,8 +215,8 @@ def test_unknown_or_changed_host_key_is_refused_before_anything_runs(sshd: Sshd)
     assert sshd.accepted_logins() == 0
 
 
-def test_unauthorised_client_key_is_a_clear_error(sshd: Sshd) -> None:
-    stranger, _ = make_keypair(tempfile.mkdtemp(prefix="checkd-key-"), "stranger")
+def test_unauthorised_client_key_is_a_clear_error(sshd: Sshd, tmp_path: Path) -> None:
+    stranger, _ = make_keypair(str(tmp_path), "stranger")
 
     async def main() -> str | None:
         pool = SSHPool()
@@ -248,7 +250,10 @@ def test_concurrent_checks_respect_the_channel_cap_on_one_connection(sshd: Sshd)
         finally:
             await pool.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(running)
     assert sshd.accepted_logins() == 1
 
 
