@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sshd import Sshd, ensure_test_user, require_sshd
+from tests.sshd import Sshd, ensure_test_user, require_sshd
 
 
 @pytest.fixture

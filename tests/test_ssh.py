@@ -15,7 +15,7 @@ from checkd.config.model import SSHSettings
 from checkd.plugin_output import MAX_OUTPUT_BYTES, interpret
 from checkd.run.ssh import SSHPool
 from checkd.states import Status
-from sshd import Sshd, free_port, make_keypair
+from tests.sshd import Sshd, free_port, make_keypair
 
 PLUGINS = "/usr/lib/nagios/plugins"
 ADDR = "127.0.0.1"
