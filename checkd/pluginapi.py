@@ -90,6 +90,10 @@ class ArgumentParser(argparse.ArgumentParser):
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise CheckError(message or self.format_usage().strip())
 
+    def print_help(self, file: object = None) -> None:
+        # argparse would print to sys.stdout: in embedded mode, the poller's.
+        raise CheckError(" ".join(self.format_usage().split()))
+
 
 def format_output(outcome: Outcome) -> str:
     """`TEXT | perfdata` on the first line, long output after (Nagios plugin API)."""
