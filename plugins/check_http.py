@@ -48,7 +48,9 @@ async def check(args: list[str]) -> Outcome:
     started = time.monotonic()
     try:
         timeout = aiohttp.ClientTimeout(total=opts.timeout)
-        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        # HTTP/1.0, as check_http asks: servers answer it in kind, so both report the same.
+        session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False, version=aiohttp.HttpVersion10)
+        async with session:
             async with session.get(url, headers=headers, ssl=False if opts.ssl else None,
                                    allow_redirects=False) as resp:
                 body = await resp.read()
