@@ -52,6 +52,7 @@ class EmbeddedRunner:
         self._modules: dict[str, _Loaded] = {}
         self._loading: dict[str, tuple[tuple[int, int], asyncio.Task[_Loaded | None]]] = {}
         self._abandoned: set[PluginThread] = set()
+        self._live: set[PluginThread] = set()   # every plugin thread still running
         # Strong references: timed-out async checks still unwinding their cancellation.
         self._cancelled: set[asyncio.Task[Outcome]] = set()
 
@@ -60,6 +61,11 @@ class EmbeddedRunner:
         """Threads of timed-out plugins that did not stop and are still running."""
         self._abandoned = {t for t in self._abandoned if t.alive}
         return len(self._abandoned)
+
+    @property
+    def running_threads(self) -> int:
+        """Plugin threads still running: checks in progress plus leaked ones."""
+        return len(self._live)
 
     async def run(self, plugin: str, args: list[str], timeout: float) -> RawRun:
         if not _NAME_RE.match(plugin):  # the name becomes a path: never let it hold '/' or '..'
@@ -111,7 +117,7 @@ class EmbeddedRunner:
 
     async def _in_thread(self, plugin: str, fn: Callable[[], Any], timeout: float) -> Any:
         """fn's (ok, value) from a thread of its own; None when it ran out of time."""
-        thread = PluginThread(fn, plugin)
+        thread = PluginThread(fn, self._live)
         future = thread.start()
         try:
             done, _ = await asyncio.wait({future}, timeout=timeout)

@@ -1,4 +1,4 @@
-"""One synchronous plugin call in a daemon thread of its own, with a way to stop it.
+"""One synchronous plugin call in a thread of its own, with a way to stop it.
 
 The embedded runner gives every sync call a fresh thread, so a hung plugin ties
 up only that thread. When the caller gives up, `interrupt()` injects
@@ -9,6 +9,7 @@ that call returns, and until then the thread is left behind.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import ctypes
 import threading
@@ -29,39 +30,50 @@ class PluginTimeout(BaseException):
 
 
 class PluginThread:
-    def __init__(self, fn: Callable[[], Any], name: str) -> None:
+    """A plugin call on a raw _thread: unlike threading.Thread.start(), starting one
+    does not wait for the new thread to run, which can take many GIL switch
+    intervals while other plugin threads spin, and would stall the event loop."""
+
+    def __init__(self, fn: Callable[[], Any], live: set[PluginThread] | None = None) -> None:
         self._fn = fn
+        self._live = live if live is not None else set()   # holds this thread while it runs
         self._lock = threading.Lock()
+        self._ident: int | None = None
         self._finished = False   # set under _lock as the thread's last act
         self._interrupted = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._future: asyncio.Future[Settled] | None = None
-        self._thread = threading.Thread(target=self._main, name=f"checkd-plugin-{name}", daemon=True)
 
     def start(self) -> asyncio.Future[Settled]:
         """Start the call; the future settles on the running loop when it ends."""
         self._loop = asyncio.get_running_loop()
         self._future = self._loop.create_future()
-        self._thread.start()
+        self._live.add(self)
+        _thread.start_new_thread(self._main, ())  # like a daemon thread: never delays exit
         return self._future
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return not self._finished
 
     def interrupt(self) -> None:
         """Ask the thread to stop by raising PluginTimeout in it (once)."""
         with self._lock:
             # Only while the thread has not finished: a dead thread's id may
             # already belong to another thread, which must not get the exception.
-            if self._finished or self._interrupted or self._thread.ident is None:
+            if self._finished or self._interrupted:
                 return
             self._interrupted = True
-            _set_async_exc(self._thread.ident, ctypes.py_object(PluginTimeout))
+            if self._ident is not None:  # not yet running: _main sees the flag instead
+                _set_async_exc(self._ident, ctypes.py_object(PluginTimeout))
 
     def _main(self) -> None:
         try:
             try:
+                with self._lock:
+                    self._ident = threading.get_ident()
+                    if self._interrupted:
+                        raise PluginTimeout
                 try:
                     settled: Settled = (True, self._fn())
                 except BaseException as e:  # reported to the caller, never raised in the thread
@@ -70,7 +82,7 @@ class PluginThread:
             finally:
                 self._finish()
         except PluginTimeout:
-            pass  # landed after the plugin returned; the caller has already moved on
+            pass  # the caller gave up before or after the plugin ran; nobody waits
 
     def _deliver(self, settled: Settled) -> None:
         assert self._loop is not None and self._future is not None
@@ -82,10 +94,11 @@ class PluginThread:
     def _finish(self) -> None:
         with self._lock:
             self._finished = True
-            if self._interrupted and self._thread.ident is not None:
-                # Drop a PluginTimeout still pending, so it cannot fire inside
-                # threading's own bookkeeping after _main returns.
-                _set_async_exc(self._thread.ident, ctypes.py_object())
+            self._live.discard(self)
+            if self._interrupted and self._ident is not None:
+                # Drop a PluginTimeout still pending, so it cannot fire after
+                # _main returns, outside any handler.
+                _set_async_exc(self._ident, ctypes.py_object())
 
 
 def _settle(future: asyncio.Future[Settled], settled: Settled) -> None:
