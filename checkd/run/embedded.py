@@ -75,7 +75,10 @@ class EmbeddedRunner:
             return RawRun(error=f"no plugin {plugin} in {', '.join(map(str, self._dirs))}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        loaded = await self._module(plugin, path, timeout)
+        try:
+            loaded = await self._module(plugin, path, timeout)
+        except OSError as e:  # removed or unreadable between the lookup and the stat
+            return RawRun(error=f"cannot read plugin {plugin}: {e.strerror}")
         if loaded is None:
             return RawRun(timed_out=True, timeout=timeout)
         if loaded.check is None:
