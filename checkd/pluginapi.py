@@ -21,8 +21,8 @@ from typing import NoReturn
 from checkd.perfdata import PerfdataError, Range
 from checkd.states import Status, worst
 
-__all__ = ["ArgumentParser", "CheckError", "Outcome", "Perf", "Status", "checked", "evaluate", "failure", "format_output",
-           "run_script", "worst"]
+__all__ = ["ArgumentParser", "CheckError", "Outcome", "Perf", "Status", "checked", "evaluate", "failure",
+           "format_output", "run_script", "worst"]
 
 
 class CheckError(Exception):
