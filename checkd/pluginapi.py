@@ -15,13 +15,14 @@ import dataclasses
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from checkd.perfdata import PerfdataError, Range
 from checkd.states import Status, worst
 
-__all__ = ["ArgumentParser", "CheckError", "Outcome", "Perf", "Status", "evaluate", "format_output",
-           "run_script", "worst"]
+__all__ = ["ArgumentParser", "CheckError", "Outcome", "Perf", "Status", "checked", "evaluate", "failure",
+           "format_output", "run_script", "worst"]
 
 
 class CheckError(Exception):
@@ -61,6 +62,10 @@ class Outcome:
     text: str
     perfdata: Sequence[Perf] = ()
     long_output: str = ""
+    # Nagios plugins name their service before the state ("LOAD OK - ...",
+    # "FILE_AGE OK: ..."); label and sep let ours read the same.
+    label: str = ""
+    sep: str = ": "
 
 
 def evaluate(value: float, warn: str | None, crit: str | None) -> Status:
@@ -85,11 +90,16 @@ class ArgumentParser(argparse.ArgumentParser):
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise CheckError(message or self.format_usage().strip())
 
+    def print_help(self, file: object = None) -> None:
+        # argparse would print to sys.stdout: in embedded mode, the poller's.
+        raise CheckError(" ".join(self.format_usage().split()))
+
 
 def format_output(outcome: Outcome) -> str:
     """`TEXT | perfdata` on the first line, long output after (Nagios plugin API)."""
     text = outcome.text.replace("|", "/").replace("\n", " ")
-    first = f"{outcome.status.name}: {text}"
+    head = f"{outcome.label} {outcome.status.name}" if outcome.label else outcome.status.name
+    first = f"{head}{outcome.sep}{text}"
     if outcome.perfdata:
         first += " | " + " ".join(map(str, outcome.perfdata))
     long_output = outcome.long_output.replace("|", "/")
@@ -99,19 +109,29 @@ def format_output(outcome: Outcome) -> str:
 CheckFunction = Callable[[list[str]], "Outcome | Awaitable[Outcome]"]
 
 
-def call(check: CheckFunction, args: list[str]) -> Outcome:
+def failure(name: str, exc: BaseException) -> Outcome:
+    """The UNKNOWN Outcome for a check that raised; one line, naming the plugin."""
+    if isinstance(exc, CheckError):
+        return Outcome(Status.UNKNOWN, str(exc))
+    return Outcome(Status.UNKNOWN, f"plugin {name} failed: {type(exc).__name__}: {exc}")
+
+
+def checked(result: object, name: str = "check") -> Outcome:
+    """`result` if it is an Outcome; a plugin returning anything else is broken."""
+    if not isinstance(result, Outcome):
+        raise CheckError(f"plugin {name} failed: returned {type(result).__name__}, not Outcome")
+    return result
+
+
+def call(check: CheckFunction, args: list[str], name: str = "check") -> Outcome:
     """Run `check` to its Outcome in script mode; any failure is UNKNOWN, never a traceback."""
     try:
         result = check(args)
         if inspect.isawaitable(result):
             result = asyncio.run(_await(result))
-        if not isinstance(result, Outcome):
-            raise CheckError(f"plugin returned {type(result).__name__}, not Outcome")
-        return result
-    except CheckError as e:
-        return Outcome(Status.UNKNOWN, str(e))
+        return checked(result, name)
     except Exception as e:  # the guard: a plugin always prints valid output
-        return Outcome(Status.UNKNOWN, f"plugin failed: {type(e).__name__}: {e}")
+        return failure(name, e)
 
 
 async def _await(aw: Awaitable[Outcome]) -> Outcome:
@@ -120,7 +140,10 @@ async def _await(aw: Awaitable[Outcome]) -> Outcome:
 
 def run_script(check: CheckFunction) -> NoReturn:
     """Entry point for a plugin run as a script."""
-    outcome = call(check, sys.argv[1:])
-    sys.stdout.write(format_output(outcome))
+    outcome = call(check, sys.argv[1:], Path(sys.argv[0]).stem)
+    # Bytes, not text: the output must not depend on the locale's encoding,
+    # so that script and embedded runs give byte-identical results.
     sys.stdout.flush()
+    sys.stdout.buffer.write(format_output(outcome).encode())
+    sys.stdout.buffer.flush()
     raise SystemExit(int(outcome.status))

@@ -1,0 +1,2 @@
+"""Test plugin: defines no check function."""
+VALUE = 1

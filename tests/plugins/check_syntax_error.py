@@ -1,0 +1,4 @@
+"""Test plugin: does not compile."""
+
+def check(args:
+    return None
