@@ -1,0 +1,100 @@
+"""The scheduler runs real plugins on time with Nagios' soft/hard timing."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+
+from checkd.config import load_objects
+from checkd.config.load import SHIPPED_PLUGINS
+from checkd.result import CheckResult
+from checkd.run.runner import Runner
+from checkd.scheduler import Scheduler, site_checks
+from checkd.states import StateType
+from tests.helpers import require_plugins
+
+
+def make_objects(tmp: Path, services: str) -> Path:
+    objdir = tmp / "objects"
+    objdir.mkdir()
+    (objdir / "o.yaml").write_text(textwrap.dedent("""\
+        commands:
+          from_file: "/bin/sh -c 'read s < $ARG1$; echo \\"state $s\\"; exit $s'"
+          dummy: "$PLUGINDIR$/check_dummy $ARG1$ '$ARG2$'"
+          sleeper: "/bin/sleep $ARG1$"
+        hosts:
+          - {name: h1.site1, address: 127.0.0.1}
+        """) + textwrap.dedent(services))
+    return objdir
+
+
+async def collect(objdir: Path, seconds: float, max_concurrent: int = 256,
+                  between: list[tuple[float, Path, str]] | None = None) -> list[CheckResult]:
+    objs = load_objects(objdir)
+    results: list[CheckResult] = []
+
+    async def sink(r: CheckResult) -> None:
+        results.append(r)
+
+    runner = Runner(SHIPPED_PLUGINS)
+    sched = Scheduler(objs, site_checks(objs, "site1"), runner, sink, max_concurrent=max_concurrent)
+    sched.start()
+    elapsed = 0.0
+    for at, path, text in sorted(between or []):
+        await asyncio.sleep(at - elapsed)
+        elapsed = at
+        path.write_text(text)
+    await asyncio.sleep(seconds - elapsed)
+    await sched.stop()
+    await runner.close()
+    return results
+
+
+def test_soft_hard_sequence_with_retry_timing(tmp_path: Path) -> None:
+    require_plugins()
+    state = tmp_path / "state"
+    state.write_text("0\n")
+    objdir = make_objects(tmp_path, """\
+        services:
+          - {host: h1.site1, description: S, command: "from_file!%s", interval: 1.2s,
+             retry_interval: 0.3s, max_attempts: 3}
+        """ % state)
+    results = asyncio.run(collect(objdir, 6.5, between=[(1.5, state, "2\n"), (4.8, state, "0\n")]))
+    seq = [(r.status, r.state_type, r.attempt) for r in results]
+    first_crit = next(i for i, r in enumerate(results) if r.status == 2)
+    assert seq[first_crit:first_crit + 4] == [(2, StateType.SOFT, 1), (2, StateType.SOFT, 2),
+                                              (2, StateType.HARD, 3), (2, StateType.HARD, 1)]
+    gaps = [results[i + 1].scheduled - results[i].scheduled for i in range(first_crit, first_crit + 3)]
+    assert 0.25 < gaps[0] < 0.45 and 0.25 < gaps[1] < 0.45, f"soft retries not at retry_interval: {gaps}"
+    assert 1.1 < gaps[2] < 1.4, f"after HARD the normal interval applies: {gaps}"
+    recovery = next(r for r in results[first_crit:] if r.status == 0)
+    assert (recovery.state_type, recovery.attempt) == (StateType.HARD, 1)
+    assert all(r.output.startswith("state ") for r in results)
+
+
+def test_first_checks_are_spread_over_the_interval(tmp_path: Path) -> None:
+    require_plugins()
+    services = "services:\n" + "".join(
+        f"  - {{host: h1.site1, description: S{i:02d}, command: \"dummy!0!ok\", interval: 2s}}\n"
+        for i in range(20))
+    results = asyncio.run(collect(make_objects(tmp_path, services), 1.9))
+    firsts = sorted(r.scheduled for r in results)
+    assert len(firsts) == 20, "every check ran once in its first interval"
+    gaps = [b - a for a, b in zip(firsts, firsts[1:])]
+    assert all(0.05 < g < 0.15 for g in gaps), f"not evenly spread (2s / 20 = 0.1s): {gaps}"
+
+
+def test_concurrency_bound_holds_and_waiting_counts_as_latency(tmp_path: Path) -> None:
+    services = "services:\n" + "".join(
+        f"  - {{host: h1.site1, description: S{i:02d}, command: \"sleeper!0.4\", interval: 0.1s, timeout: 5s}}\n"
+        for i in range(12))
+    results = asyncio.run(collect(make_objects(tmp_path, services), 2.0, max_concurrent=3))
+    assert len(results) >= 9
+    events = sorted([(r.started, 1) for r in results] + [(r.finished, -1) for r in results])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 3, f"{peak} checks ran at once with max_concurrent=3"
+    assert max(r.latency for r in results) > 0.3, "queued checks must show their wait as latency"
