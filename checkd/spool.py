@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from checkd.spool_compact import TMP_NAME, build, install
-from checkd.spool_format import Frame, decode_record, encode_payload, frame
+from checkd.spool_format import Frame, decode_record, encode_payload
 from checkd.spool_segment import (
-    Segment, fsync_dir, iter_items, list_segments, read_int_file, recover_segment,
-    segment_path, write_small_file,
+    Segment, iter_items, list_segments, read_int_file, recover_segment, write_small_file,
 )
+from checkd.spool_writer import SegmentWriter
 
 log = logging.getLogger("checkd.spool")
 
@@ -52,9 +52,8 @@ class Spool:
         self._lock = threading.Lock()  # guards _segments and sizes against reader threads
         self._maint = threading.Lock()  # serialises trim deletions and compaction
         self._files = threading.Lock()  # readers vs. deleting/replacing segment files
-        self._next_seq = 1  # advanced by the writer thread only, after a durable batch
         self._acked = 0
-        self._fd = -1
+        self._w = SegmentWriter(self.directory, segment_bytes, self._segments, self._lock, 1)
         self._pending: list[bytes] = []
         self._waiters: list[tuple[asyncio.Future[int], int]] = []  # (future, index in batch)
         self._wake = asyncio.Event()
@@ -89,12 +88,12 @@ class Spool:
             self._segments.append(seg)
             highest = max(highest, name_seq - 1)
         highest = max(highest, self._max_seen(), self._acked)
-        self._next_seq = highest + 1
+        self._w.next_seq = highest + 1
         if not self._segments or self._segments[-1].size >= self.segment_bytes:
-            self._segments.append(self._create_segment(self._next_seq))
-        self._fd = self._open_active()
+            self._segments.append(self._w.create_segment(self._w.next_seq))
+        self._w.fd = self._w.open_active()
         log.info("spool %s opened: %d segments, %d bytes, next seq %d, %d unacknowledged",
-                 self.directory, len(self._segments), self._bytes(), self._next_seq, self._pending_count())
+                 self.directory, len(self._segments), self._bytes(), self._w.next_seq, self._pending_count())
 
     def _max_seen(self) -> int:
         lasts = [s.last for s in self._segments if s.last is not None]
@@ -108,9 +107,7 @@ class Spool:
             await self._writer
         if self._compactor is not None:
             await self._compactor
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._w.close()
         await asyncio.to_thread(self._save_last_seq)
 
     # -- appending ---------------------------------------------------------
@@ -149,7 +146,7 @@ class Spool:
             self._pending, self._waiters = [], []
             started = loop.time()
             try:
-                first = await asyncio.to_thread(self._write_batch, payloads)
+                first = await asyncio.to_thread(self._w.write_batch, payloads)
             except Exception as exc:  # the writer must outlive any failed batch
                 err = self._batch_error(exc, len(payloads))
                 for fut, _ in waiters:
@@ -180,88 +177,6 @@ class Spool:
             return SpoolFullError(msg)
         log.error("spool %s: write failed, %d results not stored: %r", self.directory, n, exc)
         return SpoolError(f"spool {self.directory}: write failed: {exc!r}")
-
-    def _write_batch(self, payloads: list[bytes]) -> int:
-        """Worker thread: write and fsync a batch, all or nothing."""
-        first = seq = self._next_seq
-        seg = self._segments[-1]
-        base_size = seg.size  # for rollback
-        written: list[tuple[Segment, int, int]] = []  # (segment, first seq, new size)
-        created: list[Segment] = []
-        chunk: list[bytes] = []
-        chunk_first, pos = seq, seg.size
-        try:
-            for payload in payloads:
-                data = frame(seq, payload)
-                if pos > 0 and pos + len(data) > self.segment_bytes:
-                    self._write_chunk(chunk)
-                    written.append((seg, chunk_first, pos))
-                    seg = self._rotate(seq)
-                    created.append(seg)
-                    chunk, chunk_first, pos = [], seq, 0
-                chunk.append(data)
-                pos += len(data)
-                seq += 1
-            self._write_chunk(chunk)
-            written.append((seg, chunk_first, pos))
-        except BaseException:
-            self._rollback(base_size, created)
-            raise
-        with self._lock:
-            for i, (s, s_first, size) in enumerate(written):
-                s_next = written[i + 1][1] if i + 1 < len(written) else seq
-                s.add(s_first, s_next - s_first)
-                s.size = size
-        self._next_seq = seq
-        return first
-
-    def _write_chunk(self, chunk: list[bytes]) -> None:
-        data = memoryview(b"".join(chunk))
-        while data:
-            n = os.write(self._fd, data)
-            data = data[n:]
-        os.fdatasync(self._fd)
-
-    def _rotate(self, seq: int) -> Segment:
-        seg = self._create_segment(seq)
-        fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
-        os.close(self._fd)
-        self._fd = fd
-        with self._lock:
-            self._segments.append(seg)
-        return seg
-
-    def _create_segment(self, seq: int) -> Segment:
-        path = segment_path(self.directory, seq)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
-        try:
-            fsync_dir(self.directory)  # the name must survive a crash before its records count
-        except OSError:
-            path.unlink(missing_ok=True)
-            raise
-        return Segment(path, seq)
-
-    def _open_active(self) -> int:
-        return os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
-
-    def _rollback(self, base_size: int, created: list[Segment]) -> None:
-        """Undo a failed batch: its seqs will be given out again, so no byte of
-        it may stay. Truncating needs no free space."""
-        try:
-            if created:
-                os.close(self._fd)
-                with self._lock:
-                    for seg in created:
-                        self._segments.remove(seg)
-                for seg in created:
-                    seg.path.unlink(missing_ok=True)
-                self._fd = self._open_active()
-            os.ftruncate(self._fd, base_size)
-        except OSError as exc:
-            # Leftover bytes past the durable size are skipped as garbage by
-            # readers and truncated at the next open; a new segment keeps
-            # them from sitting between good records.
-            log.error("spool %s: could not roll back a failed write: %r", self.directory, exc)
 
     # -- reading, trimming -------------------------------------------------
 
@@ -310,7 +225,7 @@ class Spool:
 
     @property
     def last_seq(self) -> int:
-        return self._next_seq - 1
+        return self._w.next_seq - 1
 
     def trim(self, upto_seq: int) -> None:
         """Central has stored everything up to upto_seq: remember that, and
@@ -359,16 +274,11 @@ class Spool:
                   "compacting to the newest result per check (older history is dropped)",
                   self.directory, total, self.max_bytes, self._pending_count())
         try:
-            await asyncio.to_thread(self._seal)
+            await asyncio.to_thread(self._w.seal)  # compaction only sees sealed files
         except OSError as exc:
             log.error("spool %s: cannot start compaction: %r", self.directory, exc)
             return
         self._compactor = asyncio.create_task(self._compact(), name="spool-compact")
-
-    def _seal(self) -> None:
-        """Start a new active segment so compaction only sees sealed files."""
-        if self._segments[-1].size > 0:
-            self._rotate(self._next_seq)
 
     async def _compact(self) -> None:
         try:
@@ -388,7 +298,7 @@ class Spool:
                 install(self.directory, sealed, result)
                 with self._lock:
                     keep = [result.segment] if result.segment is not None else []
-                    self._segments = keep + [s for s in self._segments if s not in sealed]
+                    self._segments[:] = keep + [s for s in self._segments if s not in sealed]
             self._compacted_size = self._bytes()
             log.error("spool %s compacted: %d -> %d results, %d -> %d bytes",
                       self.directory, result.records_before, result.records_after,
