@@ -33,16 +33,20 @@ class SegmentWriter:
     def write_batch(self, payloads: list[bytes]) -> int:
         """Worker thread: write and fsync a batch, all or nothing."""
         first = seq = self.next_seq
-        if self.need_rotate and self.segments[-1].size > 0:
-            self.rotate(seq)
-            self.need_rotate = False
         seg = self.segments[-1]
         base_size = seg.size  # for rollback
         written: list[tuple[Segment, int, int]] = []  # (segment, first seq, new size)
+        # New segments are published only with the batch: a reader that saw
+        # an empty new segment before the old one's tail was counted would
+        # take the tail as read and skip it.
         created: list[Segment] = []
         chunk: list[bytes] = []
         chunk_first, pos = seq, seg.size
         try:
+            if self.need_rotate and pos > 0:
+                seg = self.rotate(seq)
+                created.append(seg)
+                pos = 0
             for payload in payloads:
                 data = frame(seq, payload)
                 if pos > 0 and pos + len(data) > self.segment_bytes:
@@ -60,11 +64,13 @@ class SegmentWriter:
             self._rollback(base_size, created)
             raise
         with self.lock:
+            self.segments.extend(created)
             for i, (s, s_first, size) in enumerate(written):
                 s_next = written[i + 1][1] if i + 1 < len(written) else seq
                 s.add(s_first, s_next - s_first)
                 s.size = size
         self.next_seq = seq
+        self.need_rotate = False
         return first
 
     def _write_chunk(self, chunk: list[bytes]) -> None:
@@ -79,8 +85,6 @@ class SegmentWriter:
         fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
         os.close(self.fd)
         self.fd = fd
-        with self.lock:
-            self.segments.append(seg)
         return seg
 
     def create_segment(self, seq: int) -> Segment:
@@ -102,9 +106,6 @@ class SegmentWriter:
         try:
             if created:
                 os.close(self.fd)
-                with self.lock:
-                    for seg in created:
-                        self.segments.remove(seg)
                 for seg in created:
                     seg.path.unlink(missing_ok=True)
                 self.fd = self.open_active()
@@ -119,7 +120,9 @@ class SegmentWriter:
     def seal(self) -> None:
         """Start a new active segment so that all others are immutable."""
         if self.segments[-1].size > 0:
-            self.rotate(self.next_seq)
+            seg = self.rotate(self.next_seq)
+            with self.lock:
+                self.segments.append(seg)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -201,11 +201,13 @@ def test_size_bound_compacts_to_the_newest_result_per_check(tmp_path: Path,
     async def main() -> None:
         spool = await opened(tmp_path, max_bytes=max_bytes, segment_bytes=8 << 10, commit_interval=0.001)
         peak = 0
-        for i in range(3000):
-            host, service = checks[i % len(checks)]
-            rec = dict(record(i), host=host, service=service, output=f"run {i}")
-            await spool.append(rec)
-            newest[(host, service)] = i
+        for start in range(0, 3000, 50):
+            batch = []
+            for i in range(start, start + 50):
+                host, service = checks[i % len(checks)]
+                batch.append(spool.append(dict(record(i), host=host, service=service, output=f"run {i}")))
+                newest[(host, service)] = i
+            await asyncio.gather(*batch)  # seqs follow call order
             peak = max(peak, spool.stats()["bytes"])
         await spool.close()  # waits for a running compaction
         assert peak < 2 * max_bytes
