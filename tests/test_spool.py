@@ -223,3 +223,30 @@ def test_size_bound_compacts_to_the_newest_result_per_check(tmp_path: Path,
         asyncio.run(main())
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("over its size bound" in m and str(max_bytes) in m for m in errors)
+
+
+def test_a_reader_following_the_writer_across_rotations_misses_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        spool = await opened(tmp_path, segment_bytes=8 << 10, commit_interval=0.001)
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def follow() -> None:
+            after = 0
+            while not (done.is_set() and after == spool.last_seq):
+                got = await asyncio.to_thread(spool.read, after, 37)
+                seen.extend(r["seq"] for r in got)
+                after = got[-1]["seq"] if got else after
+                if not got:
+                    await asyncio.sleep(0.001)
+
+        reader = asyncio.create_task(follow())
+        for start in range(0, 3000, 30):
+            await asyncio.gather(*(spool.append(record(i)) for i in range(start, start + 30)))
+        done.set()
+        await asyncio.wait_for(reader, 20)
+        assert seen == list(range(1, 3001))
+        assert spool.stats()["segments"] > 10
+        await spool.close()
+
+    asyncio.run(main())
