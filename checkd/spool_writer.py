@@ -61,7 +61,10 @@ class SegmentWriter:
             self._write_chunk(chunk)
             written.append((seg, chunk_first, pos))
         except BaseException:
-            self._rollback(base_size, created)
+            if not self._rollback(base_size, created):
+                # Frames of this batch may remain on disk: never give their
+                # seqs out again, or a restart could find two records per seq.
+                self.next_seq = first + len(payloads)
             raise
         with self.lock:
             self.segments.extend(created)
@@ -100,7 +103,7 @@ class SegmentWriter:
     def open_active(self) -> int:
         return os.open(self.segments[-1].path, os.O_WRONLY | os.O_APPEND)
 
-    def _rollback(self, base_size: int, created: list[Segment]) -> None:
+    def _rollback(self, base_size: int, created: list[Segment]) -> bool:
         """Undo a failed batch: its seqs will be given out again, so no byte of
         it may stay. Truncating needs no free space."""
         try:
@@ -110,12 +113,14 @@ class SegmentWriter:
                     seg.path.unlink(missing_ok=True)
                 self.fd = self.open_active()
             os.ftruncate(self.fd, base_size)
+            return True
         except OSError as exc:
             # Leftover bytes past the durable size are skipped as garbage by
             # readers and truncated at the next open; a new segment keeps
             # them from sitting between good records.
             log.error("spool %s: could not roll back a failed write: %r", self.directory, exc)
             self.need_rotate = True
+            return False
 
     def seal(self) -> None:
         """Start a new active segment so that all others are immutable."""
