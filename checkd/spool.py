@@ -300,7 +300,7 @@ class Spool:
                     keep = [result.segment] if result.segment is not None else []
                     self._segments[:] = keep + [s for s in self._segments if s not in sealed]
             self._compacted_size = self._bytes()
-            log.error("spool %s compacted: %d -> %d results, %d -> %d bytes",
+            log.warning("spool %s compacted: %d -> %d results, %d -> %d bytes",
                       self.directory, result.records_before, result.records_after,
                       result.bytes_before, self._compacted_size)
             self._delete_acked()
