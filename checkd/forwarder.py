@@ -1,0 +1,208 @@
+"""Transport: sends spooled results to central in batches over HTTP(S).
+
+Reads unacknowledged results from the spool in seq order, POSTs them to
+central's /api/v1/results, trims what central acknowledged and hands the
+commands in central's answer on. Empty batches double as heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import random
+import ssl as ssl_module
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from checkd.spool import Spool
+
+log = logging.getLogger("checkd.forwarder")
+
+# 408 and 429 say "try again later", like a 5xx; other 4xx mean central
+# refuses this poller (bad token, unknown poller) until an operator acts.
+_TRANSIENT_4XX = {408, 429}
+
+
+class DeliveryError(Exception):
+    """One failed delivery. kind names the state for logging; rejected means
+    central refused us (4xx), which retrying fast will not fix."""
+
+    def __init__(self, kind: str, detail: str, rejected: bool = False):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.rejected = rejected
+
+
+class Forwarder:
+    def __init__(self, spool: Spool, url: str, token: str, poller: str, site: str,
+                 batch_size: int = 500, heartbeat_interval: float = 5.0,
+                 on_commands: Callable[[list[Any]], Any] | None = None,
+                 ssl: ssl_module.SSLContext | bool | None = None, *,
+                 timeout: float = 30.0, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 jitter: Callable[[], float] = random.random):
+        self.spool = spool
+        self.endpoint = url.rstrip("/") + "/api/v1/results"
+        self.poller = poller
+        self.site = site
+        self.batch_size = batch_size
+        self.heartbeat_interval = heartbeat_interval
+        self.on_commands = on_commands
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._ssl = ssl
+        self._timeout = timeout
+        self._clock = clock
+        self._jitter = jitter
+        self.last_success: float | None = None  # monotonic time of the last delivery
+        self.connected = False
+        self._state = "starting"  # for one log line per change, not per retry
+        self._down_since: float | None = None
+        self._failures = 0
+        self._last_sent = float("-inf")
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Results in the spool that central has not acknowledged yet."""
+        return self.spool.backlog
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        self._task = asyncio.create_task(self.run(), name="forwarder")
+
+    async def close(self) -> None:
+        # Cancelling mid-request is safe: an unacknowledged batch is simply
+        # sent again later, and central drops seqs it already has.
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass  # the cancellation we asked for
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def run(self) -> None:
+        while True:
+            self.spool.new_data.clear()  # before reading, so no append is missed
+            batch = await asyncio.to_thread(self.spool.read, self.spool.acked_seq, self.batch_size)
+            if not batch:
+                idle = self.heartbeat_interval - (self._clock() - self._last_sent)
+                if idle > 0:
+                    await self._wait_for_results(idle)
+                    continue
+            try:
+                acked, commands = await self._post(batch)
+            except DeliveryError as exc:
+                self._failed(exc)
+                await asyncio.sleep(self._backoff(exc))
+                continue
+            if not await self._delivered(batch, acked, commands):
+                # Central answered but stored nothing of the batch: re-sending
+                # at once would spin, so treat it like a failure.
+                exc = DeliveryError("not storing", f"acked {acked} after a batch from seq {batch[0]['seq']}")
+                self._failed(exc)
+                await asyncio.sleep(self._backoff(exc))
+
+    async def _wait_for_results(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.spool.new_data.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass  # time for a heartbeat
+
+    async def _post(self, batch: list[dict[str, Any]]) -> tuple[int, list[Any]]:
+        assert self._session is not None, "start() first"
+        body = {"poller": self.poller, "site": self.site, "batch": batch}
+        extra: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
+        try:
+            async with self._session.post(self.endpoint, json=body, headers=self._headers, **extra) as resp:
+                text = await resp.text()
+                status, reason = resp.status, resp.reason
+        except asyncio.TimeoutError:
+            raise DeliveryError("timeout", f"no answer within {self._timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError("unreachable", str(exc) or type(exc).__name__) from None
+        if status != 200:
+            detail = f"HTTP {status} {reason}: {_short(text)}"
+            if 400 <= status < 500 and status not in _TRANSIENT_4XX:
+                raise DeliveryError(f"rejected (HTTP {status})", detail, rejected=True)
+            raise DeliveryError(f"HTTP {status}", detail)
+        try:
+            answer = json.loads(text)
+            acked = answer["acked"]
+            commands = answer.get("commands") or []
+            if not isinstance(acked, int) or isinstance(acked, bool) or not isinstance(commands, list):
+                raise TypeError("acked must be an integer and commands a list")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DeliveryError("malformed answer", f"{exc!r} in {_short(text)}") from None
+        return acked, commands
+
+    async def _delivered(self, batch: list[dict[str, Any]], acked: int, commands: list[Any]) -> bool:
+        """Take in central's answer; False when it acknowledged none of the batch."""
+        now = self._clock()
+        self.last_success = self._last_sent = now
+        self.connected = True
+        self._failures = 0
+        if self._state != "ok":
+            if self._down_since is not None:
+                log.info("central %s reachable again after %.1fs; replaying %d spooled results",
+                         self.endpoint, now - self._down_since, self.backlog)
+            else:
+                log.info("delivering results to central %s", self.endpoint)
+            self._state, self._down_since = "ok", None
+        # Trust acked only up to what we sent: a higher one (a central that
+        # knew an older incarnation of this poller) must not swallow results
+        # we have not sent yet.
+        if batch:
+            acked = min(acked, batch[-1]["seq"])
+            if acked > self.spool.acked_seq:
+                await asyncio.to_thread(self.spool.trim, acked)
+        if commands and self.on_commands is not None:
+            try:
+                outcome = self.on_commands(commands)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:  # a bad command must not stop delivery
+                log.exception("handling commands from central failed: %r", commands)
+        return not batch or acked >= batch[0]["seq"]
+
+    def _failed(self, exc: DeliveryError) -> None:
+        self.connected = False
+        self._failures += 1
+        if self._down_since is None:
+            self._down_since = self._clock()
+        if exc.kind == self._state:
+            return
+        self._state = exc.kind
+        if exc.rejected:
+            log.error("central %s refuses results from poller %s: %s; results are kept in the spool, "
+                      "retrying every %.0fs (check the poller's name and token)",
+                      self.endpoint, self.poller, exc.detail, self.backoff_cap)
+        else:
+            log.warning("central %s not delivering (%s: %s); results keep spooling (%d waiting), "
+                        "retrying with backoff up to %.0fs",
+                        self.endpoint, exc.kind, exc.detail, self.backlog, self.backoff_cap)
+
+    def _backoff(self, exc: DeliveryError) -> float:
+        if exc.rejected:
+            return self.backoff_cap  # slowly: only an operator can fix it
+        # Exponential backoff with full jitter, so pollers spread out when
+        # central comes back.
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(self._failures - 1, 30))
+        return self._jitter() * ceiling
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
