@@ -40,7 +40,8 @@ class Poller:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         await self.spool.open()
         states = retention.load(self.state_dir / "retention.json")
-        retention.overlay(states, self.spool.read(-1, 1 << 62))
+        pending = await asyncio.to_thread(self.spool.read, self.spool.acked_seq, 1 << 62)
+        retention.overlay(states, pending)
         keys = site_checks(self.objs, self.node.site)
         self.scheduler = Scheduler(self.objs, keys, self.runner, self._spool_result,
                                    max_concurrent=self.node.max_concurrent_checks, node=self.node.name,
@@ -50,8 +51,8 @@ class Poller:
                                    heartbeat_interval=self.node.heartbeat_interval,
                                    on_commands=self.on_commands)
         self.scheduler.start()
-        self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
-                       asyncio.create_task(self._save_retention_periodically(), name="retention")]
+        await self.forwarder.start()
+        self._tasks = [asyncio.create_task(self._save_retention_periodically(), name="retention")]
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
                  len(keys), self.node.central)
 
