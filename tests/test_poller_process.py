@@ -1,0 +1,145 @@
+"""The poller as a real process: results reach central exactly once, in order,
+through a central outage and a kill -9 of the poller."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from checkd.spool import Spool
+from tests.fake_central import FakeCentral
+from tests.helpers import REPO, require_plugins
+
+
+class CentralThread:
+    """FakeCentral on its own event loop in a thread, so the test can block freely."""
+
+    def __init__(self) -> None:
+        self.central = FakeCentral({"poller-t1": "tok"})
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self.central.start())
+
+    def call(self, coro: object) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.call(self.central.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def central() -> Iterator[CentralThread]:
+    c = CentralThread()
+    yield c
+    c.close()
+
+
+def write_config(tmp: Path, url: str, services: int = 20) -> Path:
+    (tmp / "objects").mkdir()
+    svc = "".join(f"  - {{host: h1.t1, description: S{i}, command: \"dummy!{i % 3}!s{i}\", interval: 0.2s,"
+                  f" max_attempts: 2, retry_interval: 0.2s}}\n" for i in range(services))
+    (tmp / "objects" / "o.yaml").write_text(textwrap.dedent("""\
+        commands:
+          dummy: "$PLUGINDIR$/check_dummy $ARG1$ '$ARG2$'"
+        hosts:
+          - {name: h1.t1, address: 127.0.0.1}
+        services:
+        """) + svc)
+    node = tmp / "poller.yaml"
+    node.write_text(textwrap.dedent(f"""\
+        poller:
+          name: poller-t1
+          site: t1
+          central: {url}
+          token: tok
+          state_dir: state
+          objects: objects
+          heartbeat_interval: 0.5s
+        """))
+    return node
+
+
+def start_poller(node: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO,
+                            stderr=open(node.parent / "poller.log", "ab"))
+
+
+def durable_seqs(state_dir: Path) -> set[int]:
+    async def read() -> set[int]:
+        spool = Spool(state_dir / "spool")
+        await spool.open()
+        try:
+            return {r["seq"] for r in spool.read(0, 1 << 30)}
+        finally:
+            await spool.close()
+    return asyncio.run(read())
+
+
+def wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_outage_and_kill_minus_9_lose_nothing_and_seq_keeps_rising(tmp_path: Path, central: CentralThread) -> None:
+    require_plugins()
+    node = write_config(tmp_path, central.central.url)
+    poller = start_poller(node)
+    try:
+        wait_for(lambda: len(central.central.results("poller-t1")) > 50, 20, "first results at central")
+        central.call(central.central.fail("down"))
+        time.sleep(2.0)                               # central down: the poller keeps spooling
+        poller.send_signal(signal.SIGKILL)
+        poller.wait(timeout=10)
+        before = central.central.results("poller-t1")[:]
+        spooled = durable_seqs(tmp_path / "state")    # what the killed poller had made durable
+        assert spooled and min(spooled) > max(before) - 600, "the outage's results are in the spool"
+        poller = start_poller(node)
+        time.sleep(1.0)
+        central.call(central.central.recover())
+        wait_for(lambda: spooled <= set(central.central.results("poller-t1")), 30, "the spool to arrive")
+        wait_for(lambda: max(central.central.results("poller-t1")) > max(spooled) + 20, 20, "new results")
+    finally:
+        poller.terminate()
+        assert poller.wait(timeout=30) == 0, (tmp_path / "poller.log").read_text()[-2000:]
+    seqs = central.central.results("poller-t1")
+    assert seqs == sorted(seqs), "results arrived out of order"
+    assert len(seqs) == len(set(seqs)), "a result was stored twice"
+    assert spooled <= set(seqs), "a result that reached the spool was lost"
+    # After the restart seq went on above everything the first run handed out.
+    after = [s for s in seqs if s not in spooled and s not in before]
+    assert after and min(after) > max(spooled)
+    results = [r for b in central.central.received for r in b["batch"]]
+    assert {r["output"] for r in results} >= {f"OK: s{i}" for i in range(0, 20, 3)}
+    assert all(r["state_type"] in ("SOFT", "HARD") and r["started"] >= r["scheduled"] - 0.05 for r in results)
+
+
+def test_sigterm_stops_the_poller_cleanly(tmp_path: Path, central: CentralThread) -> None:
+    require_plugins()
+    node = write_config(tmp_path, central.central.url, services=5)
+    poller = start_poller(node)
+    wait_for(lambda: len(central.central.results("poller-t1")) > 5, 20, "results")
+    started = time.monotonic()
+    poller.terminate()
+    assert poller.wait(timeout=30) == 0
+    assert time.monotonic() - started < 10
+    assert (tmp_path / "state" / "retention.json").exists(), "check states are saved at shutdown"
+    log = (tmp_path / "poller.log").read_text()
+    assert "poller poller-t1 stopped" in log and "Traceback" not in log
+    assert os.path.exists(tmp_path / "state" / "spool")
