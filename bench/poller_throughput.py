@@ -1,0 +1,164 @@
+"""Poller throughput: a real `checkd poller` process at N services, exec and embedded,
+side by side with Debian's nagios4 on the same load, in the same run.
+
+    .venv/bin/python bench/poller_throughput.py [--sizes 1000,10000,50000] [--interval 10] [--duration 20]
+
+Prints checks/s achieved vs scheduled, check latency median/p99/max, CPU seconds
+per 1,000 checks (poller plus its plugins: children are reaped by the poller, so
+their CPU is in its cutime/cstime), RSS; then nagios4 and the raw spawn limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+TICK = os.sysconf("SC_CLK_TCK")
+COMMANDS = {
+    "exec": "$PLUGINDIR$/check_dummy 0 ok",
+    "embedded": {"embedded": "check_dummy", "args": ["0", "ok"]},
+    "script": f"{sys.executable} $CHECKD_PLUGINDIR$/check_dummy.py 0 ok",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(d: Path, services: int, interval: float, mode: str, port: int, concurrency: int) -> Path:
+    (d / "objects").mkdir(parents=True)
+    per_host = 10
+    cmd = json.dumps(COMMANDS[mode])
+    lines = [f"commands:\n  bench: {cmd}\nhosts:\n"]
+    lines += [f"  - {{name: h{h}.bench, address: 127.0.0.1}}\n" for h in range((services + per_host - 1) // per_host)]
+    lines.append("services:\n")
+    lines += [f"  - {{host: h{i // per_host}.bench, description: s{i}, command: bench, interval: {interval}s,"
+              f" max_attempts: 1}}\n" for i in range(services)]
+    (d / "objects" / "bench.yaml").write_text("".join(lines))
+    node = d / "poller.yaml"
+    node.write_text(f"poller:\n  name: poller-bench\n  site: bench\n  central: http://127.0.0.1:{port}\n"
+                    f"  token: t\n  state_dir: state\n  objects: objects\n  max_concurrent_checks: {concurrency}\n"
+                    f"  log_level: warning\n")
+    return node
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK   # utime stime cutime cstime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_checkd(services: int, interval: float, duration: float, mode: str, concurrency: int = 256) -> dict[str, Any]:
+    """One poller run; the measurement window starts after one full interval of warm-up."""
+    tmp = Path(tempfile.mkdtemp(prefix="checkd-bench-"))
+    port = free_port()
+    node = write_config(tmp, services, interval, mode, port, concurrency)
+    sink = subprocess.Popen([sys.executable, str(REPO / "bench" / "sink_central.py"), str(port)])
+    poller = None
+    try:
+        wait_port(port)
+        poller = subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO)
+        time.sleep(interval + 3)
+        t0, c0 = time.time(), cpu_seconds(poller.pid)
+        time.sleep(duration)
+        t1, c1 = time.time(), cpu_seconds(poller.pid)
+        rss = rss_mb(poller.pid)
+        time.sleep(1.5)   # let the window's results arrive
+        s = get_json(f"http://127.0.0.1:{port}/stats?since={t0}&until={t1}")
+        n = s["count"]
+        return {"impl": f"checkd {mode}", "services": services, "scheduled_per_s": services / interval,
+                "checks_per_s": n / (t1 - t0), "latency_median": s["latency_median"],
+                "latency_p99": s["latency_p99"], "latency_max": s["latency_max"],
+                "cpu_s_per_1000": (c1 - c0) / n * 1000 if n else float("nan"), "rss_mb": rss}
+    finally:
+        if poller is not None:
+            stop(poller)
+        stop(sink)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fmt(r: dict[str, Any]) -> str:
+    def f(key: str, spec: str) -> str:
+        v = r.get(key)
+        return format(v, spec) if isinstance(v, (int, float)) else "-"
+    return (f"{r['impl']:<22} {r['services']:>7} {f('scheduled_per_s', '8.0f')} {f('checks_per_s', '9.0f')} "
+            f"{f('latency_median', '9.3f')} {f('latency_p99', '9.3f')} {f('latency_max', '8.3f')} "
+            f"{f('cpu_s_per_1000', '8.2f')} {f('rss_mb', '7.0f')}")
+
+
+HEADER = (f"{'implementation':<22} {'services':>7} {'sched/s':>8} {'checks/s':>9} {'lat med':>9} "
+          f"{'lat p99':>9} {'lat max':>8} {'cpu/1k':>8} {'RSS MB':>7}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1000,10000,50000")
+    p.add_argument("--interval", type=float, default=10.0)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--modes", default="exec,embedded")
+    p.add_argument("--no-nagios", action="store_true")
+    args = p.parse_args()
+    rows = []
+    print(HEADER, flush=True)
+    for n in (int(x) for x in args.sizes.split(",")):
+        for mode in args.modes.split(","):
+            rows.append(run_checkd(n, args.interval, args.duration, mode))
+            print(fmt(rows[-1]), flush=True)
+        if not args.no_nagios:
+            from bench.peers.nagios4 import run_nagios4
+            for workers in (None, 8):
+                r = run_nagios4(n, args.interval, args.duration, workers=workers)
+                r = {**r, "impl": f"nagios4 workers={workers or 'default'}", "services": n}
+                rows.append(r)
+                print(fmt(r), flush=True)
+    print(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
