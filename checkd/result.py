@@ -41,7 +41,8 @@ class CheckResult:
         return max(0.0, self.started - self.scheduled)
 
     def to_record(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        # Built by hand: dataclasses.asdict deep-copies and costs more than the check itself.
+        d = {name: getattr(self, name) for name in _FIELDS}
         d["state_type"] = self.state_type.value
         return d
 
@@ -51,3 +52,6 @@ class CheckResult:
         kw = {k: v for k, v in d.items() if k in fields}
         kw["state_type"] = StateType(kw["state_type"])
         return cls(**kw)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(CheckResult))

@@ -18,7 +18,7 @@ from typing import Any
 from checkd.config.model import Host, Objects, Schedule, Service, SSHSettings
 from checkd.plugin_output import PluginOutput
 from checkd.result import CheckKey, CheckResult
-from checkd.run.prepare import prepare
+from checkd.run.prepare import PreparedCheck, is_static, prepare
 from checkd.run.runner import Runner
 from checkd.states import HostStatus, Status
 from checkd.transitions import CheckState, advance, apply
@@ -42,6 +42,7 @@ class Scheduler:
         self._running: set[CheckKey] = set()
         self._rerun: set[CheckKey] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: tasks must not be collected
+        self._prepared: dict[CheckKey, PreparedCheck] = {}
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self.checks_done = 0
         self._stopping = False
@@ -142,8 +143,7 @@ class Scheduler:
         retrying = False
         try:
             try:
-                check = prepare(self.objs, host, service, self.default_ssh, self._runtime_macros(key))
-                output = await self.runner.run(check)
+                output = await self.runner.run(self._prepare(key, host, service))
             except Exception as e:  # a bug in one check must not stop the others
                 log.exception("check %s/%s failed inside checkd", key[0], key[1])
                 output = PluginOutput(Status.UNKNOWN, f"(checkd internal error: {type(e).__name__}: {e})", "", "")
@@ -157,6 +157,14 @@ class Scheduler:
         finally:
             self._running.discard(key)
             self._next_run(key, scheduled_mono, retrying)
+
+    def _prepare(self, key: CheckKey, host: Host, service: Service | None) -> PreparedCheck:
+        check = self._prepared.get(key)
+        if check is None:
+            check = prepare(self.objs, host, service, self.default_ssh, self._runtime_macros(key))
+            if is_static(self.objs, host, service):
+                self._prepared[key] = check
+        return check
 
     def _runtime_macros(self, key: CheckKey) -> dict[str, Any]:
         st = self.states[key]

@@ -10,7 +10,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 
-from checkd.config.macros import expand
+from checkd.config.macros import RUNTIME, expand
 from checkd.config.model import CommandKind, Host, Objects, Service, SSHSettings
 from checkd.run.exec import command_argv
 
@@ -43,6 +43,16 @@ def macro_values(objs: Objects, host: Host, service: Service | None, args: tuple
     values.update({f"ARG{i}": expand(a, values) for i, a in enumerate(args, start=1)})
     values.update(runtime or {})
     return values
+
+
+def is_static(objs: Objects, host: Host, service: Service | None) -> bool:
+    """True when the check's command line is the same on every run (no run-time macros),
+    so the scheduler may prepare it once."""
+    spec = service.check if service is not None else host.check
+    if spec is None:
+        return False
+    text = " ".join([spec.command.line, *spec.command.args, *spec.args])
+    return not any(f"${name}$" in text for name in (*RUNTIME, "TIMET"))
 
 
 def prepare(objs: Objects, host: Host, service: Service | None, default_ssh: SSHSettings,
