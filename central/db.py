@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,13 @@ CREATE TABLE IF NOT EXISTS checks (
     last_check REAL NOT NULL, last_state_change REAL NOT NULL, polled_by TEXT NOT NULL,
     event_id INTEGER, flapping INTEGER NOT NULL,
     PRIMARY KEY (host, service)) WITHOUT ROWID;
+-- Results are appended here (sequential writes, cheap to fsync) and folded into
+-- checks every few seconds; checks + journal in rowid order is the current state.
+CREATE TABLE IF NOT EXISTS journal (
+    host TEXT NOT NULL, service TEXT NOT NULL, status INTEGER NOT NULL, state_type TEXT NOT NULL,
+    attempt INTEGER NOT NULL, output TEXT NOT NULL, long_output TEXT NOT NULL, perfdata TEXT NOT NULL,
+    last_check REAL NOT NULL, last_state_change REAL NOT NULL, polled_by TEXT NOT NULL,
+    event_id INTEGER, flapping INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pollers (name TEXT PRIMARY KEY, site TEXT NOT NULL,
     last_seen REAL NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -54,9 +62,13 @@ CREATE TABLE IF NOT EXISTS deployments (id INTEGER PRIMARY KEY, hosts TEXT NOT N
     started REAL NOT NULL, finished REAL);
 """
 
-UPSERT_CHECK = ("INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+UPSERT_CHECK = "INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+APPEND_JOURNAL = "INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+FOLD = ("INSERT OR REPLACE INTO checks SELECT * FROM journal ORDER BY rowid", "DELETE FROM journal")
 # Only the newest row per (host, service) within one transaction is worth writing.
 COALESCED = {UPSERT_CHECK}
+FOLD_EVERY = 5.0              # seconds between folds of the journal into checks
+FOLD_ROWS = 200_000           # ... or sooner when this many rows wait
 
 Op = tuple[str, list[tuple[Any, ...]]]          # (sql, rows for executemany)
 
@@ -77,6 +89,8 @@ class Database:
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk when it returns (NORMAL may lose the last ones on power loss).
         conn.execute("PRAGMA synchronous=FULL")
+        # The whole current state (~200 B a check) fits: updates never wait for page reads.
+        conn.execute("PRAGMA cache_size=-262144")
         return conn
 
     def open(self) -> None:
@@ -84,15 +98,18 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         conn.executescript(SCHEMA)
+        _fold(conn)
         conn.close()
 
     def load_all(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every table's rows, for the in-memory store (blocking; start-up only)."""
         conn = self._connect()
         try:
-            return {t: conn.execute(f"SELECT * FROM {t}").fetchall()
-                    for t in ("meta", "checks", "pollers", "events", "id_blocks", "downtimes", "mutes",
-                              "comments")}
+            tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall()
+                      for t in ("meta", "checks", "pollers", "events", "id_blocks", "downtimes", "mutes")}
+            # Rows not folded yet (a kill -9 before the fold) are newer than checks'.
+            tables["checks"] += conn.execute("SELECT * FROM journal ORDER BY rowid").fetchall()
+            return tables
         finally:
             conn.close()
 
@@ -124,10 +141,16 @@ class Database:
 
     def _run(self) -> None:
         conn = self._connect()
+        self._journal_rows, self._folded_at = 0, time.monotonic()
         try:
             while True:
-                first = self._queue.get()
+                try:
+                    first = self._queue.get(timeout=FOLD_EVERY)
+                except queue.Empty:
+                    self._maybe_fold(conn, idle=True)
+                    continue
                 if first is None:
+                    _fold(conn)
                     return
                 jobs = [first]
                 stop = False
@@ -141,7 +164,9 @@ class Database:
                         break
                     jobs.append(nxt)
                 self._commit(conn, jobs)
+                self._maybe_fold(conn)
                 if stop:
+                    _fold(conn)
                     return
         finally:
             conn.close()
@@ -152,6 +177,8 @@ class Database:
             conn.execute("BEGIN")
             for sql, rows in _merge([op for ops, _ in jobs for op in ops]):
                 conn.executemany(sql, rows)
+                if sql is APPEND_JOURNAL:
+                    self._journal_rows += len(rows)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as e:
@@ -166,6 +193,29 @@ class Database:
             loop.call_soon_threadsafe(_resolve, futs, error)
 
 
+    def _maybe_fold(self, conn: sqlite3.Connection, idle: bool = False) -> None:
+        if self._journal_rows and (idle or self._journal_rows >= FOLD_ROWS
+                                   or time.monotonic() - self._folded_at >= FOLD_EVERY):
+            try:
+                _fold(conn)
+            except sqlite3.Error as e:
+                log.error("folding the journal into checks failed (will retry): %s", e)
+                return
+            self._journal_rows, self._folded_at = 0, time.monotonic()
+
+
+def _fold(conn: sqlite3.Connection) -> None:
+    """Move journal rows into checks, in one transaction (crash-safe: either both or neither)."""
+    conn.execute("BEGIN")
+    try:
+        for sql in FOLD:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _merge(ops: list[Op]) -> list[Op]:
     """Keep op order, but write each check row once: the newest wins (group commit
     of a busy check writes its final state, not every step)."""
@@ -178,7 +228,7 @@ def _merge(ops: list[Op]) -> list[Op]:
         else:
             out.append((sql, rows))
     if checks:
-        out.insert(0, (UPSERT_CHECK, list(checks.values())))
+        out.insert(0, (APPEND_JOURNAL, list(checks.values())))
     return out
 
 
