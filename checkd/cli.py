@@ -49,6 +49,31 @@ def _(p: argparse.ArgumentParser) -> None:
     _config_arg(p)
 
 
+def _api_client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="central node file (for its URL and API token)")
+    p.add_argument("--url", help="central's base URL (default: $CHECKD_URL or http://127.0.0.1:8080)")
+    p.add_argument("--token", help="API token for write calls (default: $CHECKD_TOKEN or the node file's first)")
+
+
+@command("wassup", "list open problems with their event IDs", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+
+
+@command("ack", "acknowledge an event: checkd ack ID [-m comment]", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("id", type=int, help="event ID")
+    p.add_argument("-m", "--message", help="comment")
+    p.add_argument("--author", help="who acknowledges (default: the token's name)")
+
+
+@command("resched", "run a check now: checkd resched host[/service] | ID", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
+
+
 @command("demo", "run the demo: example conf.d/ checks on loopback", "checkd.demo")
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=Path, default=None, help="demo configuration directory (default: conf.d/)")

@@ -172,6 +172,8 @@ def read_node(path: Path) -> NodeConfig:
         for key in ("autonomy_after", "heartbeat_interval", "spool_max_bytes", "batch_size"):
             if key in d:
                 kw[key] = d[key]
+    if role == "central" and "max_body" in d:
+        kw["max_body"] = d["max_body"]
     if "max_concurrent_checks" in d:
         kw["max_concurrent_checks"] = d["max_concurrent_checks"]
     if "ssh" in sections:

@@ -1,0 +1,134 @@
+"""The read side of the HTTP API: status, problems and event history, straight
+from the in-memory store (closed events' history from SQLite, in a thread).
+
+Read calls need no token; central listens on 127.0.0.1 unless configured
+otherwise. docs/api.md is the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from central.store import CheckView, Event
+from checkd.states import HostStatus, Status
+
+if TYPE_CHECKING:
+    from central.app import Central
+
+DEFAULT_STALE_AFTER = 90.0
+
+
+def state_name(service: str | None, status: int) -> str:
+    return HostStatus(status).name if service is None else Status(status).name
+
+
+def _svc(s: str) -> str | None:
+    return s or None
+
+
+class ReadApi:
+    def __init__(self, central: Central):
+        self.c = central
+
+    def _stale_after(self, site: str) -> float:
+        s = self.c.objs.sites.get(site)
+        if s is not None and s.stale_after:
+            return s.stale_after
+        return float(self.c.node.section("freshness").get("site_stale_after", DEFAULT_STALE_AFTER))
+
+    def _pollers(self, now: float) -> list[dict[str, Any]]:
+        out = []
+        for name, auth in sorted(self.c.node.pollers.items()):
+            ps = self.c.store.pollers.get(name)
+            last_seen = ps.last_seen if ps else None
+            connected = last_seen is not None and now - last_seen <= self._stale_after(auth.site)
+            out.append({"name": name, "site": auth.site, "last_seen": last_seen, "seq": ps.seq if ps else 0,
+                        "connected": connected, "stale": not connected,
+                        # Freshness takeover is a later step; central reports it here when it polls a site.
+                        "takeover": False})
+        return out
+
+    def check_json(self, v: CheckView, now: float) -> dict[str, Any]:
+        ev = self.c.store.open_events.get(v.event_id) if v.event_id is not None else None
+        return {"host": v.host, "service": v.service, "state": state_name(v.service, v.status),
+                "status": v.status, "state_type": v.state_type.value, "attempt": v.attempt,
+                "last_check": v.last_check or None, "last_state_change": v.last_state_change or None,
+                "output": v.output, "long_output": v.long_output, "perfdata": v.perfdata, "flapping": v.flapping,
+                "event_id": v.event_id, "acknowledged": bool(ev and ev.acknowledged),
+                "muted": self.c.store.muted(v.host, v.service, now), "polled_by": v.polled_by or None}
+
+    async def status(self, request: web.Request) -> web.Response:
+        """Pollers, hosts and services; `?host=NAME` narrows to one host."""
+        now = time.time()
+        only = request.query.get("host")
+        hosts, services = [], []
+        objs, checks = self.c.objs, self.c.store.checks
+        for name, h in objs.hosts.items():
+            if only is not None and name != only:
+                continue
+            v = checks.get((name, None)) or CheckView(name, None)
+            hosts.append({**self.check_json(v, now), "site": h.site})
+        for key in objs.services:
+            if only is not None and key[0] != only:
+                continue
+            services.append(self.check_json(checks.get(key) or CheckView(*key), now))
+        if only is not None and not hosts:
+            raise web.HTTPNotFound(text=f'{{"error": "unknown host"}}', content_type="application/json")
+        return web.json_response({"now": now, "pollers": self._pollers(now), "hosts": hosts, "services": services})
+
+    def event_json(self, ev: Event, now: float) -> dict[str, Any]:
+        return {"id": ev.id, "host": ev.host, "service": ev.service, "state": state_name(ev.service, ev.status),
+                "status": ev.status, "since": ev.opened, "closed": ev.closed, "acknowledged": ev.acknowledged,
+                "ack_author": ev.ack_author, "ack_comment": ev.ack_comment,
+                "muted": self.c.store.muted(ev.host, ev.service, now), "flapping": ev.flapping,
+                "parent_id": ev.parent_id, "suppressed": self.c.events.suppressed(ev), "source": ev.source}
+
+    async def problems(self, request: web.Request) -> web.Response:
+        """Open events, newest first."""
+        now = time.time()
+        evs = sorted(self.c.store.open_events.values(), key=lambda e: (e.opened, e.id), reverse=True)
+        out = []
+        for ev in evs:
+            d = self.event_json(ev, now)
+            v = self.c.store.checks.get(ev.key)
+            d["output"] = v.output if v else ""
+            out.append(d)
+        return web.json_response({"now": now, "problems": out})
+
+    async def event(self, request: web.Request) -> web.Response:
+        try:
+            eid = int(request.match_info["id"])
+        except ValueError:
+            raise web.HTTPBadRequest(text='{"error": "event id must be an integer"}',
+                                     content_type="application/json") from None
+        # Reads wait for queued writes, so a just-acknowledged change is visible.
+        await self.c.db.write([])
+        rows, history = await asyncio.to_thread(self._read_event, eid)
+        if not rows:
+            raise web.HTTPNotFound(text=f'{{"error": "no event {eid}"}}', content_type="application/json")
+        r = rows[0]
+        ev = self.c.store.open_events.get(eid) or Event(
+            r[0], r[1], _svc(r[2]), r[3], r[5], r[4], r[6], bool(r[7]), bool(r[8]), r[9], r[10], r[11])
+        d = self.event_json(ev, time.time())
+        d["open"] = ev.closed is None
+        d["history"] = [{"ts": ts, "kind": kind, "state": None if st is None else state_name(ev.service, st),
+                         "status": st, "output": out, "author": author}
+                        for ts, kind, st, out, author in history]
+        return web.json_response(d)
+
+    def _read_event(self, eid: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        rows = self.c.db.read("SELECT * FROM events WHERE id = ?", (eid,))
+        history = self.c.db.read("SELECT ts, kind, status, output, author FROM event_history WHERE event_id = ? "
+                                 "ORDER BY rowid", (eid,))
+        return rows, history
+
+    async def downtimes(self, request: web.Request) -> web.Response:
+        now = time.time()
+        return web.json_response({"downtimes": [
+            {"id": d.id, "host": d.host, "service": d.service, "start": d.start, "end": d.end,
+             "author": d.author, "comment": d.comment, "active": d.start <= now < d.end}
+            for d in sorted(self.c.store.downtimes.values(), key=lambda d: d.id)]})

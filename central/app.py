@@ -1,0 +1,105 @@
+"""The central node as one object: config, database, store, events, and the
+aiohttp application that routes ingest and API calls to them.
+
+`Central.start()/stop()` let a test run the whole node in-process;
+central.main is the daemon entry point around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from central.actions import WriteApi
+from central.api import ReadApi
+from central.auth import Auth
+from central.commands import CommandQueue
+from central.db import Database
+from central.events import Events
+from central.ids import IdAllocator
+from central.ingest import Ingest
+from central.store import Store
+from checkd.config.model import Objects
+from checkd.config.node import NodeConfig
+
+log = logging.getLogger(__name__)
+
+
+class Central:
+    def __init__(self, node: NodeConfig, objs: Objects):
+        self.node, self.objs = node, objs
+        self.db = Database(node.state_dir / "central.sqlite")
+        self.store = Store()
+        self.auth = Auth(node.pollers, node.api_tokens)
+        self.commands = CommandQueue()
+        self.ids: IdAllocator
+        self.events: Events
+        self.ingest = Ingest(self)
+        self.failed = asyncio.Event()       # set on a fatal error: main stops the process
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def fatal(self, reason: str) -> None:
+        log.critical("%s; stopping so a restart reloads the stored state", reason)
+        self.failed.set()
+
+    def _load(self) -> None:
+        """Blocking: schema and every stored row (run in a thread)."""
+        self.db.open()
+        tables = self.db.load_all()
+        self.store.load(tables)
+        self.ids = IdAllocator.from_tables(self.store.meta, tables["events"], tables["id_blocks"])
+        self.events = Events(self.store, self.ids)
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.node.max_body)
+        read, write = ReadApi(self), WriteApi(self)
+        app.router.add_post("/api/v1/results", self.ingest.results)
+        app.router.add_post("/api/v1/heartbeat", self.ingest.heartbeat)
+        app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
+        app.router.add_get("/api/v1/status", read.status)
+        app.router.add_get("/api/v1/problems", read.problems)
+        app.router.add_get("/api/v1/events/{id}", read.event)
+        app.router.add_get("/api/v1/downtimes", read.downtimes)
+        app.router.add_post("/api/v1/ack", write.ack)
+        app.router.add_post("/api/v1/reschedule", write.reschedule)
+        app.router.add_post("/api/v1/notifications", write.notifications)
+        app.router.add_post("/api/v1/downtimes", write.add_downtime)
+        app.router.add_delete("/api/v1/downtimes/{id}", write.delete_downtime)
+        return app
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        tls = self.node.section("tls")
+        if not tls.get("cert"):
+            return None
+        base = Path(self.node.file).resolve().parent      # relative paths: from the node file, like state_dir
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(base / tls["cert"], base / tls["key"] if tls.get("key") else None)
+        return ctx
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+        self.db.start()
+        # Reserve the first chunk of event IDs before anything can be shown.
+        await self.db.write(self.ids.refill())
+        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        await self._runner.setup()
+        host, port = self.node.listen
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl(), backlog=1024)
+        await site.start()
+        server: Any = site._server      # the bound port, when the config asked for port 0
+        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
+                 len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.to_thread(self.db.stop)
+        log.info("central stopped")

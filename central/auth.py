@@ -1,0 +1,59 @@
+"""Who is calling: pollers by their own bearer token, API writers by an api_tokens entry.
+
+Tokens are compared in constant time (hmac.compare_digest) against every
+configured one, so the answer time does not tell how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from checkd.config.node import PollerAuth
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _match(token: str, candidates: Mapping[str, str]) -> str | None:
+    """The name whose token equals `token`; every candidate is compared (no early exit)."""
+    found = None
+    given = token.encode()
+    for name, secret in candidates.items():
+        if hmac.compare_digest(given, secret.encode()):
+            found = name
+    return found
+
+
+class Auth:
+    def __init__(self, pollers: Mapping[str, PollerAuth], api_tokens: Mapping[str, str]):
+        self.pollers = dict(pollers)
+        self._poller_tokens = {p.name: p.token for p in pollers.values()}
+        self._api_tokens = dict(api_tokens)
+
+    def poller(self, request: web.Request) -> PollerAuth:
+        """The poller this request comes from, or 401."""
+        token = bearer(request)
+        name = _match(token, self._poller_tokens) if token else None
+        if name is None:
+            raise web.HTTPUnauthorized(text='{"error": "unknown or missing poller token"}',
+                                       content_type="application/json",
+                                       headers={"WWW-Authenticate": "Bearer"})
+        return self.pollers[name]
+
+    def writer(self, request: web.Request) -> str:
+        """The api_tokens name of a write call, or 401."""
+        token = bearer(request)
+        name = _match(token, self._api_tokens) if token else None
+        if name is None:
+            raise web.HTTPUnauthorized(text='{"error": "write calls need a token from api_tokens"}',
+                                       content_type="application/json",
+                                       headers={"WWW-Authenticate": "Bearer"})
+        return name

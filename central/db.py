@@ -1,0 +1,242 @@
+"""SQLite persistence of the central store: WAL, one writer thread, group commit.
+
+Every change is a list of `Op`s submitted with `write()`; the writer thread
+takes everything queued, runs it in ONE transaction with one fsync, and only
+then resolves the callers' futures. Ingest answers a poller after that, so an
+ack always means "durable". Reads happen once, at start-up (`load_all`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checks (
+    host TEXT NOT NULL, service TEXT NOT NULL,          -- service '' for a host check
+    status INTEGER NOT NULL, state_type TEXT NOT NULL, attempt INTEGER NOT NULL,
+    output TEXT NOT NULL, long_output TEXT NOT NULL, perfdata TEXT NOT NULL,
+    last_check REAL NOT NULL, last_state_change REAL NOT NULL, polled_by TEXT NOT NULL,
+    event_id INTEGER, flapping INTEGER NOT NULL,
+    PRIMARY KEY (host, service)) WITHOUT ROWID;
+-- Results are appended here (sequential writes, cheap to fsync) and folded into
+-- checks every few seconds; checks + journal in rowid order is the current state.
+CREATE TABLE IF NOT EXISTS journal (
+    host TEXT NOT NULL, service TEXT NOT NULL, status INTEGER NOT NULL, state_type TEXT NOT NULL,
+    attempt INTEGER NOT NULL, output TEXT NOT NULL, long_output TEXT NOT NULL, perfdata TEXT NOT NULL,
+    last_check REAL NOT NULL, last_state_change REAL NOT NULL, polled_by TEXT NOT NULL,
+    event_id INTEGER, flapping INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pollers (name TEXT PRIMARY KEY, site TEXT NOT NULL,
+    last_seen REAL NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT NOT NULL,
+    opened REAL NOT NULL, closed REAL, status INTEGER NOT NULL, parent_id INTEGER,
+    flapping INTEGER NOT NULL, acknowledged INTEGER NOT NULL, ack_author TEXT, ack_comment TEXT,
+    source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_history (event_id INTEGER NOT NULL, ts REAL NOT NULL,
+    kind TEXT NOT NULL, status INTEGER, output TEXT, author TEXT);
+CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
+CREATE TABLE IF NOT EXISTS id_blocks (first INTEGER PRIMARY KEY, last INTEGER NOT NULL,
+    poller TEXT NOT NULL, issued REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
+    start REAL NOT NULL, end REAL NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, until REAL,
+    author TEXT NOT NULL, PRIMARY KEY (host, service));
+CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
+    ts REAL NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notification_log (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL,
+    kind TEXT NOT NULL, contact TEXT NOT NULL, channel TEXT NOT NULL, ts REAL NOT NULL,
+    UNIQUE (event_id, kind, contact, channel, ts));
+CREATE TABLE IF NOT EXISTS deployments (id INTEGER PRIMARY KEY, hosts TEXT NOT NULL,
+    module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL);
+"""
+
+UPSERT_CHECK = "INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+APPEND_JOURNAL = "INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+FOLD = ("INSERT OR REPLACE INTO checks SELECT * FROM journal ORDER BY rowid", "DELETE FROM journal")
+# Only the newest row per (host, service) within one transaction is worth writing.
+COALESCED = {UPSERT_CHECK}
+FOLD_EVERY = 5.0              # seconds between folds of the journal into checks
+FOLD_ROWS = 200_000           # ... or sooner when this many rows wait
+
+Op = tuple[str, list[tuple[Any, ...]]]          # (sql, rows for executemany)
+
+
+class WriteError(Exception):
+    """The database refused a transaction; the in-memory state is ahead of the disk."""
+
+
+class Database:
+    def __init__(self, path: Path):
+        self.path = path
+        self._queue: queue.SimpleQueue[tuple[list[Op], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.commits = 0                      # transactions, for the benchmark's "group size"
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk when it returns (NORMAL may lose the last ones on power loss).
+        conn.execute("PRAGMA synchronous=FULL")
+        # The whole current state (~200 B a check) fits: updates never wait for page reads.
+        conn.execute("PRAGMA cache_size=-262144")
+        return conn
+
+    def open(self) -> None:
+        """Create the schema (blocking; call before serving)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.executescript(SCHEMA)
+        _fold(conn)
+        conn.close()
+
+    def load_all(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every table's rows, for the in-memory store (blocking; start-up only)."""
+        conn = self._connect()
+        try:
+            tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall()
+                      for t in ("meta", "checks", "pollers", "events", "id_blocks", "downtimes", "mutes")}
+            # Rows not folded yet (a kill -9 before the fold) are newer than checks'.
+            tables["checks"] += conn.execute("SELECT * FROM journal ORDER BY rowid").fetchall()
+            return tables
+        finally:
+            conn.close()
+
+    def read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """A one-off read on its own connection (blocking: run it in a thread)."""
+        conn = self._connect()
+        try:
+            return conn.execute(sql, tuple(args)).fetchall()
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="central-db-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, ops: list[Op]) -> asyncio.Future[None]:
+        """Queue ops; the future resolves once they are committed (even an empty list
+        waits for everything queued before it, so its caller's ack is never early)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put((ops, fut))
+        return fut
+
+    def stop(self) -> None:
+        """Commit what is queued, then end the writer thread (blocking)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = self._connect()
+        self._journal_rows, self._folded_at = 0, time.monotonic()
+        try:
+            while True:
+                try:
+                    first = self._queue.get(timeout=FOLD_EVERY)
+                except queue.Empty:
+                    self._maybe_fold(conn, idle=True)
+                    continue
+                if first is None:
+                    _fold(conn)
+                    return
+                jobs = [first]
+                stop = False
+                while True:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    jobs.append(nxt)
+                self._commit(conn, jobs)
+                self._maybe_fold(conn)
+                if stop:
+                    _fold(conn)
+                    return
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[list[Op], asyncio.Future[None]]]) -> None:
+        error: BaseException | None = None
+        try:
+            conn.execute("BEGIN")
+            for sql, rows in _merge([op for ops, _ in jobs for op in ops]):
+                conn.executemany(sql, rows)
+                if sql is APPEND_JOURNAL:
+                    self._journal_rows += len(rows)
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as e:
+            log.critical("database write failed: %s", e)
+            error = WriteError(str(e))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, fut in jobs:
+            by_loop.setdefault(fut.get_loop(), []).append(fut)
+        for loop, futs in by_loop.items():
+            loop.call_soon_threadsafe(_resolve, futs, error)
+
+
+    def _maybe_fold(self, conn: sqlite3.Connection, idle: bool = False) -> None:
+        if self._journal_rows and (idle or self._journal_rows >= FOLD_ROWS
+                                   or time.monotonic() - self._folded_at >= FOLD_EVERY):
+            try:
+                _fold(conn)
+            except sqlite3.Error as e:
+                log.error("folding the journal into checks failed (will retry): %s", e)
+                return
+            self._journal_rows, self._folded_at = 0, time.monotonic()
+
+
+def _fold(conn: sqlite3.Connection) -> None:
+    """Move journal rows into checks, in one transaction (crash-safe: either both or neither)."""
+    conn.execute("BEGIN")
+    try:
+        for sql in FOLD:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _merge(ops: list[Op]) -> list[Op]:
+    """Keep op order, but write each check row once: the newest wins (group commit
+    of a busy check writes its final state, not every step)."""
+    out: list[Op] = []
+    checks: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    for sql, rows in ops:
+        if sql in COALESCED:
+            for row in rows:
+                checks[(row[0], row[1])] = row
+        else:
+            out.append((sql, rows))
+    if checks:
+        out.insert(0, (APPEND_JOURNAL, list(checks.values())))
+    return out
+
+
+def _resolve(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futs:
+        if fut.done():
+            continue    # the caller went away (cancelled request); the data is stored all the same
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)

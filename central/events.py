@@ -1,0 +1,98 @@
+"""Events: the step after the store. A HARD non-OK state opens an event with a
+unique ID, changes within the problem are recorded in its history, recovery
+closes it. A service problem on a DOWN host is linked to the host's event
+(not a problem of its own); flapping starts and stops are recorded.
+"""
+
+from __future__ import annotations
+
+from central.db import Op
+from central.ids import IdAllocator
+from central.store import INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
+from checkd.states import StateType
+
+
+class EventError(Exception):
+    """An operation on an event that cannot be done (unknown or closed)."""
+
+
+class Events:
+    def __init__(self, store: Store, ids: IdAllocator):
+        self.store, self.ids = store, ids
+
+    def on_result(self, view: CheckView, prev_flapping: bool, poller: str, hint: int | None,
+                  ts: float) -> list[Op]:
+        """`view` already holds the new result; returns the ops recording its event side."""
+        ops: list[Op] = []
+        history: list[tuple[object, ...]] = []
+        ev = self.store.open_event((view.host, view.service))
+        problem = view.status != 0
+        changed: Event | None = None
+        if ev is None:
+            if problem and view.state_type is StateType.HARD:
+                ev = self._open(view, poller, hint, ts, ops, history)
+                changed = ev
+        elif not problem:
+            ev.closed, ev.status = ts, view.status
+            history.append((ev.id, ts, "recovery", view.status, view.output, None))
+            del self.store.open_events[ev.id]
+            del self.store.open_by_key[ev.key]
+            changed = ev
+        elif view.status != ev.status:
+            history.append((ev.id, ts, "state", view.status, view.output, None))
+            ev.status = view.status
+            changed = ev
+        if ev is not None and view.flapping != prev_flapping:
+            ev.flapping = view.flapping
+            history.append((ev.id, ts, "flapping_start" if view.flapping else "flapping_stop", view.status,
+                            view.output, None))
+            changed = ev
+        view.event_id = ev.id if ev is not None and ev.closed is None else None
+        if changed is not None:
+            ops.append((UPSERT_EVENT, [changed.row()]))
+        if history:
+            ops.append((INSERT_HISTORY, history))
+        return ops
+
+    def _open(self, view: CheckView, poller: str, hint: int | None, ts: float, ops: list[Op],
+              history: list[tuple[object, ...]]) -> Event:
+        if hint is not None and self.ids.poller_may_use(poller, hint):
+            # An ID the poller took from its reserved block while alerting on its own.
+            eid, source = hint, poller
+            self.ids.used_poller_ids.add(hint)
+        else:
+            eid, id_ops = self.ids.allocate()
+            ops.extend(id_ops)
+            source = "central"
+        ev = Event(eid, view.host, view.service, ts, view.status, flapping=view.flapping, source=source)
+        history.append((eid, ts, "open", view.status, view.output, None))
+        if view.service is not None:
+            host_ev = self.store.open_event((view.host, None))
+            if host_ev is not None:
+                ev.parent_id = host_ev.id
+                history.append((eid, ts, "linked", view.status, f"host {view.host} is down", None))
+        else:
+            # The host went down: its services' open problems become part of this one.
+            linked = []
+            for child in self.store.open_events.values():
+                if child.host == view.host and child.service is not None and child.parent_id != eid:
+                    child.parent_id = eid
+                    linked.append(child.row())
+                    history.append((child.id, ts, "linked", child.status, f"host {view.host} is down", None))
+            if linked:
+                ops.append((UPSERT_EVENT, linked))
+        self.store.open_events[eid] = ev
+        self.store.open_by_key[ev.key] = eid
+        return ev
+
+    def suppressed(self, ev: Event) -> bool:
+        """A service problem while its host's event is open is not a problem of its own."""
+        return ev.parent_id is not None and ev.parent_id in self.store.open_events
+
+    def ack(self, eid: int, author: str, comment: str, ts: float) -> list[Op]:
+        """Acknowledge an open event; it stays acknowledged until it recovers (sticky)."""
+        ev = self.store.open_events.get(eid)
+        if ev is None:
+            raise EventError(f"event {eid} is not open")
+        ev.acknowledged, ev.ack_author, ev.ack_comment = True, author, comment
+        return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "ack", ev.status, comment, author)])]

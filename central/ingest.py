@@ -1,0 +1,167 @@
+"""Ingest: results and heartbeats from pollers -> store and events -> one durable write -> ack.
+
+Per poller, `seq` is a high-water mark: a result at or below it was stored
+already and is only acknowledged. Within a batch results are applied in
+check-time order, and a result older than the one a check already holds never
+overwrites it. The answer goes out only after the group commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from central import validate
+from central.db import UPSERT_CHECK, Op, WriteError
+from central.store import PollerState
+from checkd.states import StateType
+
+if TYPE_CHECKING:
+    from central.app import Central
+
+log = logging.getLogger(__name__)
+_STATE_TYPE = {"SOFT": StateType.SOFT, "HARD": StateType.HARD}
+
+
+class Ingest:
+    def __init__(self, central: Central):
+        self.c = central
+
+    def _poller_state(self, name: str, site: str, now: float) -> PollerState:
+        ps = self.c.store.pollers.get(name)
+        if ps is None:
+            ps = self.c.store.pollers[name] = PollerState(name, site)
+        ps.last_seen = now
+        return ps
+
+    async def _durable(self, ops: list[Op]) -> None:
+        try:
+            await self.c.db.write(ops)
+        except WriteError as e:
+            # Memory is now ahead of disk: stop, so a restart reloads the truth and pollers resend.
+            self.c.fatal(f"database write failed: {e}")
+            raise web.HTTPServiceUnavailable(text='{"error": "central cannot store results"}',
+                                             content_type="application/json") from None
+
+    async def results(self, request: web.Request) -> web.Response:
+        auth = self.c.auth.poller(request)
+        doc = validate.parse_json(await request.read())
+        items = validate.batch(doc, auth.name, auth.site)
+        now = time.time()
+        answer = self.apply(auth.name, auth.site, items, now)
+        await self._durable(answer.pop("_ops"))
+        answer["commands"] = self.c.commands.take(auth.name)
+        return web.json_response(answer)
+
+    def apply(self, poller: str, site: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
+        """Check items against the configuration and apply them to the store (no await
+        inside: concurrent batches never interleave). Returns the answer plus its ops."""
+        store, hosts, services = self.c.store, self.c.objs.hosts, self.c.objs.services
+        ps = self._poller_state(poller, site, now)
+        hwm = ps.seq
+        accepted: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        forbidden: list[dict[str, Any]] = []
+        duplicates = 0
+        lo, hi = now - validate.MAX_AGE, now + validate.FUTURE_SLACK
+        for item in items:
+            seq = item["seq"]
+            if seq <= hwm:
+                duplicates += 1
+                continue
+            host, service = item["host"], item.get("service")
+            h = hosts.get(host)
+            reason = None
+            if h is None:
+                reason = f"unknown host {host!r}"
+            elif h.site != site:
+                forbidden.append({"seq": seq, "host": host, "service": service,
+                                  "reason": f"host {host!r} belongs to site {h.site!r}, not {site!r}"})
+                continue
+            elif service is not None and (host, service) not in services:
+                reason = f"unknown service {service!r} on host {host!r}"
+            elif not lo <= item["finished"] <= hi:
+                reason = validate.time_problem(item["finished"], now)
+            if reason is not None:
+                rejected.append({"seq": seq, "host": host, "service": service, "status": 422, "reason": reason})
+            else:
+                accepted.append(item)
+        if forbidden:
+            log.warning("poller %s (site %s) reported hosts of other sites, batch refused: %s", poller, site,
+                        ", ".join(sorted({f["host"] for f in forbidden})))
+            raise validate.bad_request(f"{len(forbidden)} item(s) for hosts of other sites; nothing stored",
+                                       forbidden, status=403)
+        if rejected:
+            log.warning("poller %s: %d result(s) skipped, first: seq %s: %s", poller, len(rejected),
+                        rejected[0]["seq"], rejected[0]["reason"])
+        if items and items[0]["seq"] > hwm + 1 and hwm > 0:
+            log.warning("poller %s: seq gap, %d..%d never arrived", poller, hwm + 1, items[0]["seq"] - 1)
+        if items:
+            ps.seq = max(hwm, items[-1]["seq"])   # rejected items too, so the poller can trim its spool
+        ops, stale = self._apply_results(poller, accepted)
+        ops.append(ps.op())
+        return {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
+                "rejected": rejected, "_ops": ops}
+
+    def _apply_results(self, poller: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
+        store, events = self.c.store, self.c.events
+        ops: list[Op] = []
+        rows = []
+        stale = 0
+        items.sort(key=lambda i: i["finished"])        # check-time order; stable for equal times
+        for item in items:
+            view = store.check(item["host"], item.get("service"))
+            finished = item["finished"]
+            if finished < view.last_check:
+                stale += 1                              # older than what we hold: never overwrite
+                continue
+            status = item["status"]
+            prev_flapping = view.flapping
+            if status != view.status or view.last_check == 0:
+                view.last_state_change = finished
+            view.status = status
+            view.state_type = _STATE_TYPE[item["state_type"]]
+            view.attempt = item["attempt"]
+            view.output = item["output"]
+            view.long_output = item.get("long_output") or ""
+            view.perfdata = item.get("perfdata") or ""
+            view.last_check = finished
+            view.polled_by = item.get("polled_by") or poller
+            view.flapping = bool(item.get("flapping"))
+            if status != 0 or view.event_id is not None or view.flapping != prev_flapping:
+                ops.extend(events.on_result(view, prev_flapping, poller, item.get("event_id"), finished))
+            rows.append(view.row())
+        if rows:
+            ops.insert(0, (UPSERT_CHECK, rows))
+        return ops, stale
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        auth = self.c.auth.poller(request)
+        body = await request.read()
+        if body.strip():
+            doc = validate.parse_json(body)
+            if type(doc) is not dict:
+                raise validate.bad_request("expected a JSON object {poller, site}")
+            if doc.get("poller", auth.name) != auth.name or doc.get("site", auth.site) != auth.site:
+                raise validate.bad_request("poller/site do not match the token", status=403)
+        ps = self._poller_state(auth.name, auth.site, time.time())
+        await self._durable([ps.op()])
+        return web.json_response({"acked": ps.seq, "commands": self.c.commands.take(auth.name)})
+
+    async def reserve_ids(self, request: web.Request) -> web.Response:
+        """A block of event IDs for a poller to use while it cannot reach central."""
+        auth = self.c.auth.poller(request)
+        body = await request.read()
+        count = 1000
+        if body.strip():
+            doc = validate.parse_json(body)
+            count = doc.get("count", count) if type(doc) is dict else None
+            if type(count) is not int or count < 1:
+                raise validate.bad_request("count: expected an integer >= 1")
+        first, last, ops = self.c.ids.reserve_block(auth.name, count)
+        await self._durable(ops)
+        log.info("reserved event IDs %d-%d for poller %s", first, last, auth.name)
+        return web.json_response({"first": first, "last": last})

@@ -1,0 +1,173 @@
+"""The central state store: every check's current state, open events, pollers,
+downtimes and mutes, held in memory so ingest and the API never wait on disk.
+
+Rows come from central.db at start-up; every change made here is also
+returned as db Ops by the module that makes it (ingest, events, api), so
+memory and disk move together in one group-committed transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from checkd.result import CheckKey
+from checkd.states import StateType
+from central.db import UPSERT_CHECK, Op
+
+
+@dataclasses.dataclass(slots=True)
+class CheckView:
+    """The current state of one host or service check, as central knows it."""
+
+    host: str
+    service: str | None
+    status: int = 0
+    state_type: StateType = StateType.HARD
+    attempt: int = 1
+    output: str = ""
+    long_output: str = ""
+    perfdata: str = ""
+    last_check: float = 0.0
+    last_state_change: float = 0.0
+    polled_by: str = ""
+    event_id: int | None = None
+    flapping: bool = False
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.host, self.service or "", self.status, self.state_type.value, self.attempt,
+                self.output, self.long_output, self.perfdata, self.last_check, self.last_state_change,
+                self.polled_by, self.event_id, int(self.flapping))
+
+    def op(self) -> Op:
+        return (UPSERT_CHECK, [self.row()])
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    """One problem of one check: from HARD non-OK to recovery, under one ID."""
+
+    id: int
+    host: str
+    service: str | None
+    opened: float
+    status: int
+    closed: float | None = None
+    parent_id: int | None = None        # the host's event while the host is DOWN
+    flapping: bool = False
+    acknowledged: bool = False
+    ack_author: str | None = None
+    ack_comment: str | None = None
+    source: str = "central"             # who allocated the ID: central or a poller name
+
+    @property
+    def key(self) -> CheckKey:
+        return (self.host, self.service)
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.id, self.host, self.service or "", self.opened, self.closed, self.status, self.parent_id,
+                int(self.flapping), int(self.acknowledged), self.ack_author, self.ack_comment, self.source)
+
+
+UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_HISTORY = "INSERT INTO event_history VALUES (?,?,?,?,?,?)"
+UPSERT_POLLER = "INSERT OR REPLACE INTO pollers VALUES (?,?,?,?)"
+
+
+@dataclasses.dataclass(slots=True)
+class PollerState:
+    name: str
+    site: str
+    last_seen: float = 0.0
+    seq: int = 0                        # highest result seq stored from this poller
+
+    def op(self) -> Op:
+        return (UPSERT_POLLER, [(self.name, self.site, self.last_seen, self.seq)])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Downtime:
+    id: int
+    host: str
+    service: str | None                 # None: the host and all its services
+    start: float
+    end: float
+    author: str
+    comment: str
+
+    def covers(self, host: str, service: str | None, now: float) -> bool:
+        return (self.host == host and (self.service is None or self.service == service)
+                and self.start <= now < self.end)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Mute:
+    """Notifications disabled for a host (service None: and its services) or a service."""
+
+    host: str
+    service: str | None
+    until: float | None                 # None: until enabled again
+    author: str
+
+    def active(self, now: float) -> bool:
+        return self.until is None or now < self.until
+
+
+def _svc(s: str) -> str | None:
+    return s or None
+
+
+class Store:
+    def __init__(self) -> None:
+        self.checks: dict[CheckKey, CheckView] = {}
+        self.open_events: dict[int, Event] = {}
+        self.open_by_key: dict[CheckKey, int] = {}
+        self.pollers: dict[str, PollerState] = {}
+        self.downtimes: dict[int, Downtime] = {}
+        self.mutes: dict[CheckKey, Mute] = {}
+        self.meta: dict[str, int] = {}
+
+    def load(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Fill from central.db rows (start-up)."""
+        self.meta = {k: v for k, v in tables["meta"]}
+        for r in tables["checks"]:
+            v = CheckView(r[0], _svc(r[1]), r[2], StateType(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                          r[11], bool(r[12]))
+            self.checks[(v.host, v.service)] = v
+        for r in tables["events"]:
+            if r[4] is not None:
+                continue            # closed events stay on disk; GET /events/{id} reads them there
+            e = Event(r[0], r[1], _svc(r[2]), r[3], r[5], None, r[6], bool(r[7]), bool(r[8]), r[9], r[10], r[11])
+            self.open_events[e.id] = e
+            self.open_by_key[e.key] = e.id
+        for r in tables["pollers"]:
+            self.pollers[r[0]] = PollerState(*r)
+        for r in tables["downtimes"]:
+            self.downtimes[r[0]] = Downtime(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        for r in tables["mutes"]:
+            self.mutes[(r[0], _svc(r[1]))] = Mute(r[0], _svc(r[1]), r[2], r[3])
+
+    def check(self, host: str, service: str | None) -> CheckView:
+        key = (host, service)
+        view = self.checks.get(key)
+        if view is None:
+            view = self.checks[key] = CheckView(host, service)
+        return view
+
+    def open_event(self, key: CheckKey) -> Event | None:
+        eid = self.open_by_key.get(key)
+        return None if eid is None else self.open_events[eid]
+
+    def in_downtime(self, host: str, service: str | None, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return any(d.covers(host, service, now) for d in self.downtimes.values())
+
+    def muted(self, host: str, service: str | None, now: float | None = None) -> bool:
+        """No notifications: disabled for the host or the service, or in a downtime."""
+        now = time.time() if now is None else now
+        for key in ((host, None), (host, service)):
+            m = self.mutes.get(key)
+            if m is not None and m.active(now):
+                return True
+        return bool(self.downtimes) and self.in_downtime(host, service, now)

@@ -1,0 +1,120 @@
+"""Validation of a results batch, the first step of ingest.
+
+Shape errors (broken JSON, wrong types, missing fields) reject the whole
+request with 400 and a reason per item; item-level problems (unknown check,
+timestamp out of range) are returned per item by ingest. docs/api.md has the
+rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+FUTURE_SLACK = 300.0           # a poller clock this far ahead is wrong, not early
+MAX_AGE = 7 * 86400.0          # older results are not news any more (the spool is replayed long before)
+STATE_TYPES = ("SOFT", "HARD")
+_NUM = (int, float)
+
+
+def bad_request(error: str, items: list[dict[str, Any]] | None = None, status: int = 400) -> web.HTTPException:
+    body: dict[str, Any] = {"error": error}
+    if items is not None:
+        body["items"] = items
+    cls = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 409: web.HTTPConflict, 404: web.HTTPNotFound,
+           415: web.HTTPUnsupportedMediaType, 422: web.HTTPUnprocessableEntity}[status]
+    return cls(text=json.dumps(body), content_type="application/json")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as e:
+        raise bad_request(f"body is not UTF-8: {e.reason} at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise bad_request(f"broken JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise bad_request("broken JSON: nested too deeply") from None
+
+
+def item_shape(item: Any) -> str | None:
+    """Why `item` is not a well-formed batch item, or None. Kept flat: it runs per result."""
+    if type(item) is not dict:
+        return "item is not an object"
+    try:
+        seq, host, status = item["seq"], item["host"], item["status"]
+        state_type, attempt, output, finished = item["state_type"], item["attempt"], item["output"], item["finished"]
+    except KeyError as e:
+        return f"missing field {e.args[0]!r}"
+    if type(seq) is not int or seq < 1:
+        return "seq: expected an integer >= 1"
+    if type(host) is not str or not host:
+        return "host: expected a non-empty string"
+    service = item.get("service")
+    if service is not None and (type(service) is not str or not service):
+        return "service: expected a non-empty string or null (host check)"
+    if type(status) is not int or not 0 <= status <= (3 if service is not None else 2):
+        return "status: expected 0-3 for a service, 0-2 for a host"
+    if state_type not in STATE_TYPES:
+        return 'state_type: expected "SOFT" or "HARD"'
+    if type(attempt) is not int or attempt < 1:
+        return "attempt: expected an integer >= 1"
+    if type(output) is not str:
+        return "output: expected a string"
+    for key in ("long_output", "perfdata", "polled_by", "check_type"):
+        v = item.get(key)
+        if v is not None and type(v) is not str:
+            return f"{key}: expected a string"
+    if type(finished) not in _NUM or not math.isfinite(finished):
+        return "finished: expected a number (Unix time)"
+    for key in ("scheduled", "started"):
+        v = item.get(key)
+        if v is not None and (type(v) not in _NUM or not math.isfinite(v)):
+            return f"{key}: expected a number (Unix time)"
+    flapping = item.get("flapping")
+    if flapping is not None and type(flapping) is not bool:
+        return "flapping: expected true or false"
+    eid = item.get("event_id")
+    if eid is not None and (type(eid) is not int or eid < 1):
+        return "event_id: expected an integer >= 1 or null"
+    return None
+
+
+def batch(doc: Any, poller: str, site: str) -> list[dict[str, Any]]:
+    """The items of a well-formed results document, or a 400/403 for the whole request."""
+    if type(doc) is not dict:
+        raise bad_request("expected a JSON object {poller, site, batch}")
+    if doc.get("poller") != poller:
+        raise bad_request(f"poller {doc.get('poller')!r} does not match the token (poller {poller!r})", status=403)
+    if "site" in doc and doc["site"] != site:
+        raise bad_request(f"site {doc['site']!r} is not this poller's site {site!r}", status=403)
+    items = doc.get("batch", [])
+    if type(items) is not list:
+        raise bad_request("batch: expected a list of results")
+    errors = []
+    last = 0
+    for i, item in enumerate(items):
+        reason = item_shape(item)
+        if reason is None and item["seq"] <= last:
+            reason = f"seq {item['seq']} does not rise (previous item has {last})"
+        if reason is not None:
+            seq = item.get("seq") if type(item) is dict else None
+            errors.append({"index": i, "seq": seq, "reason": reason})
+            if len(errors) >= 100:
+                break       # enough to see the pattern; the answer stays small
+        else:
+            last = item["seq"]
+    if errors:
+        raise bad_request(f"{len(errors)} malformed item(s); nothing stored", errors)
+    return items
+
+
+def time_problem(finished: float, now: float) -> str | None:
+    if finished > now + FUTURE_SLACK:
+        return f"finished is {finished - now:.0f} s in the future (limit {FUTURE_SLACK:.0f} s): check the poller's clock"
+    if finished < now - MAX_AGE:
+        return f"finished is {(now - finished) / 86400:.1f} days old (limit {MAX_AGE / 86400:.0f} days)"
+    return None

@@ -1,0 +1,192 @@
+"""Every API endpoint, the CLI thin clients and kill -9 recovery, against a real central process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.central_proc import API_TOKEN, CentralProc, result
+from tests.helpers import REPO
+
+DISK = ("db1.ladc1", "Disk /")
+MYSQL = ("db1.ladc1", "Mysql Health Slave Check")
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[CentralProc]:
+    with CentralProc(tmp_path) as c:
+        yield c
+
+
+def open_problem(c: CentralProc, seq: int, host: str, svc: str | None, status: int = 2) -> int:
+    c.post_results("poller-ladc1", [result(seq, host, svc, status, f"{svc} broken")])
+    return next(p["id"] for p in c.get("/api/v1/problems")["problems"] if (p["host"], p["service"]) == (host, svc))
+
+
+def test_status_lists_pollers_hosts_and_services(central: CentralProc) -> None:
+    central.post_results("poller-ladc1", [result(1, *DISK, 1, "warn", perfdata="used=91%;90;95")])
+    doc = central.get("/api/v1/status")
+    pollers = {p["name"]: p for p in doc["pollers"]}
+    assert pollers["poller-ladc1"]["connected"] and pollers["poller-nydc1"]["stale"]
+    assert pollers["poller-nydc1"]["site"] == "nydc1" and pollers["poller-ladc1"]["takeover"] is False
+    assert {h["host"] for h in doc["hosts"]} == {"db1.ladc1", "web1.ladc1", "web2.nydc1"}
+    (s,) = [s for s in doc["services"] if (s["host"], s["service"]) == DISK]
+    assert (s["state"], s["status"], s["state_type"], s["attempt"], s["perfdata"], s["polled_by"]) == \
+        ("WARNING", 1, "HARD", 1, "used=91%;90;95", "poller-ladc1")
+    assert s["event_id"] and s["acknowledged"] is False and s["muted"] is False
+    assert central.call("GET", "/api/v1/status?host=nosuch")[0] == 404
+
+
+def test_problems_newest_first(central: CentralProc) -> None:
+    a = open_problem(central, 1, *DISK)
+    time.sleep(0.01)
+    b = open_problem(central, 2, *MYSQL)
+    assert [p["id"] for p in central.get("/api/v1/problems")["problems"]] == [b, a]
+    assert b > a
+
+
+def test_event_ids_unknown_and_malformed(central: CentralProc) -> None:
+    assert central.call("GET", "/api/v1/events/999999")[0] == 404
+    assert central.call("GET", "/api/v1/events/abc")[0] == 400
+
+
+def test_ack_needs_a_token_and_marks_the_event(central: CentralProc) -> None:
+    eid = open_problem(central, 1, *DISK)
+    assert central.call("POST", "/api/v1/ack", {"event_id": eid})[0] == 401
+    assert central.call("POST", "/api/v1/ack", {"event_id": eid}, token="tok-ladc1")[0] == 401
+    status, ans = central.write("POST", "/api/v1/ack", {"event_id": eid, "comment": "on it", "author": "anna"})
+    assert status == 200 and ans["author"] == "anna"
+    (p,) = central.get("/api/v1/problems")["problems"]
+    assert p["acknowledged"] and p["ack_comment"] == "on it"
+    assert central.get(f"/api/v1/events/{eid}")["history"][-1]["kind"] == "ack"
+    assert central.write("POST", "/api/v1/ack", {"event_id": 424242})[0] == 404
+    assert central.write("POST", "/api/v1/ack", {"event_id": "x"})[0] == 400
+
+
+def test_reschedule_is_delivered_in_the_next_heartbeat_answer(central: CentralProc) -> None:
+    eid = open_problem(central, 1, *DISK)
+    status, ans = central.write("POST", "/api/v1/reschedule", {"host": MYSQL[0], "service": MYSQL[1]})
+    assert status == 200 and ans["pollers"] == ["poller-ladc1"]
+    central.write("POST", "/api/v1/reschedule", {"event_id": eid})
+    _, hb = central.call("POST", "/api/v1/heartbeat", {"poller": "poller-ladc1"}, token="tok-ladc1")
+    assert hb["commands"] == [{"type": "reschedule", "host": MYSQL[0], "service": MYSQL[1]},
+                              {"type": "reschedule", "host": DISK[0], "service": DISK[1]}]
+    _, hb = central.call("POST", "/api/v1/heartbeat", {"poller": "poller-ladc1"}, token="tok-ladc1")
+    assert hb["commands"] == []           # delivered once
+    central.write("POST", "/api/v1/reschedule", {"host": "web2.nydc1", "service": None})
+    _, ans = central.post_results("poller-nydc1", [])
+    assert ans["commands"] == [{"type": "reschedule", "host": "web2.nydc1", "service": None}]
+    assert central.write("POST", "/api/v1/reschedule", {"host": "nosuch"})[0] == 404
+
+
+def test_notifications_disable_with_duration_and_enable(central: CentralProc) -> None:
+    eid = open_problem(central, 1, *DISK)
+    status, ans = central.write("POST", "/api/v1/notifications",
+                                {"host": DISK[0], "service": DISK[1], "enabled": False, "duration": "1h"})
+    assert status == 200 and ans["until"] > time.time() + 3500
+    assert central.get("/api/v1/problems")["problems"][0]["muted"]
+    central.write("POST", "/api/v1/notifications", {"host": DISK[0], "service": DISK[1], "enabled": True})
+    assert not central.get("/api/v1/problems")["problems"][0]["muted"]
+    central.write("POST", "/api/v1/notifications", {"host": DISK[0], "enabled": False})   # whole host
+    assert central.get(f"/api/v1/events/{eid}")["muted"]
+    assert central.write("POST", "/api/v1/notifications", {"host": DISK[0], "enabled": "no"})[0] == 400
+
+
+def test_downtimes_add_list_delete(central: CentralProc) -> None:
+    status, dt = central.write("POST", "/api/v1/downtimes",
+                               {"host": DISK[0], "service": DISK[1], "duration": "2h", "comment": "disk swap"})
+    assert status == 201 and dt["end"] - dt["start"] == pytest.approx(7200)
+    open_problem(central, 1, *DISK)
+    assert central.get("/api/v1/problems")["problems"][0]["muted"]
+    assert [d["id"] for d in central.get("/api/v1/downtimes")["downtimes"]] == [dt["id"]]
+    assert central.call("DELETE", f"/api/v1/downtimes/{dt['id']}")[0] == 401
+    assert central.write("DELETE", f"/api/v1/downtimes/{dt['id']}")[0] == 200
+    assert central.get("/api/v1/downtimes")["downtimes"] == []
+    assert not central.get("/api/v1/problems")["problems"][0]["muted"]
+    assert central.write("DELETE", f"/api/v1/downtimes/{dt['id']}")[0] == 404
+    assert central.write("POST", "/api/v1/downtimes", {"host": DISK[0]})[0] == 400
+
+
+def test_host_down_links_its_services_problems(central: CentralProc) -> None:
+    svc = open_problem(central, 1, *DISK)
+    host = open_problem(central, 2, "db1.ladc1", None, status=1)
+    mysql = open_problem(central, 3, *MYSQL)
+    problems = {p["id"]: p for p in central.get("/api/v1/problems")["problems"]}
+    assert problems[host]["state"] == "DOWN" and not problems[host]["suppressed"]
+    assert problems[svc]["parent_id"] == host and problems[svc]["suppressed"]
+    assert problems[mysql]["parent_id"] == host and problems[mysql]["suppressed"]
+    central.post_results("poller-ladc1", [result(4, "db1.ladc1", None, 0)])
+    assert not {p["id"]: p for p in central.get("/api/v1/problems")["problems"]}[svc]["suppressed"]
+
+
+def test_flapping_is_recorded_in_the_event(central: CentralProc) -> None:
+    eid = open_problem(central, 1, *DISK)
+    central.post_results("poller-ladc1", [result(2, *DISK, 2, flapping=True)])
+    assert central.get("/api/v1/problems")["problems"][0]["flapping"]
+    assert central.get(f"/api/v1/events/{eid}")["history"][-1]["kind"] == "flapping_start"
+
+
+def test_poller_id_blocks_are_unique_and_adopted(central: CentralProc) -> None:
+    status, block = central.call("POST", "/api/v1/ids/reserve", {"count": 10}, token="tok-ladc1")
+    assert status == 200 and block["last"] - block["first"] == 9
+    _, other = central.call("POST", "/api/v1/ids/reserve", {"count": 10}, token="tok-nydc1")
+    assert other["first"] > block["last"]
+    central.post_results("poller-ladc1", [result(1, *DISK, 2, event_id=block["first"])])
+    (p,) = central.get("/api/v1/problems")["problems"]
+    assert (p["id"], p["source"]) == (block["first"], "poller-ladc1")
+    # An ID outside the poller's blocks is not adopted: central allocates its own, above every block.
+    central.post_results("poller-ladc1", [result(2, *MYSQL, 2, event_id=other["first"])])
+    mine = next(p for p in central.get("/api/v1/problems")["problems"] if p["service"] == MYSQL[1])
+    assert mine["source"] == "central" and mine["id"] > other["last"]
+    assert central.call("POST", "/api/v1/ids/reserve", {"count": 0}, token="tok-ladc1")[0] == 400
+
+
+def test_kill_9_restart_keeps_everything_and_ids_keep_rising(central: CentralProc) -> None:
+    e1 = open_problem(central, 1, *DISK)
+    e2 = open_problem(central, 2, *MYSQL)
+    central.write("POST", "/api/v1/ack", {"event_id": e1, "comment": "known"})
+    central.write("POST", "/api/v1/downtimes", {"host": "web1.ladc1", "duration": "1h", "comment": "rack move"})
+    central.write("POST", "/api/v1/notifications", {"host": "web2.nydc1", "enabled": False})
+    before = central.get("/api/v1/status")
+    central.restart(kill=True)
+    after = central.get("/api/v1/status")
+    assert after["services"] == before["services"] and after["hosts"] == before["hosts"]
+    problems = {p["id"]: p for p in central.get("/api/v1/problems")["problems"]}
+    assert set(problems) == {e1, e2} and problems[e1]["acknowledged"] and not problems[e2]["acknowledged"]
+    assert [d["comment"] for d in central.get("/api/v1/downtimes")["downtimes"]] == ["rack move"]
+    assert next(h for h in after["hosts"] if h["host"] == "web2.nydc1")["muted"]
+    # seq high-water mark survived: the old batch is a duplicate
+    _, ans = central.post_results("poller-ladc1", [result(2, *MYSQL, 2)])
+    assert ans["duplicates"] == 1
+    central.post_results("poller-ladc1", [result(3, *DISK, 0)])
+    central.restart(kill=True)
+    e3 = open_problem(central, 4, *DISK)
+    assert e3 > e2 > e1
+
+
+def run_cli(c: CentralProc, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "checkd", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_cli_wassup_ack_resched(central: CentralProc) -> None:
+    assert "no open problems" in run_cli(central, "wassup", "--url", central.url).stdout
+    eid = open_problem(central, 1, *DISK)
+    out = run_cli(central, "wassup", "-c", str(central.config)).stdout
+    assert f"#{eid} db1.ladc1/Disk / CRITICAL" in out
+    r = run_cli(central, "ack", str(eid), "-m", "swapping disk", "-c", str(central.config))
+    assert r.returncode == 0 and f"event #{eid} acknowledged by ops" in r.stdout
+    assert "[ACK]" in run_cli(central, "wassup", "--url", central.url).stdout
+    r = run_cli(central, "resched", "db1.ladc1/Mysql Health Slave Check", "--url", central.url, "--token", API_TOKEN)
+    assert r.returncode == 0 and "poller-ladc1" in r.stdout
+    _, hb = central.call("POST", "/api/v1/heartbeat", {}, token="tok-ladc1")
+    assert hb["commands"] == [{"type": "reschedule", "host": MYSQL[0], "service": MYSQL[1]}]
+    r = run_cli(central, "ack", str(eid), "--url", central.url, "--token", "wrong")
+    assert r.returncode == 1 and "401" in r.stderr
