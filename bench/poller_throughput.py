@@ -4,8 +4,8 @@ side by side with Debian's nagios4 on the same load, in the same run.
     .venv/bin/python bench/poller_throughput.py [--sizes 1000,10000,50000] [--interval 10] [--duration 20]
 
 Prints checks/s achieved vs scheduled, check latency median/p99/max, CPU seconds
-per 1,000 checks (poller plus its plugins: children are reaped by the poller, so
-their CPU is in its cutime/cstime), RSS; then nagios4 and the raw spawn limit.
+per 1,000 checks (poller, exec workers and every plugin), RSS (poller + workers);
+then nagios4 on the same load and the raw spawn limit of the machine.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-TICK = os.sysconf("SC_CLK_TCK")
+from bench.peers.proctree import descendants, read_stat, sample_tree  # noqa: E402
+from bench.peers.proctree import rss_mb as tree_rss  # noqa: E402
 COMMANDS = {
     "exec": "$PLUGINDIR$/check_dummy 0 ok",
     "embedded": {"embedded": "check_dummy", "args": ["0", "ok"]},
@@ -58,15 +59,14 @@ def write_config(d: Path, services: int, interval: float, mode: str, port: int, 
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / TICK   # utime stime cutime cstime
+    """CPU of the poller, its exec workers and every plugin they ran (reaped ones
+    are in their parents' cutime/cstime, running ones are counted themselves)."""
+    return sum(st.own + st.children for st in sample_tree(pid).stats.values())
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The poller plus its long-lived exec workers."""
+    return sum(tree_rss(p) for p in [pid, *descendants(pid)] if read_stat(p) and "python" in read_stat(p).comm)
 
 
 def get_json(url: str) -> dict[str, Any]:

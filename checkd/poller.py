@@ -31,7 +31,7 @@ class Poller:
         self.node, self.objs = node, objs
         self.state_dir = node.state_dir
         self.spool = Spool(self.state_dir / "spool", max_bytes=node.spool_max_bytes)
-        self.runner = Runner([*node.plugin_dirs, *_shipped()])
+        self.runner = Runner([*node.plugin_dirs, *_shipped()], exec_workers=node.exec_workers)
         self.scheduler: Scheduler | None = None
         self.forwarder: Forwarder | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -7,6 +7,7 @@ can be moved as a whole. Secrets may come from files (`token_file:`).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "freshn
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
+               "exec_workers": f.non_negative_int,
                **COMMON}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -65,6 +67,7 @@ class NodeConfig:
     heartbeat_interval: float = 5.0
     spool_max_bytes: int = 1 << 30
     batch_size: int = 500
+    exec_workers: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 2))
     max_concurrent_checks: int = 256
     max_body: int = 16 << 20
     plugin_dirs: tuple[Path, ...] = ()
@@ -169,7 +172,7 @@ def read_node(path: Path) -> NodeConfig:
                   token=_secret(d, node, "token", base, problems))
         if not kw["token"]:
             problems.add(node.file, node.line, "poller: missing `token:` (or `token_file:`) for central")
-        for key in ("autonomy_after", "heartbeat_interval", "spool_max_bytes", "batch_size"):
+        for key in ("autonomy_after", "heartbeat_interval", "spool_max_bytes", "batch_size", "exec_workers"):
             if key in d:
                 kw[key] = d[key]
     if role == "central" and "max_body" in d:

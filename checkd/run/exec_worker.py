@@ -1,0 +1,93 @@
+"""An exec worker: a small process that spawns plugins for the poller (Nagios 4's core workers).
+
+posix_spawn holds the interpreter lock and blocks its thread until the child
+has exec'd; in a worker process that wait costs the poller's event loop
+nothing, and two cores spawn in parallel. Jobs arrive on stdin, results leave
+on stdout (checkd.run.exec_frames); the worker exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from checkd.plugin_output import RawRun
+from checkd.run.exec import run_exec
+from checkd.run.exec_frames import FrameReader, parse_job, result_frame
+
+
+class Worker:
+    def __init__(self, in_fd: int, out_fd: int):
+        self.in_fd, self.out_fd = in_fd, out_fd
+        self.reader = FrameReader()
+        self.out = bytearray()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def on_input(self) -> None:
+        try:
+            data = os.read(self.in_fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:  # the poller went away: finish what runs, then exit
+            asyncio.get_running_loop().remove_reader(self.in_fd)
+            self.closed.set_result(None)
+            return
+        for body in self.reader.feed(data):
+            job_id, timeout, argv = parse_job(body)
+            task = asyncio.get_running_loop().create_task(self.run(job_id, timeout, argv))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def run(self, job_id: int, timeout: float, argv: list[str]) -> None:
+        try:
+            raw = await run_exec(argv, timeout)
+        except Exception as e:  # never lose a job: the poller waits for an answer
+            raw = RawRun(error=f"exec worker: {type(e).__name__}: {e}")
+        self.send(result_frame(job_id, raw))
+
+    def send(self, frame: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        pending = bool(self.out)
+        self.out += frame
+        if not pending:
+            self.flush()
+            if self.out:
+                loop.add_writer(self.out_fd, self.flush)
+
+    def flush(self) -> None:
+        try:
+            n = os.write(self.out_fd, self.out)
+        except BlockingIOError:
+            return
+        del self.out[:n]
+        if not self.out:
+            asyncio.get_running_loop().remove_writer(self.out_fd)
+
+
+async def serve() -> None:
+    os.set_blocking(0, False)
+    os.set_blocking(1, False)
+    worker = Worker(0, 1)
+    asyncio.get_running_loop().add_reader(0, worker.on_input)
+    await worker.closed
+    if worker.tasks:
+        await asyncio.gather(*worker.tasks, return_exceptions=True)
+    while worker.out:
+        os.set_blocking(1, True)
+        worker.flush()
+
+
+def main() -> None:
+    # The poller handles signals; a Ctrl-C on the terminal must not kill workers mid-job.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        asyncio.run(serve())
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
