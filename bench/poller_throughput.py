@@ -143,9 +143,18 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--modes", default="exec,embedded")
     p.add_argument("--no-nagios", action="store_true")
+    p.add_argument("--script-services", type=int, default=2000,
+                   help="load for the forked Python script run (0: skip)")
     args = p.parse_args()
     rows = []
+    from bench.raw_spawn import raw_spawn_rate
+    raw = raw_spawn_rate(["/usr/lib/nagios/plugins/check_dummy", "0", "ok"], n=10000, runs=3)
+    print(f"raw spawn limit (C posix_spawn loop, 32 in flight, median of 3): {raw['per_s']:.0f}/s, "
+          f"{raw['cpu_s_per_1000']:.2f} CPU s per 1,000", flush=True)
     print(HEADER, flush=True)
+    if args.script_services:
+        rows.append(run_checkd(args.script_services, args.interval, args.duration, "script"))
+        print(fmt(rows[-1]), flush=True)
     for n in (int(x) for x in args.sizes.split(",")):
         for mode in args.modes.split(","):
             rows.append(run_checkd(n, args.interval, args.duration, mode))
@@ -157,7 +166,23 @@ def main() -> None:
                 r = {**r, "impl": f"nagios4 workers={workers or 'default'}", "services": n}
                 rows.append(r)
                 print(fmt(r), flush=True)
-    print(json.dumps(rows, indent=1, default=str))
+    summarize(rows, raw)
+    print(json.dumps({"raw": raw, "rows": rows}, indent=1, default=str))
+
+
+def summarize(rows: list[dict[str, Any]], raw: dict[str, Any]) -> None:
+    """The ratios the targets are stated in, all from this one run."""
+    def best(prefix: str) -> dict[str, Any] | None:
+        cands = [r for r in rows if r["impl"].startswith(prefix)]
+        return max(cands, key=lambda r: r["checks_per_s"], default=None)
+    exec_, emb, script, nag = best("checkd exec"), best("checkd embedded"), best("checkd script"), best("nagios4")
+    print("\nsummary (same run):")
+    if exec_:
+        print(f"  exec peak {exec_['checks_per_s']:.0f}/s = {exec_['checks_per_s'] / raw['per_s']:.0%} of the raw spawn limit")
+    if exec_ and nag:
+        print(f"  exec peak / nagios4 peak ({nag['impl']}): {exec_['checks_per_s'] / nag['checks_per_s']:.2f}x")
+    if emb and script:
+        print(f"  embedded peak / forked Python script peak: {emb['checks_per_s'] / script['checks_per_s']:.0f}x")
 
 
 if __name__ == "__main__":

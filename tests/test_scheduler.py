@@ -98,3 +98,26 @@ def test_concurrency_bound_holds_and_waiting_counts_as_latency(tmp_path: Path) -
         peak = max(peak, running)
     assert peak <= 3, f"{peak} checks ran at once with max_concurrent=3"
     assert max(r.latency for r in results) > 0.3, "queued checks must show their wait as latency"
+
+
+def test_a_down_host_behind_a_down_parent_is_unreachable(tmp_path: Path) -> None:
+    require_plugins()
+    objdir = tmp_path / "objects"
+    objdir.mkdir()
+    (objdir / "o.yaml").write_text(textwrap.dedent("""\
+        commands:
+          dummy: "$PLUGINDIR$/check_dummy $ARG1$ '$ARG2$'"
+        hosts:
+          - {name: switch1.site1, command: "dummy!2!switch dead", interval: 0.3s, max_attempts: 1}
+          - {name: behind.site1, parents: [switch1.site1], command: "dummy!2!no answer", interval: 0.3s,
+             max_attempts: 1}
+          - {name: elsewhere.site1, command: "dummy!2!no answer", interval: 0.3s, max_attempts: 1}
+          - {name: up.site1, parents: [switch1.site1], command: "dummy!1!slow but there", interval: 0.3s}
+        """))
+    results = asyncio.run(collect(objdir, 1.5))
+    last = {r.host: r for r in results}
+    assert last["switch1.site1"].status == 1                   # DOWN
+    assert last["behind.site1"].status == 2                    # UNREACHABLE: its only parent is down
+    assert last["elsewhere.site1"].status == 1                 # DOWN: no parents
+    assert last["up.site1"].status == 0                        # WARNING from a host check is UP
+    assert all(r.service is None for r in results)
