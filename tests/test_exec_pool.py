@@ -60,3 +60,33 @@ def test_a_dying_worker_fails_its_checks_clearly_and_is_replaced() -> None:
             await pool.close()
         assert all(not w.alive for w in pool.workers)
     asyncio.run(main())
+
+
+def test_embedded_plugins_run_in_workers_like_in_process() -> None:
+    from pathlib import Path
+
+    from checkd.config.load import SHIPPED_PLUGINS
+    from checkd.run.exec_frames import EMBEDDED
+    from checkd.run.embedded import EmbeddedRunner
+    dirs = [Path(__file__).parent / "plugins", *SHIPPED_PLUGINS]
+
+    async def main() -> None:
+        pool = ExecPool(2, dirs)
+        pool.start()
+        local = EmbeddedRunner(dirs)
+        try:
+            for plugin, args in [("check_dummy", ["1", "slow"]), ("check_raises", []),
+                                 ("check_file_age", ["-f", "/etc/hostname", "-w", "1:", "-c", "0:"])]:
+                assert interpret(await pool.run([plugin, *args], 5, EMBEDDED)) == \
+                    interpret(await local.run(plugin, args, 5)), plugin
+            loops = interpret(await pool.run(["check_loops"], 0.5, EMBEDDED))
+            assert loops.status is Status.UNKNOWN and "timed out" in loops.output
+            victim_pids = {w.pid for w in pool.workers}
+            dead = interpret(await pool.run(["check_os_exit"], 5, EMBEDDED))
+            assert dead.status is Status.UNKNOWN and "worker running this check died" in dead.output
+            assert {w.pid for w in pool.workers} != victim_pids, "the worker was replaced"
+            ok = await asyncio.gather(*(pool.run(["check_dummy", "0", f"n{i}"], 5, EMBEDDED) for i in range(500)))
+            assert [interpret(r).output for r in ok] == [f"OK: n{i}" for i in range(500)]
+        finally:
+            await pool.close()
+    asyncio.run(main())

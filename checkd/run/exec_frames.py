@@ -1,7 +1,9 @@
-"""The wire format between the poller and its exec workers: small binary frames.
+"""The wire format between the poller and its workers: small binary frames.
 
-A job is (id, timeout, argv); a result is (id, RawRun). Binary with length
-prefixes because plugin output is arbitrary bytes; no pickle on any wire.
+A job is (id, kind, timeout, argv) - kind EXEC runs argv as a process,
+EMBEDDED runs the Python plugin argv[0] with argv[1:]; a result is
+(id, RawRun). Binary with length prefixes because plugin output is arbitrary
+bytes; no pickle on any wire.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ from collections.abc import Iterator, Sequence
 from checkd.plugin_output import RawRun
 
 _LEN = struct.Struct("<I")
-_JOB = struct.Struct("<Qd")                 # id, timeout
+_JOB = struct.Struct("<QBd")                # id, kind, timeout
+EXEC, EMBEDDED = 0, 1
 _RESULT = struct.Struct("<QiiBII")          # id, exit_code, signal, flags, len(stdout), len(stderr)
 _TIMED_OUT, _TRUNCATED, _ERROR = 1, 2, 4
 
 
-def job_frame(job_id: int, timeout: float, argv: Sequence[str]) -> bytes:
-    body = _JOB.pack(job_id, timeout) + b"\0".join(a.encode("utf-8", "surrogateescape") for a in argv)
+def job_frame(job_id: int, timeout: float, argv: Sequence[str], kind: int = EXEC) -> bytes:
+    body = _JOB.pack(job_id, kind, timeout) + b"\0".join(a.encode("utf-8", "surrogateescape") for a in argv)
     return _LEN.pack(len(body)) + body
 
 
-def parse_job(body: bytes) -> tuple[int, float, list[str]]:
-    job_id, timeout = _JOB.unpack_from(body)
+def parse_job(body: bytes) -> tuple[int, int, float, list[str]]:
+    job_id, kind, timeout = _JOB.unpack_from(body)
     argv = [a.decode("utf-8", "surrogateescape") for a in body[_JOB.size:].split(b"\0")]
-    return job_id, timeout, argv
+    return job_id, kind, timeout, argv
 
 
 def result_frame(job_id: int, raw: RawRun) -> bytes:

@@ -1,4 +1,4 @@
-"""The poller's side of its exec workers: hand out jobs, collect results, replace the dead.
+"""The poller's side of its workers: hand out jobs, collect results, replace the dead.
 
 A job goes to the worker with the fewest jobs in flight. A worker that dies
 fails its jobs as UNKNOWN with a clear text and is started again, so one
@@ -13,9 +13,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from checkd.plugin_output import RawRun
-from checkd.run.exec_frames import FrameReader, job_frame, parse_result
+from checkd.run.exec_frames import EXEC, FrameReader, job_frame, parse_result
 
 log = logging.getLogger(__name__)
 GRACE = 5.0   # a worker enforces timeouts; this is only the last line of defence
@@ -26,7 +27,8 @@ class _WorkerProc:
         self.pool, self.index = pool, index
         r_in, self.w_in = os.pipe2(os.O_CLOEXEC)
         self.r_out, w_out = os.pipe2(os.O_CLOEXEC)
-        self.pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "checkd.run.exec_worker"], dict(os.environ),
+        argv = [sys.executable, "-m", "checkd.run.exec_worker", *map(str, pool.plugin_dirs)]
+        self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
                                   file_actions=[(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1)])
         os.close(r_in)
         os.close(w_out)
@@ -107,8 +109,9 @@ def _describe(status: int) -> str:
 
 
 class ExecPool:
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, plugin_dirs: Sequence[Path] = ()):
         self.size = workers
+        self.plugin_dirs = list(plugin_dirs)
         self.workers: list[_WorkerProc] = []
         self.ids = itertools.count(1)
         self.closing = False
@@ -120,12 +123,13 @@ class ExecPool:
         if not self.closing and dead in self.workers:
             self.workers[dead.index] = _WorkerProc(self, dead.index)
 
-    async def run(self, argv: Sequence[str], timeout: float) -> RawRun:
+    async def run(self, argv: Sequence[str], timeout: float, kind: int = EXEC) -> RawRun:
+        """Run argv (kind EXEC) or the embedded plugin argv[0] with argv[1:] (kind EMBEDDED)."""
         if not self.workers:
             self.start()
         worker = min((w for w in self.workers if w.alive), key=lambda w: len(w.jobs))
         job_id = next(self.ids)
-        fut = worker.submit(job_id, job_frame(job_id, timeout, argv))
+        fut = worker.submit(job_id, job_frame(job_id, timeout, argv, kind))
         try:
             return await asyncio.wait_for(fut, timeout + GRACE)
         except asyncio.TimeoutError:

@@ -1,9 +1,12 @@
-"""An exec worker: a small process that spawns plugins for the poller (Nagios 4's core workers).
+"""A worker: a small process that runs plugins for the poller (Nagios 4's core workers).
 
 posix_spawn holds the interpreter lock and blocks its thread until the child
 has exec'd; in a worker process that wait costs the poller's event loop
-nothing, and two cores spawn in parallel. Jobs arrive on stdin, results leave
-on stdout (checkd.run.exec_frames); the worker exits when stdin closes.
+nothing, and the cores spawn in parallel. Embedded Python plugins run here
+too, loaded once per worker, so they use every core and a plugin that kills
+its process takes down one worker, not the poller. Jobs arrive on stdin,
+results leave on stdout (checkd.run.exec_frames); the worker exits when stdin
+closes. Usage: python -m checkd.run.exec_worker [PLUGIN_DIR ...]
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 from checkd.plugin_output import RawRun
 from checkd.run.exec import run_exec
-from checkd.run.exec_frames import FrameReader, parse_job, result_frame
+from checkd.run.embedded import EmbeddedRunner
+from checkd.run.exec_frames import EMBEDDED, FrameReader, parse_job, result_frame
 
 
 class Worker:
-    def __init__(self, in_fd: int, out_fd: int):
+    def __init__(self, in_fd: int, out_fd: int, plugin_dirs: list[Path]):
         self.in_fd, self.out_fd = in_fd, out_fd
+        self.embedded = EmbeddedRunner(plugin_dirs)
         self.reader = FrameReader()
         self.out = bytearray()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -36,14 +42,17 @@ class Worker:
             self.closed.set_result(None)
             return
         for body in self.reader.feed(data):
-            job_id, timeout, argv = parse_job(body)
-            task = asyncio.get_running_loop().create_task(self.run(job_id, timeout, argv))
+            job_id, kind, timeout, argv = parse_job(body)
+            task = asyncio.get_running_loop().create_task(self.run(job_id, kind, timeout, argv))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def run(self, job_id: int, timeout: float, argv: list[str]) -> None:
+    async def run(self, job_id: int, kind: int, timeout: float, argv: list[str]) -> None:
         try:
-            raw = await run_exec(argv, timeout)
+            if kind == EMBEDDED:
+                raw = await self.embedded.run(argv[0], argv[1:], timeout)
+            else:
+                raw = await run_exec(argv, timeout)
         except Exception as e:  # never lose a job: the poller waits for an answer
             raw = RawRun(error=f"exec worker: {type(e).__name__}: {e}")
         self.send(result_frame(job_id, raw))
@@ -70,7 +79,7 @@ class Worker:
 async def serve() -> None:
     os.set_blocking(0, False)
     os.set_blocking(1, False)
-    worker = Worker(0, 1)
+    worker = Worker(0, 1, [Path(p) for p in sys.argv[1:]])
     asyncio.get_running_loop().add_reader(0, worker.on_input)
     await worker.closed
     if worker.tasks:

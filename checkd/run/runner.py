@@ -15,6 +15,7 @@ from checkd.config.model import CommandKind
 from checkd.plugin_output import PluginOutput, RawRun, interpret
 from checkd.run.embedded import EmbeddedRunner
 from checkd.run.exec import run_exec
+from checkd.run.exec_frames import EMBEDDED
 from checkd.run.exec_pool import ExecPool
 from checkd.run.prepare import PreparedCheck
 
@@ -24,10 +25,10 @@ if TYPE_CHECKING:
 
 class Runner:
     def __init__(self, plugin_dirs: Sequence[Path], exec_workers: int = 0):
-        """`exec_workers` > 0: spawn plugins in that many worker processes (the daemons);
-        0: spawn them from this process (one-off runs, tests)."""
+        """`exec_workers` > 0: run exec and embedded plugins in that many worker processes
+        (the daemons); 0: run them in this process (one-off runs, tests)."""
         self.embedded = EmbeddedRunner(plugin_dirs)
-        self.exec_pool = ExecPool(exec_workers) if exec_workers > 0 else None
+        self.exec_pool = ExecPool(exec_workers, plugin_dirs) if exec_workers > 0 else None
         self._ssh: SSHPool | None = None
 
     @property
@@ -44,6 +45,8 @@ class Runner:
                 return await self.exec_pool.run(check.argv, check.timeout)
             return await run_exec(check.argv, check.timeout)
         if check.kind is CommandKind.EMBEDDED:
+            if self.exec_pool is not None:
+                return await self.exec_pool.run([check.plugin, *check.args], check.timeout, EMBEDDED)
             return await self.embedded.run(check.plugin, list(check.args), check.timeout)
         assert check.ssh is not None
         return await self.ssh.run(check.address, check.ssh, check.line, check.timeout)
