@@ -1,0 +1,75 @@
+"""Notification: one message about one event to one contact on one channel.
+
+Immutable; the subject line is the contract operators' mail filters and
+phones rely on: `host/Service Description CRITICAL [ID#:367768]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class Kind(enum.Enum):
+    PROBLEM = "PROBLEM"
+    RECOVERY = "RECOVERY"
+    ACKNOWLEDGEMENT = "ACKNOWLEDGEMENT"
+    ESCALATION = "ESCALATION"
+    FLAPPINGSTART = "FLAPPINGSTART"
+    FLAPPINGSTOP = "FLAPPINGSTOP"
+    DOWNTIMESTART = "DOWNTIMESTART"
+    DOWNTIMEEND = "DOWNTIMEEND"
+    SUMMARY = "SUMMARY"          # storm control: several events in one message
+
+
+class Channel(enum.Enum):
+    EMAIL = "email"
+    JABBER = "jabber"
+    WEBHOOK = "webhook"
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notification:
+    event_id: int
+    kind: Kind
+    host: str
+    service: str | None          # None: a host notification
+    state: str                   # CRITICAL, WARNING, UNKNOWN, OK, DOWN, UP, UNREACHABLE
+    site: str
+    output: str
+    contact: str
+    channel: Channel
+    address: str                 # email address, bare JID, or webhook URL
+    since: float                 # when the problem began (Unix time)
+    created: float               # when this notification was decided
+    long_output: str = ""
+    escalation_level: int = 1
+    author: str = ""             # acknowledgements
+    comment: str = ""
+    runbook: str = ""
+    notes: str = ""
+    via: str = "central"         # who sends it: "central" or "ladc1 poller, central unreachable"
+    summary_ids: tuple[int, ...] = ()   # SUMMARY: the events it stands for
+    graph_png: bytes | None = None      # the metric's trend, once graphs exist
+
+    @property
+    def target(self) -> str:
+        return self.host if self.service is None else f"{self.host}/{self.service}"
+
+    @property
+    def subject(self) -> str:
+        """`host/Service CRITICAL [ID#:367768]`, with RECOVERY/ACKNOWLEDGEMENT/ESCALATION prefixes."""
+        base = f"{self.target} {self.state} [ID#:{self.event_id}]"
+        if self.kind is Kind.PROBLEM:
+            return base
+        if self.kind is Kind.SUMMARY:
+            return f"SUMMARY {len(self.summary_ids)} problems [ID#:{','.join(map(str, self.summary_ids))}]"
+        return f"{self.kind.value} {base}"
