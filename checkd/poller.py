@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
+from pathlib import Path
 from typing import Any
 
 from checkd import retention
@@ -49,7 +51,7 @@ class Poller:
         self.forwarder = Forwarder(self.spool, self.node.central, self.node.token, self.node.name, self.node.site,
                                    batch_size=self.node.batch_size,
                                    heartbeat_interval=self.node.heartbeat_interval,
-                                   on_commands=self.on_commands)
+                                   on_commands=self.on_commands, ssl=client_tls(self.node))
         self.scheduler.start()
         await self.forwarder.start()
         self._tasks = [asyncio.create_task(self._save_retention_periodically(), name="retention")]
@@ -92,6 +94,15 @@ class Poller:
         await self.runner.close()
         await self.spool.close()
         log.info("poller %s stopped", self.node.name)
+
+
+def client_tls(node: NodeConfig) -> ssl.SSLContext | None:
+    """TLS towards central: the system's CAs, or `tls: {ca: FILE}` for a private CA.
+    `verify: false` is refused by design: a poller must know it talks to its central."""
+    ca = node.section("tls").get("ca")
+    if not node.central.startswith("https://") or not ca:
+        return None
+    return ssl.create_default_context(cafile=str(Path(node.file).resolve().parent / ca))
 
 
 def _shipped() -> list[Any]:

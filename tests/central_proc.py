@@ -52,6 +52,7 @@ class CentralProc:
         self.config = write_config(directory, self.port, **config)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ssl_context: Any = None   # set with an https url for a central with tls:
         self.log = directory / "central.log"
 
     def start(self, timeout: float = 20.0) -> None:
@@ -64,7 +65,7 @@ class CentralProc:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"central exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
-                urllib.request.urlopen(f"{self.url}/api/v1/problems", timeout=1).read()
+                urllib.request.urlopen(f"{self.url}/api/v1/problems", timeout=1, context=self.ssl_context).read()
                 return
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)
@@ -105,7 +106,7 @@ class CentralProc:
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context) as r:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             payload = e.read()

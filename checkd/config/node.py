@@ -24,7 +24,7 @@ EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttl
 JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "server": f.text,
                "admins": f.names, "readonly": f.names, "admin_groups": f.names, "room": f.text,
                "nick": f.text, "tls": f.boolean}
-TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text, "verify": f.boolean}
+TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text}  # no "verify: false", by design
 SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
     "freshness": {"site_stale_after": f.positive_duration, "hold_down": f.duration},
