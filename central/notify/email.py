@@ -12,6 +12,7 @@ import email.message
 import email.policy
 import email.utils
 import mailbox
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,8 @@ SETTINGS = frozenset({"smtp_host", "smtp_port", "from", "starttls", "tls",
                       "username", "password", "maildir", "timeout"})
 # Headers stay on one line up to SMTP's 998-character limit: filters such as
 # procmail's `^Subject: RECOVERY` and people grepping a spool expect that.
-_POLICY = email.policy.default.clone(max_line_length=998)
+# 7bit: non-ASCII output is encoded, so no relay needs 8BITMIME.
+_POLICY = email.policy.default.clone(max_line_length=998, cte_type="7bit")
 _LINE_BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 
 
@@ -127,8 +129,11 @@ class EmailChannel:
         s = self.settings
         try:
             # Only arguments aiosmtplib 2.0 (Debian 12) already accepts.
+            # Flattened here, not by aiosmtplib, whose own policy would fold the Subject.
             await aiosmtplib.send(
-                msg, hostname=s["smtp_host"], port=self.port,
+                msg.as_bytes(policy=_POLICY.clone(linesep="\r\n")),
+                sender=email.utils.parseaddr(self.sender)[1],
+                recipients=[email.utils.parseaddr(str(msg["To"]))[1]], hostname=s["smtp_host"], port=self.port,
                 start_tls=bool(s.get("starttls")), use_tls=bool(s.get("tls")),
                 username=s.get("username") or None, password=s.get("password") or None,
                 timeout=float(s.get("timeout") or 30))
@@ -152,7 +157,10 @@ class EmailChannel:
         path = str(self.settings["maildir"])
 
         def deliver() -> None:
-            mailbox.Maildir(path, create=True).add(msg)
+            # makedirs too: create=True alone fails on an existing, empty directory.
+            for sub in ("tmp", "new", "cur"):
+                os.makedirs(os.path.join(path, sub), exist_ok=True)
+            mailbox.Maildir(path, create=False).add(msg)
 
         try:
             await asyncio.to_thread(deliver)   # disk stays off the event loop
