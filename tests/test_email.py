@@ -14,10 +14,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import jinja2
 import pytest
 from aiosmtpd.controller import Controller
 
-from central.notify.email import EmailChannel, human_duration
+from central.notify.email import EmailChannel
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
 
 SINCE = 1_700_000_000.0
@@ -45,6 +46,11 @@ class RefusesRecipients(Recorder):
         return "550 5.1.1 no such user"
 
 
+class TryLater(Recorder):
+    async def handle_DATA(self, server, session, envelope) -> str:
+        return "451 4.3.0 queue full, try again later"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,7 +72,7 @@ def smtp_server(handler: Recorder) -> Iterator[int]:
 
 def smtp_channel(port: int) -> EmailChannel:
     return EmailChannel({"smtp_host": "127.0.0.1", "smtp_port": port,
-                         "from": "checkd@example.com", "timeout": 10})
+                         "from": "checkd@example.com", "timeout": "10s"})
 
 
 def received(handler: Recorder) -> email.message.EmailMessage:
@@ -175,6 +181,14 @@ def test_permanent_rejection_is_not_retried() -> None:
     assert handler.envelopes == []
 
 
+def test_temporary_rejection_is_retried() -> None:
+    with smtp_server(TryLater()) as port:
+        with pytest.raises(DeliveryError) as info:
+            asyncio.run(smtp_channel(port).send(PROBLEM))
+    assert info.value.retryable is True
+    assert f"127.0.0.1:{port}" in str(info.value) and "451" in str(info.value)
+
+
 def read_maildir(path: Path) -> list[email.message.EmailMessage]:
     box = mailbox.Maildir(str(path), create=False)
     return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in box.keys()]
@@ -210,12 +224,12 @@ def test_summary_lists_its_events(tmp_path: Path) -> None:
     assert "web02 DOWN" in msg.get_content() and "11, 12, 13" in msg.get_content()
 
 
+def test_broken_override_template_fails_at_startup(tmp_path: Path) -> None:
+    (tmp_path / "notification.txt.j2").write_text("{% if %}\n")
+    with pytest.raises(jinja2.TemplateSyntaxError):
+        EmailChannel({"maildir": str(tmp_path / "spool")}, templates_dir=tmp_path)
+
+
 def test_unknown_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="smtp_hots"):
         EmailChannel({"smtp_hots": "mail"})
-
-
-@pytest.mark.parametrize("seconds, text", [(0, "0s"), (45, "45s"), (720, "12m"),
-                                           (3 * 3600 + 5 * 60, "3h05m"), (2 * 86400 + 3 * 3600, "2d03h")])
-def test_human_duration(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text

@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 
 from central.notify.notification import DeliveryError, Kind, Notification
+from checkd.durations import format_duration, parse_duration
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 SETTINGS = frozenset({"smtp_host", "smtp_port", "from", "starttls", "tls",
@@ -38,18 +39,6 @@ def one_line(text: str) -> str:
     return _LINE_BREAKS.sub(" ", text).strip()
 
 
-def human_duration(seconds: float) -> str:
-    """45s, 12m, 3h05m, 2d03h: short enough for a phone screen, exact enough to act on."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
 class EmailChannel:
     """Sends one Notification as one mail; `settings` is the node file's `email:` section."""
 
@@ -61,6 +50,7 @@ class EmailChannel:
         if not settings.get("smtp_host") and not settings.get("maildir"):
             raise ValueError("email: set smtp_host, or maildir for a local spool")
         self.settings = dict(settings)
+        self.timeout = parse_duration(settings.get("timeout", 30))   # "30s" or 30
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
         self.now = now
         loaders: list[jinja2.BaseLoader] = []
@@ -87,7 +77,7 @@ class EmailChannel:
     def render(self, n: Notification) -> str:
         name = "summary.txt.j2" if n.kind is Kind.SUMMARY else "notification.txt.j2"
         text = self.templates[name].render(
-            n=n, kind=n.kind.value, duration=human_duration(n.created - n.since),
+            n=n, kind=n.kind.value, duration=format_duration(max(0.0, n.created - n.since)),
             since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.since)))
         # Plugin output may carry CRs; normalise so the body has one line-ending style.
         return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -136,7 +126,7 @@ class EmailChannel:
                 recipients=[email.utils.parseaddr(str(msg["To"]))[1]], hostname=s["smtp_host"], port=self.port,
                 start_tls=bool(s.get("starttls")), use_tls=bool(s.get("tls")),
                 username=s.get("username") or None, password=s.get("password") or None,
-                timeout=float(s.get("timeout") or 30))
+                timeout=self.timeout)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             reasons = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in e.recipients)
