@@ -49,6 +49,8 @@ class EmailChannel:
             raise ValueError(f"email: unknown settings {sorted(unknown)}; known: {sorted(SETTINGS)}")
         if not settings.get("smtp_host") and not settings.get("maildir"):
             raise ValueError("email: set smtp_host, or maildir for a local spool")
+        if settings.get("starttls") and settings.get("tls"):
+            raise ValueError("email: starttls and tls exclude each other (tls is implicit TLS, port 465)")
         self.settings = dict(settings)
         self.timeout = parse_duration(settings.get("timeout", 30))   # "30s" or 30
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
