@@ -11,6 +11,7 @@ import asyncio
 import email.message
 import email.policy
 import email.utils
+import importlib.util
 import mailbox
 import os
 import re
@@ -51,6 +52,10 @@ class EmailChannel:
             raise ValueError("email: set smtp_host, or maildir for a local spool")
         if settings.get("starttls") and settings.get("tls"):
             raise ValueError("email: starttls and tls exclude each other (tls is implicit TLS, port 465)")
+        if bool(settings.get("username")) != bool(settings.get("password")):
+            raise ValueError("email: username and password go together")
+        if settings.get("smtp_host") and importlib.util.find_spec("aiosmtplib") is None:
+            raise ValueError("email: smtp_host needs aiosmtplib (Debian: python3-aiosmtplib)")
         self.settings = dict(settings)
         self.timeout = parse_duration(settings.get("timeout", 30))   # "30s" or 30
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
@@ -125,7 +130,8 @@ class EmailChannel:
             await aiosmtplib.send(
                 msg.as_bytes(policy=_POLICY.clone(linesep="\r\n")),
                 sender=email.utils.parseaddr(self.sender)[1],
-                recipients=[email.utils.parseaddr(str(msg["To"]))[1]], hostname=s["smtp_host"], port=self.port,
+                recipients=[email.utils.parseaddr(str(msg["To"]))[1]],
+                hostname=s["smtp_host"], port=self.port,
                 start_tls=bool(s.get("starttls")), use_tls=bool(s.get("tls")),
                 username=s.get("username") or None, password=s.get("password") or None,
                 timeout=self.timeout)
