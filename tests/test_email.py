@@ -1,0 +1,235 @@
+"""Email channel against a real SMTP server (aiosmtpd on 127.0.0.1) and a real Maildir."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import email
+import email.message
+import email.policy
+import mailbox
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import jinja2
+import pytest
+from aiosmtpd.controller import Controller
+
+from central.notify.email import EmailChannel
+from central.notify.notification import Channel, DeliveryError, Kind, Notification
+
+SINCE = 1_700_000_000.0
+PROBLEM = Notification(
+    event_id=367768, kind=Kind.PROBLEM, host="mysql17.ladc1", service="Mysql Health Slave Check",
+    state="CRITICAL", site="ladc1", output="CRITICAL - slave lag 900s", contact="ops",
+    channel=Channel.EMAIL, address="ops@example.com", since=SINCE, created=SINCE + 3 * 3600 + 5 * 60,
+    long_output="Seconds_Behind_Master: 900", runbook="https://wiki.example.com/mysql-lag",
+    notes="Page the DBA on call", via="ladc1 poller, central unreachable")
+
+
+class Recorder:
+    """aiosmtpd handler that keeps every envelope it accepts."""
+
+    def __init__(self) -> None:
+        self.envelopes: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+class RefusesRecipients(Recorder):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        return "550 5.1.1 no such user"
+
+
+class TryLater(Recorder):
+    async def handle_DATA(self, server, session, envelope) -> str:
+        return "451 4.3.0 queue full, try again later"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def smtp_server(handler: Recorder) -> Iterator[int]:
+    """A real SMTP server on a free port for one test; stopped however the test ends."""
+    port = free_port()
+    # Generous ready_timeout: start() probes the server, which is slow under CPU load.
+    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=30)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def smtp_channel(port: int) -> EmailChannel:
+    return EmailChannel({"smtp_host": "127.0.0.1", "smtp_port": port,
+                         "from": "checkd@example.com", "timeout": "10s"})
+
+
+def received(handler: Recorder) -> email.message.EmailMessage:
+    assert len(handler.envelopes) == 1
+    return email.message_from_bytes(handler.envelopes[0].content, policy=email.policy.default)
+
+
+def deliver(n: Notification) -> tuple[email.message.EmailMessage, list[str]]:
+    handler = Recorder()
+    with smtp_server(handler) as port:
+        asyncio.run(smtp_channel(port).send(n))
+    return received(handler), handler.envelopes[0].rcpt_tos
+
+
+def test_service_problem_has_the_subject_and_headers_filters_rely_on() -> None:
+    msg, rcpts = deliver(PROBLEM)
+    assert msg["Subject"] == "mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]"
+    assert msg["From"] == "checkd@example.com"
+    assert msg["To"] == "ops@example.com" and rcpts == ["ops@example.com"]
+    assert msg["X-Checkd-Event-ID"] == "367768"
+    assert msg["X-Checkd-State"] == "CRITICAL"
+    assert msg["X-Checkd-Site"] == "ladc1"
+    assert msg["X-Checkd-Type"] == "PROBLEM"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Message-ID"].startswith("<") and msg["Date"]
+
+
+def test_problem_body_tells_the_story() -> None:
+    body = deliver(PROBLEM)[0].get_content()
+    for text in ("CRITICAL - slave lag 900s", "Seconds_Behind_Master: 900", "ladc1",
+                 "3h05m", "https://wiki.example.com/mysql-lag", "Page the DBA on call",
+                 "367768", "ladc1 poller, central unreachable", "2023-11-14 22:13 UTC"):
+        assert text in body
+
+
+def test_host_down() -> None:
+    n = dataclasses.replace(PROBLEM, event_id=42, host="web01", service=None, state="DOWN",
+                            output="PING CRITICAL - Packet loss = 100%")
+    msg, _ = deliver(n)
+    assert msg["Subject"] == "web01 DOWN [ID#:42]"
+    assert (msg["X-Checkd-State"], msg["X-Checkd-Type"], msg["X-Checkd-Event-ID"]) == ("DOWN", "PROBLEM", "42")
+    assert "Service:" not in msg.get_content()
+
+
+def test_recovery() -> None:
+    n = dataclasses.replace(PROBLEM, kind=Kind.RECOVERY, state="OK", output="OK - slave lag 0s")
+    msg, _ = deliver(n)
+    assert msg["Subject"] == "RECOVERY mysql17.ladc1/Mysql Health Slave Check OK [ID#:367768]"
+    assert (msg["X-Checkd-State"], msg["X-Checkd-Type"]) == ("OK", "RECOVERY")
+    assert "OK again after 3h05m" in msg.get_content()
+
+
+def test_acknowledgement_names_author_and_comment() -> None:
+    n = dataclasses.replace(PROBLEM, kind=Kind.ACKNOWLEDGEMENT, author="jdoe",
+                            comment="rebuilding the replica, ETA 1h")
+    msg, _ = deliver(n)
+    assert msg["Subject"] == "ACKNOWLEDGEMENT mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]"
+    assert msg["X-Checkd-Type"] == "ACKNOWLEDGEMENT"
+    body = msg.get_content()
+    assert "jdoe" in body and "rebuilding the replica, ETA 1h" in body
+
+
+def test_escalation_shows_its_level() -> None:
+    msg, _ = deliver(dataclasses.replace(PROBLEM, kind=Kind.ESCALATION, escalation_level=2))
+    assert msg["Subject"] == "ESCALATION mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]"
+    assert "level 2" in msg.get_content()
+
+
+def test_graph_png_arrives_intact() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(4096)
+    msg, _ = deliver(dataclasses.replace(PROBLEM, graph_png=png))
+    parts = list(msg.iter_attachments())
+    assert len(parts) == 1
+    assert parts[0].get_content_type() == "image/png"
+    assert parts[0].get_content() == png
+    assert "slave lag 900s" in msg.get_body(("plain",)).get_content()
+
+
+def test_plugin_output_cannot_inject_headers() -> None:
+    evil = "CRITICAL\r\nBcc: evil@example.com\r\n\r\nX-Injected: yes"
+    n = dataclasses.replace(PROBLEM, output=evil, site="ladc1\r\nBcc: evil@example.com",
+                            service="Check\nBcc: evil@example.com")
+    msg, rcpts = deliver(n)
+    assert rcpts == ["ops@example.com"]
+    assert msg["Bcc"] is None and msg["X-Injected"] is None
+    assert "\n" not in msg["Subject"] and "\n" not in msg["X-Checkd-Site"]
+    assert "Bcc: evil@example.com" in msg.get_content()   # still shown, as body text
+
+
+def test_stopped_server_is_a_retryable_failure_naming_host_and_port() -> None:
+    with smtp_server(Recorder()) as port:
+        pass   # started and stopped: nothing listens there any more
+    with pytest.raises(DeliveryError) as info:
+        asyncio.run(smtp_channel(port).send(PROBLEM))
+    assert info.value.retryable is True
+    assert f"127.0.0.1:{port}" in str(info.value)
+
+
+def test_permanent_rejection_is_not_retried() -> None:
+    handler = RefusesRecipients()
+    with smtp_server(handler) as port:
+        with pytest.raises(DeliveryError) as info:
+            asyncio.run(smtp_channel(port).send(PROBLEM))
+    assert info.value.retryable is False
+    assert f"127.0.0.1:{port}" in str(info.value) and "550" in str(info.value)
+    assert handler.envelopes == []
+
+
+def test_temporary_rejection_is_retried() -> None:
+    with smtp_server(TryLater()) as port:
+        with pytest.raises(DeliveryError) as info:
+            asyncio.run(smtp_channel(port).send(PROBLEM))
+    assert info.value.retryable is True
+    assert f"127.0.0.1:{port}" in str(info.value) and "451" in str(info.value)
+
+
+def read_maildir(path: Path) -> list[email.message.EmailMessage]:
+    box = mailbox.Maildir(str(path), create=False)
+    return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in box.keys()]
+
+
+def test_without_smtp_host_mail_goes_to_a_local_maildir(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"   # does not exist yet: the channel creates it
+    channel = EmailChannel({"maildir": str(spool), "from": "checkd@example.com"})
+    asyncio.run(channel.send(PROBLEM))
+    asyncio.run(channel.send(dataclasses.replace(PROBLEM, kind=Kind.RECOVERY, state="OK")))
+    subjects = sorted(m["Subject"] for m in read_maildir(spool))
+    assert subjects == ["RECOVERY mysql17.ladc1/Mysql Health Slave Check OK [ID#:367768]",
+                        "mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]"]
+
+
+def test_operator_template_overrides_the_packaged_one(tmp_path: Path) -> None:
+    overrides = tmp_path / "templates" / "email"
+    overrides.mkdir(parents=True)
+    (overrides / "notification.txt.j2").write_text("Custom: {{ n.target }} {{ n.state }} for {{ duration }}\n")
+    channel = EmailChannel({"maildir": str(tmp_path / "spool")}, templates_dir=overrides)
+    asyncio.run(channel.send(PROBLEM))
+    [msg] = read_maildir(tmp_path / "spool")
+    assert msg.get_content() == "Custom: mysql17.ladc1/Mysql Health Slave Check CRITICAL for 3h05m\n"
+
+
+def test_summary_lists_its_events(tmp_path: Path) -> None:
+    n = dataclasses.replace(PROBLEM, kind=Kind.SUMMARY, summary_ids=(11, 12, 13),
+                            output="web01 DOWN\nweb02 DOWN\nweb03 DOWN")
+    channel = EmailChannel({"maildir": str(tmp_path)})
+    asyncio.run(channel.send(n))
+    [msg] = read_maildir(tmp_path)
+    assert msg["Subject"] == "SUMMARY 3 problems [ID#:11,12,13]"
+    assert "web02 DOWN" in msg.get_content() and "11, 12, 13" in msg.get_content()
+
+
+def test_broken_override_template_fails_at_startup(tmp_path: Path) -> None:
+    (tmp_path / "notification.txt.j2").write_text("{% if %}\n")
+    with pytest.raises(jinja2.TemplateSyntaxError):
+        EmailChannel({"maildir": str(tmp_path / "spool")}, templates_dir=tmp_path)
+
+
+def test_unknown_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="smtp_hots"):
+        EmailChannel({"smtp_hots": "mail"})
