@@ -302,11 +302,8 @@ def _date(text: str) -> str:
 
 
 def parse_exception_day(key: Any) -> tuple[str, Any]:
-    """An exceptions: key -> ("date", "2026-12-25") | ("range", (first, last)) | ("yearly", (12, 25)).
-
-    YAML reads an unquoted 2026-12-25 as a date; it means the same as the quoted one.
-    """
-    text = key.isoformat() if isinstance(key, datetime.date) else str(key).strip()
+    """An exceptions: key -> ("date", "2026-12-25") | ("range", (first, last)) | ("yearly", (12, 25))."""
+    text = str(key).strip()
     if _DATE_RE.match(text):
         return "date", _date(text)
     if m := _DATE_RANGE_RE.match(text):
