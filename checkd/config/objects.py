@@ -276,7 +276,8 @@ _DATE = r"\d{4}-\d{2}-\d{2}"
 _DATE_RE = re.compile(rf"^{_DATE}$")
 _DATE_RANGE_RE = re.compile(rf"^({_DATE})\s*-\s*({_DATE})$")
 _MONTH_DAY_RE = re.compile(r"^([A-Za-z]+)\s+(\d{1,2})$")
-MONTHS = tuple(m.lower() for m in calendar.month_name[1:])
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+          "october", "november", "december")  # not calendar.month_name: that follows the locale
 EXCEPTION_FORMS = "write YYYY-MM-DD, YYYY-MM-DD - YYYY-MM-DD or a month and day like 'december 25'"
 
 
