@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from checkd.config.errors import Problems, did_you_mean
 from checkd.config.yamlsource import Node
@@ -20,6 +21,15 @@ def text(value: Any) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
         raise ValueError(f"expected a string, got {value!r}")
     return str(value)
+
+
+def url(value: Any) -> str:
+    """An http:// or https:// URL with a host."""
+    text_value = text(value)
+    parts = urlsplit(text_value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {text_value!r}")
+    return text_value
 
 
 def duration(value: Any) -> float:

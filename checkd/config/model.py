@@ -72,6 +72,22 @@ class Schedule:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Escalation:
+    """Who else hears about a problem still unacknowledged `after` seconds in.
+
+    Level 1 is the object's own contacts; an object's escalations are levels
+    2, 3, ... in rising `after` order.
+    """
+
+    after: float
+    contacts: tuple[str, ...] = ()
+    contact_groups: tuple[str, ...] = ()
+    every: float | None = None              # re-notify interval; None: the object's notification_interval
+    period: str | None = None               # timeperiod when this level notifies; None: always
+    where: Where = Where("?", 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Notify:
     """Who hears about an object and how often."""
 
@@ -80,6 +96,7 @@ class Notify:
     notification_interval: float = 0.0      # 0: notify a problem once
     notification_period: str | None = None
     notifications_enabled: bool = True
+    escalations: tuple[Escalation, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,6 +146,7 @@ class Contact:
     notification_period: str | None = None
     service_states: frozenset[str] = frozenset({"warning", "critical", "unknown", "recovery", "flapping", "downtime"})
     host_states: frozenset[str] = frozenset({"down", "unreachable", "recovery", "flapping", "downtime"})
+    webhook: str = ""                       # http(s) URL that receives notifications as JSON
     where: Where = Where("?", 0)
 
 
@@ -142,16 +160,27 @@ class Group:
     where: Where = Where("?", 0)
 
 
+Ranges = tuple[tuple[int, int], ...]     # [start, end) minutes of the day; end 1440 is midnight
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimePeriod:
-    """Weekday ranges (0=Monday) and date exceptions, in minutes of the day."""
+    """Weekday ranges (0=Monday) and date exceptions, in minutes of the day.
+
+    An exception that matches a day replaces that day's weekday ranges (empty
+    ranges: not active that day). When several match, the most specific kind
+    wins: `exceptions` (one date) over `date_ranges` over `yearly`; matches of
+    the same kind add up. Evaluated by checkd.timeperiods.
+    """
 
     name: str
     alias: str = ""
-    weekdays: Mapping[int, tuple[tuple[int, int], ...]] = dataclasses.field(default_factory=dict)
-    exceptions: Mapping[str, tuple[tuple[int, int], ...]] = dataclasses.field(default_factory=dict)
+    weekdays: Mapping[int, Ranges] = dataclasses.field(default_factory=dict)
+    exceptions: Mapping[str, Ranges] = dataclasses.field(default_factory=dict)  # "2026-12-25"
     exclude: tuple[str, ...] = ()
     where: Where = Where("?", 0)
+    date_ranges: tuple[tuple[str, str, Ranges], ...] = ()   # ("2026-12-24", "2026-12-31", ranges), inclusive
+    yearly: Mapping[tuple[int, int], Ranges] = dataclasses.field(default_factory=dict)  # (12, 25): december 25
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

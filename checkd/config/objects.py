@@ -6,14 +6,17 @@ second checks every reference between them (checkd.config.references).
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import re
 from typing import Any
 
 from checkd.config import fields as f
 from checkd.config.errors import Problems, did_you_mean
 from checkd.config.macros import split_call, unknown_macros
-from checkd.config.model import (CheckSpec, Command, CommandKind, Contact, Group, Host, Notify,
-                                 Schedule, Service, Site, SSHSettings, TimePeriod, Where)
+from checkd.config.model import (CheckSpec, Command, CommandKind, Contact, Escalation, Group, Host,
+                                 Notify, Ranges, Schedule, Service, Site, SSHSettings, TimePeriod, Where)
+from checkd.durations import format_duration
 from checkd.config.templates import index_templates, resolve
 from checkd.config.yamlsource import Node, Seq
 
@@ -28,7 +31,11 @@ SCHEDULE_KEYS: dict[str, f.Converter] = {
 }
 NOTIFY_KEYS: dict[str, f.Converter] = {
     "contacts": f.names, "contact_groups": f.names, "notification_interval": f.duration,
-    "notification_period": f.text, "notifications_enabled": f.boolean,
+    "notification_period": f.text, "notifications_enabled": f.boolean, "escalations": f.raw,
+}
+ESCALATION_KEYS: dict[str, f.Converter] = {
+    "after": f.positive_duration, "contacts": f.names, "contact_groups": f.names,
+    "every": f.positive_duration, "period": f.text,
 }
 COMMON_KEYS: dict[str, f.Converter] = {
     "use": f.raw, "notes": f.text, "runbook": f.text, "vars": f.string_map, "command": f.raw,
@@ -38,7 +45,7 @@ HOST_KEYS = {"name": f.text, "address": f.text, "site": f.text, "alias": f.text,
              "parents": f.names, "hostgroups": f.names, "ssh": f.raw, **COMMON_KEYS}
 SERVICE_KEYS = {"host": f.names, "hosts": f.names, "hostgroups": f.names, "description": f.text,
                 "graph": f.boolean, "servicegroups": f.names, **COMMON_KEYS}
-CONTACT_KEYS = {"name": f.text, "email": f.text, "jabber": f.text, "alias": f.text, "use": f.raw,
+CONTACT_KEYS = {"name": f.text, "email": f.text, "jabber": f.text, "webhook": f.url, "alias": f.text, "use": f.raw,
                 "contact_groups": f.names, "notification_period": f.text,
                 "service_notification_options": f.names, "host_notification_options": f.names}
 GROUP_KEYS = {"name": f.text, "members": f.names, "alias": f.text}
@@ -131,7 +138,41 @@ def _schedule(d: dict[str, Any], node: Node, problems: Problems) -> Schedule:
 
 
 def _notify(d: dict[str, Any]) -> Notify:
+    """`d` as converted, with `escalations` already read by read_escalations."""
     return Notify(**{k: d[k] for k in NOTIFY_KEYS if k in d})
+
+
+def read_escalations(node: Node, problems: Problems) -> tuple[Escalation, ...]:
+    """`escalations:` of a host or service: levels 2, 3, ... with rising `after`."""
+    value = node.get("escalations")
+    if value is None:
+        return ()
+    file, line = node.where_of("escalations")
+    if not isinstance(value, list):
+        problems.add(file, line, "escalations: expected a list of mappings like {after: 10m, contacts: [ops]}")
+        return ()
+    out: list[Escalation] = []
+    for item in value:
+        if not isinstance(item, Node):
+            problems.add(file, getattr(value, "line", line),
+                         "escalations: every entry must be a mapping like {after: 10m, contacts: [ops]}")
+            continue
+        d = f.convert(item, ESCALATION_KEYS, problems, "escalation")
+        if "after" not in item:
+            problems.add(item.file, item.line, "escalation without after: add e.g. `after: 10m`, "
+                                               "the time since the problem began")
+        if not d.get("contacts") and not d.get("contact_groups"):
+            problems.add(item.file, item.line, "escalation names no one: add contacts: or contact_groups:")
+        if "after" not in d:
+            continue
+        if out and d["after"] <= out[-1].after:
+            problems.add(item.file, item.line_of("after"),
+                         f"escalations: after {format_duration(d['after'])} must be later than the "
+                         f"level before ({format_duration(out[-1].after)}); list levels in rising order")
+        out.append(Escalation(after=d["after"], contacts=d.get("contacts", ()),
+                              contact_groups=d.get("contact_groups", ()), every=d.get("every"),
+                              period=d.get("period"), where=Where(item.file, item.line)))
+    return tuple(out)
 
 
 def read_ssh(value: Any, node: Node, problems: Problems) -> SSHSettings | None:
@@ -167,6 +208,7 @@ def read_host(node: Node, commands: dict[str, Command], macros: dict[str, str],
                      f"host {name!r} has no site: name it HOST.SITE or add `site: ...`")
         return None
     check = read_check(node["command"], name, node, commands, macros, problems) if "command" in node else None
+    d["escalations"] = read_escalations(node, problems)
     return Host(name=name, address=d.get("address", name), site=site, alias=d.get("alias", ""),
                 parents=d.get("parents", ()), groups=d.get("hostgroups", ()), check=check,
                 schedule=_schedule(d, node, problems), notify=_notify(d), notes=d.get("notes", ""),
@@ -186,6 +228,7 @@ def read_service_template(node: Node, commands: dict[str, Command], macros: dict
         problems.add(node.file, node.line, f"service {desc!r} has no command: add `command: ...`")
         return None
     check = read_check(node["command"], desc, node, commands, macros, problems)
+    d["escalations"] = read_escalations(node, problems)  # once, though the service may apply to many hosts
     return d, check
 
 
@@ -214,7 +257,8 @@ def read_contact(node: Node, problems: Problems) -> Contact | None:
         kw["service_states"] = frozenset(d["service_notification_options"]) - {"none"}
     if "host_notification_options" in d:
         kw["host_states"] = frozenset(d["host_notification_options"]) - {"none"}
-    return Contact(name=name, email=d.get("email", ""), jabber=d.get("jabber", ""), alias=d.get("alias", ""),
+    return Contact(name=name, email=d.get("email", ""), jabber=d.get("jabber", ""), webhook=d.get("webhook", ""),
+                   alias=d.get("alias", ""),
                    groups=d.get("contact_groups", ()), notification_period=d.get("notification_period"),
                    where=Where(node.file, node.line), **kw)
 
@@ -228,10 +272,16 @@ def read_group(node: Node, problems: Problems, what: str) -> Group | None:
 
 
 _RANGE_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_DATE_RE = re.compile(rf"^{_DATE}$")
+_DATE_RANGE_RE = re.compile(rf"^({_DATE})\s*-\s*({_DATE})$")
+_MONTH_DAY_RE = re.compile(r"^([A-Za-z]+)\s+(\d{1,2})$")
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+          "october", "november", "december")  # not calendar.month_name: that follows the locale
+EXCEPTION_FORMS = "write YYYY-MM-DD, YYYY-MM-DD - YYYY-MM-DD or a month and day like 'december 25'"
 
 
-def parse_ranges(text: str) -> tuple[tuple[int, int], ...]:
+def parse_ranges(text: str) -> Ranges:
     """`09:00-17:00,18:00-24:00` -> ((540, 1020), (1080, 1440)); empty means none."""
     out = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -245,12 +295,40 @@ def parse_ranges(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+def _date(text: str) -> str:
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ValueError(f"no such date {text!r}") from None
+
+
+def parse_exception_day(key: Any) -> tuple[str, Any]:
+    """An exceptions: key -> ("date", "2026-12-25") | ("range", (first, last)) | ("yearly", (12, 25))."""
+    text = str(key).strip()
+    if _DATE_RE.match(text):
+        return "date", _date(text)
+    if m := _DATE_RANGE_RE.match(text):
+        first, last = _date(m[1]), _date(m[2])
+        if first > last:
+            raise ValueError(f"date range {text!r} ends before it starts")
+        return "range", (first, last)
+    if m := _MONTH_DAY_RE.match(text):
+        month = m[1].lower()
+        if month not in MONTHS:
+            raise ValueError(f"unknown month {m[1]!r}{did_you_mean(month, MONTHS)}")
+        number, day = MONTHS.index(month) + 1, int(m[2])
+        if not 1 <= day <= calendar.monthrange(2024, number)[1]:  # a leap year: february 29 is allowed
+            raise ValueError(f"{m[1]} has no day {day}")
+        return "yearly", (number, day)
+    raise ValueError(f"bad exception day {text!r}: {EXCEPTION_FORMS}")
+
+
 def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
     d = f.convert(node, TIMEPERIOD_KEYS, problems, "timeperiod")
     if not d.get("name"):
         problems.add(node.file, node.line, "timeperiod without a name: add `name: ...`")
         return None
-    weekdays, exceptions = {}, {}
+    weekdays: dict[int, Ranges] = {}
     for i, day in enumerate(WEEKDAYS):
         if day in d:
             try:
@@ -259,18 +337,32 @@ def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
                 problems.add(*node.where_of(day), f"{day}: {e}")
     exc = node.get("exceptions")
     if exc is not None and not isinstance(exc, Node):
-        problems.add(*node.where_of("exceptions"), "exceptions: expected a mapping of YYYY-MM-DD to ranges")
-    for date, ranges in (exc or {}).items():
-        line = exc.line_of(date)
-        if not _DATE_RE.match(str(date)):
-            problems.add(exc.file, line, f"exceptions: bad date {date!r}: write YYYY-MM-DD (quoted)")
-            continue
+        problems.add(*node.where_of("exceptions"), f"exceptions: expected a mapping of days to ranges; {EXCEPTION_FORMS}")
+        exc = None
+    exceptions: dict[str, Ranges] = {}
+    date_ranges: list[tuple[str, str, Ranges]] = []
+    yearly: dict[tuple[int, int], Ranges] = {}
+    seen: dict[tuple[str, Any], int] = {}
+    for key, value in (exc or {}).items():
+        line = exc.line_of(key)
         try:
-            exceptions[str(date)] = parse_ranges(str(ranges or ""))
+            kind, day = parse_exception_day(key)
+            ranges = parse_ranges(str(value or ""))
         except ValueError as e:
             problems.add(exc.file, line, f"exceptions: {e}")
+            continue
+        if (kind, day) in seen:
+            problems.add(exc.file, line, f"exceptions: {key!s} is given twice (first at line {seen[kind, day]})")
+            continue
+        seen[kind, day] = line
+        if kind == "date":
+            exceptions[day] = ranges
+        elif kind == "range":
+            date_ranges.append((*day, ranges))
+        else:
+            yearly[day] = ranges
     return TimePeriod(d["name"], d.get("alias", ""), weekdays, exceptions, d.get("exclude", ()),
-                      Where(node.file, node.line))
+                      Where(node.file, node.line), tuple(date_ranges), yearly)
 
 
 def read_site(node: Node, problems: Problems) -> Site | None:

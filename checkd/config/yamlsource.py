@@ -6,6 +6,7 @@ so mappings and lists are built as subclasses that carry them.
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
+            hint = f'; quote it: "{key_node.value}"' if isinstance(key, datetime.date) else ""
             loader.duplicates.append(Problem(loader.filename, key_node.start_mark.line + 1,
-                                             f"mapping key must be a plain value, not {key!r}"))
+                                             f"mapping key must be a plain value, not {key!r}{hint}"))
             continue
         line = key_node.start_mark.line + 1
         if key in out:
