@@ -160,7 +160,7 @@ class JabberClient:
             xmpp.enable_starttls = self.tls
             xmpp.enable_plaintext = not self.tls
         xmpp.add_event_handler("session_start", self._on_session_start)
-        xmpp.add_event_handler("failed_all_auth", lambda _e: self._fail("authentication failed"))
+        xmpp.add_event_handler("failed_all_auth", self._on_failed_auth)
         xmpp.add_event_handler("connection_failed", self._on_connection_failed)
         xmpp.add_event_handler("disconnected", self._on_disconnected)
         xmpp.add_event_handler("message", self._on_stanza)
@@ -177,7 +177,7 @@ class JabberClient:
                 log.warning("jabber: lost connection to %s: %s", self.server, self.last_error)
             else:
                 self.last_error = problem
-                log.warning("jabber: cannot connect to %s: %s; retry in %.0fs", self.server, problem, delay)
+                log.warning("jabber: cannot connect to %s: %s; retry in %.1fs", self.server, problem, delay)
             # Also wait after a drop: a restarting server refuses for a moment.
             await asyncio.sleep(delay)
             delay = min(high, delay * 2)
@@ -209,6 +209,16 @@ class JabberClient:
         if self._attempt is not None and not self._attempt.done():
             self._attempt.set_result(reason)
 
+    def _on_failed_auth(self, _event: Any) -> None:
+        # Without TLS, slixmpp finds "no appropriate login method" before our
+        # session_start check could run; name the real cause.
+        xmpp = self._xmpp
+        assert xmpp is not None
+        if self.tls and "starttls" not in xmpp.features:
+            self._fail("server offered no STARTTLS (tls: false is for test servers only)")
+        else:
+            self._fail(f"authentication failed for {self.jid.bare}")
+
     def _on_connection_failed(self, error: Any) -> None:
         self._fail(f"connection failed: {error}")
 
@@ -217,7 +227,7 @@ class JabberClient:
         assert xmpp is not None
         # Neither slixmpp version refuses a server that offers no STARTTLS.
         if self.tls and "starttls" not in xmpp.features:
-            self._fail("server offered no STARTTLS (set tls: false only for test servers)")
+            self._fail("server offered no STARTTLS (tls: false is for test servers only)")
             xmpp.abort()
             return
         xmpp.send_presence()
@@ -230,9 +240,13 @@ class JabberClient:
             self._attempt.set_result(None)
 
     def _on_disconnected(self, reason: Any) -> None:
+        was_online = self._online.is_set()
         self._online.clear()
-        self.last_error = f"disconnected: {reason}" if reason else "disconnected by the server"
-        self._fail(self.last_error)
+        why = f"disconnected: {reason}" if reason else "disconnected by the server"
+        if was_online:
+            self.last_error = why
+        # During an attempt this is a no-op when a clearer reason came first.
+        self._fail(why)
         self._lost.set()
 
     def _on_stanza(self, msg: Any) -> None:
