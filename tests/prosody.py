@@ -45,11 +45,30 @@ def free_port() -> int:
 
 
 class Prosody:
-    """prosody -F on 127.0.0.1:port without TLS; start()/stop()/restart() or `with Prosody() as p:`."""
+    """prosody -F on 127.0.0.1:port; start()/stop()/restart() or `with Prosody() as p:`.
 
-    def __init__(self, port: int | None = None) -> None:
+    tls=True: STARTTLS required, with a self-signed cert for `localhost` in
+    `self.cert` (give it to clients as their CA); otherwise plaintext only.
+    """
+
+    def __init__(self, port: int | None = None, tls: bool = False) -> None:
         self.dir = tempfile.mkdtemp(prefix="checkd-prosody-")
         self.port = port or free_port()
+        self.tls = tls
+        self.cert = os.path.join(self.dir, "localhost.crt")
+        tls_config = 'c2s_require_encryption = false\n'
+        modules = '"roster"; "saslauth"; "disco"; "ping"; "posix"'
+        if tls:
+            key = os.path.join(self.dir, "localhost.key")
+            # Python's hostname check needs the subjectAltName, not just the CN.
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                            "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN}",
+                            "-keyout", key, "-out", self.cert],
+                           check=True, capture_output=True, timeout=20)
+            tls_config = (f'c2s_require_encryption = true\n'
+                          f'ssl = {{ certificate = "{self.cert}"; key = "{key}" }}\n')
+            modules += '; "tls"'          # offers STARTTLS; without it prosody offers nothing
         self.config = os.path.join(self.dir, "prosody.cfg.lua")
         self.log_path = os.path.join(self.dir, "prosody.log")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -65,13 +84,13 @@ s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
 c2s_direct_tls_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = false
+{tls_config}allow_unencrypted_plain_auth = false
 authentication = "internal_hashed"
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix" }}
+modules_enabled = {{ {modules} }}
 modules_disabled = {{ "s2s"; "offline" }}
 data_path = "{self.dir}/data"
 pidfile = "{self.dir}/prosody.pid"
+certificates = "{self.dir}"
 log = {{ info = "{self.log_path}" }}
 VirtualHost "{DOMAIN}"
 Component "{MUC}" "muc"
@@ -149,12 +168,12 @@ class Recorder:
     """
 
     def __init__(self, jid: str, password: str, port: int, room: str | None = None,
-                 nick: str = "recorder") -> None:
+                 nick: str = "recorder", ca_file: str | None = None) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._arrived = asyncio.Event()
         self.client = jabber.JabberClient(
             {"jid": jid, "password": password, "server": f"127.0.0.1:{port}",
-             "room": room, "nick": nick, "tls": False},
+             "room": room, "nick": nick, "tls": ca_file is not None, "ca_file": ca_file},
             on_message=self._record)
 
     def _record(self, sender: str, body: str, is_room: bool) -> None:

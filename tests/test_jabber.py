@@ -164,3 +164,35 @@ def test_room_message_arrives_in_the_group_chat(prosody):
             await client.stop()
             await rec.stop()
     asyncio.run(run())
+
+
+def test_starttls_refuses_an_untrusted_cert_and_delivers_with_its_ca():
+    require_prosody()
+    with Prosody(tls=True) as server:
+        server.register("checkd", "s3cret")
+        server.register("oncall", "pw")
+
+        async def run():
+            untrusting = client_for(server, tls=True)
+            await untrusting.start()
+            try:
+                for _ in range(30):
+                    if "CERTIFICATE_VERIFY_FAILED" in untrusting.last_error:
+                        break
+                    await asyncio.sleep(0.1)
+                assert "CERTIFICATE_VERIFY_FAILED" in untrusting.last_error
+                assert not untrusting.connected
+            finally:
+                await untrusting.stop()
+            rec = Recorder("oncall@localhost", "pw", server.port, ca_file=server.cert)
+            await rec.start()
+            client = client_for(server, tls=True, ca_file=server.cert)
+            await client.start()
+            try:
+                assert await client.wait_connected(5), client.last_error
+                await client.send(notification())
+                await rec.wait_for(first_line_is(SUBJECT))
+            finally:
+                await client.stop()
+                await rec.stop()
+        asyncio.run(run())

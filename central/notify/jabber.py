@@ -73,6 +73,8 @@ class JabberClient:
         self.room: str | None = settings.get("room") or None
         self.nick = str(settings.get("nick") or self.jid.user)
         self.tls = bool(settings.get("tls", True))
+        # A private CA (PEM file) trusted in addition to the system's.
+        self.ca_file: str | None = settings.get("ca_file") or None
         self.send_timeout = send_timeout
         self.connect_timeout = connect_timeout
         self.backoff = backoff
@@ -155,6 +157,8 @@ class JabberClient:
         xmpp.register_plugin("xep_0203")      # delayed delivery: tells room history apart
         # Keepalive pings notice a dead TCP connection that never closes.
         xmpp.register_plugin("xep_0199", {"keepalive": True, "interval": 60, "timeout": 20})
+        if self.ca_file:
+            xmpp.ca_certs = self.ca_file
         if not _OLD_CONNECT_API:
             xmpp.enable_direct_tls = False
             xmpp.enable_starttls = self.tls
