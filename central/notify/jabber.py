@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import slixmpp
+import slixmpp.exceptions
 
 from central.notify.notification import DeliveryError, Kind, Notification
 
@@ -61,6 +62,9 @@ class JabberClient:
     def __init__(self, settings: Mapping[str, Any], *, send_timeout: float = 5.0,
                  connect_timeout: float = 10.0, backoff: tuple[float, float] = (1.0, 30.0),
                  on_message: MessageHook | None = None) -> None:
+        for key in ("jid", "password"):
+            if not settings.get(key):
+                raise ValueError(f"jabber: {key} is required")
         self.jid = slixmpp.JID(str(settings["jid"]))
         if not self.jid.user or not self.jid.domain:
             raise ValueError(f"jabber: jid {settings['jid']!r} is not user@domain")
@@ -236,12 +240,23 @@ class JabberClient:
             return
         xmpp.send_presence()
         if self.room:
-            xmpp.plugin["xep_0045"].join_muc(slixmpp.JID(self.room), self.nick)
+            await self._join_room(xmpp)
         self.last_error = ""
         self._online.set()
         log.info("jabber: connected to %s as %s", self.server, xmpp.boundjid)
         if self._attempt is not None and not self._attempt.done():
             self._attempt.set_result(None)
+
+    async def _join_room(self, xmpp: slixmpp.ClientXMPP) -> None:
+        """Join before reporting `connected`, so send_room works at once; a refused
+        join is logged and leaves the chat channel up (room errors surface on send)."""
+        assert self.room is not None
+        try:
+            # No history: old messages would reach the bot as if new.
+            await xmpp.plugin["xep_0045"].join_muc_wait(
+                slixmpp.JID(self.room), self.nick, maxstanzas=0, timeout=5)
+        except (asyncio.TimeoutError, slixmpp.exceptions.PresenceError) as e:
+            log.warning("jabber: cannot join room %s as %s: %s", self.room, self.nick, e)
 
     def _on_disconnected(self, reason: Any) -> None:
         was_online = self._online.is_set()
