@@ -241,11 +241,12 @@ class JabberClient:
         xmpp.send_presence()
         if self.room:
             await self._join_room(xmpp)
+        if self._attempt is None or self._attempt.done():
+            return          # dropped or timed out while joining: the supervisor retries
         self.last_error = ""
         self._online.set()
         log.info("jabber: connected to %s as %s", self.server, xmpp.boundjid)
-        if self._attempt is not None and not self._attempt.done():
-            self._attempt.set_result(None)
+        self._attempt.set_result(None)
 
     async def _join_room(self, xmpp: slixmpp.ClientXMPP) -> None:
         """Join before reporting `connected`, so send_room works at once; a refused
