@@ -23,7 +23,7 @@ EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttl
               "maildir": f.text, "timeout": f.positive_duration}
 JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "server": f.text,
                "admins": f.names, "readonly": f.names, "admin_groups": f.names, "room": f.text,
-               "nick": f.text, "tls": f.boolean}
+               "nick": f.text, "tls": f.boolean, "ca_file": f.text}
 TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text}  # no "verify: false", by design
 SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
