@@ -47,6 +47,9 @@ class Importer:
                               _template_names(self.nagios.definitions), self.resolver.attrs)
         self.out: dict[str, Any] = {"templates": [], "hosts": [], "services": [], "commands": {},
                                     "contacts": [], "contact_groups": [], "hostgroups": [], "timeperiods": []}
+        # Emitted objects by what they monitor, so escalations can be attached to them.
+        self.objects_by_host: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+        self.objects_by_service: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str], list[str]]] = {}
 
     def registered(self, type_: str) -> list[tuple[Definition, dict[str, str]]]:
         return [(d, self.resolver.attrs(d)) for d in self.by_type[type_] if d.registered]
@@ -157,9 +160,6 @@ class Importer:
     def contact_extra(self, d: Definition, a: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         return {"name": a["contact_name"], **{k: v for k, v in body.items() if k != "name"}}
 
-    objects_by_host: dict[str, tuple[dict[str, Any], dict[str, str]]]
-    objects_by_service: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str], list[str]]]
-
     # --- groups ----------------------------------------------------------------------------
 
     def groups(self) -> None:
@@ -207,7 +207,6 @@ class Importer:
 def import_nagios(cfg: Path, outdir: Path, site: str = "imported") -> Report:
     """Import `cfg` (a nagios.cfg) into `outdir`; returns what could not be carried over."""
     importer = Importer(cfg, site)
-    importer.objects_by_host, importer.objects_by_service = {}, {}
     sections = importer.run()
     outdir.mkdir(parents=True, exist_ok=True)
     header = f"# Imported from {cfg} by `checkd import-nagios`; see IMPORT-REPORT.txt\n"
