@@ -80,6 +80,13 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true", help="run every check once, print, and exit")
 
 
+@command("import-nagios", "convert a Nagios configuration into a checkd objects directory", "checkd.nagios_import.cli")
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("nagios_cfg", type=Path, help="the main nagios.cfg (its cfg_file/cfg_dir are followed)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="objects directory to write")
+    p.add_argument("--site", default="imported", help="site of every imported host (default: imported)")
+
+
 def check_config(args: argparse.Namespace) -> int:
     try:
         if args.config is not None:
