@@ -13,7 +13,8 @@ test: deps-test venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: deps-bench venv
-	$(PY) bench/run_all.py $(BENCH_ARGS)
+	$(PY) bench/poller_throughput.py $(BENCH_ARGS)
+	$(PY) bench/central_ingest.py
 
 deps-demo:
 	sh contrib/install-debian-deps demo
