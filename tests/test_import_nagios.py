@@ -21,6 +21,7 @@ from checkd.config.macros import split_call
 from checkd.config.model import SSHSettings
 from checkd.nagios_import.emit import import_nagios
 from checkd.nagios_import.parse import parse_object_file, read_resource
+from checkd.nagios_import.resolve import split_list
 from checkd.nagios_import.report import Report
 from checkd.run.prepare import prepare
 from tests.helpers import REPO
@@ -118,6 +119,13 @@ def test_debian_configuration_imports_and_every_check_matches_nagios(debian_cfg:
                       int(h["max_check_attempts"])),
                      (prepare(objs, mine_host, None, SSHSettings()).line, mine_host.schedule.interval,
                       mine_host.schedule.retry_interval, mine_host.schedule.max_attempts)))
+    for s in nagios["service"]:   # who is told, and when: implied inheritance from the host included
+        mine = objs.services[s["host_name"], s["service_description"]]
+        rows.append(((s["host_name"], s["service_description"], "notify"),
+                     (sorted(split_list(s.get("contacts", ""))), sorted(split_list(s.get("contact_groups", ""))),
+                      s.get("notification_period"), float(s.get("notification_interval", 0)) * interval_length),
+                     (sorted(mine.notify.contacts), sorted(mine.notify.contact_groups),
+                      mine.notify.notification_period, mine.notify.notification_interval)))
     assert len(rows) >= 9
     for what, theirs, ours in rows:
         assert ours == theirs, f"{what}: nagios {theirs} != checkd {ours}"
@@ -169,6 +177,7 @@ define host {
     host_name       web1
     address         10.0.0.1
     hostgroups      web
+    contacts        alice
 }
 define host {
     use             generic-host
@@ -269,11 +278,15 @@ def test_tricky_configuration(tmp_path: Path) -> None:
     assert escalation.after == 600 and escalation.contact_groups == ("dba",), "(3 - 1) * 10 * 30s"
     assert objs.contact_groups["dba"].members == ("alice",)
     assert objs.timeperiods["office"].exceptions == {"2026-12-24": ()}
+    # Nagios 4's implied inheritance: a service without contacts takes its host's.
+    assert objs.services["web1", "HTTP"].notify.contacts == ("alice",)
+    assert objs.services["web2", "HTTP"].notify.contacts == ()
+    assert objs.services["web1", "HTTP"].notify.notification_interval == 300, "its own 10 * 30s, not the host's"
 
     templates = (out / "templates.yaml").read_text()
     assert "name: generic-host" in templates and "name: rack-a" in templates, "templates are kept"
     hosts_cfg, services_cfg = src / "objects/hosts.cfg", src / "objects/services.cfg"
-    assert f"{hosts_cfg}:11: host directive event_handler 'restart-httpd' not carried over" in report
+    assert f"{hosts_cfg}:12: host directive event_handler 'restart-httpd' not carried over" in report
     assert f"{services_cfg}:30: define servicedependency is not carried over" in report
     assert f"{services_cfg}:39: contact directive pager '555-0100' not carried over" in report
     assert re.search(rf"{services_cfg}:50: timeperiod 'office' exception 'day 1'", report)

@@ -5,6 +5,8 @@ One file per section in OUTDIR; IMPORT-REPORT.txt lists what was left behind.
 
 from __future__ import annotations
 
+import json
+
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -123,7 +125,9 @@ class Importer:
                 self.report.add(*d.where(), f"{type_} without {name_key}; not carried over")
                 continue
             obj = extra(d, a, body)
-            if obj is not None:
+            if isinstance(obj, list):
+                target.extend(obj)
+            elif obj is not None:
                 target.append(obj)
 
     def host_extra(self, d: Definition, a: dict[str, str], body: dict[str, Any]) -> dict[str, Any] | None:
@@ -133,7 +137,7 @@ class Importer:
         self.objects_by_host[a["host_name"]] = (body, a)
         return body
 
-    def service_extra(self, d: Definition, a: dict[str, str], body: dict[str, Any]) -> dict[str, Any] | None:
+    def service_extra(self, d: Definition, a: dict[str, str], body: dict[str, Any]) -> list[dict[str, Any]] | None:
         desc = a.get("service_description")
         if not desc or "check_command" not in a:
             self.report.add(*d.where(), "service without service_description or check_command; not carried over")
@@ -152,10 +156,36 @@ class Importer:
             where = {k: v for k, v in (("hosts", host_names), ("hostgroups", groups)) if v}
         if "description" not in body:
             body["description"] = desc
-        obj = {**where, **body}
+        groups = self.implied(a, hosts)
+        if len(groups) == 1:
+            objs = [{**where, **body, **groups[0][1]}]
+            covers = [hosts]
+        else:  # hosts hand down different contacts: one service per set of hosts
+            objs = [{"hosts": group_hosts, **body, **vals} for group_hosts, vals in groups]
+            covers = [group_hosts for group_hosts, _ in groups]
+        for obj, covered in zip(objs, covers):
+            for h in covered:
+                self.objects_by_service[(h, desc)] = (obj, a, covered)
+        return objs
+
+    def implied(self, a: dict[str, str], hosts: list[str]) -> list[tuple[list[str], dict[str, Any]]]:
+        """Nagios 4's implied inheritance: a service without contacts and contact groups takes
+        its host's; without notification_interval or notification_period, its host's too.
+        Hosts that hand down the same values are grouped together."""
+        groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
         for h in hosts:
-            self.objects_by_service[(h, desc)] = (obj, a, hosts)
-        return obj
+            ha = self.objects_by_host[h][1] if h in self.objects_by_host else {}
+            vals: dict[str, Any] = {}
+            if not a.get("contacts") and not a.get("contact_groups"):
+                for key in ("contacts", "contact_groups"):
+                    if ha.get(key):
+                        vals[key] = split_list(ha[key])
+            if "notification_interval" not in a and "notification_interval" in ha:
+                vals["notification_interval"] = cv._seconds(ha["notification_interval"], self.ctx)
+            if "notification_period" not in a and "notification_period" in ha:
+                vals["notification_period"] = ha["notification_period"]
+            groups.setdefault(json.dumps(vals, sort_keys=True), ([], vals))[0].append(h)
+        return list(groups.values())
 
     def contact_extra(self, d: Definition, a: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         return {"name": a["contact_name"], **{k: v for k, v in body.items() if k != "name"}}
