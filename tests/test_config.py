@@ -197,3 +197,20 @@ def test_config_error_lists_problems_sorted(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_node(node_file)
     assert str(e.value).startswith(str(tmp_path / "objects" / "a.yaml") + ":1: services: expected a list")
+
+
+@pytest.mark.parametrize("section, words", [
+    ("email: {from: c@example.com}", "email: give smtp_host (an SMTP relay) or maildir"),
+    ("email: {smtp_host: 127.0.0.1, from: c@example.com, starttls: true, tls: true}", "starttls and tls exclude"),
+    ("email: {smtp_host: 127.0.0.1, from: c@example.com, username: u}", "username and password"),
+    ("email: {smtp_host: 127.0.0.1}", "missing `from:"),
+    ("jabber: {jid: bot@localhost}", "jabber: needs jid and password"),
+    ("email: {smtp_host: 127.0.0.1, from: c@example.com, smtp_prot: 25}", 'did you mean "smtp_port"'),
+])
+def test_channel_settings_are_checked_at_load(tmp_path: Path, section: str, words: str) -> None:
+    node = ("central:\n  listen: 127.0.0.1:8080\n  state_dir: s\n  objects: objects\n"
+            f"  {section}\n")
+    node_file = write_tree(tmp_path, {"a.yaml": BASE}, node=node)
+    result = check_config(node_file)
+    assert result.returncode == 1
+    assert f"{node_file}:5: " in result.stderr and words in result.stderr, result.stderr

@@ -124,6 +124,24 @@ def _pollers(value: Any, node: Node, base: Path, problems: Problems) -> dict[str
     return out
 
 
+def _check_channels(sections: dict[str, dict[str, Any]], node: Node, problems: Problems) -> None:
+    """What the email and Jabber channels need, reported at load rather than at the first alert."""
+    email = sections.get("email")
+    if email is not None:
+        where = node.where_of("email")
+        if not email.get("smtp_host") and not email.get("maildir"):
+            problems.add(*where, "email: give smtp_host (an SMTP relay) or maildir (a local mail spool)")
+        if email.get("starttls") and email.get("tls"):
+            problems.add(*where, "email: starttls and tls exclude each other (tls is SMTP over TLS, port 465)")
+        if bool(email.get("username")) != bool(email.get("password")):
+            problems.add(*where, "email: username and password (or password_file) go together")
+        if not email.get("from"):
+            problems.add(*where, "email: missing `from: checkd@example.com`")
+    jabber = sections.get("jabber")
+    if jabber is not None and (not jabber.get("jid") or not jabber.get("password")):
+        problems.add(*node.where_of("jabber"), "jabber: needs jid and password (or password_file)")
+
+
 def read_node(path: Path) -> NodeConfig:
     doc = load_yaml(path)
     if not isinstance(doc, Node) or len(doc) != 1 or next(iter(doc)) not in ("central", "poller"):
@@ -149,6 +167,7 @@ def read_node(path: Path) -> NodeConfig:
         if name in sections:
             pw = _secret(sections[name], node[name], "password", base, problems)
             sections[name] = {**sections[name], "password": pw} if pw else sections[name]
+    _check_channels(sections, node, problems)
     for key in ("state_dir", "objects"):
         if key not in d:
             problems.add(node.file, node.line, f"{role}: missing `{key}: ...`")
