@@ -7,6 +7,7 @@ configured one, so the answer time does not tell how much of a guess was right.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -40,20 +41,18 @@ class Auth:
 
     def poller(self, request: web.Request) -> PollerAuth:
         """The poller this request comes from, or 401."""
-        token = bearer(request)
-        name = _match(token, self._poller_tokens) if token else None
-        if name is None:
-            raise web.HTTPUnauthorized(text='{"error": "unknown or missing poller token"}',
-                                       content_type="application/json",
-                                       headers={"WWW-Authenticate": "Bearer"})
-        return self.pollers[name]
+        return self.pollers[_authorised(request, self._poller_tokens, "unknown or missing poller token")]
 
     def writer(self, request: web.Request) -> str:
         """The api_tokens name of a write call, or 401."""
-        token = bearer(request)
-        name = _match(token, self._api_tokens) if token else None
-        if name is None:
-            raise web.HTTPUnauthorized(text='{"error": "write calls need a token from api_tokens"}',
-                                       content_type="application/json",
-                                       headers={"WWW-Authenticate": "Bearer"})
-        return name
+        return _authorised(request, self._api_tokens, "write calls need a token from api_tokens")
+
+
+def _authorised(request: web.Request, tokens: Mapping[str, str], refusal: str) -> str:
+    """The name whose token the request carries, or 401 with `refusal`."""
+    token = bearer(request)
+    name = _match(token, tokens) if token else None
+    if name is None:
+        raise web.HTTPUnauthorized(text=json.dumps({"error": refusal}), content_type="application/json",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    return name

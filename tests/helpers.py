@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_server(argv: list[str], name: str, port: int, log_path: str | Path, max_lifetime: float,
+                 wait: float = 10.0) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """Start a throwaway server on 127.0.0.1:`port` and wait until it accepts.
+
+    A detached watchdog kills exactly this PID after `max_lifetime` seconds, so the
+    server's lifetime is bounded even if the test process dies before stopping it.
+    Returns (server, watchdog); on failure the server is killed and RuntimeError raised.
+    """
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    watchdog = subprocess.Popen(
+        ["sh", "-c", f"sleep {max_lifetime:.0f}; kill -9 {proc.pid} 2>/dev/null"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    limit = time.monotonic() + wait
+    while True:
+        problem = None
+        if proc.poll() is not None:
+            problem = f"{name} exited with {proc.returncode}: {Path(log_path).read_text(errors='replace')[-2000:]}"
+        else:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return proc, watchdog
+            except OSError:
+                if time.monotonic() > limit:
+                    problem = f"{name} not listening on 127.0.0.1:{port} after {wait}s"
+        if problem is not None:
+            # Stop both by PID: a watchdog left behind could later kill a reused PID.
+            proc.kill()
+            proc.wait()
+            os.killpg(watchdog.pid, signal.SIGKILL)
+            watchdog.wait()
+            raise RuntimeError(problem)
+        time.sleep(0.02)

@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from central.notify import jabber
+from tests.helpers import free_port, start_server
 
 PROSODY = "/usr/bin/prosody"
 PROSODYCTL = "/usr/bin/prosodyctl"
@@ -36,12 +36,6 @@ def require_prosody() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(problem)
     pytest.skip(problem)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prosody:
@@ -104,25 +98,8 @@ Component "{MUC}" "muc"
         return f"{user}@{DOMAIN}"
 
     def start(self, wait: float = 10.0) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([PROSODY, "-F", "--config", self.config],
-                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        # Bounded lifetime even if the test process dies before stop().
-        self._watchdog = subprocess.Popen(
-            ["sh", "-c", f"sleep {MAX_LIFETIME:.0f}; kill -9 {self.proc.pid} 2>/dev/null"],
-            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        limit = time.monotonic() + wait
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prosody exited with {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > limit:
-                    self.stop()
-                    raise RuntimeError(f"prosody not listening on 127.0.0.1:{self.port} after {wait}s")
-                time.sleep(0.02)
+        self.proc, self._watchdog = start_server([PROSODY, "-F", "--config", self.config], "prosody", self.port,
+                                                 self.log_path, MAX_LIFETIME, wait)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -11,12 +11,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
+
+from tests.helpers import free_port, start_server
 
 SSHD = "/usr/sbin/sshd"
 TEST_USER = "checkd-sshtest"
@@ -53,12 +54,6 @@ def make_keypair(directory: str, name: str) -> tuple[str, str]:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True)
     with open(path + ".pub", encoding="ascii") as f:
         return path, f.read().strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -128,26 +123,8 @@ LogLevel INFO
 
     def start(self, wait: float = 10.0) -> None:
         os.makedirs("/run/sshd", exist_ok=True)      # privilege separation directory
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config],
-                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        # Bounded lifetime even if the test process dies before stop(): a detached
-        # watchdog kills exactly this PID after MAX_LIFETIME seconds.
-        self._watchdog = subprocess.Popen(
-            ["sh", "-c", f"sleep {MAX_LIFETIME:.0f}; kill -9 {self.proc.pid} 2>/dev/null"],
-            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        limit = time.monotonic() + wait
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited with {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > limit:
-                    self.stop()
-                    raise RuntimeError(f"sshd not listening on 127.0.0.1:{self.port} after {wait}s")
-                time.sleep(0.02)
+        self.proc, self._watchdog = start_server([SSHD, "-D", "-e", "-f", self.config], "sshd", self.port,
+                                                 self.log_path, MAX_LIFETIME, wait)
 
     def stop(self, wait: float = 10.0) -> None:
         """Kill sshd and its per-connection children by PID, as if the host went down."""

@@ -10,7 +10,6 @@ import email.message
 import email.policy
 import mailbox
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from aiosmtpd.controller import Controller
 
 from central.notify.email import EmailChannel
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
+from tests.helpers import free_port
 
 SINCE = 1_700_000_000.0
 PROBLEM = Notification(
@@ -49,12 +49,6 @@ class RefusesRecipients(Recorder):
 class TryLater(Recorder):
     async def handle_DATA(self, server, session, envelope) -> str:
         return "451 4.3.0 queue full, try again later"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

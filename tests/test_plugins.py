@@ -18,6 +18,7 @@ import pytest
 from checkd.plugin_output import PluginOutput, RawRun, interpret
 from checkd.run.embedded import EmbeddedRunner
 from checkd.states import Status
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "plugins"
@@ -147,12 +148,6 @@ def test_procs_counts_a_process_the_test_started_like_the_real_one() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_tcp_to_a_local_listener_is_ok_and_a_closed_port_critical_like_the_real_one() -> None:

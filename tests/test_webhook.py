@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -13,6 +12,7 @@ from aiohttp import web
 
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
 from central.notify.webhook import WebhookChannel, redact
+from tests.helpers import free_port
 
 SINCE = 1_700_000_000.0
 PROBLEM = Notification(
@@ -24,12 +24,6 @@ PROBLEM = Notification(
     via="ladc1 poller, central unreachable")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.asynccontextmanager

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+from checkd.config.errors import Problem
 
 
 @dataclasses.dataclass
 class Report:
-    items: list[Item] = dataclasses.field(default_factory=list)
+    items: list[Problem] = dataclasses.field(default_factory=list)
 
     def add(self, file: str, line: int, message: str) -> None:
-        self.items.append(Item(file, line, message))
+        self.items.append(Problem(file, line, message))
 
     def text(self) -> str:
-        lines = [str(i) for i in sorted(dict.fromkeys(self.items), key=lambda i: (i.file, i.line, i.message))]
+        lines = [str(i) for i in sorted(set(self.items))]
         head = f"{len(lines)} thing(s) not carried over:" if lines else "everything was carried over"
         return "\n".join([head, *lines]) + "\n"

@@ -8,8 +8,10 @@ bytes; no pickle on any wire.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from checkd.plugin_output import RawRun
 
@@ -69,3 +71,39 @@ class FrameReader:
             body = bytes(self.buf[_LEN.size:_LEN.size + n])
             del self.buf[:_LEN.size + n]
             yield body
+
+
+class FrameWriter:
+    """Frames for a non-blocking pipe: write what fits now, the rest when it is writable.
+
+    A write error other than "would block" drops the buffer and goes to `on_error`
+    (the reading side notices the peer is gone); without `on_error` it is raised.
+    """
+
+    def __init__(self, fd: int, on_error: Callable[[OSError], None] | None = None):
+        self.fd, self.on_error = fd, on_error
+        self.buf = bytearray()
+
+    def send(self, frame: bytes) -> None:
+        pending = bool(self.buf)
+        self.buf += frame
+        if not pending:
+            self.flush()
+            if self.buf:
+                asyncio.get_running_loop().add_writer(self.fd, self.flush)
+
+    def flush(self) -> None:
+        try:
+            n = os.write(self.fd, self.buf)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.buf.clear()
+            asyncio.get_running_loop().remove_writer(self.fd)
+            if self.on_error is None:
+                raise
+            self.on_error(e)
+            return
+        del self.buf[:n]
+        if not self.buf:
+            asyncio.get_running_loop().remove_writer(self.fd)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checkd.plugin_output import RawRun
-from checkd.run.exec_frames import EXEC, FrameReader, job_frame, parse_result
+from checkd.run.exec_frames import EXEC, FrameReader, FrameWriter, job_frame, parse_result
 
 log = logging.getLogger(__name__)
 GRACE = 5.0   # a worker enforces timeouts; this is only the last line of defence
@@ -36,34 +36,19 @@ class _WorkerProc:
         os.set_blocking(self.r_out, False)
         self.jobs: dict[int, asyncio.Future[RawRun]] = {}
         self.reader = FrameReader()
-        self.out = bytearray()
+        self.writer = FrameWriter(self.w_in, self._send_failed)
         self.alive = True
         asyncio.get_running_loop().add_reader(self.r_out, self.on_output)
 
     def submit(self, job_id: int, frame: bytes) -> asyncio.Future[RawRun]:
         fut: asyncio.Future[RawRun] = asyncio.get_running_loop().create_future()
         self.jobs[job_id] = fut
-        pending = bool(self.out)
-        self.out += frame
-        if not pending:
-            self.flush()
-            if self.out:
-                asyncio.get_running_loop().add_writer(self.w_in, self.flush)
+        self.writer.send(frame)
         return fut
 
-    def flush(self) -> None:
-        try:
-            n = os.write(self.w_in, self.out)
-        except BlockingIOError:
-            return
-        except OSError as e:  # the worker is gone; on_output sees EOF and fails its jobs
-            log.warning("exec worker %d: cannot send jobs: %s", self.pid, e.strerror)
-            self.out.clear()
-            asyncio.get_running_loop().remove_writer(self.w_in)
-            return
-        del self.out[:n]
-        if not self.out:
-            asyncio.get_running_loop().remove_writer(self.w_in)
+    def _send_failed(self, e: OSError) -> None:
+        # The worker is gone; on_output sees EOF and fails its jobs.
+        log.warning("exec worker %d: cannot send jobs: %s", self.pid, e.strerror)
 
     def on_output(self) -> None:
         try:
@@ -98,8 +83,10 @@ class _WorkerProc:
 
     def close(self) -> None:
         if self.alive:
+            asyncio.get_running_loop().remove_writer(self.w_in)
+            self.writer.buf.clear()
             os.close(self.w_in)   # EOF: the worker finishes its jobs and exits
-            self.w_in = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+            self.w_in = self.writer.fd = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
 
 
 def _describe(status: int) -> str:

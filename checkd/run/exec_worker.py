@@ -20,7 +20,7 @@ from pathlib import Path
 from checkd.plugin_output import RawRun
 from checkd.run.exec import run_exec
 from checkd.run.embedded import EmbeddedRunner
-from checkd.run.exec_frames import EMBEDDED, FrameReader, parse_job, result_frame
+from checkd.run.exec_frames import EMBEDDED, FrameReader, FrameWriter, parse_job, result_frame
 
 
 class Worker:
@@ -28,7 +28,7 @@ class Worker:
         self.in_fd, self.out_fd = in_fd, out_fd
         self.embedded = EmbeddedRunner(plugin_dirs)
         self.reader = FrameReader()
-        self.out = bytearray()
+        self.writer = FrameWriter(out_fd)
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -55,25 +55,7 @@ class Worker:
                 raw = await run_exec(argv, timeout)
         except Exception as e:  # never lose a job: the poller waits for an answer
             raw = RawRun(error=f"exec worker: {type(e).__name__}: {e}")
-        self.send(result_frame(job_id, raw))
-
-    def send(self, frame: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        pending = bool(self.out)
-        self.out += frame
-        if not pending:
-            self.flush()
-            if self.out:
-                loop.add_writer(self.out_fd, self.flush)
-
-    def flush(self) -> None:
-        try:
-            n = os.write(self.out_fd, self.out)
-        except BlockingIOError:
-            return
-        del self.out[:n]
-        if not self.out:
-            asyncio.get_running_loop().remove_writer(self.out_fd)
+        self.writer.send(result_frame(job_id, raw))
 
 
 async def serve() -> None:
@@ -84,9 +66,10 @@ async def serve() -> None:
     await worker.closed
     if worker.tasks:
         await asyncio.gather(*worker.tasks, return_exceptions=True)
-    while worker.out:
+    if worker.writer.buf:
+        asyncio.get_running_loop().remove_writer(1)
         os.set_blocking(1, True)
-        worker.flush()
+        os.write(1, worker.writer.buf)
 
 
 def main() -> None:
