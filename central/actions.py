@@ -84,7 +84,7 @@ class WriteApi:
             raise bad_request(str(e), status=404 if eid not in self.c.store.open_events else 409) from None
         ev = self.c.store.open_events[eid]
         ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"ack #{eid}: {comment}")]))
-        await self._commit(ops)
+        await self.c.commit_and_notify(ops, self.c.notifier.on_ack(ev, now))
         log.info("event %d acknowledged by %s: %s", eid, author, comment)
         return web.json_response({"event_id": eid, "acknowledged": True, "author": author})
 

@@ -111,8 +111,7 @@ class ReadApi:
         if not rows:
             raise web.HTTPNotFound(text=f'{{"error": "no event {eid}"}}', content_type="application/json")
         r = rows[0]
-        ev = self.c.store.open_events.get(eid) or Event(
-            r[0], r[1], _svc(r[2]), r[3], r[5], r[4], r[6], bool(r[7]), bool(r[8]), r[9], r[10], r[11])
+        ev = self.c.store.open_events.get(eid) or Event.from_row(r)
         d = self.event_json(ev, time.time())
         d["open"] = ev.closed is None
         d["history"] = [{"ts": ts, "kind": kind, "state": None if st is None else state_name(ev.service, st),

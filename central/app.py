@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,21 @@ from central.actions import WriteApi
 from central.api import ReadApi
 from central.auth import Auth
 from central.commands import CommandQueue
-from central.db import Database
+from central.db import Database, Op
 from central.events import Events
 from central.ids import IdAllocator
 from central.ingest import Ingest
+from central.notify import channels
+from central.notify.dispatch import Dispatcher
+from central.notify.notification import Channel
+from central.notify.webhook import WebhookChannel
+from central.notify.notifier import Notifier, Plan, Planned
 from central.store import Store
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
 
 log = logging.getLogger(__name__)
+TICK = 1.0                      # seconds between notification timer checks
 
 
 class Central:
@@ -40,6 +47,11 @@ class Central:
         self.ids: IdAllocator
         self.events: Events
         self.ingest = Ingest(self)
+        self.channels = channels.build(node, objs)
+        self.notifier: Notifier
+        self.dispatcher: Dispatcher
+        self._pending: list[Planned] = []
+        self._tick_task: asyncio.Task[None] | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -55,6 +67,9 @@ class Central:
         self.store.load(tables)
         self.ids = IdAllocator.from_tables(self.store.meta, tables["events"], tables["id_blocks"])
         self.events = Events(self.store, self.ids)
+        self.notifier = Notifier(self.objs, self.store, self.events, self.channels.senders,
+                                 room=self.channels.jabber.room if self.channels.jabber else None)
+        self._pending = self.notifier.load(tables["notification_log"], self.store.meta)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.node.max_body)
@@ -87,6 +102,19 @@ class Central:
         self.db.start()
         # Reserve the first chunk of event IDs before anything can be shown.
         await self.db.write(self.ids.refill())
+        jabber = self.channels.jabber
+        self.dispatcher = Dispatcher(
+            self.db, self.channels.senders, self.channels.settings, notices=jabber,
+            jabber_of=lambda name: c.jabber if (c := self.objs.contacts.get(name)) else "")
+        if jabber is not None:
+            await jabber.start()
+        await self.dispatcher.start()
+        if self._pending:
+            log.info("%d notification(s) decided before the restart but not confirmed sent: sending now",
+                     len(self._pending))
+            self.dispatcher.submit(self._pending)
+            self._pending = []
+        self._tick_task = asyncio.create_task(self._ticker(), name="notify-tick")
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         host, port = self.node.listen
@@ -97,9 +125,39 @@ class Central:
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
 
+    async def commit_and_notify(self, ops: list[Op], plan: Plan) -> None:
+        """Commit the change with its pending notifications, then send them."""
+        await self.ingest._durable(ops + plan.ops)
+        if plan.notes:
+            self.dispatcher.submit(plan.notes)
+
+    async def _ticker(self) -> None:
+        """Once a second: escalations, re-notifications, held problems whose hold ended."""
+        while True:
+            await asyncio.sleep(TICK)
+            try:
+                plan = self.notifier.tick(time.time())
+                if plan.ops:
+                    await self.commit_and_notify([], plan)
+            except web.HTTPException:
+                return                  # storage failed: central is stopping
+            except Exception:
+                log.exception("notification tick failed; trying again in %gs", TICK)
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            await asyncio.gather(self._tick_task, return_exceptions=True)
+            self._tick_task = None
+        if hasattr(self, "dispatcher"):
+            await self.dispatcher.stop()
+        if self.channels.jabber is not None:
+            await self.channels.jabber.stop()
+        webhook = self.channels.senders.get(Channel.WEBHOOK)
+        if isinstance(webhook, WebhookChannel):
+            await webhook.close()
         await asyncio.to_thread(self.db.stop)
         log.info("central stopped")

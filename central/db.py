@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT NOT NULL,
     opened REAL NOT NULL, closed REAL, status INTEGER NOT NULL, parent_id INTEGER,
     flapping INTEGER NOT NULL, acknowledged INTEGER NOT NULL, ack_author TEXT, ack_comment TEXT,
-    source TEXT NOT NULL);
+    source TEXT NOT NULL, notified_status INTEGER, notified_at REAL NOT NULL DEFAULT 0,
+    rounds INTEGER NOT NULL DEFAULT 0, level INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS event_history (event_id INTEGER NOT NULL, ts REAL NOT NULL,
     kind TEXT NOT NULL, status INTEGER, output TEXT, author TEXT);
 CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
@@ -54,9 +55,14 @@ CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, unt
     author TEXT NOT NULL, PRIMARY KEY (host, service));
 CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
     ts REAL NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL);
+-- One row per notification, written `pending` in the transaction that decides it,
+-- then `sent`, `summarised` (went out inside a storm summary) or `failed`.
 CREATE TABLE IF NOT EXISTS notification_log (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL,
-    kind TEXT NOT NULL, contact TEXT NOT NULL, channel TEXT NOT NULL, ts REAL NOT NULL,
-    UNIQUE (event_id, kind, contact, channel, ts));
+    kind TEXT NOT NULL, contact TEXT NOT NULL, channel TEXT NOT NULL, number INTEGER NOT NULL,
+    level INTEGER NOT NULL, created REAL NOT NULL, status TEXT NOT NULL, done REAL,
+    attempts INTEGER NOT NULL, error TEXT, payload TEXT NOT NULL,
+    UNIQUE (event_id, kind, contact, channel, number));
+CREATE INDEX IF NOT EXISTS notification_log_by_event ON notification_log (event_id);
 CREATE TABLE IF NOT EXISTS deployments (id INTEGER PRIMARY KEY, hosts TEXT NOT NULL,
     module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
     started REAL NOT NULL, finished REAL);
@@ -97,6 +103,7 @@ class Database:
         """Create the schema (blocking; call before serving)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
+        _migrate(conn)
         conn.executescript(SCHEMA)
         _fold(conn)
         conn.close()
@@ -106,7 +113,13 @@ class Database:
         conn = self._connect()
         try:
             tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall()
-                      for t in ("meta", "checks", "pollers", "events", "id_blocks", "downtimes", "mutes")}
+                      for t in ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes")}
+            # Closed events stay on disk (GET /events/{id} reads them there).
+            tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
+            # What open events have been told, and what was decided but not yet sent.
+            tables["notification_log"] = conn.execute(
+                "SELECT * FROM notification_log WHERE status = 'pending' OR event_id IN "
+                "(SELECT id FROM events WHERE closed IS NULL) ORDER BY id").fetchall()
             # Rows not folded yet (a kill -9 before the fold) are newer than checks'.
             tables["checks"] += conn.execute("SELECT * FROM journal ORDER BY rowid").fetchall()
             return tables
@@ -202,6 +215,23 @@ class Database:
                 log.error("folding the journal into checks failed (will retry): %s", e)
                 return
             self._journal_rows, self._folded_at = 0, time.monotonic()
+
+
+_EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",
+                  "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1"}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a state directory from an earlier checkd up to this schema, keeping its rows."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+    if have:
+        for name, decl in _EVENT_COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE events ADD COLUMN {name} {decl}")
+    log_cols = {r[1] for r in conn.execute("PRAGMA table_info(notification_log)")}
+    if log_cols and "payload" not in log_cols:
+        # The first schema's table was never written to; replace it.
+        conn.execute("DROP TABLE notification_log")
 
 
 def _fold(conn: sqlite3.Connection) -> None:

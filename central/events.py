@@ -19,6 +19,12 @@ class EventError(Exception):
 class Events:
     def __init__(self, store: Store, ids: IdAllocator):
         self.store, self.ids = store, ids
+        # (what, event) since the last take_changes(): what the notifier looks at.
+        self.changes: list[tuple[str, Event]] = []
+
+    def take_changes(self) -> list[tuple[str, Event]]:
+        changes, self.changes = self.changes, []
+        return changes
 
     def on_result(self, view: CheckView, prev_flapping: bool, poller: str, hint: int | None,
                   ts: float) -> list[Op]:
@@ -32,21 +38,25 @@ class Events:
             if problem and view.state_type is StateType.HARD:
                 ev = self._open(view, poller, hint, ts, ops, history)
                 changed = ev
+                self.changes.append(("open", ev))
         elif not problem:
             ev.closed, ev.status = ts, view.status
             history.append((ev.id, ts, "recovery", view.status, view.output, None))
             del self.store.open_events[ev.id]
             del self.store.open_by_key[ev.key]
             changed = ev
+            self.changes.append(("recovery", ev))
         elif view.status != ev.status:
             history.append((ev.id, ts, "state", view.status, view.output, None))
             ev.status = view.status
             changed = ev
+            self.changes.append(("state", ev))
         if ev is not None and view.flapping != prev_flapping:
             ev.flapping = view.flapping
             history.append((ev.id, ts, "flapping_start" if view.flapping else "flapping_stop", view.status,
                             view.output, None))
             changed = ev
+            self.changes.append(("flapping_start" if view.flapping else "flapping_stop", ev))
         view.event_id = ev.id if ev is not None and ev.closed is None else None
         if changed is not None:
             ops.append((UPSERT_EVENT, [changed.row()]))

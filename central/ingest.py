@@ -52,7 +52,8 @@ class Ingest:
         items = validate.batch(doc, auth.name, auth.site)
         now = time.time()
         answer = self.apply(auth.name, auth.site, items, now)
-        await self._durable(answer.pop("_ops"))
+        plan = answer.pop("_plan")
+        await self.c.commit_and_notify(answer.pop("_ops"), plan)
         answer["commands"] = self.c.commands.take(auth.name)
         return web.json_response(answer)
 
@@ -103,8 +104,9 @@ class Ingest:
             ps.seq = max(hwm, items[-1]["seq"])   # rejected items too, so the poller can trim its spool
         ops, stale = self._apply_results(poller, accepted)
         ops.append(ps.op())
+        plan = self.c.notifier.on_changes(self.c.events.take_changes(), now)
         return {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
-                "rejected": rejected, "_ops": ops}
+                "rejected": rejected, "_ops": ops, "_plan": plan}
 
     def _apply_results(self, poller: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
         store, events = self.c.store, self.c.events

@@ -60,6 +60,11 @@ class Event:
     ack_author: str | None = None
     ack_comment: str | None = None
     source: str = "central"             # who allocated the ID: central or a poller name
+    # Notification progress, kept with the event so a restart goes on where it was:
+    notified_status: int | None = None  # the state the last problem notification was about
+    notified_at: float = 0.0            # when the last problem/escalation round went out
+    rounds: int = 0                     # problem notification rounds so far (re-notifications)
+    level: int = 1                      # highest escalation level reached
 
     @property
     def key(self) -> CheckKey:
@@ -67,10 +72,16 @@ class Event:
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.host, self.service or "", self.opened, self.closed, self.status, self.parent_id,
-                int(self.flapping), int(self.acknowledged), self.ack_author, self.ack_comment, self.source)
+                int(self.flapping), int(self.acknowledged), self.ack_author, self.ack_comment, self.source,
+                self.notified_status, self.notified_at, self.rounds, self.level)
+
+    @classmethod
+    def from_row(cls, r: tuple[Any, ...]) -> Event:
+        return cls(r[0], r[1], _svc(r[2]), r[3], r[5], r[4], r[6], bool(r[7]), bool(r[8]), r[9], r[10], r[11],
+                   r[12], r[13], r[14], r[15])
 
 
-UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 INSERT_HISTORY = "INSERT INTO event_history VALUES (?,?,?,?,?,?)"
 UPSERT_POLLER = "INSERT OR REPLACE INTO pollers VALUES (?,?,?,?)"
 
@@ -136,9 +147,7 @@ class Store:
                           r[11], bool(r[12]))
             self.checks[(v.host, v.service)] = v
         for r in tables["events"]:
-            if r[4] is not None:
-                continue            # closed events stay on disk; GET /events/{id} reads them there
-            e = Event(r[0], r[1], _svc(r[2]), r[3], r[5], None, r[6], bool(r[7]), bool(r[8]), r[9], r[10], r[11])
+            e = Event.from_row(r)
             self.open_events[e.id] = e
             self.open_by_key[e.key] = e.id
         for r in tables["pollers"]:

@@ -23,6 +23,8 @@ from checkd.run.runner import Runner
 from checkd.states import HostStatus, Status
 from checkd.transitions import CheckState, advance, apply
 
+HOST_CHECK_HORIZON = 15.0       # a host is checked on demand at most this often (Nagios' cached host check)
+
 log = logging.getLogger(__name__)
 
 Sink = Callable[[CheckResult], Awaitable[None]]
@@ -41,6 +43,7 @@ class Scheduler:
         self._ready: collections.deque[tuple[CheckKey, float, str]] = collections.deque()
         self._running: set[CheckKey] = set()
         self._rerun: set[CheckKey] = set()
+        self._host_asked: dict[str, float] = {}     # host -> when a failing service last forced its check
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: tasks must not be collected
         self._prepared: dict[CheckKey, PreparedCheck] = {}
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
@@ -81,6 +84,17 @@ class Scheduler:
             handle.cancel()
         self._due(key, asyncio.get_running_loop().time(), "forced")
         return True
+
+    def _check_host_now(self, host: str, now: float) -> None:
+        """A failing service on a host believed UP: check the host at once (Nagios'
+        on-demand host check), so a host that went down is known, and notified once
+        for the host, before its services' problems turn HARD."""
+        key = (host, None)
+        st = self.states.get(key)
+        if st is None or st.status != 0 or now - self._host_asked.get(host, -HOST_CHECK_HORIZON) < HOST_CHECK_HORIZON:
+            return
+        self._host_asked[host] = now
+        self.reschedule_now(key)
 
     # --- timing ---------------------------------------------------------------------------
 
@@ -152,6 +166,8 @@ class Scheduler:
             result = self._result(key, host, service, output, scheduled_mono + offset,
                                   started + offset, finished + offset, check_type)
             retrying = result.state_type.value == "SOFT" and result.status != 0
+            if service is not None and result.status != 0:
+                self._check_host_now(host.name, loop.time())
             self.checks_done += 1
             await self.sink(result)
         finally:

@@ -132,7 +132,13 @@ class JabberClient:
         self.last_error = "stopped"
 
     async def send(self, n: Notification) -> None:
-        await self._send(n.address, format_message(n), "chat")
+        """To the contact's JID, or to the group chat when addressed to the room."""
+        mtype = "groupchat" if self.room and n.address == self.room else "chat"
+        await self._send(n.address, format_message(n), mtype)
+
+    async def send_text(self, to: str, text: str) -> None:
+        """A plain message (a notice about a failed delivery, a bot reply)."""
+        await self._send(to, text, "groupchat" if self.room and to == self.room else "chat")
 
     async def send_room(self, text: str) -> None:
         if not self.room:

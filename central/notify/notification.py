@@ -10,6 +10,9 @@ import dataclasses
 import enum
 
 
+SUBJECT_IDS = 20           # event IDs named in a SUMMARY subject
+
+
 class Kind(enum.Enum):
     PROBLEM = "PROBLEM"
     RECOVERY = "RECOVERY"
@@ -71,5 +74,8 @@ class Notification:
         if self.kind is Kind.PROBLEM:
             return base
         if self.kind is Kind.SUMMARY:
-            return f"SUMMARY {len(self.summary_ids)} problems [ID#:{','.join(map(str, self.summary_ids))}]"
+            # Short enough for one header line and a phone screen; the body lists every ID.
+            ids = ",".join(map(str, self.summary_ids[:SUBJECT_IDS]))
+            more = len(self.summary_ids) - SUBJECT_IDS
+            return f"SUMMARY {len(self.summary_ids)} problems [ID#:{ids}{f',+{more} more' if more > 0 else ''}]"
         return f"{self.kind.value} {base}"

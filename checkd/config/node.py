@@ -29,12 +29,15 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
     "freshness": {"site_stale_after": f.positive_duration, "hold_down": f.duration},
     "rrd": {"dir": f.text, "rrdcached": f.text},
+    "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
+    "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
+               "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text},
 }
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "freshness": f.raw,
-                "rrd": f.raw, "max_body": f.positive_int, **COMMON}
+                "rrd": f.raw, "webhook": f.raw, "notify": f.raw, "max_body": f.positive_int, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,

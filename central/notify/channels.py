@@ -1,0 +1,63 @@
+"""The node file's `email:`, `jabber:`, `webhook:` and `notify:` sections made into
+channels, a Jabber client and dispatcher settings.
+
+A channel is built only when its section is there: a contact's Jabber ID is
+ignored (with one warning) on a central without `jabber:`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from central.notify.dispatch import Sender, Settings
+from central.notify.email import EmailChannel
+from central.notify.jabber import JabberClient
+from central.notify.notification import Channel
+from central.notify.webhook import WebhookChannel
+from checkd.config.model import Objects
+from checkd.config.node import NodeConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Channels:
+    senders: dict[Channel, Sender]
+    jabber: JabberClient | None
+    settings: Settings
+
+
+def build(node: NodeConfig, objs: Objects) -> Channels:
+    base = Path(node.file).resolve().parent
+    senders: dict[Channel, Sender] = {}
+    email = dict(node.section("email"))
+    notify = node.section("notify")
+    if email:
+        if email.get("maildir"):
+            email["maildir"] = str(base / email["maildir"])
+        email.pop("password_file", None)
+        templates = base / notify["templates"] if notify.get("templates") else base / "templates" / "email"
+        senders[Channel.EMAIL] = EmailChannel(email, templates if templates.is_dir() else None)
+    jabber = None
+    if node.section("jabber"):
+        settings = dict(node.section("jabber"))
+        if settings.get("ca_file"):
+            settings["ca_file"] = str(base / settings["ca_file"])
+        jabber = JabberClient(settings)
+        senders[Channel.JABBER] = jabber
+    if node.section("webhook") or any(c.webhook for c in objs.contacts.values()):
+        senders[Channel.WEBHOOK] = WebhookChannel(node.section("webhook"))
+    for channel, attr in ((Channel.EMAIL, "email"), (Channel.JABBER, "jabber")):
+        unreachable = sorted(c.name for c in objs.contacts.values() if getattr(c, attr) and channel not in senders)
+        if unreachable:
+            log.warning("contacts %s have %s addresses but %s has no `%s:` section: not sent that way",
+                        ", ".join(unreachable), attr, node.file, attr)
+    defaults = Settings()
+    settings = Settings(
+        storm_threshold=notify.get("storm_threshold", defaults.storm_threshold),
+        storm_window=notify.get("storm_window", defaults.storm_window),
+        storm_hold=notify.get("storm_hold", defaults.storm_hold),
+        retry_for=notify.get("retry_for", defaults.retry_for))
+    return Channels(senders, jabber, settings)

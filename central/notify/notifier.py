@@ -1,0 +1,243 @@
+"""The notifier: which notifications an event change, an acknowledgement or the
+passing of time calls for.
+
+Every decision is written to notification_log as `pending` in the same
+transaction as the change that caused it (with the event's own progress:
+state notified, rounds, escalation level), and handed to the dispatcher only
+after that commit. So a result replayed after a restart finds the decision
+already made, and a decision is never lost: at start-up, pending rows are
+sent again. A (event, kind, contact, channel, number) key is unique, in
+memory and in the table, so nothing is decided twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from central.db import Op
+from central.events import Events
+from central.ids import SET_META
+from central.notify import recipients as rc
+from central.notify.notification import Channel, Kind, Notification
+from central.store import UPSERT_EVENT, Event, Store
+from checkd.config.model import Contact, Host, Objects, Service
+from checkd.states import StateType
+
+log = logging.getLogger(__name__)
+
+ROOM = "#room"                  # the contact name of the group chat room in the log
+INSERT_LOG = "INSERT INTO notification_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+HOST_HOLD_MAX = 300.0           # longest a service problem waits for its host's check to settle
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Planned:
+    row_id: int
+    n: Notification
+
+
+@dataclasses.dataclass(slots=True)
+class Plan:
+    ops: list[Op] = dataclasses.field(default_factory=list)
+    notes: list[Planned] = dataclasses.field(default_factory=list)
+
+
+def to_payload(n: Notification) -> str:
+    d = dataclasses.asdict(n)
+    d.pop("graph_png")
+    d["kind"], d["channel"], d["summary_ids"] = n.kind.value, n.channel.value, list(n.summary_ids)
+    return json.dumps(d)
+
+
+def from_payload(text: str) -> Notification:
+    d: dict[str, Any] = json.loads(text)
+    d["kind"], d["channel"], d["summary_ids"] = Kind(d["kind"]), Channel(d["channel"]), tuple(d["summary_ids"])
+    return Notification(**d)
+
+
+class Notifier:
+    def __init__(self, objs: Objects, store: Store, events: Events, channels: Iterable[Channel],
+                 room: str | None = None):
+        self.objs, self.store, self.events = objs, store, events
+        self.channels = frozenset(channels)
+        self.room = room if Channel.JABBER in self.channels else None
+        self.keys: dict[int, set[tuple[str, str, str, int]]] = {}   # event -> (kind, contact, channel, number)
+        self.told: dict[int, set[str]] = {}                         # event -> contacts told of the problem
+        self.next_id = 1
+
+    def load(self, rows: list[tuple[Any, ...]], meta: dict[str, int]) -> list[Planned]:
+        """notification_log rows of open events and pending ones (start-up); returns
+        the pending ones, decided before the restart but not confirmed sent."""
+        self.next_id = meta.get("next_notification_id", 1)
+        pending = []
+        for r in rows:
+            rid, eid, kind, contact, channel, number, _lvl, _created, status = r[:9]
+            self.next_id = max(self.next_id, rid + 1)
+            if eid in self.store.open_events:
+                self.keys.setdefault(eid, set()).add((kind, contact, channel, number))
+                if kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and contact != ROOM:
+                    self.told.setdefault(eid, set()).add(contact)
+            if status == "pending":
+                pending.append(Planned(rid, from_payload(r[12])))
+        return pending
+
+    # --- what causes notifications --------------------------------------------------
+
+    def on_changes(self, changes: list[tuple[str, Event]], now: float) -> Plan:
+        plan = Plan()
+        for what, ev in changes:
+            if what == "recovery":
+                self._recovery(ev, now, plan)
+            elif ev.closed is None and what in ("open", "state"):
+                self._evaluate(ev, now, plan)
+            elif ev.closed is None and what in ("flapping_start", "flapping_stop"):
+                kind = Kind.FLAPPINGSTART if what == "flapping_start" else Kind.FLAPPINGSTOP
+                self._simple(ev, kind, now, plan, self._level_audience(ev, now))
+        return plan
+
+    def on_ack(self, ev: Event, now: float) -> Plan:
+        """Everyone told of the problem hears who took it; re-notification and escalation stop."""
+        plan = Plan()
+        told = self.told.get(ev.id, set())
+        self._simple(ev, Kind.ACKNOWLEDGEMENT, now, plan,
+                     [(self.objs.contacts[c], 1) for c in sorted(told) if c in self.objs.contacts])
+        return plan
+
+    def tick(self, now: float) -> Plan:
+        """Escalations, re-notifications, and problems held back (mute, downtime, a host
+        check settling, a notification period) that may go out now."""
+        plan = Plan()
+        for ev in list(self.store.open_events.values()):
+            self._evaluate(ev, now, plan)
+        return plan
+
+    # --- decisions --------------------------------------------------------------------
+
+    def _config(self, ev: Event) -> Host | Service | None:
+        return rc.config_of(self.objs, ev.host, ev.service)
+
+    def _quiet(self, ev: Event, now: float) -> bool:
+        """Nothing about this problem goes out now (it may later)."""
+        cfg = self._config(ev)
+        if cfg is None or not cfg.notify.notifications_enabled:
+            return True
+        if ev.flapping or self.events.suppressed(ev) or self.store.muted(ev.host, ev.service, now):
+            return True
+        return False
+
+    def _host_settling(self, ev: Event, now: float) -> bool:
+        """A service problem while its host's check is failing but not yet HARD: wait, so
+        a host going down is told once for the host, not once per service."""
+        if ev.service is None:
+            return False
+        hv = self.store.checks.get((ev.host, None))
+        host = self.objs.hosts.get(ev.host)
+        if hv is None or host is None or hv.status == 0 or hv.state_type is not StateType.SOFT:
+            return False
+        hold = min(HOST_HOLD_MAX, host.schedule.max_attempts * host.schedule.retry_interval + 30)
+        return now - ev.opened < hold
+
+    def _evaluate(self, ev: Event, now: float, plan: Plan) -> None:
+        if ev.acknowledged or self._quiet(ev, now) or self._host_settling(ev, now):
+            return
+        cfg = self._config(ev)
+        assert cfg is not None
+        if not rc.in_period(self.objs, cfg.notify.notification_period, now):
+            return
+        lv = rc.levels(self.objs, cfg.notify)
+        due = max(level.number for level in lv if now >= ev.opened + level.after)
+        if ev.notified_status != ev.status:
+            self._round(ev, Kind.PROBLEM, ev.rounds + 1, rc.audience(self.objs, lv, max(due, ev.level), now),
+                        now, plan)
+            ev.rounds += 1
+            ev.level = max(ev.level, due)
+        elif due > ev.level:
+            for level in lv[ev.level:due]:
+                if rc.in_period(self.objs, level.period, now):
+                    self._round(ev, Kind.ESCALATION, level.number,
+                                [(self.objs.contacts[c], level.number) for c in level.contacts], now, plan)
+            ev.level = due
+        else:
+            every = lv[ev.level - 1].every
+            interval = cfg.notify.notification_interval if every is None else every
+            if not (interval > 0 and now >= ev.notified_at + interval):
+                return
+            self._round(ev, Kind.PROBLEM, ev.rounds + 1, rc.audience(self.objs, lv, ev.level, now), now, plan)
+            ev.rounds += 1
+        ev.notified_status, ev.notified_at = ev.status, now
+        plan.ops.append((UPSERT_EVENT, [ev.row()]))
+
+    def _recovery(self, ev: Event, now: float, plan: Plan) -> None:
+        told = self.told.pop(ev.id, set())
+        if told and not ev.flapping and not self.store.muted(ev.host, ev.service, now):
+            self._simple(ev, Kind.RECOVERY, now, plan,
+                         [(self.objs.contacts[c], 1) for c in sorted(told) if c in self.objs.contacts])
+        self.keys.pop(ev.id, None)
+
+    def _level_audience(self, ev: Event, now: float) -> list[tuple[Contact, int]]:
+        cfg = self._config(ev)
+        if cfg is None or self._quiet(ev, now):
+            return []
+        return rc.audience(self.objs, rc.levels(self.objs, cfg.notify), ev.level, now)
+
+    def _simple(self, ev: Event, kind: Kind, now: float, plan: Plan, who: list[tuple[Contact, int]]) -> None:
+        """A one-off notice (recovery, acknowledgement, flapping): numbered by how many came before."""
+        if not who:
+            return
+        number = 1 + max((k[3] for k in self.keys.get(ev.id, ()) if k[0] == kind.value), default=0)
+        self._round(ev, kind, number, who, now, plan)
+
+    def _round(self, ev: Event, kind: Kind, number: int, who: list[tuple[Contact, int]], now: float,
+               plan: Plan) -> None:
+        """One notification per contact and channel (plus the room), each logged pending."""
+        cfg = self._config(ev)
+        view = self.store.checks.get(ev.key)
+        host = self.objs.hosts.get(ev.host)
+        keys = self.keys.setdefault(ev.id, set())
+        rows = []
+        base = Notification(
+            event_id=ev.id, kind=kind, host=ev.host, service=ev.service,
+            state=rc.state_name(ev.service, ev.status), site=host.site if host else "",
+            output=view.output if view else "", contact="", channel=Channel.EMAIL, address="",
+            since=ev.opened, created=now, long_output=view.long_output if view else "",
+            author=(ev.ack_author or "") if kind is Kind.ACKNOWLEDGEMENT else "",
+            comment=(ev.ack_comment or "") if kind is Kind.ACKNOWLEDGEMENT else "",
+            runbook=(cfg.runbook or (host.runbook if host else "")) if cfg else "",
+            notes=(cfg.notes or (host.notes if host else "")) if cfg else "")
+        targets: list[tuple[str, int, Channel, str]] = []
+        for contact, level in who:
+            if not rc.reachable(self.objs, contact, kind, ev.service, ev.status, now):
+                continue
+            for channel, address in self._addresses(contact):
+                targets.append((contact.name, level, channel, address))
+        if self.room and targets:
+            targets.append((ROOM, number if kind is Kind.ESCALATION else ev.level, Channel.JABBER, self.room))
+        for name, level, channel, address in targets:
+            key = (kind.value, name, channel.value, number)
+            if key in keys:
+                continue                    # decided before (a replay): never twice
+            keys.add(key)
+            if kind in (Kind.PROBLEM, Kind.ESCALATION) and name != ROOM:
+                self.told.setdefault(ev.id, set()).add(name)
+            n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level)
+            rid, self.next_id = self.next_id, self.next_id + 1
+            rows.append((rid, ev.id, kind.value, name, channel.value, number, level, now, "pending", None, 0,
+                         None, to_payload(n)))
+            plan.notes.append(Planned(rid, n))
+        if rows:
+            plan.ops.append((INSERT_LOG, rows))
+            plan.ops.append((SET_META, [("next_notification_id", self.next_id)]))
+
+    def _addresses(self, contact: Contact) -> list[tuple[Channel, str]]:
+        out = []
+        if contact.email and Channel.EMAIL in self.channels:
+            out.append((Channel.EMAIL, contact.email))
+        if contact.jabber and Channel.JABBER in self.channels:
+            out.append((Channel.JABBER, contact.jabber))
+        if contact.webhook and Channel.WEBHOOK in self.channels:
+            out.append((Channel.WEBHOOK, contact.webhook))
+        return out
