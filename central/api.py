@@ -107,7 +107,7 @@ class ReadApi:
                                      content_type="application/json") from None
         # Reads wait for queued writes, so a just-acknowledged change is visible.
         await self.c.db.write([])
-        rows, history = await asyncio.to_thread(self._read_event, eid)
+        rows, history, notes = await asyncio.to_thread(self._read_event, eid)
         if not rows:
             raise web.HTTPNotFound(text=f'{{"error": "no event {eid}"}}', content_type="application/json")
         r = rows[0]
@@ -117,13 +117,20 @@ class ReadApi:
         d["history"] = [{"ts": ts, "kind": kind, "state": None if st is None else state_name(ev.service, st),
                          "status": st, "output": out, "author": author}
                         for ts, kind, st, out, author in history]
+        d["notifications"] = [{"id": nid, "type": kind, "contact": contact, "channel": channel, "number": number,
+                               "level": level, "created": created, "status": status, "done": done,
+                               "attempts": attempts, "error": error}
+                              for nid, kind, contact, channel, number, level, created, status, done, attempts, error
+                              in notes]
         return web.json_response(d)
 
-    def _read_event(self, eid: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    def _read_event(self, eid: int) -> tuple[list[tuple[Any, ...]], ...]:
         rows = self.c.db.read("SELECT * FROM events WHERE id = ?", (eid,))
         history = self.c.db.read("SELECT ts, kind, status, output, author FROM event_history WHERE event_id = ? "
                                  "ORDER BY rowid", (eid,))
-        return rows, history
+        notes = self.c.db.read("SELECT id, kind, contact, channel, number, level, created, status, done, attempts, "
+                               "error FROM notification_log WHERE event_id = ? ORDER BY id", (eid,))
+        return rows, history, notes
 
     async def downtimes(self, request: web.Request) -> web.Response:
         now = time.time()

@@ -1,0 +1,135 @@
+"""A real central process wired to a real SMTP server (aiosmtpd on 127.0.0.1) and,
+when asked, a real prosody: what the notification tests and the latency
+benchmark run against."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from aiosmtpd.controller import Controller
+
+from tests.central_proc import CentralProc
+from tests.helpers import free_port
+
+OBJECTS = """\
+commands:
+  check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$ '$ARG2$'"
+timeperiods:
+  - {{name: never, alias: "a period that is never active"}}
+contacts:
+  - {{name: ops, email: ops@example.com, jabber: "{ops_jid}"}}
+  - {{name: boss, email: boss@example.com}}
+  - {{name: night, email: night@example.com, notification_period: never}}
+contact_groups:
+  - {{name: oncall, members: [ops, night]}}
+hosts:
+  - {{name: db1.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops]}}
+  - {{name: web1.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops], command: "check_dummy!0!up",
+     max_attempts: 2, retry_interval: 10s}}
+{storm_hosts}
+services:
+  - host: db1.ladc1
+    description: Mysql Health Slave Check
+    command: "check_dummy!0!ok"
+    contact_groups: [oncall]
+    runbook: https://wiki.example.com/mysql-lag
+    notes: Page the DBA on call
+    escalations:
+      - {{after: {escalate_after}, contacts: [boss]}}
+  - {{host: db1.ladc1, description: Disk /, command: "check_dummy!0!ok", contacts: [ops]}}
+  - {{hosts: [web1.ladc1], description: HTTP, command: "check_dummy!0!ok", contacts: [ops]}}
+  - {{hosts: [web1.ladc1], description: HTTPS, command: "check_dummy!0!ok", contacts: [ops]}}
+{storm_services}
+"""
+
+
+def objects(ops_jid: str = "ops@localhost", storm: int = 0, escalate_after: str = "4s") -> str:
+    hosts = "\n".join(f"  - {{name: s{i:03d}.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops]}}"
+                      for i in range(storm // 10))
+    services = "\n".join(
+        f"  - {{hosts: [{', '.join(f's{i:03d}.ladc1' for i in range(storm // 10))}], description: Disk {j}, "
+        f"command: \"check_dummy!0!ok\", contacts: [ops]}}" for j in range(10)) if storm else ""
+    return OBJECTS.format(ops_jid=ops_jid, storm_hosts=hosts, storm_services=services,
+                          escalate_after=escalate_after)
+
+
+class MailSink:
+    """aiosmtpd on 127.0.0.1:port keeping every message; start()/stop() any number of times."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.messages: list[email.message.EmailMessage] = []
+        self.arrival: list[float] = []          # time.time() each message was accepted
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(msg)            # type: ignore[arg-type]
+            self.arrival.append(time.time())
+        return "250 OK"
+
+    def start(self) -> None:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, ready_timeout=30)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    def wait(self, predicate: Callable[[email.message.EmailMessage], bool], count: int = 1,
+             timeout: float = 15.0) -> list[email.message.EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = [m for m in self.messages if predicate(m)]
+            if len(found) >= count or time.monotonic() > deadline:
+                assert len(found) >= count, (f"{len(found)} of {count} mails in {timeout}s; have: "
+                                             f"{[(m['To'], m['Subject']) for m in self.messages]}")
+                return found
+            time.sleep(0.05)
+
+
+def node_extra(smtp_port: int, jabber: dict[str, Any] | None = None, notify: str = "") -> str:
+    text = (f"  email: {{smtp_host: 127.0.0.1, smtp_port: {smtp_port}, from: checkd@example.com, "
+            f"timeout: 5s}}\n")
+    if jabber:
+        text += "  jabber: {" + ", ".join(f"{k}: {v}" for k, v in jabber.items()) + "}\n"
+    if notify:
+        text += f"  notify: {{{notify}}}\n"
+    return text
+
+
+def central(directory: Path, smtp_port: int, jabber: dict[str, Any] | None = None, notify: str = "",
+            **objects_kw: Any) -> CentralProc:
+    return CentralProc(directory, objects=objects(**objects_kw), extra=node_extra(smtp_port, jabber, notify))
+
+
+def event_id(c: CentralProc, host: str, service: str | None) -> int:
+    for p in c.get("/api/v1/problems")["problems"]:
+        if p["host"] == host and p["service"] == service:
+            return int(p["id"])
+    raise AssertionError(f"no open problem for {host}/{service}")
+
+
+def wait_logged(c: CentralProc, eid: int, status: str = "sent", timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The event's notification log once no row is pending any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = c.get(f"/api/v1/events/{eid}")["notifications"]
+        if rows and all(r["status"] != "pending" for r in rows):
+            return rows
+        assert time.monotonic() < deadline, f"notifications of {eid} still pending: {rows}"
+        time.sleep(0.05)

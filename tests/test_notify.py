@@ -1,0 +1,241 @@
+"""Notifications end to end: a real central process, results posted as a poller
+would, mail received by a real SMTP server (aiosmtpd) and Jabber by a real
+prosody, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+
+from tests.central_proc import result
+from tests.notify_env import MailSink, central, event_id, wait_logged
+from tests.prosody import Prosody, Recorder, require_prosody
+
+SVC = "Mysql Health Slave Check"
+LADC1 = "poller-ladc1"
+
+
+def test_problem_escalation_ack_recovery_and_a_quiet_period(tmp_path):
+    sink = MailSink()
+    sink.start()
+    try:
+        with central(tmp_path, sink.port, escalate_after="4s") as c:
+            seq = itertools.count(1)
+            opened = time.time()
+            st, _ = c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 2, "CRITICAL - slave lag 900s",
+                                                  long_output="Seconds_Behind_Master: 900")])
+            assert st == 200
+            eid = event_id(c, "db1.ladc1", SVC)
+            [m] = sink.wait(lambda m: m["To"] == "ops@example.com")
+            assert m["Subject"] == f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+            assert (m["X-Checkd-Event-ID"], m["X-Checkd-State"], m["X-Checkd-Site"], m["X-Checkd-Type"]) == \
+                (str(eid), "CRITICAL", "ladc1", "PROBLEM")
+            body = m.get_content()
+            for text in ("CRITICAL - slave lag 900s", "Seconds_Behind_Master: 900", "Site:     ladc1",
+                         "Runbook:  https://wiki.example.com/mysql-lag", "Notes:    Page the DBA on call"):
+                assert text in body
+
+            # Nobody acknowledges: level 2 is told after 4 s, as an ESCALATION with the same ID.
+            [esc] = sink.wait(lambda m: m["To"] == "boss@example.com", timeout=15)
+            assert esc["Subject"] == f"ESCALATION db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+            assert esc["X-Checkd-Type"] == "ESCALATION"
+            assert sink.arrival[sink.messages.index(esc)] >= opened + 4
+
+            # The acknowledgement reaches both, and nothing more goes out while the problem lasts.
+            st, _ = c.write("POST", "/api/v1/ack", {"event_id": eid, "comment": "looking", "author": "alice"})
+            assert st == 200
+            acks = sink.wait(lambda m: m["X-Checkd-Type"] == "ACKNOWLEDGEMENT", count=2)
+            assert sorted(a["To"] for a in acks) == ["boss@example.com", "ops@example.com"]
+            assert acks[0]["Subject"] == f"ACKNOWLEDGEMENT db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+            assert "alice" in acks[0].get_content() and "looking" in acks[0].get_content()
+            c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 2, "CRITICAL - slave lag 950s")])
+            time.sleep(2.5)
+            assert len(sink.messages) == 4, [m["Subject"] for m in sink.messages]
+
+            # Recovery: same ID, to everyone who heard of the problem.
+            c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 0, "OK - slave lag 0s")])
+            recs = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY", count=2)
+            assert {r["Subject"] for r in recs} == {f"RECOVERY db1.ladc1/Mysql Health Slave Check OK [ID#:{eid}]"}
+            assert sorted(r["To"] for r in recs) == ["boss@example.com", "ops@example.com"]
+
+            # `night` is in the on-call group but its notification_period is never active.
+            assert sink.to("night@example.com") == []
+            log = {(r["type"], r["contact"], r["status"]) for r in wait_logged(c, eid)}
+            assert log == {("PROBLEM", "ops", "sent"), ("ESCALATION", "boss", "sent"),
+                           ("ACKNOWLEDGEMENT", "ops", "sent"), ("ACKNOWLEDGEMENT", "boss", "sent"),
+                           ("RECOVERY", "ops", "sent"), ("RECOVERY", "boss", "sent")}
+    finally:
+        sink.stop()
+
+
+def test_kill_9_and_replays_never_notify_twice_and_never_drop(tmp_path):
+    sink = MailSink()
+    sink.start()
+    try:
+        c = central(tmp_path, sink.port, escalate_after="1h")
+        with c:
+            first = [result(1, "db1.ladc1", SVC, 2, "CRITICAL - lag"), result(2, "db1.ladc1", "Disk /", 1, "WARN")]
+            assert c.post_results(LADC1, first)[0] == 200
+            eid, disk = event_id(c, "db1.ladc1", SVC), event_id(c, "db1.ladc1", "Disk /")
+            sink.wait(lambda m: m["To"] == "ops@example.com", count=2)
+            wait_logged(c, eid)
+            wait_logged(c, disk)
+            c.restart(kill=True)
+            # The poller did not get its ack and sends the batch again, then new results in the same state.
+            assert c.post_results(LADC1, first)[1]["duplicates"] == 2
+            assert c.post_results(LADC1, [result(3, "db1.ladc1", SVC, 2, "CRITICAL - lag"),
+                                          result(4, "db1.ladc1", "Disk /", 1, "WARN")])[0] == 200
+            time.sleep(2.5)
+            assert sorted(m["Subject"] for m in sink.to("ops@example.com")) == sorted([
+                f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]",
+                f"db1.ladc1/Disk / WARNING [ID#:{disk}]"])
+
+            # Decided while the mail server is down, then central killed: sent once after the restart.
+            sink.stop()
+            assert c.post_results(LADC1, [result(5, "db1.ladc1", "Disk /", 2, "CRIT - 99% full")])[0] == 200
+            deadline = time.monotonic() + 10
+            while not any(r["attempts"] for r in c.get(f"/api/v1/events/{disk}")["notifications"]):
+                assert time.monotonic() < deadline, "the delivery was never tried"
+                time.sleep(0.05)
+            c.stop(kill=True)
+            sink.start()
+            c.start()
+            [crit] = sink.wait(lambda m: "CRITICAL" in m["Subject"] and "Disk" in m["Subject"])
+            assert crit["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
+            wait_logged(c, disk)
+            time.sleep(1.5)
+            assert len(sink.to("ops@example.com")) == 3
+    finally:
+        sink.stop()
+
+
+def test_a_storm_of_200_problems_is_summarised(tmp_path):
+    sink = MailSink()
+    sink.start()
+    try:
+        with central(tmp_path, sink.port, storm=200, notify="storm_threshold: 10, storm_hold: 2s") as c:
+            keys = [(f"s{i:03d}.ladc1", f"Disk {j}") for i in range(20) for j in range(10)]
+            batch = [result(n, h, s, 2, f"DISK CRITICAL - {h} {s} full") for n, (h, s) in enumerate(keys, 1)]
+            assert c.post_results(LADC1, batch)[0] == 200
+            ids = {event_id(c, h, s) for h, s in keys}
+            assert len(ids) == 200
+            [summary] = sink.wait(lambda m: m["X-Checkd-Type"] == "SUMMARY", timeout=20)
+            time.sleep(1.0)
+            mails = sink.to("ops@example.com")
+            assert len(mails) == 11, [m["Subject"] for m in mails]
+            assert summary["Subject"].startswith("SUMMARY 190 problems [ID#:")
+            assert summary["Subject"].endswith(",+170 more]")
+            body = summary.get_content()
+            listed = {int(x) for x in re.search(r"Event IDs: ([\d, ]+)", body).group(1).split(", ")}
+            single = {int(m["X-Checkd-Event-ID"]) for m in mails if m["X-Checkd-Type"] == "PROBLEM"}
+            # Every problem is in exactly one mail: nothing lost, nothing twice.
+            assert len(single) == 10 and len(listed) == 190
+            assert single | listed == ids and not single & listed
+            assert "DISK CRITICAL" in body
+            statuses = {r["status"] for eid in list(listed)[:5] for r in wait_logged(c, eid)}
+            assert statuses == {"summarised"}
+    finally:
+        sink.stop()
+
+
+def test_a_host_down_notifies_once_for_the_host(tmp_path):
+    sink = MailSink()
+    sink.start()
+    try:
+        with central(tmp_path, sink.port) as c:
+            seq = itertools.count(1)
+            post = lambda *items: c.post_results(LADC1, [result(next(seq), *i) for i in items])  # noqa: E731
+            # The services fail while the host check is still retrying (SOFT DOWN) ...
+            post(("web1.ladc1", None, 1, "PING CRITICAL - 100% loss", "SOFT"))
+            post(("web1.ladc1", "HTTP", 2, "connection refused"), ("web1.ladc1", "HTTPS", 2, "connection refused"))
+            time.sleep(2.0)
+            assert sink.messages == []
+            # ... then the host is HARD DOWN: one mail, for the host.
+            post(("web1.ladc1", None, 1, "PING CRITICAL - 100% loss", "HARD", 2))
+            hid = event_id(c, "web1.ladc1", None)
+            [m] = sink.wait(lambda m: True)
+            assert m["Subject"] == f"web1.ladc1 DOWN [ID#:{hid}]" and m["X-Checkd-State"] == "DOWN"
+            time.sleep(2.5)
+            assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
+            post(("web1.ladc1", None, 0, "PING OK"), ("web1.ladc1", "HTTP", 0, "ok"), ("web1.ladc1", "HTTPS", 0, "ok"))
+            [r] = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY")
+            assert r["Subject"] == f"RECOVERY web1.ladc1 UP [ID#:{hid}]"
+            time.sleep(1.5)
+            assert len(sink.messages) == 2
+    finally:
+        sink.stop()
+
+
+def test_no_problem_mail_while_muted_and_one_when_unmuted(tmp_path):
+    sink = MailSink()
+    sink.start()
+    try:
+        with central(tmp_path, sink.port) as c:
+            st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": False})
+            assert st == 200
+            c.post_results(LADC1, [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
+            eid = event_id(c, "db1.ladc1", "Disk /")
+            time.sleep(2.5)
+            assert sink.messages == []
+            c.post_results(LADC1, [result(2, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
+            st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": True})
+            assert st == 200
+            [m] = sink.wait(lambda m: True)
+            assert m["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{eid}]"
+            time.sleep(2.5)
+            assert len(sink.messages) == 1
+    finally:
+        sink.stop()
+
+
+def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_restart(tmp_path):
+    require_prosody()
+    sink = MailSink()
+    sink.start()
+    with Prosody() as prosody:
+        bot = prosody.register("checkd", "botpw")
+        ops = prosody.register("ops", "opspw")
+        jabber = {"jid": bot, "password": "botpw", "server": f"127.0.0.1:{prosody.port}", "tls": "false"}
+        c = central(tmp_path, sink.port, jabber=jabber, ops_jid=ops, escalate_after="1h")
+
+        async def scenario() -> None:
+            phone = Recorder(ops, "opspw", prosody.port)
+            await phone.start()
+            try:
+                await asyncio.to_thread(c.start)
+                await asyncio.to_thread(c.post_results, LADC1, [result(1, "db1.ladc1", SVC, 2, "CRITICAL - lag")])
+                eid = await asyncio.to_thread(event_id, c, "db1.ladc1", SVC)
+                subject = f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+                _, body, _ = await phone.wait_for(lambda s, b, r: s == bot, timeout=20)
+                assert body.splitlines()[0] == subject and "CRITICAL - lag" in body
+                [m] = await asyncio.to_thread(sink.wait, lambda m: True)
+                assert m["Subject"] == subject
+
+                # Mail down: the alert reaches the phone with the failure, and the mail follows later.
+                sink.stop()
+                await asyncio.to_thread(c.post_results, LADC1, [result(2, "db1.ladc1", "Disk /", 2, "DISK CRIT")])
+                disk = await asyncio.to_thread(event_id, c, "db1.ladc1", "Disk /")
+                _, notice, _ = await phone.wait_for(lambda s, b, r: "Email to ops@example.com failed" in b, 20)
+                assert notice.splitlines()[0] == f"db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
+                sink.start()
+                [late] = await asyncio.to_thread(sink.wait, lambda m: "Disk" in m["Subject"], 1, 30)
+                assert late["X-Checkd-Event-ID"] == str(disk)
+
+                # prosody restarts: central's client reconnects and the next alert arrives.
+                await asyncio.to_thread(prosody.restart)
+                await phone.stop()
+                phone = Recorder(ops, "opspw", prosody.port)
+                await phone.start(timeout=20)
+                await asyncio.to_thread(c.post_results, LADC1, [result(3, "db1.ladc1", SVC, 0, "OK")])
+                _, rec, _ = await phone.wait_for(lambda s, b, r: b.startswith("RECOVERY"), timeout=40)
+                assert rec.splitlines()[0] == f"RECOVERY db1.ladc1/Mysql Health Slave Check OK [ID#:{eid}]"
+            finally:
+                await phone.stop()
+                await asyncio.to_thread(c.stop)
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            sink.stop()
