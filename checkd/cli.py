@@ -102,6 +102,13 @@ def check_config(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(e.problems)} problem(s) found", file=sys.stderr)
         return 1
+    if args.config is not None and node.section("email"):
+        from central.notify.email import template_problems   # jinja2 only
+        problems = template_problems(node.templates_dir())
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            print(f"{len(problems)} problem(s) found", file=sys.stderr)
+            return 1
     print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "
           f"{len(objs.commands)} commands, {len(objs.contacts)} contacts")
     return 0

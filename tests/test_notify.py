@@ -168,11 +168,11 @@ def test_a_host_down_notifies_once_for_the_host(tmp_path):
         sink.stop()
 
 
-def test_no_problem_mail_while_muted_and_one_when_unmuted(tmp_path):
+def test_no_problem_mail_while_muted_or_in_downtime_and_one_when_it_ends(tmp_path):
     sink = MailSink()
     sink.start()
     try:
-        with central(tmp_path, sink.port) as c:
+        with central(tmp_path, sink.port, escalate_after="1h") as c:
             st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": False})
             assert st == 200
             c.post_results(LADC1, [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
@@ -184,8 +184,20 @@ def test_no_problem_mail_while_muted_and_one_when_unmuted(tmp_path):
             assert st == 200
             [m] = sink.wait(lambda m: True)
             assert m["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{eid}]"
+
+            # A downtime: quiet while it lasts, one notification when it ends with the problem still there.
+            st, dt = c.write("POST", "/api/v1/downtimes", {"host": "db1.ladc1", "service": SVC, "duration": "4s",
+                                                           "comment": "replica rebuild"})
+            assert st == 201
+            c.post_results(LADC1, [result(3, "db1.ladc1", SVC, 2, "CRITICAL - rebuilding")])
+            mysql = event_id(c, "db1.ladc1", SVC)
+            time.sleep(max(0.0, dt["end"] - time.time() - 0.5))
+            assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
+            [late] = sink.wait(lambda m: "Mysql" in m["Subject"])
+            assert late["Subject"] == f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{mysql}]"
+            assert sink.arrival[sink.messages.index(late)] >= dt["end"]
             time.sleep(2.5)
-            assert len(sink.messages) == 1
+            assert len(sink.messages) == 2
     finally:
         sink.stop()
 

@@ -38,8 +38,7 @@ def build(node: NodeConfig, objs: Objects) -> Channels:
         if email.get("maildir"):
             email["maildir"] = str(base / email["maildir"])
         email.pop("password_file", None)
-        templates = base / notify["templates"] if notify.get("templates") else base / "templates" / "email"
-        senders[Channel.EMAIL] = EmailChannel(email, templates if templates.is_dir() else None)
+        senders[Channel.EMAIL] = EmailChannel(email, node.templates_dir())
     jabber = None
     if node.section("jabber"):
         settings = dict(node.section("jabber"))

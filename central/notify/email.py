@@ -40,6 +40,31 @@ def one_line(text: str) -> str:
     return _LINE_BREAKS.sub(" ", text).strip()
 
 
+TEMPLATE_NAMES = ("notification.txt.j2", "summary.txt.j2")
+
+
+def load_templates(templates_dir: Path | None) -> dict[str, jinja2.Template]:
+    """The body templates: operator overrides in `templates_dir` first, then the packaged ones."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))   # operator overrides first
+    loaders.append(jinja2.FileSystemLoader(str(PACKAGED_TEMPLATES)))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders), autoescape=False,   # plain text, not HTML
+        undefined=jinja2.StrictUndefined,   # a typo in an override fails loudly, not blank
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return {name: env.get_template(name) for name in TEMPLATE_NAMES}
+
+
+def template_problems(templates_dir: Path | None) -> list[str]:
+    """`FILE:LINE: message` for each override template that does not compile (check-config)."""
+    try:
+        load_templates(templates_dir)
+    except jinja2.TemplateSyntaxError as e:
+        return [f"{e.filename}:{e.lineno}: email template: {e.message}"]
+    return []
+
+
 class EmailChannel:
     """Sends one Notification as one mail; `settings` is the node file's `email:` section."""
 
@@ -60,17 +85,8 @@ class EmailChannel:
         self.timeout = parse_duration(settings.get("timeout", 30))   # "30s" or 30
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
         self.now = now
-        loaders: list[jinja2.BaseLoader] = []
-        if templates_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(str(templates_dir)))   # operator overrides first
-        loaders.append(jinja2.FileSystemLoader(str(PACKAGED_TEMPLATES)))
-        env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders), autoescape=False,   # plain text, not HTML
-            undefined=jinja2.StrictUndefined,   # a typo in an override fails loudly, not blank
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         # Loaded now so a broken override template fails at startup, not at 3 a.m.
-        self.templates = {name: env.get_template(name)
-                          for name in ("notification.txt.j2", "summary.txt.j2")}
+        self.templates = load_templates(templates_dir)
 
     @property
     def endpoint(self) -> str:

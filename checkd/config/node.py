@@ -79,6 +79,16 @@ class NodeConfig:
     ssh: SSHSettings = SSHSettings()
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
+    def templates_dir(self) -> Path | None:
+        """Where operators' email template overrides live: `notify: {templates: DIR}`,
+        else templates/email/ beside the node file when it exists."""
+        base = Path(self.file).resolve().parent
+        given = self.section("notify").get("templates")
+        if given:
+            return base / given
+        default = base / "templates" / "email"
+        return default if default.is_dir() else None
+
     def section(self, name: str) -> Mapping[str, Any]:
         """email:, jabber:, tls:, freshness:, rrd: as validated mappings ({} when absent)."""
         return self.sections.get(name, {})
@@ -127,7 +137,7 @@ def _pollers(value: Any, node: Node, base: Path, problems: Problems) -> dict[str
     return out
 
 
-def _check_channels(sections: dict[str, dict[str, Any]], node: Node, problems: Problems) -> None:
+def _check_channels(sections: dict[str, dict[str, Any]], node: Node, base: Path, problems: Problems) -> None:
     """What the email and Jabber channels need, reported at load rather than at the first alert."""
     email = sections.get("email")
     if email is not None:
@@ -140,6 +150,11 @@ def _check_channels(sections: dict[str, dict[str, Any]], node: Node, problems: P
             problems.add(*where, "email: username and password (or password_file) go together")
         if not email.get("from"):
             problems.add(*where, "email: missing `from: checkd@example.com`")
+    templates = sections.get("notify", {}).get("templates")
+    if templates and not (base / templates).is_dir():
+        problems.add(*node["notify"].where_of("templates"),
+                     f"notify: templates: directory {base / templates} does not exist "
+                     "(it holds overrides of notification.txt.j2 and summary.txt.j2)")
     jabber = sections.get("jabber")
     if jabber is not None and (not jabber.get("jid") or not jabber.get("password")):
         problems.add(*node.where_of("jabber"), "jabber: needs jid and password (or password_file)")
@@ -170,7 +185,7 @@ def read_node(path: Path) -> NodeConfig:
         if name in sections:
             pw = _secret(sections[name], node[name], "password", base, problems)
             sections[name] = {**sections[name], "password": pw} if pw else sections[name]
-    _check_channels(sections, node, problems)
+    _check_channels(sections, node, base, problems)
     for key in ("state_dir", "objects"):
         if key not in d:
             problems.add(node.file, node.line, f"{role}: missing `{key}: ...`")
