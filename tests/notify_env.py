@@ -49,14 +49,18 @@ services:
 """
 
 
-def objects(ops_jid: str = "ops@localhost", storm: int = 0, escalate_after: str = "4s") -> str:
+def objects(ops_jid: str = "ops@localhost", storm: int = 0, escalate_after: str = "4s", webhook: str = "") -> str:
     hosts = "\n".join(f"  - {{name: s{i:03d}.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops]}}"
                       for i in range(storm // 10))
     services = "\n".join(
         f"  - {{hosts: [{', '.join(f's{i:03d}.ladc1' for i in range(storm // 10))}], description: Disk {j}, "
         f"command: \"check_dummy!0!ok\", contacts: [ops]}}" for j in range(10)) if storm else ""
-    return OBJECTS.format(ops_jid=ops_jid, storm_hosts=hosts, storm_services=services,
+    text = OBJECTS.format(ops_jid=ops_jid, storm_hosts=hosts, storm_services=services,
                           escalate_after=escalate_after)
+    if webhook:     # a contact reached only by webhook, for one service
+        text = text.replace("contact_groups:\n", f"  - {{name: hook, webhook: \"{webhook}\"}}\ncontact_groups:\n", 1)
+        text += f"  - {{host: db1.ladc1, description: Queue, command: \"check_dummy!0!ok\", contacts: [hook]}}\n"
+    return text
 
 
 class MailSink:

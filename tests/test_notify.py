@@ -5,8 +5,11 @@ prosody, both on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import itertools
+import json
 import re
+import threading
 import time
 
 from tests.central_proc import result
@@ -209,11 +212,13 @@ def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_rest
     with Prosody() as prosody:
         bot = prosody.register("checkd", "botpw")
         ops = prosody.register("ops", "opspw")
-        jabber = {"jid": bot, "password": "botpw", "server": f"127.0.0.1:{prosody.port}", "tls": "false"}
+        room = "noc@conference.localhost"
+        jabber = {"jid": bot, "password": "botpw", "server": f"127.0.0.1:{prosody.port}", "tls": "false",
+                  "room": room}
         c = central(tmp_path, sink.port, jabber=jabber, ops_jid=ops, escalate_after="1h")
 
         async def scenario() -> None:
-            phone = Recorder(ops, "opspw", prosody.port)
+            phone = Recorder(ops, "opspw", prosody.port, room=room, nick="ops")
             await phone.start()
             try:
                 await asyncio.to_thread(c.start)
@@ -222,6 +227,9 @@ def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_rest
                 subject = f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
                 _, body, _ = await phone.wait_for(lambda s, b, r: s == bot, timeout=20)
                 assert body.splitlines()[0] == subject and "CRITICAL - lag" in body
+                # The group chat hears it once too (the room is joined before central starts).
+                sender, in_room, _ = await phone.wait_for(lambda s, b, r: r, timeout=20)
+                assert sender.startswith(room) and in_room.splitlines()[0] == subject
                 [m] = await asyncio.to_thread(sink.wait, lambda m: True)
                 assert m["Subject"] == subject
 
@@ -251,3 +259,79 @@ def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_rest
             asyncio.run(scenario())
         finally:
             sink.stop()
+
+
+def test_flapping_is_told_once_not_as_a_stream_of_problems(tmp_path):
+    sink = MailSink()
+    sink.start()
+    try:
+        with central(tmp_path, sink.port, escalate_after="1h") as c:
+            seq = itertools.count(1)
+            post = lambda status, flapping: c.post_results(  # noqa: E731
+                LADC1, [result(next(seq), "db1.ladc1", "Disk /", status, f"status {status}", flapping=flapping)])
+            post(2, False)
+            first = event_id(c, "db1.ladc1", "Disk /")
+            post(0, False)
+            post(2, True)                   # flap detection kicks in: one FLAPPINGSTART
+            flapping = event_id(c, "db1.ladc1", "Disk /")
+            for _ in range(5):
+                post(0, True)
+                post(2, True)
+            last = event_id(c, "db1.ladc1", "Disk /")
+            sink.wait(lambda m: m["X-Checkd-Type"] == "FLAPPINGSTART")
+            time.sleep(2.0)
+            kinds = sorted((m["X-Checkd-Type"], m["X-Checkd-Event-ID"]) for m in sink.messages)
+            assert kinds == sorted([("PROBLEM", str(first)), ("RECOVERY", str(first)),
+                                    ("FLAPPINGSTART", str(flapping))]), kinds
+            # Flapping stops with the check still CRITICAL: FLAPPINGSTOP, then the problem itself.
+            post(2, False)
+            sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and m["X-Checkd-Event-ID"] == str(last))
+            sink.wait(lambda m: m["X-Checkd-Type"] == "FLAPPINGSTOP")
+            time.sleep(1.5)
+            assert len(sink.messages) == 5
+    finally:
+        sink.stop()
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that answers 503 to the first POST and 200 after."""
+
+    received: list[dict] = []
+    refused = 0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if Hook.refused == 0:
+            Hook.refused += 1
+            self.send_response(503)
+        else:
+            Hook.received.append(body)
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_webhook_is_retried_until_it_accepts(tmp_path):
+    sink = MailSink()
+    sink.start()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks/checkd?token=secret"
+        with central(tmp_path, sink.port, webhook=url) as c:
+            c.post_results(LADC1, [result(1, "db1.ladc1", "Queue", 2, "QUEUE CRITICAL - 5000 jobs")])
+            eid = event_id(c, "db1.ladc1", "Queue")
+            [row] = wait_logged(c, eid, timeout=20)
+            assert (row["status"], row["attempts"], row["channel"]) == ("sent", 2, "webhook")
+            [body] = Hook.received
+            assert (body["event_id"], body["type"], body["subject"]) == \
+                (eid, "PROBLEM", f"db1.ladc1/Queue CRITICAL [ID#:{eid}]")
+            assert "secret" not in (tmp_path / "central.log").read_text()
+    finally:
+        server.shutdown()
+        server.server_close()
+        sink.stop()

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from central.db import Database, Op
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
 from central.notify.notifier import ROOM, Planned
+from central.notify.webhook import redact
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class Dispatcher:
         else:
             self._mark(job.rows, "sent", job.attempts, None)
         if job.attempts > 1:
-            log.info("notification %s to %s delivered on attempt %d", n.subject, n.address, job.attempts)
+            log.info("notification %s to %s delivered on attempt %d", n.subject, shown(n), job.attempts)
 
     def _failed(self, job: Job, e: DeliveryError) -> None:
         n = job.n
@@ -244,6 +245,11 @@ class Dispatcher:
         if not fut.cancelled() and fut.exception() is not None:
             # The message went out; only its mark is lost, so a restart may send it once more.
             log.error("could not record a notification's outcome: %s", fut.exception())
+
+
+def shown(n: Notification) -> str:
+    """The address as logs may show it: a webhook URL without its credentials or query (tokens)."""
+    return redact(n.address) if n.channel is Channel.WEBHOOK else n.address
 
 
 def summary(notes: list[Notification], now: float) -> Notification:

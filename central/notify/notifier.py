@@ -120,14 +120,15 @@ class Notifier:
     def _config(self, ev: Event) -> Host | Service | None:
         return rc.config_of(self.objs, ev.host, ev.service)
 
-    def _quiet(self, ev: Event, now: float) -> bool:
-        """Nothing about this problem goes out now (it may later)."""
+    def _quiet(self, ev: Event, now: float, flapping_too: bool = True) -> bool:
+        """Nothing about this problem goes out now (it may later). While the check flaps
+        only the flapping notices themselves go out."""
         cfg = self._config(ev)
         if cfg is None or not cfg.notify.notifications_enabled:
             return True
-        if ev.flapping or self.events.suppressed(ev) or self.store.muted(ev.host, ev.service, now):
+        if (flapping_too and ev.flapping) or self.events.suppressed(ev):
             return True
-        return False
+        return self.store.muted(ev.host, ev.service, now)
 
     def _host_settling(self, ev: Event, now: float) -> bool:
         """A service problem while its host's check is failing but not yet HARD: wait, so
@@ -180,7 +181,7 @@ class Notifier:
 
     def _level_audience(self, ev: Event, now: float) -> list[tuple[Contact, int]]:
         cfg = self._config(ev)
-        if cfg is None or self._quiet(ev, now):
+        if cfg is None or self._quiet(ev, now, flapping_too=False):
             return []
         return rc.audience(self.objs, rc.levels(self.objs, cfg.notify), ev.level, now)
 
