@@ -11,6 +11,9 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from tests.central_proc import result
 from tests.notify_env import MailSink, central, event_id, wait_logged
@@ -20,195 +23,179 @@ SVC = "Mysql Health Slave Check"
 LADC1 = "poller-ladc1"
 
 
-def test_problem_escalation_ack_recovery_and_a_quiet_period(tmp_path):
-    sink = MailSink()
-    sink.start()
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    """A real SMTP server for one test, stopped however the test ends."""
+    mail = MailSink()
+    mail.start()
     try:
-        with central(tmp_path, sink.port, escalate_after="4s") as c:
-            seq = itertools.count(1)
-            opened = time.time()
-            st, _ = c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 2, "CRITICAL - slave lag 900s",
-                                                  long_output="Seconds_Behind_Master: 900")])
-            assert st == 200
-            eid = event_id(c, "db1.ladc1", SVC)
-            [m] = sink.wait(lambda m: m["To"] == "ops@example.com")
-            assert m["Subject"] == f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
-            assert (m["X-Checkd-Event-ID"], m["X-Checkd-State"], m["X-Checkd-Site"], m["X-Checkd-Type"]) == \
-                (str(eid), "CRITICAL", "ladc1", "PROBLEM")
-            body = m.get_content()
-            for text in ("CRITICAL - slave lag 900s", "Seconds_Behind_Master: 900", "Site:     ladc1",
-                         "Runbook:  https://wiki.example.com/mysql-lag", "Notes:    Page the DBA on call"):
-                assert text in body
-
-            # Nobody acknowledges: level 2 is told after 4 s, as an ESCALATION with the same ID.
-            [esc] = sink.wait(lambda m: m["To"] == "boss@example.com", timeout=15)
-            assert esc["Subject"] == f"ESCALATION db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
-            assert esc["X-Checkd-Type"] == "ESCALATION"
-            assert sink.arrival[sink.messages.index(esc)] >= opened + 4
-
-            # The acknowledgement reaches both, and nothing more goes out while the problem lasts.
-            st, _ = c.write("POST", "/api/v1/ack", {"event_id": eid, "comment": "looking", "author": "alice"})
-            assert st == 200
-            acks = sink.wait(lambda m: m["X-Checkd-Type"] == "ACKNOWLEDGEMENT", count=2)
-            assert sorted(a["To"] for a in acks) == ["boss@example.com", "ops@example.com"]
-            assert acks[0]["Subject"] == f"ACKNOWLEDGEMENT db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
-            assert "alice" in acks[0].get_content() and "looking" in acks[0].get_content()
-            c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 2, "CRITICAL - slave lag 950s")])
-            time.sleep(2.5)
-            assert len(sink.messages) == 4, [m["Subject"] for m in sink.messages]
-
-            # Recovery: same ID, to everyone who heard of the problem.
-            c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 0, "OK - slave lag 0s")])
-            recs = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY", count=2)
-            assert {r["Subject"] for r in recs} == {f"RECOVERY db1.ladc1/Mysql Health Slave Check OK [ID#:{eid}]"}
-            assert sorted(r["To"] for r in recs) == ["boss@example.com", "ops@example.com"]
-
-            # `night` is in the on-call group but its notification_period is never active.
-            assert sink.to("night@example.com") == []
-            log = {(r["type"], r["contact"], r["status"]) for r in wait_logged(c, eid)}
-            assert log == {("PROBLEM", "ops", "sent"), ("ESCALATION", "boss", "sent"),
-                           ("ACKNOWLEDGEMENT", "ops", "sent"), ("ACKNOWLEDGEMENT", "boss", "sent"),
-                           ("RECOVERY", "ops", "sent"), ("RECOVERY", "boss", "sent")}
+        yield mail
     finally:
+        mail.stop()
+
+
+def test_problem_escalation_ack_recovery_and_a_quiet_period(tmp_path, sink):
+    with central(tmp_path, sink.port, escalate_after="4s") as c:
+        seq = itertools.count(1)
+        opened = time.time()
+        st, _ = c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 2, "CRITICAL - slave lag 900s",
+                                              long_output="Seconds_Behind_Master: 900")])
+        assert st == 200
+        eid = event_id(c, "db1.ladc1", SVC)
+        [m] = sink.wait(lambda m: m["To"] == "ops@example.com")
+        assert m["Subject"] == f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+        assert (m["X-Checkd-Event-ID"], m["X-Checkd-State"], m["X-Checkd-Site"], m["X-Checkd-Type"]) == \
+            (str(eid), "CRITICAL", "ladc1", "PROBLEM")
+        body = m.get_content()
+        for text in ("CRITICAL - slave lag 900s", "Seconds_Behind_Master: 900", "Site:     ladc1",
+                     "Runbook:  https://wiki.example.com/mysql-lag", "Notes:    Page the DBA on call"):
+            assert text in body
+
+        # Nobody acknowledges: level 2 is told after 4 s, as an ESCALATION with the same ID.
+        [esc] = sink.wait(lambda m: m["To"] == "boss@example.com", timeout=15)
+        assert esc["Subject"] == f"ESCALATION db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+        assert esc["X-Checkd-Type"] == "ESCALATION"
+        assert sink.arrival[sink.messages.index(esc)] >= opened + 4
+
+        # The acknowledgement reaches both, and nothing more goes out while the problem lasts.
+        st, _ = c.write("POST", "/api/v1/ack", {"event_id": eid, "comment": "looking", "author": "alice"})
+        assert st == 200
+        acks = sink.wait(lambda m: m["X-Checkd-Type"] == "ACKNOWLEDGEMENT", count=2)
+        assert sorted(a["To"] for a in acks) == ["boss@example.com", "ops@example.com"]
+        assert acks[0]["Subject"] == f"ACKNOWLEDGEMENT db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]"
+        assert "alice" in acks[0].get_content() and "looking" in acks[0].get_content()
+        c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 2, "CRITICAL - slave lag 950s")])
+        time.sleep(2.5)
+        assert len(sink.messages) == 4, [m["Subject"] for m in sink.messages]
+
+        # Recovery: same ID, to everyone who heard of the problem.
+        c.post_results(LADC1, [result(next(seq), "db1.ladc1", SVC, 0, "OK - slave lag 0s")])
+        recs = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY", count=2)
+        assert {r["Subject"] for r in recs} == {f"RECOVERY db1.ladc1/Mysql Health Slave Check OK [ID#:{eid}]"}
+        assert sorted(r["To"] for r in recs) == ["boss@example.com", "ops@example.com"]
+
+        # `night` is in the on-call group but its notification_period is never active.
+        assert sink.to("night@example.com") == []
+        log = {(r["type"], r["contact"], r["status"]) for r in wait_logged(c, eid)}
+        assert log == {("PROBLEM", "ops", "sent"), ("ESCALATION", "boss", "sent"),
+                       ("ACKNOWLEDGEMENT", "ops", "sent"), ("ACKNOWLEDGEMENT", "boss", "sent"),
+                       ("RECOVERY", "ops", "sent"), ("RECOVERY", "boss", "sent")}
+
+
+def test_kill_9_and_replays_never_notify_twice_and_never_drop(tmp_path, sink):
+    c = central(tmp_path, sink.port, escalate_after="1h")
+    with c:
+        first = [result(1, "db1.ladc1", SVC, 2, "CRITICAL - lag"), result(2, "db1.ladc1", "Disk /", 1, "WARN")]
+        assert c.post_results(LADC1, first)[0] == 200
+        eid, disk = event_id(c, "db1.ladc1", SVC), event_id(c, "db1.ladc1", "Disk /")
+        sink.wait(lambda m: m["To"] == "ops@example.com", count=2)
+        wait_logged(c, eid)
+        wait_logged(c, disk)
+        c.restart(kill=True)
+        # The poller did not get its ack and sends the batch again, then new results in the same state.
+        assert c.post_results(LADC1, first)[1]["duplicates"] == 2
+        assert c.post_results(LADC1, [result(3, "db1.ladc1", SVC, 2, "CRITICAL - lag"),
+                                      result(4, "db1.ladc1", "Disk /", 1, "WARN")])[0] == 200
+        time.sleep(2.5)
+        assert sorted(m["Subject"] for m in sink.to("ops@example.com")) == sorted([
+            f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]",
+            f"db1.ladc1/Disk / WARNING [ID#:{disk}]"])
+
+        # Decided while the mail server is down, then central killed: sent once after the restart.
         sink.stop()
+        assert c.post_results(LADC1, [result(5, "db1.ladc1", "Disk /", 2, "CRIT - 99% full")])[0] == 200
+        deadline = time.monotonic() + 10
+        while not any(r["attempts"] for r in c.get(f"/api/v1/events/{disk}")["notifications"]):
+            assert time.monotonic() < deadline, "the delivery was never tried"
+            time.sleep(0.05)
+        c.stop(kill=True)
+        sink.start()
+        c.start()
+        [crit] = sink.wait(lambda m: "CRITICAL" in m["Subject"] and "Disk" in m["Subject"])
+        assert crit["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
+        wait_logged(c, disk)
+        time.sleep(1.5)
+        assert len(sink.to("ops@example.com")) == 3
 
 
-def test_kill_9_and_replays_never_notify_twice_and_never_drop(tmp_path):
-    sink = MailSink()
-    sink.start()
-    try:
-        c = central(tmp_path, sink.port, escalate_after="1h")
-        with c:
-            first = [result(1, "db1.ladc1", SVC, 2, "CRITICAL - lag"), result(2, "db1.ladc1", "Disk /", 1, "WARN")]
-            assert c.post_results(LADC1, first)[0] == 200
-            eid, disk = event_id(c, "db1.ladc1", SVC), event_id(c, "db1.ladc1", "Disk /")
-            sink.wait(lambda m: m["To"] == "ops@example.com", count=2)
-            wait_logged(c, eid)
-            wait_logged(c, disk)
-            c.restart(kill=True)
-            # The poller did not get its ack and sends the batch again, then new results in the same state.
-            assert c.post_results(LADC1, first)[1]["duplicates"] == 2
-            assert c.post_results(LADC1, [result(3, "db1.ladc1", SVC, 2, "CRITICAL - lag"),
-                                          result(4, "db1.ladc1", "Disk /", 1, "WARN")])[0] == 200
-            time.sleep(2.5)
-            assert sorted(m["Subject"] for m in sink.to("ops@example.com")) == sorted([
-                f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{eid}]",
-                f"db1.ladc1/Disk / WARNING [ID#:{disk}]"])
-
-            # Decided while the mail server is down, then central killed: sent once after the restart.
-            sink.stop()
-            assert c.post_results(LADC1, [result(5, "db1.ladc1", "Disk /", 2, "CRIT - 99% full")])[0] == 200
-            deadline = time.monotonic() + 10
-            while not any(r["attempts"] for r in c.get(f"/api/v1/events/{disk}")["notifications"]):
-                assert time.monotonic() < deadline, "the delivery was never tried"
-                time.sleep(0.05)
-            c.stop(kill=True)
-            sink.start()
-            c.start()
-            [crit] = sink.wait(lambda m: "CRITICAL" in m["Subject"] and "Disk" in m["Subject"])
-            assert crit["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
-            wait_logged(c, disk)
-            time.sleep(1.5)
-            assert len(sink.to("ops@example.com")) == 3
-    finally:
-        sink.stop()
+def test_a_storm_of_200_problems_is_summarised(tmp_path, sink):
+    with central(tmp_path, sink.port, storm=200, notify="storm_threshold: 10, storm_hold: 2s") as c:
+        keys = [(f"s{i:03d}.ladc1", f"Disk {j}") for i in range(20) for j in range(10)]
+        batch = [result(n, h, s, 2, f"DISK CRITICAL - {h} {s} full") for n, (h, s) in enumerate(keys, 1)]
+        assert c.post_results(LADC1, batch)[0] == 200
+        ids = {event_id(c, h, s) for h, s in keys}
+        assert len(ids) == 200
+        [summary] = sink.wait(lambda m: m["X-Checkd-Type"] == "SUMMARY", timeout=20)
+        time.sleep(1.0)
+        mails = sink.to("ops@example.com")
+        assert len(mails) == 11, [m["Subject"] for m in mails]
+        assert summary["Subject"].startswith("SUMMARY 190 problems [ID#:")
+        assert summary["Subject"].endswith(",+170 more]")
+        body = summary.get_content()
+        listed = {int(x) for x in re.search(r"Event IDs: ([\d, ]+)", body).group(1).split(", ")}
+        single = {int(m["X-Checkd-Event-ID"]) for m in mails if m["X-Checkd-Type"] == "PROBLEM"}
+        # Every problem is in exactly one mail: nothing lost, nothing twice.
+        assert len(single) == 10 and len(listed) == 190
+        assert single | listed == ids and not single & listed
+        assert "DISK CRITICAL" in body
+        statuses = {r["status"] for eid in list(listed)[:5] for r in wait_logged(c, eid)}
+        assert statuses == {"summarised"}
 
 
-def test_a_storm_of_200_problems_is_summarised(tmp_path):
-    sink = MailSink()
-    sink.start()
-    try:
-        with central(tmp_path, sink.port, storm=200, notify="storm_threshold: 10, storm_hold: 2s") as c:
-            keys = [(f"s{i:03d}.ladc1", f"Disk {j}") for i in range(20) for j in range(10)]
-            batch = [result(n, h, s, 2, f"DISK CRITICAL - {h} {s} full") for n, (h, s) in enumerate(keys, 1)]
-            assert c.post_results(LADC1, batch)[0] == 200
-            ids = {event_id(c, h, s) for h, s in keys}
-            assert len(ids) == 200
-            [summary] = sink.wait(lambda m: m["X-Checkd-Type"] == "SUMMARY", timeout=20)
-            time.sleep(1.0)
-            mails = sink.to("ops@example.com")
-            assert len(mails) == 11, [m["Subject"] for m in mails]
-            assert summary["Subject"].startswith("SUMMARY 190 problems [ID#:")
-            assert summary["Subject"].endswith(",+170 more]")
-            body = summary.get_content()
-            listed = {int(x) for x in re.search(r"Event IDs: ([\d, ]+)", body).group(1).split(", ")}
-            single = {int(m["X-Checkd-Event-ID"]) for m in mails if m["X-Checkd-Type"] == "PROBLEM"}
-            # Every problem is in exactly one mail: nothing lost, nothing twice.
-            assert len(single) == 10 and len(listed) == 190
-            assert single | listed == ids and not single & listed
-            assert "DISK CRITICAL" in body
-            statuses = {r["status"] for eid in list(listed)[:5] for r in wait_logged(c, eid)}
-            assert statuses == {"summarised"}
-    finally:
-        sink.stop()
+def test_a_host_down_notifies_once_for_the_host(tmp_path, sink):
+    with central(tmp_path, sink.port) as c:
+        seq = itertools.count(1)
+        post = lambda *items: c.post_results(LADC1, [result(next(seq), *i) for i in items])  # noqa: E731
+        # The services fail while the host check is still retrying (SOFT DOWN) ...
+        post(("web1.ladc1", None, 1, "PING CRITICAL - 100% loss", "SOFT"))
+        post(("web1.ladc1", "HTTP", 2, "connection refused"), ("web1.ladc1", "HTTPS", 2, "connection refused"))
+        time.sleep(2.0)
+        assert sink.messages == []
+        # ... then the host is HARD DOWN: one mail, for the host.
+        post(("web1.ladc1", None, 1, "PING CRITICAL - 100% loss", "HARD", 2))
+        hid = event_id(c, "web1.ladc1", None)
+        [m] = sink.wait(lambda m: True)
+        assert m["Subject"] == f"web1.ladc1 DOWN [ID#:{hid}]" and m["X-Checkd-State"] == "DOWN"
+        time.sleep(2.5)
+        assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
+        post(("web1.ladc1", None, 0, "PING OK"), ("web1.ladc1", "HTTP", 0, "ok"), ("web1.ladc1", "HTTPS", 0, "ok"))
+        [r] = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY")
+        assert r["Subject"] == f"RECOVERY web1.ladc1 UP [ID#:{hid}]"
+        time.sleep(1.5)
+        assert len(sink.messages) == 2
 
 
-def test_a_host_down_notifies_once_for_the_host(tmp_path):
-    sink = MailSink()
-    sink.start()
-    try:
-        with central(tmp_path, sink.port) as c:
-            seq = itertools.count(1)
-            post = lambda *items: c.post_results(LADC1, [result(next(seq), *i) for i in items])  # noqa: E731
-            # The services fail while the host check is still retrying (SOFT DOWN) ...
-            post(("web1.ladc1", None, 1, "PING CRITICAL - 100% loss", "SOFT"))
-            post(("web1.ladc1", "HTTP", 2, "connection refused"), ("web1.ladc1", "HTTPS", 2, "connection refused"))
-            time.sleep(2.0)
-            assert sink.messages == []
-            # ... then the host is HARD DOWN: one mail, for the host.
-            post(("web1.ladc1", None, 1, "PING CRITICAL - 100% loss", "HARD", 2))
-            hid = event_id(c, "web1.ladc1", None)
-            [m] = sink.wait(lambda m: True)
-            assert m["Subject"] == f"web1.ladc1 DOWN [ID#:{hid}]" and m["X-Checkd-State"] == "DOWN"
-            time.sleep(2.5)
-            assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
-            post(("web1.ladc1", None, 0, "PING OK"), ("web1.ladc1", "HTTP", 0, "ok"), ("web1.ladc1", "HTTPS", 0, "ok"))
-            [r] = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY")
-            assert r["Subject"] == f"RECOVERY web1.ladc1 UP [ID#:{hid}]"
-            time.sleep(1.5)
-            assert len(sink.messages) == 2
-    finally:
-        sink.stop()
+def test_no_problem_mail_while_muted_or_in_downtime_and_one_when_it_ends(tmp_path, sink):
+    with central(tmp_path, sink.port, escalate_after="1h") as c:
+        st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": False})
+        assert st == 200
+        c.post_results(LADC1, [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
+        eid = event_id(c, "db1.ladc1", "Disk /")
+        time.sleep(2.5)
+        assert sink.messages == []
+        c.post_results(LADC1, [result(2, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
+        st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": True})
+        assert st == 200
+        [m] = sink.wait(lambda m: True)
+        assert m["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{eid}]"
+
+        # A downtime: quiet while it lasts, one notification when it ends with the problem still there.
+        st, dt = c.write("POST", "/api/v1/downtimes", {"host": "db1.ladc1", "service": SVC, "duration": "4s",
+                                                       "comment": "replica rebuild"})
+        assert st == 201
+        c.post_results(LADC1, [result(3, "db1.ladc1", SVC, 2, "CRITICAL - rebuilding")])
+        mysql = event_id(c, "db1.ladc1", SVC)
+        time.sleep(max(0.0, dt["end"] - time.time() - 0.5))
+        assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
+        [late] = sink.wait(lambda m: "Mysql" in m["Subject"])
+        assert late["Subject"] == f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{mysql}]"
+        assert sink.arrival[sink.messages.index(late)] >= dt["end"]
+        time.sleep(2.5)
+        assert len(sink.messages) == 2
 
 
-def test_no_problem_mail_while_muted_or_in_downtime_and_one_when_it_ends(tmp_path):
-    sink = MailSink()
-    sink.start()
-    try:
-        with central(tmp_path, sink.port, escalate_after="1h") as c:
-            st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": False})
-            assert st == 200
-            c.post_results(LADC1, [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
-            eid = event_id(c, "db1.ladc1", "Disk /")
-            time.sleep(2.5)
-            assert sink.messages == []
-            c.post_results(LADC1, [result(2, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
-            st, _ = c.write("POST", "/api/v1/notifications", {"host": "db1.ladc1", "enabled": True})
-            assert st == 200
-            [m] = sink.wait(lambda m: True)
-            assert m["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{eid}]"
-
-            # A downtime: quiet while it lasts, one notification when it ends with the problem still there.
-            st, dt = c.write("POST", "/api/v1/downtimes", {"host": "db1.ladc1", "service": SVC, "duration": "4s",
-                                                           "comment": "replica rebuild"})
-            assert st == 201
-            c.post_results(LADC1, [result(3, "db1.ladc1", SVC, 2, "CRITICAL - rebuilding")])
-            mysql = event_id(c, "db1.ladc1", SVC)
-            time.sleep(max(0.0, dt["end"] - time.time() - 0.5))
-            assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
-            [late] = sink.wait(lambda m: "Mysql" in m["Subject"])
-            assert late["Subject"] == f"db1.ladc1/Mysql Health Slave Check CRITICAL [ID#:{mysql}]"
-            assert sink.arrival[sink.messages.index(late)] >= dt["end"]
-            time.sleep(2.5)
-            assert len(sink.messages) == 2
-    finally:
-        sink.stop()
-
-
-def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_restart(tmp_path):
+def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_restart(tmp_path, sink):
     require_prosody()
-    sink = MailSink()
-    sink.start()
     with Prosody() as prosody:
         bot = prosody.register("checkd", "botpw")
         ops = prosody.register("ops", "opspw")
@@ -255,42 +242,34 @@ def test_jabber_alerts_fallback_for_failed_mail_and_reconnect_after_prosody_rest
                 await phone.stop()
                 await asyncio.to_thread(c.stop)
 
-        try:
-            asyncio.run(scenario())
-        finally:
-            sink.stop()
+        asyncio.run(scenario())
 
 
-def test_flapping_is_told_once_not_as_a_stream_of_problems(tmp_path):
-    sink = MailSink()
-    sink.start()
-    try:
-        with central(tmp_path, sink.port, escalate_after="1h") as c:
-            seq = itertools.count(1)
-            post = lambda status, flapping: c.post_results(  # noqa: E731
-                LADC1, [result(next(seq), "db1.ladc1", "Disk /", status, f"status {status}", flapping=flapping)])
-            post(2, False)
-            first = event_id(c, "db1.ladc1", "Disk /")
-            post(0, False)
-            post(2, True)                   # flap detection kicks in: one FLAPPINGSTART
-            flapping = event_id(c, "db1.ladc1", "Disk /")
-            for _ in range(5):
-                post(0, True)
-                post(2, True)
-            last = event_id(c, "db1.ladc1", "Disk /")
-            sink.wait(lambda m: m["X-Checkd-Type"] == "FLAPPINGSTART")
-            time.sleep(2.0)
-            kinds = sorted((m["X-Checkd-Type"], m["X-Checkd-Event-ID"]) for m in sink.messages)
-            assert kinds == sorted([("PROBLEM", str(first)), ("RECOVERY", str(first)),
-                                    ("FLAPPINGSTART", str(flapping))]), kinds
-            # Flapping stops with the check still CRITICAL: FLAPPINGSTOP, then the problem itself.
-            post(2, False)
-            sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and m["X-Checkd-Event-ID"] == str(last))
-            sink.wait(lambda m: m["X-Checkd-Type"] == "FLAPPINGSTOP")
-            time.sleep(1.5)
-            assert len(sink.messages) == 5
-    finally:
-        sink.stop()
+def test_flapping_is_told_once_not_as_a_stream_of_problems(tmp_path, sink):
+    with central(tmp_path, sink.port, escalate_after="1h") as c:
+        seq = itertools.count(1)
+        post = lambda status, flapping: c.post_results(  # noqa: E731
+            LADC1, [result(next(seq), "db1.ladc1", "Disk /", status, f"status {status}", flapping=flapping)])
+        post(2, False)
+        first = event_id(c, "db1.ladc1", "Disk /")
+        post(0, False)
+        post(2, True)                   # flap detection kicks in: one FLAPPINGSTART
+        flapping = event_id(c, "db1.ladc1", "Disk /")
+        for _ in range(5):
+            post(0, True)
+            post(2, True)
+        last = event_id(c, "db1.ladc1", "Disk /")
+        sink.wait(lambda m: m["X-Checkd-Type"] == "FLAPPINGSTART")
+        time.sleep(2.0)
+        kinds = sorted((m["X-Checkd-Type"], m["X-Checkd-Event-ID"]) for m in sink.messages)
+        assert kinds == sorted([("PROBLEM", str(first)), ("RECOVERY", str(first)),
+                                ("FLAPPINGSTART", str(flapping))]), kinds
+        # Flapping stops with the check still CRITICAL: FLAPPINGSTOP, then the problem itself.
+        post(2, False)
+        sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and m["X-Checkd-Event-ID"] == str(last))
+        sink.wait(lambda m: m["X-Checkd-Type"] == "FLAPPINGSTOP")
+        time.sleep(1.5)
+        assert len(sink.messages) == 5
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -314,9 +293,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_webhook_is_retried_until_it_accepts(tmp_path):
-    sink = MailSink()
-    sink.start()
+def test_a_webhook_is_retried_until_it_accepts(tmp_path, sink):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -334,4 +311,3 @@ def test_a_webhook_is_retried_until_it_accepts(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-        sink.stop()
