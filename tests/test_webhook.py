@@ -75,6 +75,7 @@ def test_posts_json_body_and_headers() -> None:
     assert request.headers["User-Agent"] == "checkd-test/1"
     assert body == {
         "event_id": 367768,
+        "notification_id": 0,
         "type": "PROBLEM",
         "subject": "mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]",
         "host": "mysql17.ladc1",

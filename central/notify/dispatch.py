@@ -264,4 +264,4 @@ def summary(notes: list[Notification], now: float) -> Notification:
     return Notification(
         event_id=ids[0], kind=Kind.SUMMARY, host="", service=None, state="", site=", ".join(sites),
         output="\n".join(lines), contact=first.contact, channel=first.channel, address=first.address,
-        since=min(n.since for n in notes), created=now, via=first.via, summary_ids=ids)
+        since=min(n.since for n in notes), created=now, via=first.via, summary_ids=ids, log_id=first.log_id)

@@ -108,8 +108,13 @@ class EmailChannel:
     def build(self, n: Notification) -> email.message.EmailMessage:
         msg = email.message.EmailMessage(policy=_POLICY)
         domain = self.sender.rpartition("@")[2] or "localhost"
-        # An explicit domain: make_msgid would otherwise call getfqdn(), which can block on DNS.
-        msg["Message-ID"] = email.utils.make_msgid(f"checkd.{n.event_id}", domain=domain)
+        if n.log_id:
+            # Stable per logged notification: the one message a crash may repeat carries the
+            # same Message-ID, and mail stores (Gmail, Dovecot's dedup) keep one copy.
+            msg["Message-ID"] = f"<checkd.{n.event_id}.{n.log_id}.{n.kind.value.lower()}@{domain}>"
+        else:
+            # An explicit domain: make_msgid would otherwise call getfqdn(), which can block on DNS.
+            msg["Message-ID"] = email.utils.make_msgid(f"checkd.{n.event_id}", domain=domain)
         msg["Date"] = email.utils.formatdate(self.now(), usegmt=True)
         msg["From"] = self.sender
         msg["To"] = one_line(n.address)

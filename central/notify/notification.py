@@ -62,6 +62,7 @@ class Notification:
     via: str = "central"         # who sends it: "central" or "ladc1 poller, central unreachable"
     summary_ids: tuple[int, ...] = ()   # SUMMARY: the events it stands for
     graph_png: bytes | None = None      # the metric's trend, once graphs exist
+    log_id: int = 0                     # its notification_log row (0: not logged, e.g. a test)
 
     @property
     def target(self) -> str:

@@ -68,6 +68,7 @@ class Notifier:
         self.keys: dict[int, set[tuple[str, str, str, int]]] = {}   # event -> (kind, contact, channel, number)
         self.told: dict[int, set[str]] = {}                         # event -> contacts told of the problem
         self.next_id = 1
+        self._level_cache: dict[tuple[str, str | None], list[rc.Level]] = {}
 
     def load(self, rows: list[tuple[Any, ...]], meta: dict[str, int]) -> list[Planned]:
         """notification_log rows of open events and pending ones (start-up); returns
@@ -142,15 +143,30 @@ class Notifier:
         hold = min(HOST_HOLD_MAX, host.schedule.max_attempts * host.schedule.retry_interval + 30)
         return now - ev.opened < hold
 
+    def _levels(self, ev: Event, cfg: Host | Service) -> list[rc.Level]:
+        lv = self._level_cache.get(ev.key)
+        if lv is None:
+            lv = self._level_cache[ev.key] = rc.levels(self.objs, cfg.notify)
+        return lv
+
     def _evaluate(self, ev: Event, now: float, plan: Plan) -> None:
-        if ev.acknowledged or self._quiet(ev, now) or self._host_settling(ev, now):
+        """Runs for every open event every second: the cheap "is anything due" test first."""
+        if ev.acknowledged:
             return
         cfg = self._config(ev)
-        assert cfg is not None
+        if cfg is None:
+            return
+        lv = self._levels(ev, cfg)
+        due = 1 if len(lv) == 1 else max(level.number for level in lv if now >= ev.opened + level.after)
+        every = lv[min(ev.level, len(lv)) - 1].every     # min: the config may have lost a level since
+        interval = cfg.notify.notification_interval if every is None else every
+        if (ev.notified_status == ev.status and due <= ev.level
+                and not (interval > 0 and now >= ev.notified_at + interval)):
+            return
+        if self._quiet(ev, now) or self._host_settling(ev, now):
+            return
         if not rc.in_period(self.objs, cfg.notify.notification_period, now):
             return
-        lv = rc.levels(self.objs, cfg.notify)
-        due = max(level.number for level in lv if now >= ev.opened + level.after)
         if ev.notified_status != ev.status:
             self._round(ev, Kind.PROBLEM, ev.rounds + 1, rc.audience(self.objs, lv, max(due, ev.level), now),
                         now, plan)
@@ -163,10 +179,6 @@ class Notifier:
                                 [(self.objs.contacts[c], level.number) for c in level.contacts], now, plan)
             ev.level = due
         else:
-            every = lv[ev.level - 1].every
-            interval = cfg.notify.notification_interval if every is None else every
-            if not (interval > 0 and now >= ev.notified_at + interval):
-                return
             self._round(ev, Kind.PROBLEM, ev.rounds + 1, rc.audience(self.objs, lv, ev.level, now), now, plan)
             ev.rounds += 1
         ev.notified_status, ev.notified_at = ev.status, now
@@ -183,7 +195,7 @@ class Notifier:
         cfg = self._config(ev)
         if cfg is None or self._quiet(ev, now, flapping_too=False):
             return []
-        return rc.audience(self.objs, rc.levels(self.objs, cfg.notify), ev.level, now)
+        return rc.audience(self.objs, self._levels(ev, cfg), ev.level, now)
 
     def _simple(self, ev: Event, kind: Kind, now: float, plan: Plan, who: list[tuple[Contact, int]]) -> None:
         """A one-off notice (recovery, acknowledgement, flapping): numbered by how many came before."""
@@ -224,8 +236,9 @@ class Notifier:
             keys.add(key)
             if kind in (Kind.PROBLEM, Kind.ESCALATION) and name != ROOM:
                 self.told.setdefault(ev.id, set()).add(name)
-            n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level)
             rid, self.next_id = self.next_id, self.next_id + 1
+            n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level,
+                                    log_id=rid)
             rows.append((rid, ev.id, kind.value, name, channel.value, number, level, now, "pending", None, 0,
                          None, to_payload(n)))
             plan.notes.append(Planned(rid, n))

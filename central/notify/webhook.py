@@ -48,6 +48,7 @@ def payload(n: Notification) -> dict[str, Any]:
     """The JSON document a webhook receives for `n`."""
     return {
         "event_id": n.event_id,
+        "notification_id": n.log_id,
         "type": n.kind.value,
         "subject": n.subject,
         "host": n.host,
