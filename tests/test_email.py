@@ -94,6 +94,15 @@ def test_service_problem_has_the_subject_and_headers_filters_rely_on() -> None:
     assert msg["Message-ID"].startswith("<") and msg["Date"]
 
 
+def test_a_logged_notification_has_a_stable_message_id() -> None:
+    """A repeat after a crash carries the same Message-ID, so mail stores keep one copy."""
+    channel = smtp_channel(25)
+    logged = dataclasses.replace(PROBLEM, log_id=42)
+    assert channel.build(logged)["Message-ID"] == channel.build(logged)["Message-ID"] == \
+        "<checkd.367768.42.problem@example.com>"
+    assert channel.build(PROBLEM)["Message-ID"] != channel.build(PROBLEM)["Message-ID"]
+
+
 def test_problem_body_tells_the_story() -> None:
     body = deliver(PROBLEM)[0].get_content()
     for text in ("CRITICAL - slave lag 900s", "Seconds_Behind_Master: 900", "ladc1",
