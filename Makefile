@@ -15,6 +15,7 @@ test: deps-test venv
 bench: deps-bench venv
 	$(PY) bench/poller_throughput.py $(BENCH_ARGS)
 	$(PY) bench/central_ingest.py
+	$(PY) bench/notify_latency.py
 
 deps-demo:
 	sh contrib/install-debian-deps demo
