@@ -24,6 +24,7 @@ from central.db import Database, Op
 from central.events import Events
 from central.ids import IdAllocator
 from central.ingest import Ingest
+from central.operations import Operations
 from central.notify import channels
 from central.notify.dispatch import Dispatcher
 from central.notify.notification import Channel
@@ -47,6 +48,7 @@ class Central:
         self.ids: IdAllocator
         self.events: Events
         self.ingest = Ingest(self)
+        self.operations = Operations(self)
         self.channels = channels.build(node, objs)
         self.notifier: Notifier
         self.dispatcher: Dispatcher
@@ -82,6 +84,7 @@ class Central:
         app.router.add_get("/api/v1/events/{id}", read.event)
         app.router.add_get("/api/v1/downtimes", read.downtimes)
         app.router.add_post("/api/v1/ack", write.ack)
+        app.router.add_post("/api/v1/unack", write.unack)
         app.router.add_post("/api/v1/reschedule", write.reschedule)
         app.router.add_post("/api/v1/notifications", write.notifications)
         app.router.add_post("/api/v1/downtimes", write.add_downtime)

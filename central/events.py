@@ -106,3 +106,10 @@ class Events:
             raise EventError(f"event {eid} is not open")
         ev.acknowledged, ev.ack_author, ev.ack_comment = True, author, comment
         return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "ack", ev.status, comment, author)])]
+
+    def unack(self, eid: int, author: str, ts: float) -> list[Op]:
+        ev = self.store.open_events.get(eid)
+        if ev is None:
+            raise EventError(f"event {eid} is not open")
+        ev.acknowledged, ev.ack_author, ev.ack_comment = False, None, None
+        return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "unack", ev.status, "", author)])]

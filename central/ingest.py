@@ -54,6 +54,7 @@ class Ingest:
         answer = self.apply(auth.name, auth.site, items, now)
         plan = answer.pop("_plan")
         await self.c.commit_and_notify(answer.pop("_ops"), plan)
+        self.c.operations.results_stored({(i["host"], i.get("service")) for i in items})
         answer["commands"] = self.c.commands.take(auth.name)
         return web.json_response(answer)
 

@@ -1,0 +1,203 @@
+"""What operators can do, once: acknowledge, unacknowledge, run a check now,
+mute and unmute notifications, schedule downtime.
+
+The HTTP API (central/actions.py), the Jabber bot (central/bot.py) and
+through the API the `checkd` CLI are thin layers over these functions. Each
+change is applied to the store, recorded in the history of the events it
+touches with who did it, committed, and only then reported done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from central.db import Op
+from central.events import EventError
+from central.ids import SET_META
+from central.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
+from checkd.result import CheckKey
+
+if TYPE_CHECKING:
+    from central.app import Central
+
+log = logging.getLogger(__name__)
+INSERT_COMMENT = "INSERT INTO comments (host, service, ts, author, text) VALUES (?,?,?,?,?)"
+
+
+class OpError(Exception):
+    """An operation that cannot be done; `status` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def target_name(host: str, service: str | None) -> str:
+    return host if service is None else f"{host}/{service}"
+
+
+class Operations:
+    def __init__(self, central: Central):
+        self.c = central
+        # Checks someone asked to run now, waiting for their next result.
+        self._watchers: dict[CheckKey, list[tuple[float, asyncio.Future[CheckView]]]] = {}
+
+    # --- targets ----------------------------------------------------------------------
+
+    def target(self, host: str, service: str | None) -> tuple[str, str | None]:
+        """Check that the host (and service) exist; names are exact, as in the config."""
+        if host not in self.c.objs.hosts:
+            raise OpError(f"unknown host {host!r}", 404)
+        if service is not None and (host, service) not in self.c.objs.services:
+            raise OpError(f"unknown service {service!r} on host {host!r}", 404)
+        return host, service
+
+    def parse_target(self, text: str) -> tuple[str, str | None]:
+        """`host` or `host/service` (a service description may itself contain '/')."""
+        host, sep, service = text.partition("/")
+        return self.target(host, service if sep else None)
+
+    def open_event(self, eid: int) -> Event:
+        ev = self.c.store.open_events.get(eid)
+        if ev is None:
+            raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404)
+        return ev
+
+    def _events_of(self, host: str, service: str | None) -> list[Event]:
+        """Open events a host-wide or service change touches."""
+        return [ev for ev in self.c.store.open_events.values()
+                if ev.host == host and (service is None or ev.service == service)]
+
+    def _history(self, events: list[Event], kind: str, text: str, author: str, now: float) -> list[Op]:
+        rows = [(ev.id, now, kind, ev.status, text, author) for ev in events]
+        return [(INSERT_HISTORY, rows)] if rows else []
+
+    async def _commit(self, ops: list[Op], plan: Any = None) -> None:
+        from central.notify.notifier import Plan
+        await self.c.commit_and_notify(ops, plan if plan is not None else Plan())
+
+    # --- operations -------------------------------------------------------------------
+
+    async def ack(self, eid: int, author: str, comment: str) -> Event:
+        """Sticky until recovery; stops re-notification and escalation; everyone told hears who took it."""
+        now = time.time()
+        try:
+            ops = self.c.events.ack(eid, author, comment, now)
+        except EventError:
+            raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404) from None
+        ev = self.c.store.open_events[eid]
+        ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"ack #{eid}: {comment}")]))
+        await self._commit(ops, self.c.notifier.on_ack(ev, now))
+        log.info("event %d acknowledged by %s: %s", eid, author, comment)
+        return ev
+
+    async def unack(self, eid: int, author: str) -> Event:
+        """Re-notification and escalation resume from where they were."""
+        now = time.time()
+        ev = self.open_event(eid)
+        if not ev.acknowledged:
+            raise OpError(f"event {eid} is not acknowledged", 409)
+        ops = self.c.events.unack(eid, author, now)
+        ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"unack #{eid}")]))
+        await self._commit(ops)
+        log.info("event %d unacknowledged by %s", eid, author)
+        return ev
+
+    async def reschedule(self, host: str, service: str | None, author: str) -> list[str]:
+        """The owning poller runs the check at once (told in its next heartbeat answer)."""
+        site = self.c.objs.hosts[host].site
+        view = self.c.store.checks.get((host, service))
+        owners = [view.polled_by] if view is not None and view.polled_by in self.c.node.pollers else \
+            [p.name for p in self.c.node.pollers.values() if p.site == site]
+        if not owners:
+            raise OpError(f"no poller configured for site {site!r}", 409)
+        for poller in owners:
+            self.c.commands.reschedule(poller, host, service)
+        now = time.time()
+        ops = self._history(self._events_of(host, service) if service else
+                            [e for e in self._events_of(host, None) if e.service is None],
+                            "resched", f"check requested from {', '.join(owners)}", author, now)
+        if ops:
+            await self._commit(ops)
+        return owners
+
+    def next_result(self, host: str, service: str | None, after: float) -> asyncio.Future[CheckView]:
+        """Resolves with the first result of the check that finished after `after`."""
+        fut: asyncio.Future[CheckView] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault((host, service), []).append((after, fut))
+        return fut
+
+    def results_stored(self, keys: set[CheckKey]) -> None:
+        """Called by ingest after a commit: wake whoever waits for these checks."""
+        for key in keys & self._watchers.keys():
+            view = self.c.store.checks[key]
+            waiting = []
+            for after, fut in self._watchers.pop(key):
+                if fut.done():
+                    continue
+                if view.last_check > after:
+                    fut.set_result(view)
+                else:
+                    waiting.append((after, fut))
+            if waiting:
+                self._watchers[key] = waiting
+
+    async def set_notifications(self, host: str, service: str | None, enabled: bool, duration: float | None,
+                                author: str) -> Mute | None:
+        """Mute (with an optional end) or unmute a host (and its services) or one service."""
+        now = time.time()
+        key = (host, service)
+        events = self._events_of(host, service)
+        if enabled:
+            self.c.store.mutes.pop(key, None)
+            ops: list[Op] = [("DELETE FROM mutes WHERE host = ? AND service = ?", [(host, service or "")])]
+            ops += self._history(events, "notifications_enabled", "notifications enabled", author, now)
+            mute = None
+        else:
+            until = None if duration is None else now + duration
+            mute = Mute(host, service, until, author)
+            self.c.store.mutes[key] = mute
+            ops = [("INSERT OR REPLACE INTO mutes VALUES (?,?,?,?)", [(host, service or "", until, author)])]
+            text = "notifications disabled" + ("" if until is None else f" until {_clock(until)}")
+            ops += self._history(events, "notifications_disabled", text, author, now)
+        ops.append((INSERT_COMMENT, [(host, service, now, author,
+                                      f"notifications {'enabled' if enabled else 'disabled'}")]))
+        await self._commit(ops)
+        log.info("notifications %s for %s by %s", "enabled" if enabled else "disabled",
+                 target_name(host, service), author)
+        return mute
+
+    async def add_downtime(self, host: str, service: str | None, start: float, end: float, author: str,
+                           comment: str) -> Downtime:
+        if end <= start:
+            raise OpError("a downtime must end after it starts")
+        now = time.time()
+        did = self.c.store.meta.get("next_downtime_id", 1)
+        self.c.store.meta["next_downtime_id"] = did + 1
+        dt = Downtime(did, host, service, float(start), float(end), author, comment)
+        self.c.store.downtimes[did] = dt
+        text = f"downtime #{did} {_clock(start)} - {_clock(end)}: {comment}"
+        await self._commit([(SET_META, [("next_downtime_id", did + 1)]),
+                            ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?)",
+                             [(did, host, service, dt.start, dt.end, author, comment)]),
+                            (INSERT_COMMENT, [(host, service, now, author, f"downtime #{did}: {comment}")]),
+                            *self._history(self._events_of(host, service), "downtime", text, author, now)])
+        log.info("downtime #%d for %s by %s: %s", did, target_name(host, service), author, comment)
+        return dt
+
+    async def delete_downtime(self, did: int, author: str) -> Downtime:
+        dt = self.c.store.downtimes.pop(did, None)
+        if dt is None:
+            raise OpError(f"no downtime {did}", 404)
+        now = time.time()
+        await self._commit([("DELETE FROM downtimes WHERE id = ?", [(did,)]),
+                            *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
+                                           f"downtime #{did} deleted", author, now)])
+        return dt
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
