@@ -19,6 +19,7 @@ from aiohttp import web
 from central.actions import WriteApi
 from central.api import ReadApi
 from central.auth import Auth
+from central.bot import Bot
 from central.commands import CommandQueue
 from central.db import Database, Op
 from central.events import Events
@@ -54,9 +55,19 @@ class Central:
         self.dispatcher: Dispatcher
         self._pending: list[Planned] = []
         self._tick_task: asyncio.Task[None] | None = None
+        self.bot: Bot | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    @property
+    def public_url(self) -> str:
+        """How people reach this central (links in chat replies): `public_url:`, else the listen address."""
+        if self.node.public_url:
+            return self.node.public_url.rstrip("/")
+        host, port = self.node.listen
+        scheme = "https" if self.node.section("tls").get("cert") else "http"
+        return f"{scheme}://{host}:{self.port or port}"
 
     def fatal(self, reason: str) -> None:
         log.critical("%s; stopping so a restart reloads the stored state", reason)
@@ -110,6 +121,8 @@ class Central:
             self.db, self.channels.senders, self.channels.settings, notices=jabber,
             jabber_of=lambda name: c.jabber if (c := self.objs.contacts.get(name)) else "")
         if jabber is not None:
+            self.bot = Bot(self, jabber)
+            jabber.on_message = self.bot.on_message
             await jabber.start()
         await self.dispatcher.start()
         if self._pending:
@@ -157,6 +170,8 @@ class Central:
             self._tick_task = None
         if hasattr(self, "dispatcher"):
             await self.dispatcher.stop()
+        if self.bot is not None:
+            await self.bot.stop()
         if self.channels.jabber is not None:
             await self.channels.jabber.stop()
         webhook = self.channels.senders.get(Channel.WEBHOOK)

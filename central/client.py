@@ -1,4 +1,4 @@
-"""`checkd wassup | ack | resched`: thin command-line clients of the central API.
+"""`checkd wassup | status | ack | unack | resched | dis | ena | downtime`: thin command-line clients of the central API.
 
 Where central is and the write token come from --url/--token, the
 CHECKD_URL/CHECKD_TOKEN environment, or a central node file given with -c.
@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -59,17 +60,9 @@ def _ago(ts: float, now: float) -> str:
 
 
 def wassup(url: str, token: str | None, args: argparse.Namespace) -> int:
+    from central.wassup import render
     doc = call(url, "GET", "/api/v1/problems")
-    problems = doc["problems"]
-    if not problems:
-        print("all OK: no open problems")
-        return 0
-    for p in problems:
-        what = p["host"] if p["service"] is None else f"{p['host']}/{p['service']}"
-        flags = [f for f, on in (("ACK", p["acknowledged"]), ("muted", p["muted"]), ("flapping", p["flapping"]),
-                                 (f"host down #{p['parent_id']}", p["suppressed"])) if on]
-        print(f"#{p['id']} {what} {p['state']} for {_ago(p['since'], doc['now'])}"
-              f"{' [' + ', '.join(flags) + ']' if flags else ''}: {p['output']}")
+    print(render(doc["problems"], doc["now"], limit=None))
     return 0
 
 
@@ -95,7 +88,61 @@ def resched(url: str, token: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"wassup": wassup, "ack": ack, "resched": resched}
+def unack(url: str, token: str | None, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"event_id": args.id}
+    if args.author:
+        body["author"] = args.author
+    doc = call(url, "POST", "/api/v1/unack", body, token)
+    print(f"event #{doc['event_id']} no longer acknowledged: re-notification and escalation resume")
+    return 0
+
+
+def _target(text: str) -> dict[str, Any]:
+    host, sep, service = text.partition("/")
+    return {"host": host, "service": service if sep else None}
+
+
+def dis(url: str, token: str | None, args: argparse.Namespace) -> int:
+    body = {**_target(args.target), "enabled": False}
+    if args.duration:
+        body["duration"] = args.duration
+    doc = call(url, "POST", "/api/v1/notifications", body, token)
+    until = "until `checkd ena`" if doc["until"] is None else \
+        f"until {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(doc['until']))}"
+    print(f"notifications for {args.target} disabled {until}")
+    return 0
+
+
+def ena(url: str, token: str | None, args: argparse.Namespace) -> int:
+    call(url, "POST", "/api/v1/notifications", {**_target(args.target), "enabled": True}, token)
+    print(f"notifications for {args.target} enabled")
+    return 0
+
+
+def downtime(url: str, token: str | None, args: argparse.Namespace) -> int:
+    body = {**_target(args.target), "duration": args.duration, "comment": args.message or ""}
+    doc = call(url, "POST", "/api/v1/downtimes", body, token)
+    print(f"downtime #{doc['id']} for {args.target} until "
+          f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(doc['end']))}")
+    return 0
+
+
+def status(url: str, token: str | None, args: argparse.Namespace) -> int:
+    want = _target(args.target)
+    doc = call(url, "GET", f"/api/v1/status?host={urllib.parse.quote(want['host'])}")
+    checks = doc["hosts"] + [s for s in doc["services"] if want["service"] in (None, s["service"])]
+    if want["service"] is not None and len(checks) == 1:
+        raise ApiError(f"unknown service {want['service']!r} on host {want['host']!r}")
+    for c in checks:
+        what = c["host"] if c["service"] is None else f"  {c['service']}"
+        checked = "never checked" if c["last_check"] is None else f"checked {_ago(c['last_check'], doc['now'])} ago"
+        event = f" [ID#:{c['event_id']}]" if c["event_id"] else ""
+        print(f"{what}: {c['state']} ({c['state_type']}, {checked}){event}: {c['output']}")
+    return 0
+
+
+HANDLERS = {"wassup": wassup, "ack": ack, "unack": unack, "resched": resched, "dis": dis, "ena": ena,
+            "downtime": downtime, "status": status}
 
 
 def main(args: argparse.Namespace) -> int:

@@ -74,6 +74,40 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
 
 
+@command("unack", "take back an acknowledgement: checkd unack ID", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("id", type=int, help="event ID")
+    p.add_argument("--author", help="who (default: the token's name)")
+
+
+@command("dis", "disable notifications: checkd dis host[/service] [duration]", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("target", help="HOST or HOST/SERVICE")
+    p.add_argument("duration", nargs="?", help="e.g. 2h (default: until `checkd ena`)")
+
+
+@command("ena", "enable notifications again: checkd ena host[/service]", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("target", help="HOST or HOST/SERVICE")
+
+
+@command("downtime", "schedule downtime from now: checkd downtime host[/service] 2h -m why", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("target", help="HOST or HOST/SERVICE")
+    p.add_argument("duration", help="e.g. 30m, 2h")
+    p.add_argument("-m", "--message", help="comment")
+
+
+@command("status", "a host's checks, or one service: checkd status host[/service]", "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("target", help="HOST or HOST/SERVICE")
+
+
 @command("demo", "run the demo: example conf.d/ checks on loopback", "checkd.demo")
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=Path, default=None, help="demo configuration directory (default: conf.d/)")

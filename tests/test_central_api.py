@@ -180,13 +180,36 @@ def test_cli_wassup_ack_resched(central: CentralProc) -> None:
     assert "no open problems" in run_cli(central, "wassup", "--url", central.url).stdout
     eid = open_problem(central, 1, *DISK)
     out = run_cli(central, "wassup", "-c", str(central.config)).stdout
-    assert f"#{eid} db1.ladc1/Disk / CRITICAL" in out
+    assert f"CRITICAL db1.ladc1/Disk / " in out and f"[ID#:{eid}]" in out
     r = run_cli(central, "ack", str(eid), "-m", "swapping disk", "-c", str(central.config))
     assert r.returncode == 0 and f"event #{eid} acknowledged by ops" in r.stdout
-    assert "[ACK]" in run_cli(central, "wassup", "--url", central.url).stdout
+    assert f"[ID#:{eid}] ACK" in run_cli(central, "wassup", "--url", central.url).stdout
     r = run_cli(central, "resched", "db1.ladc1/Mysql Health Slave Check", "--url", central.url, "--token", API_TOKEN)
     assert r.returncode == 0 and "poller-ladc1" in r.stdout
     _, hb = central.call("POST", "/api/v1/heartbeat", {}, token="tok-ladc1")
     assert hb["commands"] == [{"type": "reschedule", "host": MYSQL[0], "service": MYSQL[1]}]
     r = run_cli(central, "ack", str(eid), "--url", central.url, "--token", "wrong")
     assert r.returncode == 1 and "401" in r.stderr
+
+
+def test_cli_unack_dis_ena_downtime_status(central: CentralProc) -> None:
+    eid = open_problem(central, 1, *DISK)
+    cfg = ("-c", str(central.config))
+    run_cli(central, "ack", str(eid), *cfg)
+    r = run_cli(central, "unack", str(eid), *cfg)
+    assert r.returncode == 0 and f"event #{eid} no longer acknowledged" in r.stdout
+    assert run_cli(central, "unack", str(eid), *cfg).stderr.strip() == \
+        f"checkd unack: 409: event {eid} is not acknowledged"
+    r = run_cli(central, "dis", "db1.ladc1/Disk /", "2h", *cfg)
+    assert r.returncode == 0 and "notifications for db1.ladc1/Disk / disabled until" in r.stdout
+    assert "muted" in run_cli(central, "wassup", *cfg).stdout
+    assert run_cli(central, "ena", "db1.ladc1/Disk /", *cfg).returncode == 0
+    assert "muted" not in run_cli(central, "wassup", *cfg).stdout
+    r = run_cli(central, "downtime", "db1.ladc1", "30m", "-m", "reboot", *cfg)
+    assert r.returncode == 0 and r.stdout.startswith("downtime #1 for db1.ladc1 until")
+    r = run_cli(central, "status", "db1.ladc1/Disk /", *cfg)
+    assert r.returncode == 0 and f"  Disk /: CRITICAL (HARD, checked" in r.stdout and f"[ID#:{eid}]" in r.stdout
+    r = run_cli(central, "status", "db1.ladc1/Nope", *cfg)
+    assert r.returncode == 1 and "unknown service 'Nope'" in r.stderr
+    kinds = [h["kind"] for h in central.get(f"/api/v1/events/{eid}")["history"]]
+    assert kinds[-4:] == ["unack", "notifications_disabled", "notifications_enabled", "downtime"]

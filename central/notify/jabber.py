@@ -155,6 +155,18 @@ class JabberClient:
         # instant can still lose it, which the caller cannot see.
         self._xmpp.send_message(mto=slixmpp.JID(to), mbody=body, mtype=mtype)
 
+    def real_jid(self, occupant: str) -> str | None:
+        """The bare JID behind `room@service/nick`, when the room lets us see it
+        (a non-anonymous room, or we are a moderator); None otherwise."""
+        if self._xmpp is None:
+            return None
+        who = slixmpp.JID(occupant)
+        try:
+            jid = self._xmpp.plugin["xep_0045"].get_jid_property(slixmpp.JID(who.bare), who.resource, "jid")
+        except (KeyError, AttributeError):
+            return None
+        return slixmpp.JID(str(jid)).bare if jid else None
+
     # --- connection supervision -------------------------------------------
 
     def _make_xmpp(self) -> slixmpp.ClientXMPP:

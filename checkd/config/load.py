@@ -187,4 +187,19 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
 def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:
     """The node file and the objects it points at, both valid, or ConfigError."""
     node = read_node(Path(path))
-    return node, load_objects(node.objects, node.plugin_dirs, node.macros)
+    objs = load_objects(node.objects, node.plugin_dirs, node.macros)
+    unknown = [g for g in node.section("jabber").get("admin_groups", ()) if g not in objs.contact_groups]
+    if unknown:
+        raise ConfigError([Problem(node.file, _line_of(node.file, "admin_groups"),
+                                   f"jabber: admin_groups: no contact group {g!r}"
+                                   f"{did_you_mean(g, objs.contact_groups)}") for g in unknown])
+    return node, objs
+
+
+def _line_of(file: str, key: str) -> int:
+    """The first line of `file` that sets `key` (node files are small)."""
+    with open(file, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if f"{key}:" in text:
+                return n
+    return 1

@@ -23,7 +23,8 @@ EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttl
               "maildir": f.text, "timeout": f.positive_duration}
 JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "server": f.text,
                "admins": f.names, "readonly": f.names, "admin_groups": f.names, "room": f.text,
-               "nick": f.text, "tls": f.boolean, "ca_file": f.text}
+               "nick": f.text, "tls": f.boolean, "ca_file": f.text, "commands_burst": f.positive_int,
+               "commands_every": f.positive_duration}
 TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text}  # no "verify: false", by design
 SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
@@ -37,7 +38,7 @@ COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_l
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "freshness": f.raw,
-                "rrd": f.raw, "webhook": f.raw, "notify": f.raw, "max_body": f.positive_int, **COMMON}
+                "rrd": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
@@ -73,6 +74,7 @@ class NodeConfig:
     exec_workers: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 2))
     max_concurrent_checks: int = 256
     max_body: int = 16 << 20
+    public_url: str = ""                 # how people reach central (links in chat); "" = the listen address
     plugin_dirs: tuple[Path, ...] = ()
     log_level: str = "info"
     macros: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -214,6 +216,8 @@ def read_node(path: Path) -> NodeConfig:
                 kw[key] = d[key]
     if role == "central" and "max_body" in d:
         kw["max_body"] = d["max_body"]
+    if role == "central" and "public_url" in d:
+        kw["public_url"] = d["public_url"]
     if "max_concurrent_checks" in d:
         kw["max_concurrent_checks"] = d["max_concurrent_checks"]
     if "ssh" in sections:
