@@ -19,7 +19,6 @@ from checkd.states import HostStatus, Status
 if TYPE_CHECKING:
     from central.app import Central
 
-DEFAULT_STALE_AFTER = 90.0
 
 
 def state_name(service: str | None, status: int) -> str:
@@ -34,22 +33,15 @@ class ReadApi:
     def __init__(self, central: Central):
         self.c = central
 
-    def _stale_after(self, site: str) -> float:
-        s = self.c.objs.sites.get(site)
-        if s is not None and s.stale_after:
-            return s.stale_after
-        return float(self.c.node.section("freshness").get("site_stale_after", DEFAULT_STALE_AFTER))
-
     def _pollers(self, now: float) -> list[dict[str, Any]]:
         out = []
         for name, auth in sorted(self.c.node.pollers.items()):
             ps = self.c.store.pollers.get(name)
             last_seen = ps.last_seen if ps else None
-            connected = last_seen is not None and now - last_seen <= self._stale_after(auth.site)
+            connected = last_seen is not None and now - last_seen <= self.c.polling.stale_after(auth.site)
             out.append({"name": name, "site": auth.site, "last_seen": last_seen, "seq": ps.seq if ps else 0,
                         "connected": connected, "stale": not connected,
-                        # Freshness takeover is a later step; central reports it here when it polls a site.
-                        "takeover": False})
+                        "takeover": self.c.polling.polled_by_central(auth.site)})
         return out
 
     def check_json(self, v: CheckView, now: float) -> dict[str, Any]:

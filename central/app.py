@@ -26,13 +26,15 @@ from central.events import Events
 from central.ids import IdAllocator
 from central.ingest import Ingest
 from central.operations import Operations
+from central.polling import Polling
 from central.notify import channels
 from central.notify.dispatch import Dispatcher
+from central.notify.email import EmailChannel
 from central.notify.notification import Channel
 from central.notify.webhook import WebhookChannel
 from central.notify.notifier import Notifier, Plan, Planned
 from central.store import Store
-from checkd.config.model import Objects
+from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Central:
         self.events: Events
         self.ingest = Ingest(self)
         self.operations = Operations(self)
+        self.polling = Polling(self)
         self.channels = channels.build(node, objs)
         self.notifier: Notifier
         self.dispatcher: Dispatcher
@@ -80,8 +83,11 @@ class Central:
         self.store.load(tables)
         self.ids = IdAllocator.from_tables(self.store.meta, tables["events"], tables["id_blocks"])
         self.events = Events(self.store, self.ids)
+        fresh = self.node.section("freshness")
         self.notifier = Notifier(self.objs, self.store, self.events, self.channels.senders,
-                                 room=self.channels.jabber.room if self.channels.jabber else None)
+                                 room=self.channels.jabber.room if self.channels.jabber else None,
+                                 system=Notify(contacts=tuple(fresh.get("contacts", ())),
+                                               contact_groups=tuple(fresh.get("contact_groups", ()))))
         self._pending = self.notifier.load(tables["notification_log"], self.store.meta)
 
     def build_app(self) -> web.Application:
@@ -131,6 +137,7 @@ class Central:
             self.dispatcher.submit(self._pending)
             self._pending = []
         self._tick_task = asyncio.create_task(self._ticker(), name="notify-tick")
+        await self.polling.start()
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         host, port = self.node.listen
@@ -164,6 +171,7 @@ class Central:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.polling.stop()
         if self._tick_task is not None:
             self._tick_task.cancel()
             await asyncio.gather(self._tick_task, return_exceptions=True)
@@ -177,5 +185,8 @@ class Central:
         webhook = self.channels.senders.get(Channel.WEBHOOK)
         if isinstance(webhook, WebhookChannel):
             await webhook.close()
+        mail = self.channels.senders.get(Channel.EMAIL)
+        if isinstance(mail, EmailChannel):
+            await mail.close()      # QUIT on the SMTP connections kept open
         await asyncio.to_thread(self.db.stop)
         log.info("central stopped")

@@ -141,6 +141,15 @@ class Ingest:
             ops.insert(0, (UPSERT_CHECK, rows))
         return ops, stale
 
+    async def store_local(self, items: list[dict[str, Any]]) -> None:
+        """Results of checks central ran itself (its own site, a takeover, a freshness check):
+        the same path as a poller's batch, without the per-poller sequence numbers."""
+        now = time.time()
+        ops, _ = self._apply_results("central", items)
+        plan = self.c.notifier.on_changes(self.c.events.take_changes(), now)
+        await self.c.commit_and_notify(ops, plan)
+        self.c.operations.results_stored({(i["host"], i.get("service")) for i in items})
+
     async def heartbeat(self, request: web.Request) -> web.Response:
         auth = self.c.auth.poller(request)
         body = await request.read()

@@ -43,6 +43,7 @@ class Scheduler:
         self._ready: collections.deque[tuple[CheckKey, float, str]] = collections.deque()
         self._running: set[CheckKey] = set()
         self._rerun: set[CheckKey] = set()
+        self._once: set[CheckKey] = set()           # run_once: not scheduled again after the run
         self._host_asked: dict[str, float] = {}     # host -> when a failing service last forced its check
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: tasks must not be collected
         self._prepared: dict[CheckKey, PreparedCheck] = {}
@@ -96,6 +97,14 @@ class Scheduler:
         self._host_asked[host] = now
         self.reschedule_now(key)
 
+    def run_once(self, key: CheckKey, check_type: str = "freshness") -> bool:
+        """Run `key` now, once, without scheduling it again (central's freshness checks)."""
+        if key not in self.states or self._stopping or key in self._running:
+            return False
+        self._once.add(key)
+        self._due(key, asyncio.get_running_loop().time(), check_type)
+        return True
+
     # --- timing ---------------------------------------------------------------------------
 
     def _schedule(self, key: CheckKey) -> Schedule:
@@ -128,6 +137,9 @@ class Scheduler:
 
     def _next_run(self, key: CheckKey, scheduled: float, retrying: bool) -> None:
         if self._stopping:
+            return
+        if key in self._once:
+            self._once.discard(key)
             return
         loop = asyncio.get_running_loop()
         sched = self._schedule(key)

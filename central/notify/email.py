@@ -8,6 +8,7 @@ Failures become DeliveryError, retryable unless the server refused for good.
 from __future__ import annotations
 
 import asyncio
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -28,10 +29,32 @@ from checkd.durations import format_duration, parse_duration
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 SETTINGS = frozenset({"smtp_host", "smtp_port", "from", "starttls", "tls",
                       "username", "password", "maildir", "timeout"})
+
+
+class _HeaderClasses(email.headerregistry.HeaderRegistry):
+    """The standard header registry, but each header class is made once.
+
+    The stock one builds a fresh class with type() for every header set, parsed or
+    folded (dozens per message), which was the largest single cost of build().
+    The classes, and so the headers and their output, are the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[type, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        cls = self.registry.get(name.lower(), self.default_class)
+        made = self._made.get(cls)
+        if made is None:
+            made = self._made[cls] = super().__getitem__(name)
+        return made
+
+
 # Headers stay on one line up to SMTP's 998-character limit: filters such as
 # procmail's `^Subject: RECOVERY` and people grepping a spool expect that.
 # 7bit: non-ASCII output is encoded, so no relay needs 8BITMIME.
-_POLICY = email.policy.default.clone(max_line_length=998, cte_type="7bit")
+_POLICY = email.policy.default.clone(max_line_length=998, cte_type="7bit", header_factory=_HeaderClasses())
+_WIRE_POLICY = _POLICY.clone(linesep="\r\n")    # SMTP's line ending, made once
 _LINE_BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 
 
@@ -41,6 +64,11 @@ def one_line(text: str) -> str:
 
 
 TEMPLATE_NAMES = ("notification.txt.j2", "summary.txt.j2")
+# SMTP connections are kept open between messages: at most POOL_SIZE idle ones (the
+# dispatcher's email workers: one each), each closed after IDLE_CLOSE seconds unused.
+POOL_SIZE = 8
+IDLE_CLOSE = 30.0
+QUIT_TIMEOUT = 5.0
 
 
 def load_templates(templates_dir: Path | None) -> dict[str, jinja2.Template]:
@@ -87,6 +115,10 @@ class EmailChannel:
         self.now = now
         # Loaded now so a broken override template fails at startup, not at 3 a.m.
         self.templates = load_templates(templates_dir)
+        # Open SMTP connections between messages: (connection, idle since, its loop).
+        self._idle: list[tuple[Any, float, asyncio.AbstractEventLoop]] = []
+        self._reaper: tuple[asyncio.TimerHandle, asyncio.AbstractEventLoop] | None = None
+        self._quits: set[asyncio.Task[None]] = set()
 
     @property
     def endpoint(self) -> str:
@@ -144,18 +176,30 @@ class EmailChannel:
     async def _smtp(self, msg: email.message.EmailMessage) -> None:
         import aiosmtplib   # only central's extra installs it; a Maildir-only setup does without
 
-        s = self.settings
+        # Flattened here, not by aiosmtplib, whose own policy would fold the Subject.
+        data = msg.as_bytes(policy=_WIRE_POLICY)
+        sender = email.utils.parseaddr(self.sender)[1]
+        recipients = [email.utils.parseaddr(str(msg["To"]))[1]]
         try:
-            # Only arguments aiosmtplib 2.0 (Debian 12) already accepts.
-            # Flattened here, not by aiosmtplib, whose own policy would fold the Subject.
-            await aiosmtplib.send(
-                msg.as_bytes(policy=_POLICY.clone(linesep="\r\n")),
-                sender=email.utils.parseaddr(self.sender)[1],
-                recipients=[email.utils.parseaddr(str(msg["To"]))[1]],
-                hostname=s["smtp_host"], port=self.port,
-                start_tls=bool(s.get("starttls")), use_tls=bool(s.get("tls")),
-                username=s.get("username") or None, password=s.get("password") or None,
-                timeout=self.timeout)
+            smtp = self._take()
+            if smtp is not None:
+                try:
+                    await smtp.sendmail(sender, recipients, data)
+                except BaseException as e:
+                    self._drop(smtp)
+                    if not _stale(e):
+                        raise
+                    # The server closed it while it sat idle: once more on a fresh one.
+                else:
+                    self._put_back(smtp)
+                    return
+            smtp = await self._connect()
+            try:
+                await smtp.sendmail(sender, recipients, data)
+            except BaseException:
+                self._drop(smtp)
+                raise
+            self._put_back(smtp)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             reasons = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in e.recipients)
@@ -172,6 +216,95 @@ class EmailChannel:
             # e.g. STARTTLS asked for but not offered: configuration, not luck.
             raise DeliveryError(f"SMTP {self.endpoint}: {e}", retryable=False) from e
 
+    # --- the connection pool ------------------------------------------------------------
+    # Open connections wait in `_idle` (most recently used last) between messages; each
+    # is used by one send at a time. At most POOL_SIZE wait; one idle for IDLE_CLOSE is
+    # closed with QUIT, and close() closes them all.
+
+    async def _connect(self) -> Any:
+        import aiosmtplib
+
+        s = self.settings
+        # Only arguments aiosmtplib 2.0 (Debian 12) already accepts. start_tls=False is
+        # explicit: its default (None) upgrades whenever the server offers STARTTLS.
+        smtp = aiosmtplib.SMTP(
+            hostname=s["smtp_host"], port=self.port,
+            use_tls=bool(s.get("tls")), start_tls=bool(s.get("starttls")),
+            username=s.get("username") or None, password=s.get("password") or None,
+            timeout=self.timeout)
+        try:
+            await smtp.connect()   # + STARTTLS and AUTH when configured
+        except BaseException:
+            smtp.close()           # e.g. AUTH refused: connect() leaves the socket open
+            raise
+        return smtp
+
+    def _take(self) -> Any:
+        """An idle connection of this event loop, or None."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        while self._idle:
+            smtp, since, owner = self._idle.pop()
+            if owner is loop and now - since < IDLE_CLOSE:
+                return smtp
+            self._retire(smtp, owner)
+        return None
+
+    def _put_back(self, smtp: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if len(self._idle) >= POOL_SIZE:
+            self._retire(smtp, loop)
+            return
+        self._idle.append((smtp, time.monotonic(), loop))
+        if self._reaper is None or self._reaper[1] is not loop:
+            self._reaper = (loop.call_later(IDLE_CLOSE, self._reap), loop)
+
+    def _reap(self) -> None:
+        """Timer: close the connections idle for IDLE_CLOSE, then wait for the next one."""
+        self._reaper = None
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        keep = []
+        for entry in self._idle:
+            if entry[2] is loop and now - entry[1] < IDLE_CLOSE:
+                keep.append(entry)
+            else:
+                self._retire(entry[0], entry[2])
+        self._idle = keep
+        if keep:
+            self._reaper = (loop.call_later(keep[0][1] + IDLE_CLOSE - now, self._reap), loop)
+
+    def _retire(self, smtp: Any, owner: asyncio.AbstractEventLoop) -> None:
+        """Close a connection politely (QUIT), in the background."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if owner is running:
+            task = owner.create_task(_quit(smtp))
+            self._quits.add(task)
+            task.add_done_callback(self._quits.discard)
+        elif not owner.is_closed():
+            owner.call_soon_threadsafe(smtp.close)
+        # else: its loop is gone, and with it the connection's transport
+
+    def _drop(self, smtp: Any) -> None:
+        """Abandon a connection a send failed on: its state is unknown."""
+        smtp.close()
+
+    async def close(self) -> None:
+        """Close the idle connections (QUIT); central calls this at shutdown."""
+        if self._reaper is not None:
+            self._reaper[0].cancel()
+            self._reaper = None
+        idle, self._idle = self._idle, []
+        for smtp, _since, owner in idle:
+            self._retire(smtp, owner)
+        loop = asyncio.get_running_loop()
+        quits = [t for t in self._quits if t.get_loop() is loop]
+        if quits:
+            await asyncio.gather(*quits, return_exceptions=True)
+
     async def _maildir(self, msg: email.message.EmailMessage) -> None:
         path = str(self.settings["maildir"])
 
@@ -186,3 +319,25 @@ class EmailChannel:
         except OSError as e:
             # A full disk clears; retrying is cheap and the retry stage bounds it.
             raise DeliveryError(f"maildir {path}: {e}", retryable=True) from e
+
+
+def _stale(e: BaseException) -> bool:
+    """Whether a failure on a reused connection says only that the connection is gone:
+    closed by the server while idle (a disconnect, or 421 "closing"). Not a timeout:
+    that may be a hung server, and waiting twice would not help."""
+    import aiosmtplib
+
+    if isinstance(e, TimeoutError):    # SMTPTimeoutError is a TimeoutError too
+        return False
+    if isinstance(e, aiosmtplib.SMTPResponseException):
+        return e.code == 421
+    return isinstance(e, ConnectionError)   # SMTPServerDisconnected, reset, broken pipe
+
+
+async def _quit(smtp: Any) -> None:
+    try:
+        await asyncio.wait_for(smtp.quit(), QUIT_TIMEOUT)
+    except Exception:
+        pass                            # it is being closed anyway
+    finally:
+        smtp.close()

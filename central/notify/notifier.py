@@ -24,7 +24,7 @@ from central.ids import SET_META
 from central.notify import recipients as rc
 from central.notify.notification import Channel, Kind, Notification
 from central.store import UPSERT_EVENT, Event, Store
-from checkd.config.model import Contact, Host, Objects, Service
+from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.states import StateType
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,10 @@ def from_payload(text: str) -> Notification:
 
 class Notifier:
     def __init__(self, objs: Objects, store: Store, events: Events, channels: Iterable[Channel],
-                 room: str | None = None):
+                 room: str | None = None, system: Notify = Notify()):
+        """`system`: who hears about central's own events (a site taken over): `freshness:` contacts."""
         self.objs, self.store, self.events = objs, store, events
+        self._system = Host(name=rc.SYSTEM_HOST, address="", site="central", notify=system)
         self.channels = frozenset(channels)
         self.room = room if Channel.JABBER in self.channels else None
         self.keys: dict[int, set[tuple[str, str, str, int]]] = {}   # event -> (kind, contact, channel, number)
@@ -119,6 +121,8 @@ class Notifier:
     # --- decisions --------------------------------------------------------------------
 
     def _config(self, ev: Event) -> Host | Service | None:
+        if ev.host == rc.SYSTEM_HOST:
+            return self._system
         return rc.config_of(self.objs, ev.host, ev.service)
 
     def _quiet(self, ev: Event, now: float, flapping_too: bool = True) -> bool:

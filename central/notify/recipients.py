@@ -17,6 +17,7 @@ from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.timeperiods import is_active
 from central.notify.notification import Kind
 
+SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
 SERVICE_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 HOST_STATE_NAMES = {0: "UP", 1: "DOWN", 2: "UNREACHABLE"}
 

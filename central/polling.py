@@ -1,0 +1,192 @@
+"""Checks central runs itself, with the pollers' own scheduler and runner code:
+
+- its own site `central` (cross-datacenter sanity checks), always;
+- every check of a site whose pollers have all gone silent for longer than the
+  site's freshness threshold (takeover), until a poller of the site has been
+  heard again for `hold_down` (handback);
+- a freshness check of one service with a `freshness_threshold` that has had
+  no result for that long while its poller is alive (Nagios' check_freshness).
+
+Results go through the same ingest path as a poller's (check-time ordering
+makes the overlap at takeover and handback safe), marked `polled_by: central`.
+A takeover opens an event on `@checkd/Site NAME` that the `freshness:`
+contacts are told about; the handback recovers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from central.notify.recipients import SYSTEM_HOST
+from checkd.result import CheckKey, CheckResult
+from checkd.run.runner import Runner
+from checkd.scheduler import Scheduler, site_checks
+from checkd.transitions import CheckState
+
+if TYPE_CHECKING:
+    from central.app import Central
+
+log = logging.getLogger(__name__)
+
+CENTRAL_SITE = "central"
+DEFAULT_STALE_AFTER = 30.0          # 3 x the pollers' default 5 s heartbeat, + 15 s
+DEFAULT_HOLD_DOWN = 30.0
+WATCH_EVERY = 1.0
+
+
+def site_service(site: str) -> str:
+    return f"Site {site}"
+
+
+class Polling:
+    def __init__(self, central: Central):
+        self.c = central
+        self.runner: Runner | None = None
+        self.schedulers: dict[str, Scheduler] = {}      # site -> central's scheduler for it
+        self._heard_since: dict[str, float] = {}        # taken-over site -> since when its poller is back
+        self._fresh_asked: dict[CheckKey, float] = {}
+        self._freshness: Scheduler | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = time.time()
+        fresh = central.node.section("freshness")
+        self.hold_down = float(fresh.get("hold_down", DEFAULT_HOLD_DOWN))
+        self.sites = sorted({h.site for h in central.objs.hosts.values()} - {CENTRAL_SITE})
+        self.freshness_keys = [(s.host, s.description) for s in central.objs.services.values()
+                               if s.schedule.freshness_threshold]
+
+    def stale_after(self, site: str) -> float:
+        s = self.c.objs.sites.get(site)
+        if s is not None and s.stale_after:
+            return s.stale_after
+        return float(self.c.node.section("freshness").get("site_stale_after", DEFAULT_STALE_AFTER))
+
+    def polled_by_central(self, site: str) -> bool:
+        return site in self.schedulers
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if site_checks(self.c.objs, CENTRAL_SITE):
+            self._start_site(CENTRAL_SITE)
+        self._task = asyncio.create_task(self._watch(), name="site-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for sched in [*self.schedulers.values(), *([self._freshness] if self._freshness else [])]:
+            await sched.stop(timeout=5.0)
+        self.schedulers.clear()
+        if self.runner is not None:
+            await self.runner.close()
+            self.runner = None
+
+    def _runner(self) -> Runner:
+        if self.runner is None:
+            from checkd.config.load import SHIPPED_PLUGINS
+            # Worker processes spawn the plugins: central's own loop (uvloop) never forks.
+            self.runner = Runner([*self.c.node.plugin_dirs, *SHIPPED_PLUGINS],
+                                 exec_workers=max(1, self.c.node.exec_workers))
+        return self.runner
+
+    def _states(self, keys: list[CheckKey]) -> dict[CheckKey, CheckState]:
+        """Where each check's state machine stands, from what central last heard."""
+        out = {}
+        for key in keys:
+            v = self.c.store.checks.get(key)
+            if v is not None and v.last_check:
+                out[key] = CheckState(v.status, v.state_type, v.attempt, v.last_check, v.last_state_change,
+                                      v.last_state_change, v.output)
+        return out
+
+    def _start_site(self, site: str) -> Scheduler:
+        keys = site_checks(self.c.objs, site)
+        sched = Scheduler(self.c.objs, keys, self._runner(), self._sink, node=CENTRAL_SITE,
+                          max_concurrent=self.c.node.max_concurrent_checks, default_ssh=self.c.node.ssh,
+                          states=self._states(keys))
+        self.schedulers[site] = sched
+        sched.start()
+        return sched
+
+    # --- results --------------------------------------------------------------------------
+
+    async def _sink(self, result: CheckResult) -> None:
+        await self.c.ingest.store_local([result.to_record()])
+
+    # --- watching the sites -----------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            try:
+                now = time.time()
+                for site in self.sites:
+                    await self._check_site(site, now)
+                self._check_freshness(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("site watch failed; trying again in %gs", WATCH_EVERY)
+
+    def last_heard(self, site: str) -> float | None:
+        seen = [ps.last_seen for name, auth in self.c.node.pollers.items() if auth.site == site
+                if (ps := self.c.store.pollers.get(name)) is not None]
+        return max(seen) if seen else None
+
+    async def _check_site(self, site: str, now: float) -> None:
+        heard = self.last_heard(site)
+        # Never heard since central started: count from the start, so a restart does not take over at once.
+        silent_for = now - max(heard or 0.0, self._started)
+        silent = silent_for > self.stale_after(site)
+        if silent and site not in self.schedulers:
+            names = [n for n, a in self.c.node.pollers.items() if a.site == site] or ["(no poller configured)"]
+            sched = self._start_site(site)
+            what = (f"no word from {', '.join(names)} for {silent_for:.0f}s; central polls site {site} itself "
+                    f"({len(sched.keys)} checks)")
+            log.warning("takeover: %s", what)
+            await self._system_result(site, 2, what)
+        elif site in self.schedulers:
+            if silent:
+                self._heard_since.pop(site, None)
+                return
+            since = self._heard_since.setdefault(site, now)
+            if now - since >= self.hold_down:
+                sched = self.schedulers.pop(site)
+                self._heard_since.pop(site, None)
+                await sched.stop(timeout=10.0)
+                what = f"poller of site {site} heard for {now - since:.0f}s; checks handed back"
+                log.info("handback: %s", what)
+                await self._system_result(site, 0, what)
+
+    async def _system_result(self, site: str, status: int, output: str) -> None:
+        t = time.time()
+        await self.c.ingest.store_local([{
+            "host": SYSTEM_HOST, "service": site_service(site), "status": status, "state_type": "HARD",
+            "attempt": 1, "output": output, "long_output": "", "perfdata": "", "scheduled": t, "started": t,
+            "finished": t, "polled_by": CENTRAL_SITE, "flapping": False}])
+
+    def _check_freshness(self, now: float) -> None:
+        """A service silent past its freshness_threshold while its poller is alive: central runs it once."""
+        for key in self.freshness_keys:
+            svc = self.c.objs.services[key]
+            site = self.c.objs.hosts[key[0]].site
+            if site in self.schedulers:
+                continue                            # taken over: central runs it anyway
+            v = self.c.store.checks.get(key)
+            last = v.last_check if v is not None and v.last_check else self._started
+            threshold = svc.schedule.freshness_threshold or 0
+            if now - last <= threshold or now - self._fresh_asked.get(key, 0.0) <= threshold:
+                continue
+            self._fresh_asked[key] = now
+            if self._freshness is None:
+                self._freshness = Scheduler(self.c.objs, self.freshness_keys, self._runner(), self._sink,
+                                            node=CENTRAL_SITE, default_ssh=self.c.node.ssh)
+            self._freshness.states.update(self._states([key]))
+            log.warning("freshness: no result for %s/%s for %.0fs (threshold %.0fs); central runs it now",
+                        key[0], key[1], now - last, threshold)
+            self._freshness.run_once(key, "freshness")
+
