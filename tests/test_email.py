@@ -41,6 +41,24 @@ class Recorder:
         return "250 OK"
 
 
+class Counter(Recorder):
+    """Recorder that also counts connections (one EHLO each) and QUITs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ehlos = 0
+        self.quits = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_QUIT(self, server, session, envelope) -> str:
+        self.quits += 1
+        return "221 Bye"
+
+
 class RefusesRecipients(Recorder):
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         return "550 5.1.1 no such user"
@@ -49,6 +67,22 @@ class RefusesRecipients(Recorder):
 class TryLater(Recorder):
     async def handle_DATA(self, server, session, envelope) -> str:
         return "451 4.3.0 queue full, try again later"
+
+
+class CountedTryLater(Counter, TryLater):
+    pass
+
+
+class ClosesAfterOneMail(Counter):
+    """Answers a connection's second MAIL with 421, as a server does that timed out an
+    idle client (Postfix: `421 4.4.2 Error: timeout exceeded`)."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        if getattr(session, "mails", 0):
+            return "421 4.4.2 Error: timeout exceeded"
+        session.mails = 1
+        envelope.mail_from = address
+        return "250 OK"
 
 
 @contextlib.contextmanager
@@ -74,10 +108,18 @@ def received(handler: Recorder) -> email.message.EmailMessage:
     return email.message_from_bytes(handler.envelopes[0].content, policy=email.policy.default)
 
 
+async def send_and_close(channel: EmailChannel, *notes: Notification) -> None:
+    try:
+        for n in notes:
+            await channel.send(n)
+    finally:
+        await channel.close()
+
+
 def deliver(n: Notification) -> tuple[email.message.EmailMessage, list[str]]:
     handler = Recorder()
     with smtp_server(handler) as port:
-        asyncio.run(smtp_channel(port).send(n))
+        asyncio.run(send_and_close(smtp_channel(port), n))
     return received(handler), handler.envelopes[0].rcpt_tos
 
 
@@ -190,6 +232,90 @@ def test_temporary_rejection_is_retried() -> None:
             asyncio.run(smtp_channel(port).send(PROBLEM))
     assert info.value.retryable is True
     assert f"127.0.0.1:{port}" in str(info.value) and "451" in str(info.value)
+
+
+def test_one_connection_carries_many_messages() -> None:
+    """Connections stay open between messages: 20 mails, 5 at a time, over 5 connections."""
+    handler = Counter()
+
+    async def run(channel: EmailChannel) -> None:
+        for batch in range(4):
+            await asyncio.gather(*(channel.send(dataclasses.replace(PROBLEM, event_id=batch * 5 + i))
+                                   for i in range(5)))
+        assert handler.quits == 0
+        await channel.close()
+
+    with smtp_server(handler) as port:
+        asyncio.run(run(smtp_channel(port)))
+    assert sorted(int(e.content.split(b"X-Checkd-Event-ID: ")[1].split(b"\r\n")[0])
+                  for e in handler.envelopes) == list(range(20))
+    assert handler.ehlos == 5
+    assert handler.quits == 5   # close() says goodbye on each
+
+
+def test_idle_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("central.notify.email.IDLE_CLOSE", 0.2)
+    handler = Counter()
+
+    async def run(channel: EmailChannel) -> None:
+        await channel.send(PROBLEM)
+        await asyncio.sleep(1.0)
+        assert handler.quits == 1 and channel._idle == []
+        await channel.send(PROBLEM)   # a new connection
+        await channel.close()
+
+    with smtp_server(handler) as port:
+        asyncio.run(run(smtp_channel(port)))
+    assert len(handler.envelopes) == 2 and handler.ehlos == 2 and handler.quits == 2
+
+
+def test_a_server_restart_between_two_messages_costs_no_failure() -> None:
+    """The kept connection died with the old server: the next message goes over a new one."""
+    first, second = Counter(), Counter()
+    port = free_port()
+
+    async def run() -> None:
+        old = Controller(first, hostname="127.0.0.1", port=port, ready_timeout=30)
+        old.start()
+        channel = smtp_channel(port)
+        try:
+            await channel.send(PROBLEM)
+        finally:
+            await asyncio.to_thread(old.stop)
+        new = Controller(second, hostname="127.0.0.1", port=port, ready_timeout=30)
+        await asyncio.to_thread(new.start)
+        try:
+            await channel.send(dataclasses.replace(PROBLEM, kind=Kind.RECOVERY, state="OK"))
+            await channel.close()
+        finally:
+            await asyncio.to_thread(new.stop)
+
+    asyncio.run(run())
+    assert len(first.envelopes) == 1 and len(second.envelopes) == 1
+    assert b"Subject: RECOVERY " in second.envelopes[0].content
+
+
+def test_a_failure_on_a_fresh_connection_is_not_retried() -> None:
+    """Only a reused connection gets a second try; a new one failing is the server's answer."""
+    handler = CountedTryLater()
+
+    async def run(channel: EmailChannel) -> None:
+        with pytest.raises(DeliveryError) as info:
+            await channel.send(PROBLEM)
+        assert info.value.retryable is True and "451" in str(info.value)
+        assert channel._idle == []   # the connection a send failed on is not kept
+        await channel.close()
+
+    with smtp_server(handler) as port:
+        asyncio.run(run(smtp_channel(port)))
+    assert handler.ehlos == 1
+
+
+def test_421_on_a_kept_connection_is_retried_on_a_new_one() -> None:
+    handler = ClosesAfterOneMail()
+    with smtp_server(handler) as port:
+        asyncio.run(send_and_close(smtp_channel(port), PROBLEM, dataclasses.replace(PROBLEM, event_id=2)))
+    assert len(handler.envelopes) == 2 and handler.ehlos == 2
 
 
 def read_maildir(path: Path) -> list[email.message.EmailMessage]:

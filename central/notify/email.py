@@ -112,6 +112,7 @@ class EmailChannel:
         self.settings = dict(settings)
         self.timeout = parse_duration(settings.get("timeout", 30))   # "30s" or 30
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
+        self._envelope_from = email.utils.parseaddr(self.sender)[1]   # MAIL FROM, parsed once
         self.now = now
         # Loaded now so a broken override template fails at startup, not at 3 a.m.
         self.templates = load_templates(templates_dir)
@@ -178,8 +179,7 @@ class EmailChannel:
 
         # Flattened here, not by aiosmtplib, whose own policy would fold the Subject.
         data = msg.as_bytes(policy=_WIRE_POLICY)
-        sender = email.utils.parseaddr(self.sender)[1]
-        recipients = [email.utils.parseaddr(str(msg["To"]))[1]]
+        sender, recipients = self._envelope_from, [email.utils.parseaddr(str(msg["To"]))[1]]
         try:
             smtp = self._take()
             if smtp is not None:
