@@ -81,7 +81,8 @@ class Central:
         self.db.open()
         tables = self.db.load_all()
         self.store.load(tables)
-        self.ids = IdAllocator.from_tables(self.store.meta, tables["events"], tables["id_blocks"])
+        self.ids = IdAllocator.from_tables(self.store.meta, tables["events"], tables["id_blocks"],
+                                           tables["poller_event_ids"])
         self.events = Events(self.store, self.ids)
         fresh = self.node.section("freshness")
         self.notifier = Notifier(self.objs, self.store, self.events, self.channels.senders,
@@ -96,6 +97,7 @@ class Central:
         app.router.add_post("/api/v1/results", self.ingest.results)
         app.router.add_post("/api/v1/heartbeat", self.ingest.heartbeat)
         app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
+        app.router.add_post("/api/v1/notifications/adopt", self.ingest.adopt_notifications)
         app.router.add_get("/api/v1/status", read.status)
         app.router.add_get("/api/v1/problems", read.problems)
         app.router.add_get("/api/v1/events/{id}", read.event)

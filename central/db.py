@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS notification_log (id INTEGER PRIMARY KEY, event_id IN
     attempts INTEGER NOT NULL, error TEXT, payload TEXT NOT NULL,
     UNIQUE (event_id, kind, contact, channel, number));
 CREATE INDEX IF NOT EXISTS notification_log_by_event ON notification_log (event_id);
+-- A poller's event ID for a problem central already had open under its own (split brain).
+CREATE TABLE IF NOT EXISTS event_aliases (alias INTEGER PRIMARY KEY, event_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (id INTEGER PRIMARY KEY, hosts TEXT NOT NULL,
     module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
     started REAL NOT NULL, finished REAL);
@@ -113,13 +115,18 @@ class Database:
         conn = self._connect()
         try:
             tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall()
-                      for t in ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes")}
+                      for t in ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases")}
             # Closed events stay on disk (GET /events/{id} reads them there).
             tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
             # What open events have been told, and what was decided but not yet sent.
+            # ... and what a poller sent about events its spool has not delivered yet.
             tables["notification_log"] = conn.execute(
                 "SELECT * FROM notification_log WHERE status = 'pending' OR event_id IN "
-                "(SELECT id FROM events WHERE closed IS NULL) ORDER BY id").fetchall()
+                "(SELECT id FROM events WHERE closed IS NULL) OR event_id NOT IN (SELECT id FROM events) "
+                "ORDER BY id").fetchall()
+            # Event IDs pollers allocated are never opened twice, even long after they closed.
+            tables["poller_event_ids"] = conn.execute(
+                "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases").fetchall()
             # Rows not folded yet (a kill -9 before the fold) are newer than checks'.
             tables["checks"] += conn.execute("SELECT * FROM journal ORDER BY rowid").fetchall()
             return tables

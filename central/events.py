@@ -6,10 +6,14 @@ closes it. A service problem on a DOWN host is linked to the host's event
 
 from __future__ import annotations
 
+from typing import Any
+
 from central.db import Op
 from central.ids import IdAllocator
-from central.store import INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
+from central.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
 from checkd.states import StateType
+
+_STATE_TYPE = {"SOFT": StateType.SOFT, "HARD": StateType.HARD}
 
 
 class EventError(Exception):
@@ -39,18 +43,27 @@ class Events:
                 ev = self._open(view, poller, hint, ts, ops, history)
                 changed = ev
                 self.changes.append(("open", ev))
-        elif not problem:
-            ev.closed, ev.status = ts, view.status
-            history.append((ev.id, ts, "recovery", view.status, view.output, None))
-            del self.store.open_events[ev.id]
-            del self.store.open_by_key[ev.key]
-            changed = ev
-            self.changes.append(("recovery", ev))
-        elif view.status != ev.status:
-            history.append((ev.id, ts, "state", view.status, view.output, None))
-            ev.status = view.status
-            changed = ev
-            self.changes.append(("state", ev))
+        else:
+            if hint is not None and hint != ev.id and self.ids.poller_may_use(poller, hint):
+                # The poller alerted on its own and named this problem differently (split brain):
+                # one event, known by both IDs, told, acknowledged and recovered once.
+                self.ids.used_poller_ids.add(hint)
+                self.store.aliases[hint] = ev.id
+                ops.append((INSERT_ALIAS, [(hint, ev.id)]))
+                history.append((ev.id, ts, "merged", view.status, f"{poller} alerted it as [ID#:{hint}]", poller))
+                self.changes.append((f"merged:{hint}", ev))
+            if not problem:
+                ev.closed, ev.status = ts, view.status
+                history.append((ev.id, ts, "recovery", view.status, view.output, None))
+                del self.store.open_events[ev.id]
+                del self.store.open_by_key[ev.key]
+                changed = ev
+                self.changes.append(("recovery", ev))
+            elif view.status != ev.status:
+                history.append((ev.id, ts, "state", view.status, view.output, None))
+                ev.status = view.status
+                changed = ev
+                self.changes.append(("state", ev))
         if ev is not None and view.flapping != prev_flapping:
             ev.flapping = view.flapping
             history.append((ev.id, ts, "flapping_start" if view.flapping else "flapping_stop", view.status,
@@ -113,3 +126,30 @@ class Events:
             raise EventError(f"event {eid} is not open")
         ev.acknowledged, ev.ack_author, ev.ack_comment = False, None, None
         return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "unack", ev.status, "", author)])]
+
+
+def apply_result(store: Store, events: Events, poller: str, item: dict[str, Any]) -> tuple[CheckView, list[Op]] | None:
+    """One result (a poller's record) into the store and its event; None when it is older
+    than what the store holds (it never overwrites a newer one). Shared by central's
+    ingest and a poller's own alerting."""
+    view = store.check(item["host"], item.get("service"))
+    finished = item["finished"]
+    if finished < view.last_check:
+        return None
+    status = item["status"]
+    prev_flapping = view.flapping
+    if status != view.status or view.last_check == 0:
+        view.last_state_change = finished
+    view.status = status
+    view.state_type = _STATE_TYPE[item["state_type"]]
+    view.attempt = item["attempt"]
+    view.output = item["output"]
+    view.long_output = item.get("long_output") or ""
+    view.perfdata = item.get("perfdata") or ""
+    view.last_check = finished
+    view.polled_by = item.get("polled_by") or poller
+    view.flapping = bool(item.get("flapping"))
+    ops: list[Op] = []
+    if status != 0 or view.event_id is not None or view.flapping != prev_flapping:
+        ops = events.on_result(view, prev_flapping, poller, item.get("event_id"), finished)
+    return view, ops

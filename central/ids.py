@@ -33,9 +33,9 @@ class IdAllocator:
 
     @classmethod
     def from_tables(cls, meta: dict[str, int], events: list[tuple[Any, ...]],
-                    blocks: list[tuple[Any, ...]]) -> IdAllocator:
+                    blocks: list[tuple[Any, ...]], poller_ids: list[tuple[Any, ...]] = ()) -> IdAllocator:
         start = max([meta.get("id_mark", 1), *(e[0] + 1 for e in events), *(b[1] + 1 for b in blocks)])
-        used = {e[0] for e in events if e[11] != "central"}
+        used = {e[0] for e in events if e[11] != "central"} | {r[0] for r in poller_ids}
         return cls(start, blocks, used)
 
     def refill(self) -> list[Op]:
@@ -70,3 +70,7 @@ class IdAllocator:
     def poller_may_use(self, poller: str, eid: int) -> bool:
         """An ID a poller allocated itself: inside one of its blocks and not used before."""
         return eid not in self.used_poller_ids and any(a <= eid <= b for a, b in self.blocks.get(poller, ()))
+
+    def in_blocks(self, poller: str, eid: int) -> bool:
+        """Whether `eid` lies in a block reserved for `poller` (used or not)."""
+        return any(a <= eid <= b for a, b in self.blocks.get(poller, ()))

@@ -16,14 +16,14 @@ from aiohttp import web
 
 from central import validate
 from central.db import UPSERT_CHECK, Op, WriteError
+from central.events import apply_result
+from central.notify.notifier import LOG_FIELDS
 from central.store import PollerState
-from checkd.states import StateType
 
 if TYPE_CHECKING:
     from central.app import Central
 
 log = logging.getLogger(__name__)
-_STATE_TYPE = {"SOFT": StateType.SOFT, "HARD": StateType.HARD}
 
 
 class Ingest:
@@ -116,26 +116,12 @@ class Ingest:
         stale = 0
         items.sort(key=lambda i: i["finished"])        # check-time order; stable for equal times
         for item in items:
-            view = store.check(item["host"], item.get("service"))
-            finished = item["finished"]
-            if finished < view.last_check:
+            applied = apply_result(store, events, poller, item)
+            if applied is None:
                 stale += 1                              # older than what we hold: never overwrite
                 continue
-            status = item["status"]
-            prev_flapping = view.flapping
-            if status != view.status or view.last_check == 0:
-                view.last_state_change = finished
-            view.status = status
-            view.state_type = _STATE_TYPE[item["state_type"]]
-            view.attempt = item["attempt"]
-            view.output = item["output"]
-            view.long_output = item.get("long_output") or ""
-            view.perfdata = item.get("perfdata") or ""
-            view.last_check = finished
-            view.polled_by = item.get("polled_by") or poller
-            view.flapping = bool(item.get("flapping"))
-            if status != 0 or view.event_id is not None or view.flapping != prev_flapping:
-                ops.extend(events.on_result(view, prev_flapping, poller, item.get("event_id"), finished))
+            view, event_ops = applied
+            ops.extend(event_ops)
             rows.append(view.row())
         if rows:
             ops.insert(0, (UPSERT_CHECK, rows))
@@ -177,3 +163,25 @@ class Ingest:
         await self._durable(ops)
         log.info("reserved event IDs %d-%d for poller %s", first, last, auth.name)
         return web.json_response({"first": first, "last": last})
+
+    async def adopt_notifications(self, request: web.Request) -> web.Response:
+        """A poller that alerted on its own hands over its notification log, before replaying its
+        spool: central records it, never sends those again, and sends what the poller had not."""
+        auth = self.c.auth.poller(request)
+        doc = validate.parse_json(await request.read())
+        rows = doc.get("rows") if type(doc) is dict else None
+        if type(rows) is not list:
+            raise validate.bad_request('expected {"rows": [...]}')
+        tuples = []
+        for i, row in enumerate(rows):
+            problem = validate.log_row_problem(row)
+            if problem is None and not self.c.ids.in_blocks(auth.name, row["event_id"]):
+                problem = f"event_id {row['event_id']} is not from a block reserved for {auth.name}"
+            if problem is not None:
+                raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
+            tuples.append(tuple(row.get(f) for f in LOG_FIELDS))
+        plan = self.c.notifier.adopt(tuples)
+        await self.c.commit_and_notify([], plan)
+        log.info("poller %s handed over %d notification(s) from while central was unreachable "
+                 "(%d it had not sent yet: sending them now)", auth.name, len(rows), len(plan.notes))
+        return web.json_response({"adopted": len(rows)})

@@ -61,7 +61,8 @@ class Operations:
         return self.target(host, service if sep else None)
 
     def open_event(self, eid: int) -> Event:
-        ev = self.c.store.open_events.get(eid)
+        """By ID, or by the ID a poller gave the same problem while it alerted on its own."""
+        ev = self.c.store.open_events.get(self.c.store.aliases.get(eid, eid))
         if ev is None:
             raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404)
         return ev
@@ -84,6 +85,7 @@ class Operations:
     async def ack(self, eid: int, author: str, comment: str) -> Event:
         """Sticky until recovery; stops re-notification and escalation; everyone told hears who took it."""
         now = time.time()
+        eid = self.open_event(eid).id
         try:
             ops = self.c.events.ack(eid, author, comment, now)
         except EventError:
@@ -100,7 +102,7 @@ class Operations:
         ev = self.open_event(eid)
         if not ev.acknowledged:
             raise OpError(f"event {eid} is not acknowledged", 409)
-        ops = self.c.events.unack(eid, author, now)
+        ops = self.c.events.unack(ev.id, author, now)
         ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"unack #{eid}")]))
         await self._commit(ops)
         log.info("event %d unacknowledged by %s", eid, author)

@@ -84,6 +84,7 @@ class Event:
 UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 INSERT_HISTORY = "INSERT INTO event_history VALUES (?,?,?,?,?,?)"
 UPSERT_POLLER = "INSERT OR REPLACE INTO pollers VALUES (?,?,?,?)"
+INSERT_ALIAS = "INSERT OR IGNORE INTO event_aliases VALUES (?,?)"
 
 
 @dataclasses.dataclass(slots=True)
@@ -138,6 +139,7 @@ class Store:
         self.downtimes: dict[int, Downtime] = {}
         self.mutes: dict[CheckKey, Mute] = {}
         self.meta: dict[str, int] = {}
+        self.aliases: dict[int, int] = {}           # a poller's event ID -> central's event for the same problem
 
     def load(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         """Fill from central.db rows (start-up)."""
@@ -154,6 +156,7 @@ class Store:
             self.pollers[r[0]] = PollerState(*r)
         for r in tables["downtimes"]:
             self.downtimes[r[0]] = Downtime(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        self.aliases = {a: e for a, e in tables.get("event_aliases", ())}
         for r in tables["mutes"]:
             self.mutes[(r[0], _svc(r[1]))] = Mute(r[0], _svc(r[1]), r[2], r[3])
 

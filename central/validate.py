@@ -118,3 +118,32 @@ def time_problem(finished: float, now: float) -> str | None:
     if finished < now - MAX_AGE:
         return f"finished is {(now - finished) / 86400:.1f} days old (limit {MAX_AGE / 86400:.0f} days)"
     return None
+
+
+_LOG_STATUSES = {"pending", "sent", "failed", "summarised"}
+
+
+def log_row_problem(row: Any) -> str | None:
+    """What is wrong with one handed-over notification_log row (None: nothing)."""
+    from central.notify.notifier import from_payload
+    if type(row) is not dict:
+        return "expected an object"
+    for key, types in (("id", (int,)), ("event_id", (int,)), ("kind", (str,)), ("contact", (str,)),
+                       ("channel", (str,)), ("number", (int,)), ("level", (int,)), ("created", (int, float)),
+                       ("status", (str,)), ("attempts", (int,)), ("payload", (str,))):
+        if type(row.get(key)) not in types:
+            return f"{key}: expected {' or '.join(t.__name__ for t in types)}"
+    if row["status"] not in _LOG_STATUSES:
+        return f"status: one of {', '.join(sorted(_LOG_STATUSES))}"
+    if row.get("done") is not None and type(row["done"]) not in (int, float):
+        return "done: expected a number or null"
+    if row.get("error") is not None and type(row["error"]) is not str:
+        return "error: expected a string or null"
+    try:
+        n = from_payload(row["payload"])
+    except (ValueError, TypeError, KeyError) as e:
+        return f"payload: not a notification: {e}"
+    if (n.event_id, n.kind.value, n.contact, n.channel.value) != (row["event_id"], row["kind"], row["contact"],
+                                                                   row["channel"]):
+        return "payload does not match the row"
+    return None

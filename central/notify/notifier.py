@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 ROOM = "#room"                  # the contact name of the group chat room in the log
 INSERT_LOG = "INSERT INTO notification_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+ADOPT_LOG = "INSERT OR IGNORE INTO notification_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+LOG_FIELDS = ("id", "event_id", "kind", "contact", "channel", "number", "level", "created", "status", "done",
+              "attempts", "error", "payload")
 HOST_HOLD_MAX = 300.0           # longest a service problem waits for its host's check to settle
 
 
@@ -46,9 +49,11 @@ class Plan:
     notes: list[Planned] = dataclasses.field(default_factory=list)
 
 
+_PAYLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(Notification) if f.name != "graph_png")
+
+
 def to_payload(n: Notification) -> str:
-    d = dataclasses.asdict(n)
-    d.pop("graph_png")
+    d = {name: getattr(n, name) for name in _PAYLOAD_FIELDS}     # not asdict: it deep-copies
     d["kind"], d["channel"], d["summary_ids"] = n.kind.value, n.channel.value, list(n.summary_ids)
     return json.dumps(d)
 
@@ -70,6 +75,10 @@ class Notifier:
         self.keys: dict[int, set[tuple[str, str, str, int]]] = {}   # event -> (kind, contact, channel, number)
         self.told: dict[int, set[str]] = {}                         # event -> contacts told of the problem
         self.next_id = 1
+        self.new_status = "pending"         # a poller alerting for central records its decisions "delegated"
+        self.via = "central"
+        # Rows a poller sent about events not open here yet (its spool is on the way).
+        self.adopted: dict[int, list[tuple[Any, ...]]] = {}
         self._level_cache: dict[tuple[str, str | None], list[rc.Level]] = {}
 
     def load(self, rows: list[tuple[Any, ...]], meta: dict[str, int]) -> list[Planned]:
@@ -84,6 +93,8 @@ class Notifier:
                 self.keys.setdefault(eid, set()).add((kind, contact, channel, number))
                 if kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and contact != ROOM:
                     self.told.setdefault(eid, set()).add(contact)
+            elif status != "pending":
+                self.adopted.setdefault(eid, []).append(r)
             if status == "pending":
                 pending.append(Planned(rid, from_payload(r[12])))
         return pending
@@ -93,7 +104,11 @@ class Notifier:
     def on_changes(self, changes: list[tuple[str, Event]], now: float) -> Plan:
         plan = Plan()
         for what, ev in changes:
-            if what == "recovery":
+            if ev.id in self.adopted:
+                self._apply_adopted(ev, ev.id, plan)
+            if what.startswith("merged:"):
+                self._apply_adopted(ev, int(what.partition(":")[2]), plan)
+            elif what == "recovery":
                 self._recovery(ev, now, plan)
             elif ev.closed is None and what in ("open", "state"):
                 self._evaluate(ev, now, plan)
@@ -101,6 +116,51 @@ class Notifier:
                 kind = Kind.FLAPPINGSTART if what == "flapping_start" else Kind.FLAPPINGSTOP
                 self._simple(ev, kind, now, plan, self._level_audience(ev, now))
         return plan
+
+    def adopt(self, rows: list[tuple[Any, ...]]) -> Plan:
+        """A poller's notification log from a time it alerted on its own (before its spool
+        is replayed): recorded, and never sent again. Rows it had not sent are sent now."""
+        plan = Plan()
+        logged = []
+        for r in rows:
+            _, eid, kind, contact, channel, number, level, created, status, done, attempts, error, payload = r
+            target = self.store.aliases.get(eid, eid)
+            if (kind, contact, channel, number) in self.keys.get(target, ()):
+                continue                    # known already (the handover was repeated)
+            rid, self.next_id = self.next_id, self.next_id + 1
+            row = (rid, eid, kind, contact, channel, number, level, created, status, done, attempts, error, payload)
+            logged.append(row)
+            if status == "pending":
+                plan.notes.append(Planned(rid, dataclasses.replace(from_payload(payload), log_id=rid, via=self.via)))
+            ev = self.store.open_events.get(target)
+            if ev is None:
+                self.adopted.setdefault(target, []).append(row)
+            else:
+                self._take(ev, row, plan)
+        if logged:
+            plan.ops.append((ADOPT_LOG, logged))
+            plan.ops.append((SET_META, [("next_notification_id", self.next_id)]))
+        return plan
+
+    def _apply_adopted(self, ev: Event, eid: int, plan: Plan) -> None:
+        for row in self.adopted.pop(eid, ()):
+            self._take(ev, row, plan)
+
+    def _take(self, ev: Event, row: tuple[Any, ...], plan: Plan) -> None:
+        """What a poller already told about `ev`: counted as told here."""
+        kind, contact, channel, number, level, created = row[2], row[3], row[4], row[5], row[6], row[7]
+        self.keys.setdefault(ev.id, set()).add((kind, contact, channel, number))
+        if kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and contact != ROOM:
+            self.told.setdefault(ev.id, set()).add(contact)
+        if kind == Kind.PROBLEM.value:
+            state = json.loads(row[12]).get("state")
+            ev.notified_status = rc.STATUS_OF.get(state, ev.notified_status)
+            ev.rounds = max(ev.rounds, number)
+            ev.notified_at = max(ev.notified_at, created)
+        elif kind == Kind.ESCALATION.value:
+            ev.level = max(ev.level, number)
+            ev.notified_at = max(ev.notified_at, created)
+        plan.ops.append((UPSERT_EVENT, [ev.row()]))
 
     def on_ack(self, ev: Event, now: float) -> Plan:
         """Everyone told of the problem hears who took it; re-notification and escalation stop."""
@@ -190,7 +250,8 @@ class Notifier:
 
     def _recovery(self, ev: Event, now: float, plan: Plan) -> None:
         told = self.told.pop(ev.id, set())
-        if told and not ev.flapping and not self.store.muted(ev.host, ev.service, now):
+        already = any(k[0] == Kind.RECOVERY.value for k in self.keys.get(ev.id, ()))   # a poller sent it
+        if told and not already and not ev.flapping and not self.store.muted(ev.host, ev.service, now):
             self._simple(ev, Kind.RECOVERY, now, plan,
                          [(self.objs.contacts[c], 1) for c in sorted(told) if c in self.objs.contacts])
         self.keys.pop(ev.id, None)
@@ -224,7 +285,7 @@ class Notifier:
             author=(ev.ack_author or "") if kind is Kind.ACKNOWLEDGEMENT else "",
             comment=(ev.ack_comment or "") if kind is Kind.ACKNOWLEDGEMENT else "",
             runbook=(cfg.runbook or (host.runbook if host else "")) if cfg else "",
-            notes=(cfg.notes or (host.notes if host else "")) if cfg else "")
+            notes=(cfg.notes or (host.notes if host else "")) if cfg else "", via=self.via)
         targets: list[tuple[str, int, Channel, str]] = []
         for contact, level in who:
             if not rc.reachable(self.objs, contact, kind, ev.service, ev.status, now):
@@ -243,7 +304,7 @@ class Notifier:
             rid, self.next_id = self.next_id, self.next_id + 1
             n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level,
                                     log_id=rid)
-            rows.append((rid, ev.id, kind.value, name, channel.value, number, level, now, "pending", None, 0,
+            rows.append((rid, ev.id, kind.value, name, channel.value, number, level, now, self.new_status, None, 0,
                          None, to_payload(n)))
             plan.notes.append(Planned(rid, n))
         if rows:

@@ -20,6 +20,7 @@ from central.notify.notification import Kind
 SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
 SERVICE_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 HOST_STATE_NAMES = {0: "UP", 1: "DOWN", 2: "UNREACHABLE"}
+STATUS_OF = {name: status for names in (SERVICE_STATE_NAMES, HOST_STATE_NAMES) for status, name in names.items()}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
