@@ -14,7 +14,7 @@ import logging
 import random
 import ssl as ssl_module
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -49,7 +49,11 @@ class Forwarder:
                  clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = random.random):
         self.spool = spool
-        self.endpoint = url.rstrip("/") + "/api/v1/results"
+        self.base = url.rstrip("/")
+        self.endpoint = self.base + "/api/v1/results"
+        # Awaited before each delivery (a poller that alerted on its own hands over first);
+        # raising DeliveryError counts as a failed delivery.
+        self.before_post: Callable[[Forwarder], Awaitable[None]] | None = None
         self.poller = poller
         self.site = site
         self.batch_size = batch_size
@@ -71,6 +75,11 @@ class Forwarder:
         self._last_sent = float("-inf")
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def down_for(self) -> float:
+        """Seconds since deliveries started failing (0 while they succeed)."""
+        return 0.0 if self._down_since is None else self._clock() - self._down_since
 
     @property
     def backlog(self) -> int:
@@ -126,31 +135,39 @@ class Forwarder:
         # more CPU than the checks themselves at low rates (50 ms is nothing to an alert).
         await asyncio.sleep(self.linger)
 
-    async def _post(self, batch: list[dict[str, Any]]) -> tuple[int, list[Any]]:
+    async def call(self, path: str, body: Any) -> Any:
+        """POST JSON to central (`/api/v1/...`) as this poller; the answer, or DeliveryError."""
         assert self._session is not None, "start() first"
-        body = {"poller": self.poller, "site": self.site, "batch": batch}
         extra: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
         try:
-            async with self._session.post(self.endpoint, json=body, headers=self._headers, **extra) as resp:
+            async with self._session.post(self.base + path, json=body, headers=self._headers, **extra) as resp:
                 text = await resp.text()
                 status, reason = resp.status, resp.reason
         except asyncio.TimeoutError:
             raise DeliveryError("timeout", f"no answer within {self._timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise DeliveryError("unreachable", str(exc) or type(exc).__name__) from None
-        if status != 200:
+        if status not in (200, 201):
             detail = f"HTTP {status} {reason}: {_short(text)}"
             if 400 <= status < 500 and status not in _TRANSIENT_4XX:
                 raise DeliveryError(f"rejected (HTTP {status})", detail, rejected=True)
             raise DeliveryError(f"HTTP {status}", detail)
         try:
-            answer = json.loads(text)
+            return json.loads(text)
+        except ValueError as exc:
+            raise DeliveryError("malformed answer", f"{exc!r} in {_short(text)}") from None
+
+    async def _post(self, batch: list[dict[str, Any]]) -> tuple[int, list[Any]]:
+        if self.before_post is not None:
+            await self.before_post(self)
+        answer = await self.call("/api/v1/results", {"poller": self.poller, "site": self.site, "batch": batch})
+        try:
             acked = answer["acked"]
             commands = answer.get("commands") or []
             if not isinstance(acked, int) or isinstance(acked, bool) or not isinstance(commands, list):
                 raise TypeError("acked must be an integer and commands a list")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise DeliveryError("malformed answer", f"{exc!r} in {_short(text)}") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise DeliveryError("malformed answer", f"{exc!r} in {_short(json.dumps(answer))}") from None
         return acked, commands
 
     async def _delivered(self, batch: list[dict[str, Any]], acked: int, commands: list[Any]) -> bool:

@@ -12,13 +12,16 @@ import logging
 import signal
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkd import retention
 from checkd.config import load_node
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
 from checkd.forwarder import Forwarder
+
+if TYPE_CHECKING:
+    from checkd.autonomy import LocalAlerting
 from checkd.result import CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
@@ -36,6 +39,11 @@ class Poller:
         self.runner = Runner([*node.plugin_dirs, *_shipped()], exec_workers=node.exec_workers)
         self.scheduler: Scheduler | None = None
         self.forwarder: Forwarder | None = None
+        # Alerting on its own when central is unreachable needs somewhere to send to.
+        self.alerting: LocalAlerting | None = None
+        if node.section("email") or node.section("jabber"):
+            from checkd.autonomy import LocalAlerting
+            self.alerting = LocalAlerting(node, objs)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
@@ -52,15 +60,35 @@ class Poller:
                                    batch_size=self.node.batch_size,
                                    heartbeat_interval=self.node.heartbeat_interval,
                                    on_commands=self.on_commands, ssl=client_tls(self.node))
+        if self.alerting is not None:
+            self.alerting.last_seq = lambda: self.spool.last_seq
+            await self.alerting.start()
+            self.forwarder.before_post = self.alerting.before_post
         self.scheduler.start()
         await self.forwarder.start()
         self._tasks = [asyncio.create_task(self._save_retention_periodically(), name="retention")]
+        if self.alerting is not None:
+            self._tasks.append(asyncio.create_task(self._watch_central(), name="autonomy"))
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
                  len(keys), self.node.central)
 
     async def _spool_result(self, result: CheckResult) -> None:
         # Returns once the result is durable: only then is it "done" for the scheduler.
-        await self.spool.append(result.to_record())
+        record = result.to_record()
+        if self.alerting is None:
+            await self.spool.append(record)
+            return
+        ops, notes = self.alerting.process(record)      # sets the event ID the record carries
+        await self.alerting.record(ops, notes, lambda: self.spool.append(record))
+
+    async def _watch_central(self) -> None:
+        """After `autonomy_after` without a delivery, alert on our own."""
+        assert self.alerting is not None and self.forwarder is not None
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.alerting.autonomous and self.forwarder.down_for >= self.node.autonomy_after:
+                log.warning("central %s unreachable for %.0fs", self.node.central, self.forwarder.down_for)
+                await self.alerting.go_autonomous(self.spool.acked_seq)
 
     def on_commands(self, commands: list[dict[str, Any]]) -> None:
         """Commands from central's answers: run a check now, ..."""
@@ -91,6 +119,8 @@ class Poller:
             await self._save_retention()
         if self.forwarder is not None:
             await self.forwarder.close()
+        if self.alerting is not None:
+            await self.alerting.stop()
         await self.runner.close()
         await self.spool.close()
         log.info("poller %s stopped", self.node.name)
