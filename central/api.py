@@ -97,6 +97,7 @@ class ReadApi:
         except ValueError:
             raise web.HTTPBadRequest(text='{"error": "event id must be an integer"}',
                                      content_type="application/json") from None
+        eid = self.c.store.aliases.get(eid, eid)       # a poller's ID for the same problem
         # Reads wait for queued writes, so a just-acknowledged change is visible.
         await self.c.db.write([])
         rows, history, notes = await asyncio.to_thread(self._read_event, eid)
@@ -120,8 +121,10 @@ class ReadApi:
         rows = self.c.db.read("SELECT * FROM events WHERE id = ?", (eid,))
         history = self.c.db.read("SELECT ts, kind, status, output, author FROM event_history WHERE event_id = ? "
                                  "ORDER BY rowid", (eid,))
+        # With the notifications a poller sent under its own ID for the same problem (split brain).
         notes = self.c.db.read("SELECT id, kind, contact, channel, number, level, created, status, done, attempts, "
-                               "error FROM notification_log WHERE event_id = ? ORDER BY id", (eid,))
+                               "error FROM notification_log WHERE event_id = ? OR event_id IN "
+                               "(SELECT alias FROM event_aliases WHERE event_id = ?) ORDER BY id", (eid, eid))
         return rows, history, notes
 
     async def downtimes(self, request: web.Request) -> web.Response:

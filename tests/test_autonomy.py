@@ -191,6 +191,8 @@ def test_a_partition_both_alert_then_one_event_acknowledged_and_recovered_once(t
         assert len(s.mails("ACKNOWLEDGEMENT")) == 1 and len(s.mails("RECOVERY")) == 1, \
             [m["Subject"] for m in sink.messages]
         assert s.mails("RECOVERY")[0]["Subject"] == f"RECOVERY db1.ladc1/Replication OK [ID#:{central_id}]"
+        told = s.central.get(f"/api/v1/events/{central_id}")["notifications"]
+        assert [(n["type"], n["status"]) for n in told if n["type"] == "PROBLEM"] == [("PROBLEM", "sent")] * 2
         print(f"\npartition: healed {healed - cut:.1f}s after the cut")
     finally:
         proxy.cut()
