@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.central_proc import API_TOKEN, CentralProc, result
+from tests.central_proc import API_TOKEN, POLLER_TOKENS, CentralProc, result
 from tests.helpers import REPO
 
 DISK = ("db1.ladc1", "Disk /")
@@ -213,3 +214,34 @@ def test_cli_unack_dis_ena_downtime_status(central: CentralProc) -> None:
     assert r.returncode == 1 and "unknown service 'Nope'" in r.stderr
     kinds = [h["kind"] for h in central.get(f"/api/v1/events/{eid}")["history"]]
     assert kinds[-4:] == ["unack", "notifications_disabled", "notifications_enabled", "downtime"]
+
+
+def test_a_handed_over_log_is_checked_and_only_for_the_pollers_own_ids(central: CentralProc) -> None:
+    tok_ladc1, tok_nydc1 = POLLER_TOKENS["poller-ladc1"][0], POLLER_TOKENS["poller-nydc1"][0]
+    _, block = central.call("POST", "/api/v1/ids/reserve", {"count": 10}, token=tok_ladc1)
+    eid = block["first"]
+    payload = json.dumps({"event_id": eid, "kind": "PROBLEM", "host": DISK[0], "service": DISK[1],
+                          "state": "CRITICAL", "site": "ladc1", "output": "full", "contact": "ops",
+                          "channel": "email", "address": "ops@example.com", "since": 1.0, "created": 2.0,
+                          "long_output": "", "escalation_level": 1, "author": "", "comment": "", "runbook": "",
+                          "notes": "", "via": "ladc1 poller, central unreachable", "summary_ids": [],
+                          "log_id": 7})
+    row = {"id": 7, "event_id": eid, "kind": "PROBLEM", "contact": "ops", "channel": "email", "number": 1,
+           "level": 1, "created": 2.0, "status": "sent", "done": 3.0, "attempts": 1, "error": None,
+           "payload": payload}
+    adopt = "/api/v1/notifications/adopt"
+    st, doc = central.call("POST", adopt, {"rows": [row]}, token=tok_nydc1)
+    assert st == 400 and "not from a block reserved for poller-nydc1" in doc["error"]
+    for bad, why in (({**row, "status": "lost"}, "status: one of"), ({**row, "number": "1"}, "number: expected int"),
+                     ({**row, "payload": "{}"}, "payload: not a notification"),
+                     ({**row, "contact": "boss"}, "payload does not match the row")):
+        st, doc = central.call("POST", adopt, {"rows": [bad]}, token=tok_ladc1)
+        assert st == 400 and why in doc["error"], doc
+    assert central.call("POST", adopt, {"rows": "x"}, token=tok_ladc1)[0] == 400
+    assert central.call("POST", adopt, {"rows": [row]}, token="wrong")[0] == 401
+    assert central.call("POST", adopt, {"rows": [row]}, token=tok_ladc1) == (200, {"adopted": 1})
+    # The event arrives with the spool: it is the poller's ID, and its PROBLEM counts as sent.
+    central.post_results("poller-ladc1", [result(1, *DISK, 2, "full", event_id=eid)])
+    assert [p["id"] for p in central.get("/api/v1/problems")["problems"]] == [eid]
+    told = central.get(f"/api/v1/events/{eid}")["notifications"]
+    assert [(n["type"], n["contact"], n["status"]) for n in told] == [("PROBLEM", "ops", "sent")]
