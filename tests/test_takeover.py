@@ -18,14 +18,16 @@ import pytest
 from tests.central_proc import POLLER_TOKENS, CentralProc
 from tests.helpers import REPO, require_plugins
 from tests.notify_env import MailSink, node_extra
+from tests.sshd import Sshd
 
 OBJECTS = """\
 commands:
   from_file: "/bin/sh -c 'read s < {dir}/$ARG1$; echo \\"state $s at $(date +%s.%N)\\"; exit $s'"
+  remote_echo: {{ssh: "echo ssh ok as $(id -un); exit 0"}}
 contacts:
   - {{name: ops, email: ops@example.com}}
 hosts:
-  - {{name: db1.ladc1, address: 127.0.0.1, contacts: [ops]}}
+  - {{name: db1.ladc1, address: 127.0.0.1, contacts: [ops], ssh: {ssh}}}
   - {{name: checkd-central, address: 127.0.0.1, site: central, contacts: [ops]}}
 services:
   - {{host: db1.ladc1, description: Replication, command: "from_file!repl", interval: 0.5s, retry_interval: 0.3s,
@@ -33,6 +35,7 @@ services:
   - {{host: db1.ladc1, description: Nightly, command: "from_file!nightly", interval: 1h,
      freshness_threshold: 3s, contacts: [ops]}}
   - {{host: checkd-central, description: Reach ladc1, command: "from_file!reach", interval: 0.5s, contacts: [ops]}}
+  - {{host: db1.ladc1, description: SSH echo, command: remote_echo, interval: 0.5s, contacts: [ops]}}
 """
 STALE, HOLD = 3.0, 3.0
 
@@ -50,7 +53,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
 class Site:
     """Central, the ladc1 poller as a process, the state files the checks read, and a mailbox."""
 
-    def __init__(self, tmp_path: Path, sink: MailSink):
+    def __init__(self, tmp_path: Path, sink: MailSink, sshd: Sshd):
         self.tmp, self.sink = tmp_path, sink
         self.states = tmp_path / "states"
         self.states.mkdir()
@@ -58,7 +61,9 @@ class Site:
             self.set(name, 0)
         extra = node_extra(sink.port) + (f"  freshness: {{site_stale_after: {STALE}s, hold_down: {HOLD}s, "
                                          "contacts: [ops]}\n")
-        self.central = CentralProc(tmp_path, objects=OBJECTS.format(dir=self.states), extra=extra)
+        ssh = (f"{{user: {sshd.user}, port: {sshd.port}, key: {sshd.client_key}, "
+               f"known_hosts: {sshd.known_hosts}}}")
+        self.central = CentralProc(tmp_path, objects=OBJECTS.format(dir=self.states, ssh=ssh), extra=extra)
         self.poller: subprocess.Popen[bytes] | None = None
 
     def set(self, name: str, status: int) -> None:
@@ -92,11 +97,11 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, sshd: Sshd) -> Iterator[Site]:
     require_plugins()
     sink = MailSink()
     sink.start()
-    s = Site(tmp_path, sink)
+    s = Site(tmp_path, sink, sshd)
     s.central.start()
     s.start_poller()
     try:
@@ -126,6 +131,9 @@ def test_sigstop_poller_central_takes_over_alerts_and_hands_back(site: Site):
     wait_for(lambda: site.check("Replication")["polled_by"] == "central", STALE + 10, "takeover")
     took_over = time.time() - stopped
     assert site.poller_status()["takeover"] is True
+    # Checks over SSH too: central opens its own pooled connection to the site's host.
+    wait_for(lambda: site.check("SSH echo")["polled_by"] == "central", 10, "the SSH check from central")
+    assert site.check("SSH echo")["output"].startswith("ssh ok as ") and site.check("SSH echo")["state"] == "OK"
     [notice] = site.sink.wait(lambda m: "@checkd/Site ladc1" in m["Subject"])
     assert notice["Subject"].startswith("@checkd/Site ladc1 CRITICAL [ID#:")
     assert "central polls site ladc1 itself" in notice.get_content()
