@@ -22,6 +22,7 @@ from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
 from central.db import Database, Op
+from central.deployments import Deployments
 from central.events import Events
 from central.ids import IdAllocator
 from central.ingest import Ingest
@@ -53,6 +54,7 @@ class Central:
         self.ingest = Ingest(self)
         self.operations = Operations(self)
         self.polling = Polling(self)
+        self.deployments = Deployments()
         self.channels = channels.build(node, objs)
         self.notifier: Notifier
         self.dispatcher: Dispatcher
