@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from central.deployments import DEFAULT_MUTE
 from central.operations import OpError
 from central.validate import bad_request, parse_json
 from checkd.durations import parse_duration
@@ -148,3 +149,40 @@ class WriteApi:
         except OpError as e:
             raise web.HTTPNotFound(text=json.dumps({"error": str(e)}), content_type="application/json") from None
         return web.json_response({"id": did, "deleted": True})
+
+    async def deployment(self, request: web.Request) -> web.Response:
+        """The deploy hook: {"action": start|finish|abort, "hosts"?, "hostgroups"?, "module", "revision",
+        "engineer", "mute_for"?, "id"?}."""
+        who = self.c.auth.deployer(request)
+        d = parse_json(await request.read())
+        if type(d) is not dict:
+            raise bad_request("expected a JSON object")
+        action = d.get("action")
+        if action not in ("start", "finish", "abort"):
+            raise bad_request("action: one of start, finish, abort")
+        did = _str(d, "id")
+        if did is not None and (len(did) > 64 or not did.isprintable()):
+            raise bad_request("id: at most 64 printable characters")
+        names = {}
+        for key in ("hosts", "hostgroups"):
+            v = d.get(key, [])
+            if isinstance(v, str):
+                v = [p for p in v.split(",") if p]
+            if type(v) is not list or not all(type(x) is str and x for x in v):
+                raise bad_request(f"{key}: expected a list of names (or a comma-separated string)")
+            names[key] = v
+        module = _str(d, "module", action == "start") or ""
+        revision = _str(d, "revision", action == "start") or ""
+        engineer = _str(d, "engineer") or who
+        mute_for = _duration(d, "mute_for")
+        try:
+            if action == "start":
+                hosts = self.ops.hosts_of(names["hosts"], names["hostgroups"])
+                dep, changed = await self.ops.deploy("start", hosts, module, revision, engineer,
+                                                     DEFAULT_MUTE if mute_for is None else mute_for, did)
+            else:
+                dep, changed = await self.ops.deploy(action, (), module, revision, engineer, 0.0, did)
+        except OpError as e:
+            raise bad_request(str(e), status=e.status) from None
+        return web.json_response({**dep.json(), "changed": changed}, status=201 if changed and action == "start"
+                                 else 200)

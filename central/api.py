@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from central.store import CheckView, Event
+from checkd.durations import parse_duration
 from checkd.states import HostStatus, Status
 
 if TYPE_CHECKING:
@@ -133,3 +134,19 @@ class ReadApi:
             {"id": d.id, "host": d.host, "service": d.service, "start": d.start, "end": d.end,
              "author": d.author, "comment": d.comment, "active": d.start <= now < d.end}
             for d in sorted(self.c.store.downtimes.values(), key=lambda d: d.id)]})
+
+    async def deployments(self, request: web.Request) -> web.Response:
+        """The change log, newest first: `?host=&since=&module=`."""
+        q = request.query
+        since = None
+        if "since" in q:
+            try:
+                since = float(q["since"])
+            except ValueError:
+                try:
+                    since = time.time() - parse_duration(q["since"])      # since=7d
+                except ValueError:
+                    raise web.HTTPBadRequest(text='{"error": "since: a Unix time or a duration like 7d"}',
+                                             content_type="application/json") from None
+        entries = self.c.store.deployments.log(q.get("host"), since, q.get("module"))
+        return web.json_response({"deployments": [d.json() for d in entries]})

@@ -47,14 +47,13 @@ class Central:
         self.node, self.objs = node, objs
         self.db = Database(node.state_dir / "central.sqlite")
         self.store = Store()
-        self.auth = Auth(node.pollers, node.api_tokens)
+        self.auth = Auth(node.pollers, node.api_tokens, node.deploy_tokens)
         self.commands = CommandQueue()
         self.ids: IdAllocator
         self.events: Events
         self.ingest = Ingest(self)
         self.operations = Operations(self)
         self.polling = Polling(self)
-        self.deployments = Deployments()
         self.channels = channels.build(node, objs)
         self.notifier: Notifier
         self.dispatcher: Dispatcher
@@ -64,6 +63,10 @@ class Central:
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    @property
+    def deployments(self) -> Deployments:
+        return self.store.deployments
 
     @property
     def public_url(self) -> str:
@@ -110,6 +113,8 @@ class Central:
         app.router.add_post("/api/v1/notifications", write.notifications)
         app.router.add_post("/api/v1/downtimes", write.add_downtime)
         app.router.add_delete("/api/v1/downtimes/{id}", write.delete_downtime)
+        app.router.add_post("/api/v1/deployments", write.deployment)
+        app.router.add_get("/api/v1/deployments", read.deployments)
         return app
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -163,9 +168,11 @@ class Central:
         while True:
             await asyncio.sleep(TICK)
             try:
-                plan = self.notifier.tick(time.time())
-                if plan.ops:
-                    await self.commit_and_notify([], plan)
+                now = time.time()
+                expired = self.store.deployments.expire(now)     # before the tick: it unmutes
+                plan = self.notifier.tick(now)
+                if plan.ops or expired:
+                    await self.commit_and_notify(expired, plan)
             except web.HTTPException:
                 return                  # storage failed: central is stopping
             except Exception:

@@ -34,14 +34,22 @@ def _match(token: str, candidates: Mapping[str, str]) -> str | None:
 
 
 class Auth:
-    def __init__(self, pollers: Mapping[str, PollerAuth], api_tokens: Mapping[str, str]):
+    def __init__(self, pollers: Mapping[str, PollerAuth], api_tokens: Mapping[str, str],
+                 deploy_tokens: Mapping[str, str] | None = None):
         self.pollers = dict(pollers)
         self._poller_tokens = {p.name: p.token for p in pollers.values()}
         self._api_tokens = dict(api_tokens)
+        # The deploy hook's tokens, or an operator's: never a poller's.
+        self._deploy_tokens = {**{f"api:{k}": v for k, v in api_tokens.items()}, **(deploy_tokens or {})}
 
     def poller(self, request: web.Request) -> PollerAuth:
         """The poller this request comes from, or 401."""
         return self.pollers[_authorised(request, self._poller_tokens, "unknown or missing poller token")]
+
+    def deployer(self, request: web.Request) -> str:
+        """The deploy_tokens (or api_tokens) name of a deployment call, or 401."""
+        name = _authorised(request, self._deploy_tokens, "deployments need a token from deploy_tokens")
+        return name.removeprefix("api:")
 
     def writer(self, request: web.Request) -> str:
         """The api_tokens name of a write call, or 401."""

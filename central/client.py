@@ -25,13 +25,16 @@ class ApiError(Exception):
 
 
 def _endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
-    url, token = args.url or os.environ.get("CHECKD_URL"), args.token or os.environ.get("CHECKD_TOKEN")
+    deploy = args.command == "deploy"
+    env_token = (os.environ.get("CHECKD_DEPLOY_TOKEN") if deploy else None) or os.environ.get("CHECKD_TOKEN")
+    url, token = args.url or os.environ.get("CHECKD_URL"), args.token or env_token
     if args.config is not None and (url is None or token is None):
         node = read_node(args.config)
         host, port = node.listen
         scheme = "https" if node.section("tls").get("cert") else "http"
         url = url or f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        token = token or next(iter(node.api_tokens.values()), None)
+        tokens = [*node.deploy_tokens.values(), *node.api_tokens.values()] if deploy else [*node.api_tokens.values()]
+        token = token or next(iter(tokens), None)
     return (url or "http://127.0.0.1:8080").rstrip("/"), token
 
 
@@ -141,8 +144,27 @@ def status(url: str, token: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def deploy(url: str, token: str | None, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"action": args.action}
+    for key in ("hosts", "hostgroups", "module", "revision", "engineer", "mute_for", "id"):
+        value = getattr(args, key)
+        if value:
+            body[key] = value
+    doc = call(url, "POST", "/api/v1/deployments", body, token)
+    hosts = ", ".join(doc["hosts"])
+    if args.action == "start":
+        until = time.strftime("%H:%M:%S", time.localtime(doc["expires"]))
+        # The id alone on stdout, for `id=$(checkd deploy start ...)`; the story on stderr.
+        print(doc["id"])
+        print(f"deployment {doc['id']}: {doc['module']} r{doc['revision']} on {hosts}; notifications muted "
+              f"until finish, at most until {until}", file=sys.stderr)
+    else:
+        print(f"deployment {doc['id']} {doc['result']}: {doc['module']} r{doc['revision']} on {hosts}")
+    return 0
+
+
 HANDLERS = {"wassup": wassup, "ack": ack, "unack": unack, "resched": resched, "dis": dis, "ena": ena,
-            "downtime": downtime, "status": status}
+            "downtime": downtime, "status": status, "deploy": deploy}
 
 
 def main(args: argparse.Namespace) -> int:

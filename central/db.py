@@ -65,9 +65,9 @@ CREATE TABLE IF NOT EXISTS notification_log (id INTEGER PRIMARY KEY, event_id IN
 CREATE INDEX IF NOT EXISTS notification_log_by_event ON notification_log (event_id);
 -- A poller's event ID for a problem central already had open under its own (split brain).
 CREATE TABLE IF NOT EXISTS event_aliases (alias INTEGER PRIMARY KEY, event_id INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (id INTEGER PRIMARY KEY, hosts TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, hosts TEXT NOT NULL,
     module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
-    started REAL NOT NULL, finished REAL);
+    started REAL NOT NULL, expires REAL NOT NULL, finished REAL, result TEXT NOT NULL);
 """
 
 UPSERT_CHECK = "INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -115,7 +115,8 @@ class Database:
         conn = self._connect()
         try:
             tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall()
-                      for t in ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases")}
+                      for t in ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases",
+                                "deployments")}
             # Closed events stay on disk (GET /events/{id} reads them there).
             tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
             # What open events have been told, and what was decided but not yet sent.
@@ -235,6 +236,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         for name, decl in _EVENT_COLUMNS.items():
             if name not in have:
                 conn.execute(f"ALTER TABLE events ADD COLUMN {name} {decl}")
+    deploy_cols = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}
+    if deploy_cols and "result" not in deploy_cols:
+        conn.execute("DROP TABLE deployments")         # the first schema's table was never written to
     log_cols = {r[1] for r in conn.execute("PRAGMA table_info(notification_log)")}
     if log_cols and "payload" not in log_cols:
         # The first schema's table was never written to; replace it.

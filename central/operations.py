@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from central.db import Op
+from central.deployments import ABORTED, FINISHED, Deployment, DeployError
 from central.events import EventError
 from central.ids import SET_META
 from central.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
@@ -199,6 +200,44 @@ class Operations:
                             *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
                                            f"downtime #{did} deleted", author, now)])
         return dt
+
+
+    def hosts_of(self, hosts: list[str], hostgroups: list[str]) -> tuple[str, ...]:
+        """Hosts named directly or through host groups, each once, in config order."""
+        for h in hosts:
+            self.target(h, None)
+        wanted = set(hosts)
+        for g in hostgroups:
+            group = self.c.objs.host_groups.get(g)
+            if group is None:
+                raise OpError(f"unknown host group {g!r}", 404)
+            wanted |= set(group.members) | {h.name for h in self.c.objs.hosts.values() if g in h.groups}
+        if not wanted:
+            raise OpError("give hosts and/or hostgroups")
+        return tuple(h for h in self.c.objs.hosts if h in wanted)
+
+    async def deploy(self, action: str, hosts: tuple[str, ...], module: str, revision: str, engineer: str,
+                     mute_for: float, did: str | None) -> tuple[Deployment, bool]:
+        """start | finish | abort; the deployment, and whether this call changed anything."""
+        deps = self.c.store.deployments
+        now = time.time()
+        try:
+            if action == "start":
+                d, ops, changed = deps.start(hosts, module, revision, engineer, mute_for, did, now)
+            else:
+                if did is None:
+                    raise OpError(f"{action} needs the id that start returned")
+                d, ops = deps.end(did, FINISHED if action == "finish" else ABORTED, now)
+                changed = bool(ops)
+        except DeployError as e:
+            raise OpError(str(e), e.status) from None
+        if changed:
+            text = f"deployment {d.id} {action}: {d.module} r{d.revision} by {d.engineer}"
+            ops.append((INSERT_COMMENT, [(h, None, now, d.engineer, text) for h in d.hosts]))
+            ops += self._history([ev for h in d.hosts for ev in self._events_of(h, None)], f"deploy_{action}",
+                                 text, d.engineer, now)
+            await self._commit(ops)
+        return d, changed
 
 
 def _clock(ts: float) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from checkd.result import CheckKey
 from checkd.states import StateType
 from central.db import UPSERT_CHECK, Op
+from central.deployments import Deployments
 
 
 @dataclasses.dataclass(slots=True)
@@ -140,6 +141,7 @@ class Store:
         self.mutes: dict[CheckKey, Mute] = {}
         self.meta: dict[str, int] = {}
         self.aliases: dict[int, int] = {}           # a poller's event ID -> central's event for the same problem
+        self.deployments = Deployments()            # rollouts mute their hosts
 
     def load(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         """Fill from central.db rows (start-up)."""
@@ -157,6 +159,7 @@ class Store:
         for r in tables["downtimes"]:
             self.downtimes[r[0]] = Downtime(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
         self.aliases = {a: e for a, e in tables.get("event_aliases", ())}
+        self.deployments.load(tables.get("deployments", []))
         for r in tables["mutes"]:
             self.mutes[(r[0], _svc(r[1]))] = Mute(r[0], _svc(r[1]), r[2], r[3])
 
@@ -176,10 +179,12 @@ class Store:
         return any(d.covers(host, service, now) for d in self.downtimes.values())
 
     def muted(self, host: str, service: str | None, now: float | None = None) -> bool:
-        """No notifications: disabled for the host or the service, or in a downtime."""
+        """No notifications: disabled for the host or the service, in a downtime, or a rollout."""
         now = time.time() if now is None else now
         for key in ((host, None), (host, service)):
             m = self.mutes.get(key)
             if m is not None and m.active(now):
                 return True
+        if self.deployments.running and self.deployments.muted(host, now) is not None:
+            return True
         return bool(self.downtimes) and self.in_downtime(host, service, now)

@@ -108,6 +108,22 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="HOST or HOST/SERVICE")
 
 
+@command("deploy", "tell central about a rollout: checkd deploy start|finish|abort --hosts a,b ...",
+         "central.client")
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="central node file (for its URL and deploy token)")
+    p.add_argument("--url", help="central's base URL (default: $CHECKD_URL or http://127.0.0.1:8080)")
+    p.add_argument("--token", help="deploy token (default: $CHECKD_DEPLOY_TOKEN, $CHECKD_TOKEN or the node file's)")
+    p.add_argument("action", choices=("start", "finish", "abort"))
+    p.add_argument("--hosts", help="comma-separated host names")
+    p.add_argument("--hostgroups", help="comma-separated host groups")
+    p.add_argument("--module", help="what is deployed (required for start)")
+    p.add_argument("--revision", help="its revision (required for start)")
+    p.add_argument("--engineer", help="who deploys (default: the token's name)")
+    p.add_argument("--mute-for", dest="mute_for", help="longest mute, e.g. 20m (default 30m)")
+    p.add_argument("--id", help="the id start printed (finish/abort); optional for start")
+
+
 @command("demo", "run the demo: example conf.d/ checks on loopback", "checkd.demo")
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=Path, default=None, help="demo configuration directory (default: conf.d/)")

@@ -38,7 +38,7 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
-CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "freshness": f.raw,
+CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "freshness": f.raw,
                 "rrd": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
@@ -68,6 +68,7 @@ class NodeConfig:
     token: str = ""
     pollers: Mapping[str, PollerAuth] = dataclasses.field(default_factory=dict)
     api_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    deploy_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)   # the deploy hook's
     autonomy_after: float = 60.0
     heartbeat_interval: float = 5.0
     spool_max_bytes: int = 1 << 30
@@ -199,11 +200,12 @@ def read_node(path: Path) -> NodeConfig:
     if role == "central":
         kw["listen"] = _listen(d.get("listen", "127.0.0.1:8080"), node, problems)
         kw["pollers"] = _pollers(node.get("pollers"), node, base, problems)
-        tokens = node.get("api_tokens") or {}
-        if not isinstance(tokens, dict) or not all(isinstance(v, str) for v in tokens.values()):
-            problems.add(*node.where_of("api_tokens"), "api_tokens: expected a mapping of name: token")
-        else:
-            kw["api_tokens"] = {str(k): v for k, v in tokens.items()}
+        for key in ("api_tokens", "deploy_tokens"):
+            tokens = node.get(key) or {}
+            if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
+                problems.add(*node.where_of(key), f"{key}: expected a mapping of name: token")
+            else:
+                kw[key] = {str(k): v for k, v in tokens.items()}
     else:
         for key in ("name", "site", "central"):
             if key not in d:
