@@ -16,6 +16,7 @@ bench: deps-bench venv
 	$(PY) bench/poller_throughput.py $(BENCH_ARGS)
 	$(PY) bench/central_ingest.py
 	$(PY) bench/notify_latency.py
+	$(PY) bench/failover_times.py
 
 deps-demo:
 	sh contrib/install-debian-deps demo
