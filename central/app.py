@@ -35,6 +35,8 @@ from central.notify.notification import Channel
 from central.notify.webhook import WebhookChannel
 from central.notify.notifier import Notifier, Plan, Planned
 from central.store import Store
+from central.web.forms import Forms
+from central.web.pages import Pages
 from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
 
@@ -115,6 +117,9 @@ class Central:
         app.router.add_delete("/api/v1/downtimes/{id}", write.delete_downtime)
         app.router.add_post("/api/v1/deployments", write.deployment)
         app.router.add_get("/api/v1/deployments", read.deployments)
+        pages = Pages(self)                 # the NOC page, host and service pages (docs/web.md)
+        pages.add_routes(app)
+        Forms(self, pages).add_routes(app)
         return app
 
     def _ssl(self) -> ssl.SSLContext | None:

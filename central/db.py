@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS event_history (event_id INTEGER NOT NULL, ts REAL NOT NULL,
     kind TEXT NOT NULL, status INTEGER, output TEXT, author TEXT);
 CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
+CREATE INDEX IF NOT EXISTS events_by_check ON events (host, service, opened);
 CREATE TABLE IF NOT EXISTS id_blocks (first INTEGER PRIMARY KEY, last INTEGER NOT NULL,
     poller TEXT NOT NULL, issued REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, unt
     author TEXT NOT NULL, PRIMARY KEY (host, service));
 CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
     ts REAL NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS comments_by_check ON comments (host, service, ts);
 -- One row per notification, written `pending` in the transaction that decides it,
 -- then `sent`, `summarised` (went out inside a storm summary) or `failed`.
 CREATE TABLE IF NOT EXISTS notification_log (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL,

@@ -17,6 +17,11 @@ OUTPUT_CHARS = 60
 CHAT_LINES = 10
 
 
+def worst_first(p: dict[str, Any]) -> tuple[int, float, int]:
+    """Sort key: the worst state first, then the newest problem (the web overview shares it)."""
+    return (RANK.get(p["state"], 5), -p["since"], p["id"])
+
+
 def target(p: dict[str, Any]) -> str:
     return p["host"] if p["service"] is None else f"{p['host']}/{p['service']}"
 
@@ -40,7 +45,7 @@ def render(problems: list[dict[str, Any]], now: float, limit: int | None = CHAT_
         return "all quiet: no open problems"
     folded = Counter(p["parent_id"] for p in problems if p.get("suppressed"))
     shown = [p for p in problems if not p.get("suppressed")]
-    shown.sort(key=lambda p: (RANK.get(p["state"], 5), -p["since"], p["id"]))
+    shown.sort(key=worst_first)
     counts = Counter(p["state"] for p in shown)
     head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: RANK.get(i[0], 5)))
     total = len(shown)

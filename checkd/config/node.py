@@ -32,13 +32,14 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
                   "contact_groups": f.names},
     "rrd": {"dir": f.text, "rrdcached": f.text},
     "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
+    "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text},
     "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
                "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text},
 }
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
-CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "freshness": f.raw,
+CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "freshness": f.raw, "web": f.raw,
                 "rrd": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,

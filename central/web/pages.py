@@ -1,0 +1,184 @@
+"""The GET side of the web pages: the overview (`/`), host and service pages,
+and the live part of each, which the page's script fetches again every few
+seconds with `X-Checkd-Live: 1` (answered 304 while nothing shown has changed).
+
+Templates are autoescaped Jinja2; every answer carries a Content-Security-Policy
+that allows no inline script, so text from plugins or people can only ever be text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from central.api import ReadApi
+from central.web import checks, views
+from central.web.forms import DONE
+from central.web.session import COOKIE, DEFAULT_LIFETIME, Session, Sessions
+from checkd.durations import format_duration
+
+if TYPE_CHECKING:
+    from central.app import Central
+
+STATIC = Path(str(resources.files("central") / "static"))
+DEFAULT_REFRESH = 5.0
+REFRESH_RANGE = (1.0, 300.0)
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def clock(ts: float | None) -> str:
+    return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def iso(ts: float | None) -> str:
+    return "" if not ts else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _state_class(state: str) -> str:
+    return state.lower()
+
+
+class Pages:
+    def __init__(self, central: Central):
+        self.c = central
+        self.read = ReadApi(central)
+        settings = central.node.section("web")
+        self.sessions = Sessions(central.node.state_dir, lambda: central.node.api_tokens,
+                                 float(settings.get("session_lifetime", DEFAULT_LIFETIME)))
+        self.refresh = float(settings.get("refresh", DEFAULT_REFRESH))
+        self.title = str(settings.get("title", "checkd"))
+        self.env = jinja2.Environment(loader=jinja2.PackageLoader("central", "templates/web"),
+                                      autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                                      undefined=jinja2.StrictUndefined)
+        self.env.filters.update(dur=lambda s: format_duration(max(0.0, s)), clock=clock, iso=iso,
+                                cls=_state_class, q=lambda s: quote(s, safe=""))
+        self.env.globals.update(static=self.static_url, host_url=views.host_url, check_url=views.check_url,
+                                title_text=self.title_text, messages=DONE, default_refresh=self.refresh,
+                                lifetime=self.sessions.lifetime)
+        self._versions: dict[str, str] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.overview)
+        app.router.add_get("/host/{host}", self.host)
+        app.router.add_get("/service/{host}/{service:.+}", self.service)
+        app.router.add_get("/event/{id}", self.event)
+        app.router.add_static("/static/", STATIC)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def static_url(self, name: str) -> str:
+        """With a content hash, so a new version is never served from a stale cache."""
+        v = self._versions.get(name)
+        if v is None:
+            v = self._versions[name] = hashlib.blake2b((STATIC / name).read_bytes(), digest_size=6).hexdigest()
+        return f"/static/{name}?v={v}"
+
+    def title_text(self, m: dict[str, Any]) -> str:
+        """The tab's title: what is wrong, so a background tab tells it too."""
+        if not m["problems"]:
+            return f"ALL OK · {self.title}"
+        worst = m["problems"][0]["state"] if m["unhandled"] else "handled"
+        return f"{m['unhandled']} unhandled ({worst}) · {len(m['problems'])} problems · {self.title}"
+
+    def session(self, request: web.Request) -> Session | None:
+        return self.sessions.load(request.cookies.get(COOKIE))
+
+    def refresh_of(self, request: web.Request) -> float:
+        try:
+            r = float(request.query.get("refresh", self.refresh))
+        except ValueError:
+            r = self.refresh
+        return min(max(r, REFRESH_RANGE[0]), REFRESH_RANGE[1])
+
+    def context(self, request: web.Request, now: float) -> dict[str, Any]:
+        s = self.session(request)
+        return {"now": now, "user": s.name if s else None, "csrf": self.sessions.csrf(s) if s else "",
+                "login_enabled": self.sessions.enabled, "site_title": self.title,
+                "refresh": self.refresh_of(request), "here": request.path_qs, "done": request.query.get("done", "")}
+
+    def html(self, template: str, status: int = 200, **ctx: Any) -> web.Response:
+        text = self.env.get_template(template).render(**ctx)
+        return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
+
+    def _live(self, request: web.Request, model: Any, ctx: dict[str, Any], full: str,
+              fragment: str) -> web.Response:
+        """The whole page, or with `X-Checkd-Live: 1` only its live part; the ETag is a digest of
+        what the page shows (not of the durations, which the script counts on by itself)."""
+        etag = '"' + hashlib.blake2b(repr((model, ctx["user"], ctx["csrf"])).encode(),
+                                     digest_size=12).hexdigest() + '"'
+        ctx["etag"] = etag
+        if request.headers.get("X-Checkd-Live") == "1":
+            if request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers={**HEADERS, "ETag": etag})
+            resp = self.html(fragment, **ctx)
+        else:
+            resp = self.html(full, **ctx)
+        resp.headers["ETag"] = etag
+        return resp
+
+    def not_found(self, request: web.Request, message: str) -> web.Response:
+        return self.html("error.html.j2", status=404, message=message, **self.context(request, time.time()))
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def overview(self, request: web.Request) -> web.Response:
+        now = time.time()
+        f = views.Filters.from_query(request.query)
+        model = views.overview(self.c, self.read, f, now)
+        ctx = self.context(request, now)
+        all_sites = sorted({h.site for h in self.c.objs.hosts.values()})
+        groups = sorted({*self.c.objs.host_groups, *(g for h in self.c.objs.hosts.values() for g in h.groups),
+                         *(g for s in self.c.objs.services.values() for g in s.groups)})
+        ctx.update(m=model, f=f, all_sites=all_sites, all_groups=groups, all_states=views.TOTALS_ORDER)
+        return self._live(request, model, ctx, "overview.html.j2", "_overview_live.html.j2")
+
+    async def _check(self, request: web.Request, host: str, service: str | None) -> web.Response:
+        now = time.time()
+        try:
+            model = await checks.page(self.c, self.read, host, service, now)
+        except checks.NotFound as e:
+            return self.not_found(request, str(e))
+        ctx = self.context(request, now)
+        ctx.update(m=model, period=request.query.get("period", "day") if request.query.get("period") in
+                   ("day", "week", "month") else "day")
+        return self._live(request, model, ctx, "check.html.j2", "_check_live.html.j2")
+
+    async def host(self, request: web.Request) -> web.Response:
+        return await self._check(request, request.match_info["host"], None)
+
+    async def service(self, request: web.Request) -> web.Response:
+        return await self._check(request, request.match_info["host"], request.match_info["service"])
+
+    async def event(self, request: web.Request) -> web.Response:
+        """/event/ID: the page of the host or service the event is about (links in messages)."""
+        try:
+            eid = int(request.match_info["id"])
+        except ValueError:
+            return self.not_found(request, "an event ID is a number")
+        eid = self.c.store.aliases.get(eid, eid)
+        ev = self.c.store.open_events.get(eid)
+        if ev is None:
+            rows = await asyncio.to_thread(self.c.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
+            if not rows:
+                return self.not_found(request, f"no event {eid}")
+            host, service = rows[0][0], rows[0][1] or None
+        else:
+            host, service = ev.host, ev.service
+        if host not in self.c.objs.hosts:
+            return self.not_found(request, f"event {eid} is about {host}, which has no page")
+        raise web.HTTPSeeOther(views.check_url(host, service))
