@@ -24,6 +24,9 @@ from central.commands import CommandQueue
 from central.db import Database, Op
 from central.deployments import Deployments
 from central.events import Events
+from central.graphs.alerts import AlertGraphs
+from central.graphs.api import GraphsApi
+from central.graphs.graphs import Graphs
 from central.ids import IdAllocator
 from central.ingest import Ingest
 from central.operations import Operations
@@ -37,11 +40,15 @@ from central.notify.notifier import Notifier, Plan, Planned
 from central.store import Store
 from central.web.forms import Forms
 from central.web.pages import Pages
+from checkd import metrics
+from checkd.config import load_node
+from checkd.config.errors import ConfigError
 from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
 
 log = logging.getLogger(__name__)
 TICK = 1.0                      # seconds between notification timer checks
+BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_every")   # reloadable
 
 
 class Central:
@@ -57,10 +64,12 @@ class Central:
         self.operations = Operations(self)
         self.polling = Polling(self)
         self.channels = channels.build(node, objs)
+        self.graphs = Graphs.from_node(self)       # None without an rrd: section
         self.notifier: Notifier
         self.dispatcher: Dispatcher
         self._pending: list[Planned] = []
         self._tick_task: asyncio.Task[None] | None = None
+        self._rate_mark = (time.monotonic(), 0)
         self.bot: Bot | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
         self._runner: web.AppRunner | None = None
@@ -106,6 +115,7 @@ class Central:
         app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
         app.router.add_post("/api/v1/notifications/adopt", self.ingest.adopt_notifications)
         app.router.add_get("/api/v1/status", read.status)
+        app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/api/v1/problems", read.problems)
         app.router.add_get("/api/v1/events/{id}", read.event)
         app.router.add_get("/api/v1/downtimes", read.downtimes)
@@ -120,6 +130,7 @@ class Central:
         pages = Pages(self)                 # the NOC page, host and service pages (docs/web.md)
         pages.add_routes(app)
         Forms(self, pages).add_routes(app)
+        GraphsApi(self).add_routes(app)
         return app
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -136,10 +147,13 @@ class Central:
         self.db.start()
         # Reserve the first chunk of event IDs before anything can be shown.
         await self.db.write(self.ids.refill())
+        if self.graphs is not None:
+            await self.graphs.start()       # the RRD writer process, before any result can arrive
         jabber = self.channels.jabber
         self.dispatcher = Dispatcher(
             self.db, self.channels.senders, self.channels.settings, notices=jabber,
-            jabber_of=lambda name: c.jabber if (c := self.objs.contacts.get(name)) else "")
+            jabber_of=lambda name: c.jabber if (c := self.objs.contacts.get(name)) else "",
+            graphs=AlertGraphs(self.graphs) if self.graphs is not None else None)
         if jabber is not None:
             self.bot = Bot(self, jabber)
             jabber.on_message = self.bot.on_message
@@ -183,11 +197,78 @@ class Central:
             except Exception:
                 log.exception("notification tick failed; trying again in %gs", TICK)
 
+    # --- reload, status, metrics ------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """SIGHUP: objects, tokens, pollers, contacts again, all or nothing; the store, open
+        events, notification state and the schedule of central's own checks stay."""
+        try:
+            node, objs = load_node(self.node.file)
+        except ConfigError as e:
+            log.error("reload refused, the running configuration stays:\n%s",
+                      "\n".join(str(p) for p in e.problems))
+            return False
+        changed = [k for k in ("role", "listen", "state_dir", "max_body") if getattr(node, k) != getattr(self.node, k)]
+        changed += [f"{k}:" for k in ("email", "jabber", "webhook", "notify", "tls", "rrd")
+                    if node.section(k) != self.node.section(k) and k != "jabber"]
+        jabber_old = {k: v for k, v in self.node.section("jabber").items() if k not in BOT_KEYS}
+        jabber_new = {k: v for k, v in node.section("jabber").items() if k not in BOT_KEYS}
+        if jabber_old != jabber_new:
+            changed.append("jabber: connection settings")
+        if changed:
+            log.error("reload refused, the running configuration stays: %s changed, which needs a restart",
+                      ", ".join(changed))
+            return False
+        self.node, self.objs = node, objs
+        logging.getLogger().setLevel(node.log_level.upper())
+        self.auth = Auth(node.pollers, node.api_tokens, node.deploy_tokens)
+        fresh = node.section("freshness")
+        self.notifier.reconfigure(objs, Notify(contacts=tuple(fresh.get("contacts", ())),
+                                               contact_groups=tuple(fresh.get("contact_groups", ()))))
+        self.polling.reconfigure()
+        if self.bot is not None:
+            self.bot.reconfigure()
+        log.info("configuration reloaded: %d hosts, %d services, %d contacts, %d pollers", len(objs.hosts),
+                 len(objs.services), len(objs.contacts), len(node.pollers))
+        return True
+
+    def status_line(self) -> str:
+        now = time.monotonic()
+        prev_t, prev_n = self._rate_mark
+        rate = (self.ingest.results_total - prev_n) / (now - prev_t) if now > prev_t else 0.0
+        self._rate_mark = (now, self.ingest.results_total)
+        taken = [s for s in self.polling.sites if self.polling.polled_by_central(s)]
+        return (f"{rate:.0f} results/s, {len(self.store.open_events)} open problems, "
+                f"{self.dispatcher.queued() if hasattr(self, 'dispatcher') else 0} notifications queued"
+                + (f", polling {', '.join(taken)} itself" if taken else ""))
+
+    def collect(self) -> list[Any]:
+        now = time.time()
+        seen = {name: now - ps.last_seen for name, ps in self.store.pollers.items()}
+        return [
+            metrics.counter("checkd_results", "Results stored since start", self.ingest.results_total),
+            metrics.gauge("checkd_open_events", "Open problems", len(self.store.open_events)),
+            metrics.counter("checkd_notifications_sent", "Notifications accepted by a channel since start",
+                            self.dispatcher.sent if hasattr(self, "dispatcher") else 0),
+            metrics.gauge("checkd_notifications_queued", "Notifications waiting (queued, held, retrying)",
+                          self.dispatcher.queued() if hasattr(self, "dispatcher") else 0),
+            metrics.labelled("checkd_site_takeover", "1 while central polls the site itself", "site",
+                             {s: float(self.polling.polled_by_central(s)) for s in self.polling.sites}),
+            metrics.labelled("checkd_poller_silent_seconds", "Seconds since a poller was last heard", "poller",
+                             seen),
+            metrics.counter("checkd_db_commits", "SQLite transactions since start", self.db.commits),
+        ]
+
+    async def metrics_page(self, _request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(self.collect), headers={"Content-Type": metrics.CONTENT_TYPE})
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         await self.polling.stop()
+        if self.graphs is not None:
+            await self.graphs.stop()        # after the last result: the writer stores what it holds
         if self._tick_task is not None:
             self._tick_task.cancel()
             await asyncio.gather(self._tick_task, return_exceptions=True)

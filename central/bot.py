@@ -67,17 +67,8 @@ class Bucket:
 class Bot:
     def __init__(self, central: Central, client: JabberClient):
         self.c, self.client = central, client
-        settings = central.node.section("jabber")
-        self.admins = {j.lower() for j in settings.get("admins", ())}
-        self.readonly = {j.lower() for j in settings.get("readonly", ())}
-        for group in settings.get("admin_groups", ()):
-            for name in central.objs.contact_groups[group].members if group in central.objs.contact_groups else ():
-                contact = central.objs.contacts.get(name)
-                if contact is not None and contact.jabber:
-                    self.admins.add(contact.jabber.lower())
+        self.reconfigure()
         self.nick = client.nick
-        self.burst = int(settings.get("commands_burst", BURST))
-        self.every = float(settings.get("commands_every", EVERY))
         self._buckets: dict[str, Bucket] = {}
         self._refused: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -86,6 +77,19 @@ class Bot:
             "wassup": self.wassup, "status": self.status, "ack": self.ack, "unack": self.unack,
             "resched": self.resched, "dis": self.dis, "ena": self.ena, "downtime": self.downtime,
             "graph": self.graph, "help": self.help}
+
+    def reconfigure(self) -> None:
+        """Who may do what, from the node file's jabber: and the contact groups."""
+        settings, objs = self.c.node.section("jabber"), self.c.objs
+        self.burst = int(settings.get("commands_burst", BURST))
+        self.every = float(settings.get("commands_every", EVERY))
+        self.admins = {j.lower() for j in settings.get("admins", ())}
+        self.readonly = {j.lower() for j in settings.get("readonly", ())}
+        for group in settings.get("admin_groups", ()):
+            for name in objs.contact_groups[group].members if group in objs.contact_groups else ():
+                contact = objs.contacts.get(name)
+                if contact is not None and contact.jabber:
+                    self.admins.add(contact.jabber.lower())
 
     # --- the chat side -----------------------------------------------------------------
 

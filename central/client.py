@@ -130,7 +130,46 @@ def downtime(url: str, token: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def daemon_status(url: str) -> int:
+    """`checkd status` without a target: the daemon's own metrics, for humans."""
+    from checkd import metrics
+    req = urllib.request.Request(url + "/metrics")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            m = metrics.parse(r.read().decode())
+    except (urllib.error.URLError, OSError) as e:
+        raise ApiError(f"cannot read {url}/metrics: {getattr(e, 'reason', e)}") from None
+    if "checkd_results_total" in m or "checkd_results" in m:
+        print(f"central {url}")
+        print(f"  results stored:        {metrics.one(m, 'checkd_results'):.0f}")
+        print(f"  open problems:         {metrics.one(m, 'checkd_open_events'):.0f}")
+        print(f"  notifications sent:    {metrics.one(m, 'checkd_notifications_sent'):.0f}, "
+              f"queued {metrics.one(m, 'checkd_notifications_queued'):.0f}")
+        for labels, v in m.get("checkd_poller_silent_seconds", []):
+            print(f"  poller {labels['poller']}: last heard {v:.0f}s ago")
+        for labels, v in m.get("checkd_site_takeover", []):
+            if v:
+                print(f"  site {labels['site']}: central polls it itself (its pollers are silent)")
+    else:
+        connected = metrics.one(m, "checkd_central_connected")
+        print(f"poller {url}")
+        print(f"  checks run:            {metrics.one(m, 'checkd_checks'):.0f} "
+              f"({metrics.one(m, 'checkd_checks_configured'):.0f} configured)")
+        print(f"  results waiting:       {metrics.one(m, 'checkd_spool_backlog'):.0f}")
+        print(f"  central:               {'connected' if connected else 'UNREACHABLE'}"
+              f"{', alerting on its own' if metrics.one(m, 'checkd_autonomous') else ''}")
+    return 0
+
+
 def status(url: str, token: str | None, args: argparse.Namespace) -> int:
+    if not args.target:
+        if args.config is not None and args.url is None:
+            node = read_node(args.config)
+            if node.role == "poller":
+                if not node.status_listen:
+                    raise ApiError(f"{args.config}: no status_listen: this poller serves no metrics")
+                return daemon_status(f"http://{node.status_listen}")
+        return daemon_status(url)
     want = _target(args.target)
     doc = call(url, "GET", f"/api/v1/status?host={urllib.parse.quote(want['host'])}")
     checks = doc["hosts"] + [s for s in doc["services"] if want["service"] in (None, s["service"])]

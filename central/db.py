@@ -109,6 +109,7 @@ class Database:
         conn = self._connect()
         _migrate(conn)
         conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         _fold(conn)
         conn.close()
 
@@ -231,8 +232,21 @@ _EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DE
                   "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1"}
 
 
+SCHEMA_VERSION = 2     # 1: before notification progress and deployments; 2: this file's SCHEMA
+
+
+class SchemaError(Exception):
+    """central.sqlite from a newer checkd: refuse rather than damage it."""
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a state directory from an earlier checkd up to this schema, keeping its rows."""
+    """Bring a state directory from an earlier checkd up to this schema, keeping its rows;
+    refuse one from a later checkd (a downgrade)."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema {found} was written by a newer checkd; this one knows up to {SCHEMA_VERSION}. "
+            "Install the newer checkd again, or restore the state directory from before the upgrade.")
     have = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
     if have:
         for name, decl in _EVENT_COLUMNS.items():

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class Ingest:
     def __init__(self, central: Central):
         self.c = central
+        self.results_total = 0          # results stored since start (metrics)
 
     def _poller_state(self, name: str, site: str, now: float) -> PollerState:
         ps = self.c.store.pollers.get(name)
@@ -111,6 +112,7 @@ class Ingest:
 
     def _apply_results(self, poller: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
         store, events = self.c.store, self.c.events
+        graph = self.c.graphs.record if self.c.graphs is not None else None
         ops: list[Op] = []
         rows = []
         stale = 0
@@ -122,7 +124,10 @@ class Ingest:
                 continue
             view, event_ops = applied
             ops.extend(event_ops)
+            self.results_total += 1
             rows.append(view.row())
+            if graph is not None and view.perfdata and view.service is not None:
+                graph(view)                             # queued for the RRD writer; never waits
         if rows:
             ops.insert(0, (UPSERT_CHECK, rows))
         return ops, stale

@@ -57,6 +57,20 @@ class Polling:
         self.freshness_keys = [(s.host, s.description) for s in central.objs.services.values()
                                if s.schedule.freshness_threshold]
 
+    def reconfigure(self) -> None:
+        """A reloaded configuration: sites, thresholds, and the checks central runs itself."""
+        c = self.c
+        self.hold_down = float(c.node.section("freshness").get("hold_down", DEFAULT_HOLD_DOWN))
+        self.sites = sorted({h.site for h in c.objs.hosts.values()} - {CENTRAL_SITE})
+        self.freshness_keys = [(s.host, s.description) for s in c.objs.services.values()
+                               if s.schedule.freshness_threshold]
+        for site, sched in list(self.schedulers.items()):
+            sched.reconfigure(c.objs, site_checks(c.objs, site))
+        if CENTRAL_SITE not in self.schedulers and site_checks(c.objs, CENTRAL_SITE):
+            self._start_site(CENTRAL_SITE)
+        if self._freshness is not None:
+            self._freshness.reconfigure(c.objs, self.freshness_keys)
+
     def stale_after(self, site: str) -> float:
         s = self.c.objs.sites.get(site)
         if s is not None and s.stale_after:

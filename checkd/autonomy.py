@@ -133,6 +133,11 @@ class LocalAlerting:
         await self._stop_sending()
         await asyncio.to_thread(self.db.stop)
 
+    def reconfigure(self, objs: Objects) -> None:
+        """A reloaded configuration: who is told, from the next decision on."""
+        self.objs = self.notifier.objs = objs
+        self.notifier._level_cache.clear()
+
     # --- every result, before it is spooled ----------------------------------------------
 
     def process(self, record: dict[str, Any]) -> tuple[list[Op], list[Planned]]:

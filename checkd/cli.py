@@ -102,10 +102,12 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--message", help="comment")
 
 
-@command("status", "a host's checks, or one service: checkd status host[/service]", "central.client")
+@command("status", "a host's checks (checkd status host[/service]), or without one the daemon's own state",
+         "central.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
-    p.add_argument("target", help="HOST or HOST/SERVICE")
+    p.add_argument("target", nargs="?", help="HOST or HOST/SERVICE (none: central's, or with -c poller.yaml "
+                                             "the poller's own metrics)")
 
 
 @command("deploy", "tell central about a rollout: checkd deploy start|finish|abort --hosts a,b ...",

@@ -90,6 +90,14 @@ class Forwarder:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         self._task = asyncio.create_task(self.run(), name="forwarder")
 
+    async def drain(self, timeout: float) -> None:
+        """Give the delivery loop up to `timeout` to send what is spooled (at shutdown);
+        whatever is left stays in the spool for the next start."""
+        deadline = self._clock() + timeout
+        while self.backlog and self.connected and self._clock() < deadline:
+            self.spool.new_data.set()
+            await asyncio.sleep(0.05)
+
     async def close(self) -> None:
         # Cancelling mid-request is safe: an unacknowledged batch is simply
         # sent again later, and central drops seqs it already has.

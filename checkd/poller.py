@@ -11,11 +11,13 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkd import retention
+from checkd import daemon, metrics, retention
 from checkd.config import load_node
+from checkd.config.errors import ConfigError
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
 from checkd.forwarder import Forwarder
@@ -25,10 +27,11 @@ if TYPE_CHECKING:
 from checkd.result import CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
-from checkd.spool import Spool
+from checkd.spool import Spool, SpoolFormatError
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY = 5.0
+DRAIN_AT_STOP = 5.0             # at shutdown, how long to go on delivering spooled results
 
 
 class Poller:
@@ -45,6 +48,8 @@ class Poller:
             from checkd.autonomy import LocalAlerting
             self.alerting = LocalAlerting(node, objs)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._rate_mark = (time.monotonic(), 0)
+        self._status_runner: Any = None
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +74,8 @@ class Poller:
         self._tasks = [asyncio.create_task(self._save_retention_periodically(), name="retention")]
         if self.alerting is not None:
             self._tasks.append(asyncio.create_task(self._watch_central(), name="autonomy"))
+        if self.node.status_listen:
+            await self._serve_status()
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
                  len(keys), self.node.central)
 
@@ -109,8 +116,89 @@ class Poller:
         if self.scheduler is not None:
             await asyncio.to_thread(retention.save, self.state_dir / "retention.json", dict(self.scheduler.states))
 
+    # --- reload, status, metrics ------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """SIGHUP: the configuration again, all or nothing. State, spool and schedule stay;
+        new checks start, removed ones stop, changed intervals apply at the next run."""
+        try:
+            node, objs = load_node(self.node.file)
+        except ConfigError as e:
+            log.error("reload refused, the running configuration stays:\n%s",
+                      "\n".join(str(p) for p in e.problems))
+            return False
+        fixed = [k for k in ("role", "name", "site", "central", "token", "state_dir", "status_listen")
+                 if getattr(node, k, None) != getattr(self.node, k, None)]
+        if fixed:
+            log.error("reload refused, the running configuration stays: %s changed, which needs a restart",
+                      ", ".join(fixed))
+            return False
+        old = set(self.scheduler.keys) if self.scheduler else set()
+        keys = site_checks(objs, self.node.site)
+        self.node, self.objs = node, objs
+        logging.getLogger().setLevel(node.log_level.upper())
+        if self.scheduler is not None:
+            self.scheduler.reconfigure(objs, keys)
+        if self.alerting is not None:
+            self.alerting.reconfigure(objs)
+        log.info("configuration reloaded: %d checks (%d new, %d removed)", len(keys), len(set(keys) - old),
+                 len(old - set(keys)))
+        return True
+
+    def status_line(self) -> str:
+        """systemd's STATUS=: what `systemctl status` shows."""
+        now = time.monotonic()
+        done = self.scheduler.checks_done if self.scheduler else 0
+        prev_t, prev_done = self._rate_mark
+        rate = (done - prev_done) / (now - prev_t) if now > prev_t else 0.0
+        self._rate_mark = (now, done)
+        fwd = self.forwarder
+        link = "autonomous: central unreachable" if self.alerting and self.alerting.autonomous else \
+            "central connected" if fwd and fwd.connected else "central unreachable"
+        return f"{rate:.1f} checks/s, {self.spool.backlog} results waiting, {link}"
+
+    def collect(self) -> list[Any]:
+        sched, fwd = self.scheduler, self.forwarder
+        labels = {"poller": self.node.name, "site": self.node.site}
+        return [
+            metrics.counter("checkd_checks", "Checks run since start", sched.checks_done if sched else 0),
+            metrics.gauge("checkd_checks_configured", "Checks this poller schedules", len(sched.keys) if sched else 0),
+            metrics.histogram("checkd_check_latency_seconds", "How late checks started (recent window)",
+                              list(sched.latencies) if sched else []),
+            metrics.gauge("checkd_spool_backlog", "Results not yet acknowledged by central", self.spool.backlog),
+            metrics.gauge("checkd_spool_acked_seq", "Highest seq central acknowledged", self.spool.acked_seq),
+            metrics.gauge("checkd_central_connected", "1 while deliveries to central succeed",
+                          1.0 if fwd and fwd.connected else 0.0, labels),
+            metrics.gauge("checkd_autonomous", "1 while alerting on its own (central unreachable)",
+                          1.0 if self.alerting and self.alerting.autonomous else 0.0, labels),
+        ]
+
+    async def _serve_status(self) -> None:
+        from aiohttp import web
+
+        async def get_metrics(_: web.Request) -> web.Response:
+            return web.Response(body=metrics.exposition(self.collect),
+                                headers={"Content-Type": metrics.CONTENT_TYPE})
+
+        async def get_status(_: web.Request) -> web.Response:
+            return web.json_response({"poller": self.node.name, "site": self.node.site,
+                                      "status": self.status_line(), "backlog": self.spool.backlog,
+                                      "connected": bool(self.forwarder and self.forwarder.connected),
+                                      "autonomous": bool(self.alerting and self.alerting.autonomous)})
+
+        app = web.Application()
+        app.router.add_get("/metrics", get_metrics)
+        app.router.add_get("/status", get_status)
+        self._status_runner = web.AppRunner(app, access_log=None)
+        await self._status_runner.setup()
+        host, _, port = self.node.status_listen.rpartition(":")
+        await web.TCPSite(self._status_runner, host or "127.0.0.1", int(port)).start()
+        log.info("status and metrics on http://%s/metrics", self.node.status_listen)
+
     async def stop(self) -> None:
         """Finish running checks, save state, deliver what we can, close."""
+        if self._status_runner is not None:
+            await self._status_runner.cleanup()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -118,6 +206,7 @@ class Poller:
             await self.scheduler.stop()
             await self._save_retention()
         if self.forwarder is not None:
+            await self.forwarder.drain(DRAIN_AT_STOP)
             await self.forwarder.close()
         if self.alerting is not None:
             await self.alerting.stop()
@@ -141,16 +230,28 @@ def _shipped() -> list[Any]:
 
 
 async def serve(poller: Poller) -> None:
-    """Run until SIGTERM or SIGINT, then stop within a deadline."""
+    """Run until SIGTERM or SIGINT, then stop within a deadline; SIGHUP reloads."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, poller)
     await poller.start()
+    watch = daemon.LoopWatch(status=poller.status_line)
+    watch.start()
+    daemon.notify("READY=1")
     try:
         await stop.wait()
     finally:
+        daemon.notify("STOPPING=1")
+        await watch.stop()
         await asyncio.wait_for(poller.stop(), timeout=30)
+
+
+def _reload(poller: Poller) -> None:
+    daemon.notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+    poller.reload()
+    daemon.notify("READY=1")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -158,5 +259,9 @@ def main(args: argparse.Namespace) -> int:
     if node.role != "poller":
         raise SystemExit(f"{args.config}: `checkd poller` needs a poller: node file, not {node.role}:")
     logging.getLogger().setLevel(node.log_level.upper())
-    asyncio.run(serve(Poller(node, objs)))
+    try:
+        asyncio.run(serve(Poller(node, objs)))
+    except SpoolFormatError as e:
+        log.critical("%s", e)
+        return 1
     return 0

@@ -73,6 +73,29 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
+    def reconfigure(self, objs: Objects, keys: Iterable[CheckKey]) -> None:
+        """A reloaded configuration: new checks start (spread over their interval), removed
+        ones stop, the rest keep their state and timers; intervals apply at their next run."""
+        new = set(keys)
+        old = set(self.keys)
+        self.objs = objs
+        self._prepared.clear()              # commands and macros may have changed
+        for key in old - new:
+            handle = self._timers.pop(key, None)
+            if handle:
+                handle.cancel()
+            self.states.pop(key, None)
+            self._rerun.discard(key)
+        self._ready = collections.deque(r for r in self._ready if r[0] in new)
+        self.keys = sorted(new, key=lambda k: (k[0], k[1] or ""))
+        added = sorted(new - old, key=lambda k: (k[0], k[1] or ""))
+        if self._stopping:
+            return
+        now, n = asyncio.get_running_loop().time(), max(len(added), 1)
+        for i, key in enumerate(added):
+            self.states[key] = CheckState()
+            self._schedule_at(key, now + min(self._schedule(key).interval, 60.0) * i / n)
+
     def reschedule_now(self, key: CheckKey) -> bool:
         """Run `key` at once (a forced check); False when this scheduler doesn't own it."""
         if key not in self.states or self._stopping:
@@ -136,7 +159,7 @@ class Scheduler:
             self._launch(*self._ready.popleft())
 
     def _next_run(self, key: CheckKey, scheduled: float, retrying: bool) -> None:
-        if self._stopping:
+        if self._stopping or key not in self.states:    # stopping, or removed by a reload
             return
         if key in self._once:
             self._once.discard(key)
@@ -175,6 +198,9 @@ class Scheduler:
                 output = PluginOutput(Status.UNKNOWN, f"(checkd internal error: {type(e).__name__}: {e})", "", "")
             finished = loop.time()
             self._release(key)
+            if key not in self.states:
+                log.info("check %s/%s was removed by a reload while it ran; its result is dropped", *key)
+                return
             result = self._result(key, host, service, output, scheduled_mono + offset,
                                   started + offset, finished + offset, check_type)
             retrying = result.state_type.value == "SOFT" and result.status != 0

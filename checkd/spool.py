@@ -72,6 +72,7 @@ class Spool:
 
     def _recover(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        check_format(self.directory)
         (self.directory / TMP_NAME).unlink(missing_ok=True)  # an interrupted compaction's output
         highest = max(read_int_file(self.directory / LAST_SEQ_FILE, "last_seq"), 0)
         self._acked = read_int_file(self.directory / ACKED_FILE, "acked")
@@ -322,3 +323,29 @@ class Spool:
     def stats(self) -> dict[str, int]:
         return {"bytes": self._bytes(), "records_pending": self._pending_count(),
                 "last_seq": self.last_seq, "acked_seq": self._acked, "segments": len(self._segments)}
+
+
+FORMAT_FILE = "format"
+FORMAT = 1                      # frames with magic CKr1 (checkd/spool_format.py)
+
+
+class SpoolFormatError(SpoolError):
+    """A spool written by a newer checkd: refuse rather than misread it."""
+
+
+def check_format(directory: Path) -> None:
+    """The spool's format version: written on first use, a newer one refused (a downgrade)."""
+    path = directory / FORMAT_FILE
+    try:
+        found = int(path.read_text().strip())
+    except FileNotFoundError:
+        path.write_text(f"{FORMAT}\n")
+        return
+    except ValueError:
+        raise SpoolFormatError(f"{path}: not a spool format number; this file says which checkd wrote "
+                               f"the spool (this one writes format {FORMAT})") from None
+    if found > FORMAT:
+        raise SpoolFormatError(
+            f"spool {directory} has format {found}, written by a newer checkd; this one reads format "
+            f"{FORMAT}. Install the newer checkd again (its results are still in the spool), or move the "
+            f"spool away to start empty.")

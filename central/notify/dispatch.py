@@ -84,6 +84,11 @@ class Dispatcher:
         self._writes: set[asyncio.Future[None]] = set()
         self.sent = 0                       # messages accepted by a channel (tests, benchmarks)
 
+    def queued(self) -> int:
+        """Notifications waiting: in the queues, held by storm control, or waiting for a retry."""
+        return (sum(q.qsize() for q in self._queues.values()) + sum(len(h) for h in self._held.values())
+                + len(self._timers) + self._busy)
+
     async def start(self) -> None:
         for channel in self.senders:
             q: asyncio.Queue[Job] = asyncio.Queue()

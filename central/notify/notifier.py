@@ -81,6 +81,12 @@ class Notifier:
         self.adopted: dict[int, list[tuple[Any, ...]]] = {}
         self._level_cache: dict[tuple[str, str | None], list[rc.Level]] = {}
 
+    def reconfigure(self, objs: Objects, system: Notify) -> None:
+        """A reloaded configuration: who is told, from the next decision on."""
+        self.objs = objs
+        self._system = Host(name=rc.SYSTEM_HOST, address="", site="central", notify=system)
+        self._level_cache.clear()
+
     def load(self, rows: list[tuple[Any, ...]], meta: dict[str, int]) -> list[Planned]:
         """notification_log rows of open events and pending ones (start-up); returns
         the pending ones, decided before the restart but not confirmed sent."""

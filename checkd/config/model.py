@@ -124,7 +124,7 @@ class Service:
     check: CheckSpec
     schedule: Schedule = Schedule()
     notify: Notify = Notify()
-    graph: bool = False
+    graph: bool = True                      # perfdata goes to RRD files (when central has rrd:)
     groups: tuple[str, ...] = ()
     notes: str = ""
     runbook: str = ""

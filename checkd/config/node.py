@@ -30,7 +30,9 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
     "freshness": {"site_stale_after": f.positive_duration, "hold_down": f.duration, "contacts": f.names,
                   "contact_groups": f.names},
-    "rrd": {"dir": f.text, "rrdcached": f.text},
+    "rrd": {"dir": f.text, "rrdcached": f.text, "keep_full": f.positive_duration, "mid_step": f.positive_duration,
+            "keep_mid": f.positive_duration, "long_step": f.positive_duration, "keep_long": f.positive_duration,
+            "queue": f.positive_int},
     "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
     "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text},
     "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
@@ -77,6 +79,7 @@ class NodeConfig:
     exec_workers: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 2))
     max_concurrent_checks: int = 256
     max_body: int = 16 << 20
+    status_listen: str = ""              # poller: host:port for /metrics and /status ("" = none)
     public_url: str = ""                 # how people reach central (links in chat); "" = the listen address
     plugin_dirs: tuple[Path, ...] = ()
     log_level: str = "info"
@@ -163,6 +166,24 @@ def _check_channels(sections: dict[str, dict[str, Any]], node: Node, base: Path,
     jabber = sections.get("jabber")
     if jabber is not None and (not jabber.get("jid") or not jabber.get("password")):
         problems.add(*node.where_of("jabber"), "jabber: needs jid and password (or password_file)")
+    _check_rrd(sections.get("rrd"), node, problems)
+
+
+def _check_rrd(rrd: dict[str, Any] | None, node: Node, problems: Problems) -> None:
+    """The archive layout new RRD files get (docs/graphs.md): it can never change for a file."""
+    if rrd is None:
+        return
+    where = node["rrd"].where_of
+    if rrd.get("keep_full", 8 * 86400) < 8 * 86400:
+        problems.add(*where("keep_full"), "rrd: keep_full must be at least 8d: the week-over-week line "
+                                          "compares with values a week and a graph's width old")
+    mid, long = rrd.get("mid_step", 1800), rrd.get("long_step", 86400)
+    if mid >= long:
+        problems.add(*where("mid_step"), "rrd: mid_step must be shorter than long_step")
+    for step, keep, name in ((mid, rrd.get("keep_mid", 60 * 86400), "keep_mid"),
+                             (long, rrd.get("keep_long", 730 * 86400), "keep_long")):
+        if keep < step:
+            problems.add(*where(name), f"rrd: {name} must be at least one step of its archive")
 
 
 def read_node(path: Path) -> NodeConfig:
@@ -215,6 +236,11 @@ def read_node(path: Path) -> NodeConfig:
                   token=_secret(d, node, "token", base, problems))
         if not kw["token"]:
             problems.add(node.file, node.line, "poller: missing `token:` (or `token_file:`) for central")
+        if "status_listen" in d:
+            kw["status_listen"] = d["status_listen"]
+            if not _is_listen(d["status_listen"]):
+                problems.add(*node.where_of("status_listen"),
+                             "status_listen: expected HOST:PORT, e.g. 127.0.0.1:9101")
         for key in ("autonomy_after", "heartbeat_interval", "spool_max_bytes", "batch_size", "exec_workers"):
             if key in d:
                 kw[key] = d[key]
@@ -233,3 +259,8 @@ def read_node(path: Path) -> NodeConfig:
     return NodeConfig(role=role, file=str(path), state_dir=base / d["state_dir"], objects=objects,
                       plugin_dirs=tuple(base / p for p in d.get("plugin_dirs", ())), log_level=level,
                       macros=d.get("macros", {}), sections=sections, **kw)
+
+
+def _is_listen(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536

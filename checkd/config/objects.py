@@ -234,7 +234,7 @@ def read_service_template(node: Node, commands: dict[str, Command], macros: dict
 
 def make_service(host: str, d: dict[str, Any], check: CheckSpec, node: Node, problems: Problems) -> Service:
     return Service(host=host, description=d["description"], check=check,
-                   schedule=_schedule(d, node, problems), notify=_notify(d), graph=d.get("graph", False),
+                   schedule=_schedule(d, node, problems), notify=_notify(d), graph=d.get("graph", True),
                    groups=d.get("servicegroups", ()), notes=d.get("notes", ""),
                    runbook=d.get("runbook", ""), vars=d.get("vars", {}), where=Where(node.file, node.line))
 

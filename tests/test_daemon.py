@@ -1,0 +1,243 @@
+"""The daemons under a service manager: sd_notify (READY, STATUS, WATCHDOG), a blocked
+loop reported, SIGHUP reload (good, bad, under load, nothing lost), /metrics and
+`checkd status`, and refusing state from a newer checkd."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkd import daemon
+from tests.central_proc import POLLER_TOKENS, CentralProc
+from tests.helpers import REPO, free_port, require_plugins
+
+
+class NotifySocket:
+    """What systemd listens on: a unix datagram socket; keeps (time, message)."""
+
+    def __init__(self, directory: Path):
+        self.path = str(directory / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.got: list[tuple[float, str]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096)
+            except (socket.timeout, OSError):
+                continue
+            self.got.append((time.monotonic(), data.decode()))
+
+    def lines(self, prefix: str) -> list[str]:
+        return [m for _, m in self.got for line in m.splitlines() if line.startswith(prefix)]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_a_blocked_loop_stops_the_watchdog_pings_and_is_reported(tmp_path, monkeypatch, caplog):
+    ns = NotifySocket(tmp_path)
+    monkeypatch.setenv("NOTIFY_SOCKET", ns.path)
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")      # ping every 0.2 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+
+    def stuck_in_a_blocking_call() -> None:
+        time.sleep(2.0)                                 # what a bug in a handler would do
+
+    async def main() -> None:
+        watch = daemon.LoopWatch(status=lambda: "12 checks/s", blocked_after=0.8)
+        watch.start()
+        await asyncio.sleep(1.0)
+        stuck_in_a_blocking_call()
+        await asyncio.sleep(1.0)
+        await watch.stop()
+
+    with caplog.at_level(logging.WARNING, logger="checkd.daemon"):
+        asyncio.run(main())
+    ns.close()
+    pings = [t for t, m in ns.got if m == "WATCHDOG=1"]
+    assert len(pings) >= 6
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    assert max(gaps) >= 1.9 and sorted(gaps)[len(gaps) // 2] < 0.5     # silent only while blocked
+    assert ns.lines("STATUS=12 checks/s")
+    blocked = [r for r in caplog.records if "event loop blocked for" in r.getMessage()]
+    assert len(blocked) == 1 and "stuck_in_a_blocking_call" in blocked[0].getMessage()
+    assert any("event loop running again" in r.getMessage() for r in caplog.records)
+
+
+OBJECTS = """\
+commands:
+  from_file: "/bin/sh -c 'read s < {dir}/state; echo \\"$s at $(date +%s.%N)\\"; exit $s'"
+hosts:
+  - {{name: db1.ladc1, address: 127.0.0.1}}
+services:
+{services}
+"""
+
+
+def objects(states: Path, names: list[str]) -> str:
+    lines = "\n".join(f"  - {{host: db1.ladc1, description: {n}, command: from_file, interval: 0.5s}}"
+                      for n in names)
+    return OBJECTS.format(dir=states, services=lines)
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[tuple[CentralProc, Path, NotifySocket]]:
+    require_plugins()
+    states = tmp_path / "states"
+    states.mkdir()
+    (states / "state").write_text("0\n")
+    central = CentralProc(tmp_path, objects=objects(states, [f"S{i:03d}" for i in range(100)]))
+    central.start()
+    ns = NotifySocket(tmp_path)
+    yield central, states, ns
+    ns.close()
+    central.stop()
+
+
+def start_poller(tmp_path: Path, central: CentralProc, ns: NotifySocket, status_port: int) -> subprocess.Popen:
+    token, site = POLLER_TOKENS["poller-ladc1"]
+    (tmp_path / "poller.yaml").write_text(
+        f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: {central.url}\n  token: {token}\n"
+        f"  state_dir: state-poller\n  objects: objects\n  heartbeat_interval: 0.3s\n"
+        f"  status_listen: 127.0.0.1:{status_port}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "2000000"}
+    env.pop("WATCHDOG_PID", None)
+    with open(tmp_path / "poller.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(tmp_path / "poller.yaml")],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def service(c: CentralProc, name: str) -> dict[str, Any] | None:
+    return next((s for s in c.get("/api/v1/status?host=db1.ladc1")["services"] if s["service"] == name), None)
+
+
+def test_poller_ready_status_metrics_and_reload_under_load(system, tmp_path):
+    central, states, ns = system
+    port = free_port()
+    poller = start_poller(tmp_path, central, ns, port)
+    try:
+        wait_for(lambda: ns.lines("READY=1"), 20, "READY=1")
+        wait_for(lambda: len(ns.lines("WATCHDOG=1")) >= 2 and ns.lines("STATUS="), 10, "pings and a status line")
+        assert "checks/s" in ns.lines("STATUS=")[-1]
+        wait_for(lambda: (service(central, "S099") or {}).get("last_check"), 20, "results of every check")
+
+        status = subprocess.run([sys.executable, "-m", "checkd", "status", "-c", str(tmp_path / "poller.yaml")],
+                                capture_output=True, text=True, cwd=REPO, timeout=30)
+        assert status.returncode == 0 and "central:               connected" in status.stdout, status
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "checkd_checks_total" in text and 'checkd_check_latency_seconds_bucket{le="0.5"}' in text
+
+        # A broken config: refused with file and line; the old one keeps running.
+        objects_file = tmp_path / "objects" / "objects.yaml"
+        good = objects_file.read_text()
+        objects_file.write_text(good.replace("interval: 0.5s", "interval: soon", 1))
+        seq_before = central.get("/api/v1/status")["pollers"][0]["seq"]
+        poller.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in (tmp_path / "poller.log").read_text(), 10, "the refusal")
+        log = (tmp_path / "poller.log").read_text()
+        assert f"{objects_file}:" in log and "interval" in log
+        wait_for(lambda: central.get("/api/v1/status")["pollers"][0]["seq"] > seq_before + 100, 10,
+                 "results going on")
+
+        # A good one: a new check starts, a removed one stops, nothing else is disturbed.
+        objects_file.write_text(objects(states, [f"S{i:03d}" for i in range(99)] + ["New check"]))
+        os.kill(central.proc.pid, signal.SIGHUP)            # both read the shared objects
+        wait_for(lambda: "configuration reloaded" in central.log.read_text(), 10, "central's reload")
+        poller.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded: 100 checks (1 new, 1 removed)" in
+                 (tmp_path / "poller.log").read_text(), 10, "the reload")
+        assert len(ns.lines("RELOADING=1")) == 2 and len(ns.lines("READY=1")) >= 3
+        seen = len(central.log.read_text())     # before this, S099 results were refused (central reloaded first)
+        wait_for(lambda: (service(central, "New check") or {}).get("polled_by") == "poller-ladc1", 10,
+                 "the new check's result")
+        time.sleep(1.5)         # S099 is gone from both: a result of it would be refused by central, loudly
+        assert "S099" not in central.log.read_text()[seen:]
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "checkd_checks_configured 100.0" in text
+    finally:
+        poller.terminate()
+        assert poller.wait(timeout=30) == 0
+    # Nothing lost: central holds every result the poller spooled, without a gap.
+    spooled = int((tmp_path / "state-poller" / "spool" / "last_seq").read_text())
+    assert central.get("/api/v1/status")["pollers"][0]["seq"] == spooled
+    assert "seq gap" not in central.log.read_text()
+    assert ns.lines("STOPPING=1")
+
+
+def test_central_reload_and_metrics(system, tmp_path):
+    central, states, _ = system
+    objects_file = tmp_path / "objects" / "objects.yaml"
+    good = objects_file.read_text()
+    objects_file.write_text(good + "  - {host: nosuchhost, description: X, command: from_file}\n")
+    os.kill(central.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "reload refused" in central.log.read_text(), 10, "the refusal")
+    assert f"{objects_file}:" in central.log.read_text()
+    objects_file.write_text(good.replace("hosts:\n", "hosts:\n  - {name: db2.ladc1, address: 127.0.0.1}\n"))
+    os.kill(central.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in central.log.read_text(), 10, "the reload")
+    assert [h["host"] for h in central.get("/api/v1/status")["hosts"]] == ["db2.ladc1", "db1.ladc1"]
+    central.post_results("poller-ladc1", [{"seq": 1, "host": "db2.ladc1", "service": None, "status": 0,
+                                           "state_type": "HARD", "attempt": 1, "output": "up", "scheduled": time.time(),
+                                           "started": time.time(), "finished": time.time()}])
+    text = urllib.request.urlopen(central.url + "/metrics", timeout=10).read().decode()
+    assert "checkd_results_total 1.0" in text and "checkd_open_events 0.0" in text
+    out = subprocess.run([sys.executable, "-m", "checkd", "status", "--url", central.url], capture_output=True,
+                         text=True, cwd=REPO, timeout=30)
+    assert out.returncode == 0 and "results stored:        1" in out.stdout
+
+
+def test_state_from_a_newer_checkd_is_refused(tmp_path):
+    c = CentralProc(tmp_path)
+    c.start()
+    c.stop()
+    db = sqlite3.connect(tmp_path / "state" / "central.sqlite")
+    db.execute("PRAGMA user_version = 99")
+    db.commit()
+    db.close()
+    out = subprocess.run([sys.executable, "-m", "checkd", "central", "-c", str(c.config)], capture_output=True,
+                         text=True, cwd=REPO, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 1 and "written by a newer checkd" in out.stderr
+
+    spool = tmp_path / "state-poller" / "spool"
+    spool.mkdir(parents=True)
+    (spool / "format").write_text("7\n")
+    token, site = POLLER_TOKENS["poller-ladc1"]
+    (tmp_path / "poller.yaml").write_text(
+        f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: http://127.0.0.1:9\n  token: {token}\n"
+        f"  state_dir: state-poller\n  objects: objects\n")
+    out = subprocess.run([sys.executable, "-m", "checkd", "poller", "-c", str(tmp_path / "poller.yaml")],
+                         capture_output=True, text=True, cwd=REPO, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 1 and "has format 7, written by a newer checkd" in out.stderr
