@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from central.graphs.catalog import Catalog, Entry
-from central.graphs.naming import Layout, ds_name, safe_name
+from central.graphs.naming import Layout, ds_name, file_name, safe_name
 from central.graphs.request import BadRequest, window
 from central.graphs.rra import create_args, kind_of
 from central.graphs.settings import RrdSettings
@@ -71,14 +71,14 @@ def history(rrd_dir: Path, host: str, service: str, label: str, step: int, now: 
             value: Callable[[int], float], days: int = 8, uom: str = "") -> Path:
     """A label's file as the writer would create it, filled with `days` of values up to `now`."""
     layout, s = Layout(rrd_dir), RrdSettings(dir=rrd_dir)
-    path = layout.path(host, service, layout.file_name(label))
+    path = layout.path(host, file_name(service, label))
     path.parent.mkdir(parents=True, exist_ok=True)
     first = (now - days * 86400) // step * step
     rrdtool.create(str(path), "--start", str(first - 1), *create_args(step, kind_of(uom), ds_name(label), s))
     times = list(range(first, now + 1, step))
     for i in range(0, len(times), 2000):
         rrdtool.update(str(path), *[f"{t}:{value(t)}" for t in times[i:i + 2000]])
-    Catalog(layout).add(host, service, Entry(label, path.name, ds_name(label), uom, kind_of(uom), step, time.time()))
+    Catalog(layout).add(host, [Entry(service, label, path.name, ds_name(label), uom, kind_of(uom), step, time.time())])
     return path
 
 
@@ -94,19 +94,21 @@ def cached(tmp_path: Path) -> Iterator[Rrdcached]:
 def test_names_are_safe_and_distinct() -> None:
     labels = ["/", "Disk /", "Disk _", "Disk__", "..", ".", "../../etc/passwd", "a:b", "-rf", "x" * 300,
               "über", "in bytes", "in_bytes", "/var/log", "_var_log", ""]
-    names = [safe_name(x) for x in labels]
-    assert len(set(names)) == len(labels)
+    names = [safe_name(x) for x in labels] + [file_name(s, x) for s in ("Disk /", "Disk _", "a", "a_") for x in labels]
+    names += [file_name("ab", "c"), file_name("a", "bc")]
+    assert len(set(names)) == len(names)
     for n in names:
-        assert n and "/" not in n and ":" not in n and not n.startswith((".", "-")) and len(n) <= 51, n
+        assert n and "/" not in n and ":" not in n and not n.startswith((".", "-")) and len(n) <= 110, n
         assert all(ch.isascii() and (ch.isalnum() or ch in "_.-") for ch in n), n
     for label in labels:
         ds = ds_name(label)
         assert 1 <= len(ds) <= 19 and all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in ds), ds
     layout = Layout(Path("/srv/rrd"))
-    assert layout.service_dir("db1", "../../x").parent.parent == Path("/srv/rrd")
-    for bad in ("../x.rrd", "/etc/passwd", ".hidden.rrd", "x.txt"):
+    assert layout.host_dir("../../x").parent == Path("/srv/rrd")
+    assert layout.path("..", file_name("../..", "../../etc/passwd")).parent.parent == Path("/srv/rrd")
+    for bad in ("../x.rrd", "/etc/passwd", ".hidden.rrd", "x.txt", "a/b.rrd", "..rrd"):
         with pytest.raises(ValueError):
-            layout.path("db1", "Disk /", bad)
+            layout.path("db1", bad)
 
 
 def test_files_keep_every_value_for_8_days_then_30_min_and_daily(tmp_path: Path) -> None:
@@ -184,11 +186,11 @@ def test_posted_results_land_in_rrd_files(tmp_path: Path, through: str) -> None:
             assert set(labels) == {"/", "in bytes", "../../etc/passwd"}
             files = sorted(p for p in rrd_dir.rglob("*.rrd"))
             assert len(files) == 3 and all(p.resolve().is_relative_to(rrd_dir) for p in files)
-            assert not (Layout(rrd_dir).service_dir("db1.ladc1", "Quiet")).exists()     # graph: false
+            assert Catalog(Layout(rrd_dir)).labels("db1.ladc1", "Quiet") == {}       # graph: false
 
             def fetch(label: str) -> list[float | None]:
                 e = labels[label]
-                path = str(Layout(rrd_dir).path("db1.ladc1", "Disk /", e.file))
+                path = str(Layout(rrd_dir).path("db1.ladc1", e.file))
                 flush = ["--daemon", daemon.address] if daemon else []
                 _, names, rows = rrdtool.fetch(*flush, path, "AVERAGE", "--start", str(t0), "--end", str(t0 + 50))
                 assert names == (e.ds,)

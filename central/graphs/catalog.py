@@ -1,7 +1,9 @@
-"""The kept mapping from perfdata labels to files: one labels.json per service
-directory, written by the writer when it creates a label's file (atomically:
-write, fsync, rename), read by central to know which metrics a service has, what
-unit they are in and which file holds them. Readers cache it by mtime.
+"""The kept mapping from perfdata labels to files: one labels.json per host
+directory, {service: {label: {file, ds, uom, kind, step, created}}}, written by
+the writer when it creates files (new labels of a host in one write per flush:
+write a new file, rename it over; no fsync, since after a crash the writer
+records a file again on its next value), read by central to know which metrics
+a service has, their units and files. Readers cache it by mtime.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from central.graphs.naming import Layout
 
 log = logging.getLogger(__name__)
 GAUGE, DERIVE = "GAUGE", "DERIVE"
+Services = dict[str, dict[str, "Entry"]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Entry:
+    service: str
     label: str                  # exactly as the plugin wrote it
-    file: str                   # the file's name in the service directory (naming.safe_name + .rrd)
+    file: str                   # the file's name in the host directory (naming.file_name)
     ds: str
     uom: str
     kind: str                   # GAUGE, or DERIVE for counters (UOM `c`)
@@ -34,47 +38,46 @@ class Entry:
 class Catalog:
     def __init__(self, layout: Layout):
         self.layout = layout
-        self._cache: dict[tuple[str, str], tuple[int, dict[str, Entry]]] = {}
+        self._cache: dict[str, tuple[int, Services]] = {}
         self._lock = threading.Lock()       # readers run in threads
 
     def labels(self, host: str, service: str) -> dict[str, Entry]:
-        """Every label with a file (blocking: small file read; run it in a thread)."""
-        path = self.layout.index(host, service)
+        """Every label of the service with a file (blocking: a small file read; run it in a thread)."""
+        path = self.layout.index(host)
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
             return {}
         with self._lock:
-            cached = self._cache.get((host, service))
-            if cached is not None and cached[0] == mtime:
-                return cached[1]
-        entries = self._read(path)
-        with self._lock:
-            self._cache[(host, service)] = (mtime, entries)
-        return entries
+            cached = self._cache.get(host)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, self._read(path))
+            with self._lock:
+                self._cache[host] = cached
+        return cached[1].get(service, {})
 
-    def _read(self, path: Path) -> dict[str, Entry]:
+    def _read(self, path: Path) -> Services:
         try:
             doc = json.loads(path.read_text())
-            return {label: Entry(label=label, **fields) for label, fields in doc["labels"].items()}
+            return {service: {label: Entry(service=service, label=label, **fields) for label, fields in labels.items()}
+                    for service, labels in doc["services"].items()}
         except FileNotFoundError:
             return {}
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             # The writer rewrites it whole when it next creates a file; until then no metrics here.
             log.error("%s is unreadable (%s): its graphs are unknown until the writer rewrites it", path, e)
             return {}
 
-    def add(self, host: str, service: str, entry: Entry) -> None:
-        """Writer side: record one label's file (read, add, write a new file, rename over)."""
-        path = self.layout.index(host, service)
-        entries = self._read(path)
-        entries[entry.label] = entry
-        doc: dict[str, Any] = {"host": host, "service": service,
-                               "labels": {e.label: {k: v for k, v in dataclasses.asdict(e).items() if k != "label"}
-                                          for e in entries.values()}}
+    def add(self, host: str, entries: list[Entry]) -> None:
+        """Writer side: record files of one host (read, add, write a new file, rename it over)."""
+        path = self.layout.index(host)
+        known = self._read(path)
+        for e in entries:
+            known.setdefault(e.service, {})[e.label] = e
+        doc: dict[str, Any] = {"host": host, "services": {
+            service: {e.label: {k: v for k, v in dataclasses.asdict(e).items() if k not in ("service", "label")}
+                      for e in labels.values()}
+            for service, labels in known.items()}}
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
         os.replace(tmp, path)

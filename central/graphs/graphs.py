@@ -124,7 +124,7 @@ class Graphs:
         m = next((m for m in self.latest(host, service) if m.label == label), None)
         deploys = tuple(Deploy(d.ts, d.module, d.revision, d.engineer)
                         for d in self.c.deployments.markers(host, w.start, w.end))
-        return Graph(host, service, label, self.layout.path(host, service, entry.file), entry.ds, entry.uom,
+        return Graph(host, service, label, self.layout.path(host, entry.file), entry.ds, entry.uom,
                      entry.kind, w.start, w.end, w.width, w.height,
                      warn=bounds(m.warn) if m else (), crit=bounds(m.crit) if m else (), deploys=deploys,
                      daemon=self.s.rrdcached)
@@ -144,7 +144,7 @@ class Graphs:
         latest = {m.label: m for m in self.latest(host, service)}
         view = self.c.store.checks.get((host, service))
         end = int(now)
-        jobs = [(self.layout.path(host, service, e.file), e.ds) for e in labels.values()]
+        jobs = [(self.layout.path(host, e.file), e.ds) for e in labels.values()]
 
         def read() -> list[tuple[float | None, float | None]]:
             return [(average(p, ds, end - span, end, self.s.rrdcached), average(p, ds, end - span - WEEK, end - WEEK))
@@ -156,7 +156,7 @@ class Graphs:
             m = latest.get(label)
             delta = None if mean is None or before is None else mean - before
             out.append({"label": label, "uom": e.uom, "kind": e.kind, "ds": e.ds,
-                        "file": str(Path(self.layout.service_dir(host, service).relative_to(self.s.dir), e.file)),
+                        "file": str(self.layout.path(host, e.file).relative_to(self.s.dir)),
                         "value": m.value if m else None, "time": view.last_check if view and m else None,
                         "warn": m.warn.text if m and m.warn else None, "crit": m.crit.text if m and m.crit else None,
                         "min": m.min if m else None, "max": m.max if m else None,

@@ -28,7 +28,7 @@ import rrdtool
 
 from central.graphs.catalog import DERIVE, Catalog, Entry
 from central.graphs.feed import FRAME, Item
-from central.graphs.naming import Layout, ds_name
+from central.graphs.naming import Layout, ds_name, file_name
 from central.graphs.rra import create_args, kind_of
 from central.graphs.rrdcached import Rrdcached, RrdcachedError
 from central.graphs.settings import RrdSettings
@@ -73,7 +73,9 @@ class Writer:
         self.out = out
         self.n = Counters()
         self.files: dict[tuple[str, str, str], FileState] = {}
+        self.dirs: set[Path] = set()
         self.pending: dict[FileState, list[str]] = {}
+        self.unlisted: dict[str, list[Entry]] = {}      # per host: new files, for the catalog at the next flush
         self.pending_values = 0
         self.first_pending = 0.0
         self.retry_at = 0.0
@@ -119,8 +121,8 @@ class Writer:
     def _open(self, host: str, service: str, m: perfdata.Metric, step: int, ts: int) -> FileState | None:
         """A label seen for the first time since start: its file, created if needed."""
         known = self.catalog.labels(host, service).get(m.label)
-        name = known.file if known else self.layout.file_name(m.label)
-        path = self.layout.path(host, service, name)
+        name = known.file if known else file_name(service, m.label)
+        path = self.layout.path(host, name)
         kind = known.kind if known else kind_of(m.uom)
         last = 0
         try:
@@ -128,15 +130,17 @@ class Writer:
                 if self.daemon is None:
                     last = rrdtool.last(str(path))   # rrdcached knows better: it refuses what is old
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.parent not in self.dirs:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self.dirs.add(path.parent)
                 rrdtool.create(str(path), "--start", str(ts - 1), "--no-overwrite",
                                *create_args(step, kind, ds_name(m.label), self.s))
                 self.n.created += 1
                 last = ts - 1
             if known is None or known.uom != m.uom:
-                self.catalog.add(host, service, Entry(m.label, name, ds_name(m.label), m.uom, kind,
-                                                      known.step if known else step,
-                                                      known.created if known else time.time()))
+                self.unlisted.setdefault(host, []).append(
+                    Entry(service, m.label, name, ds_name(m.label), m.uom, kind, known.step if known else step,
+                          known.created if known else time.time()))
         except (OSError, rrdtool.OperationalError) as e:
             self.n.errors += 1
             self.last_error = f"{path}: {e}"
@@ -150,12 +154,20 @@ class Writer:
     def due(self, now: float) -> float | None:
         """Seconds until the next flush (None: nothing pending)."""
         if not self.pending_values:
-            return None
+            return 0.0 if self.unlisted else None
         if self.pending_values >= FLUSH_AT:
             return max(0.0, self.retry_at - now)
         return max(0.0, self.first_pending + FLUSH_EVERY - now, self.retry_at - now)
 
     def flush(self) -> None:
+        for host, entries in self.unlisted.items():
+            try:
+                self.catalog.add(host, entries)
+            except OSError as e:
+                self.n.errors += 1
+                self.last_error = f"catalog of {host}: {e}"
+                self._log("catalog", "cannot record the metrics of %s: %s", host, e)
+        self.unlisted.clear()
         if not self.pending:
             return
         pending, count = self.pending, self.pending_values
