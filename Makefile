@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench deps-demo deps-test deps-bench venv clean
+.PHONY: demo test bench deb deps-demo deps-test deps-bench deps-deb venv clean
 
 demo: deps-demo venv
 	$(VENV)/bin/checkd demo
@@ -18,12 +18,21 @@ bench: deps-bench venv
 	$(PY) bench/notify_latency.py
 	$(PY) bench/failover_times.py
 
+# The checkd and checkd-central .deb files, built in a copy outside the checkout
+# and lintian-checked (docs/packaging.md). tests/test_package.py builds them the
+# same way, installs them with apt, runs them as the checkd user and purges them.
+DEB_DIR ?= /tmp/checkd-deb
+deb: deps-deb
+	sh contrib/build-deb $(DEB_DIR)
+
 deps-demo:
 	sh contrib/install-debian-deps demo
 deps-test:
 	sh contrib/install-debian-deps test
 deps-bench:
 	sh contrib/install-debian-deps bench
+deps-deb:
+	sh contrib/install-debian-deps deb
 
 venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml

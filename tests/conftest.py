@@ -7,6 +7,10 @@ import pytest
 from tests.sshd import Sshd, ensure_test_user, require_sshd
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "package: builds, installs and runs the .deb files (root; tests/test_package.py)")
+
+
 @pytest.fixture
 def sshd() -> Iterator[Sshd]:
     """A throwaway sshd on 127.0.0.1 for one test, stopped by PID afterwards."""
