@@ -182,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args)
     import importlib
-    module = importlib.import_module(COMMANDS[args.command][2])
+    try:
+        module = importlib.import_module(COMMANDS[args.command][2])
+    except ModuleNotFoundError as e:
+        # The Debian package checkd ships only the parts of central a poller needs.
+        if not (e.name or "").startswith("central"):
+            raise
+        print(f"checkd {args.command}: needs the checkd-central package (no module {e.name})", file=sys.stderr)
+        return 1
     try:
         return int(module.main(args) or 0)
     except ConfigError as e:

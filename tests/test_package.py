@@ -114,14 +114,21 @@ def debs(machine: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
 
 
 @pytest.fixture(scope="module")
-def system(debs: dict[str, Path]) -> Iterator[dict[str, Path]]:
-    """Both packages installed by apt (after purging any left from before); purged at the end."""
+def poller_host(debs: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """checkd alone, as on a poller host (after purging any left from before); purged at the end."""
     if installed("checkd") or installed("checkd-central"):
         apt_get("purge", "checkd", "checkd-central")
-    apt_get("install", str(debs["checkd"]), str(debs["checkd-central"]))
+    apt_get("install", str(debs["checkd"]))
     yield debs
     if installed("checkd") or installed("checkd-central"):
         apt_get("purge", "checkd", "checkd-central")
+
+
+@pytest.fixture(scope="module")
+def system(poller_host: dict[str, Path]) -> dict[str, Path]:
+    """Both packages installed by apt."""
+    apt_get("install", str(poller_host["checkd"]), str(poller_host["checkd-central"]))
+    return poller_host
 
 
 def test_packages_depend_on_debians_python_libraries(debs: dict[str, Path]) -> None:
@@ -145,6 +152,22 @@ def test_central_code_is_split_between_the_packages(debs: dict[str, Path]) -> No
             "/lib/systemd/system/checkd-poller.service", "/etc/checkd/poller.yaml"} <= poller
     assert {f"{site}/central/main.py", f"{site}/central/app.py",
             "/lib/systemd/system/checkd-central.service", "/etc/checkd/central.yaml"} <= central
+
+
+def test_a_poller_host_needs_only_the_checkd_package(poller_host: dict[str, Path]) -> None:
+    assert not installed("checkd-central")
+    service = unit("checkd-poller.service")
+    must(as_unit_user(service, ["/usr/bin/checkd", "check-config", "-c", "/etc/checkd/poller.yaml"]),
+         env=SYSTEM_ENV, cwd="/")
+    # What the poller imports when it alerts on its own, and the CLI's API client.
+    must(["/usr/bin/python3", "-c", "import checkd.poller, checkd.autonomy, central.client, central.notify.channels"],
+         env=SYSTEM_ENV, cwd="/")
+    # An embedded plugin from /usr/lib/checkd/plugins and one from monitoring-plugins, as checkd.
+    out = must(as_unit_user(service, ["/usr/bin/checkd", "run-checks", "-c", "/etc/checkd/poller.yaml",
+                                      "web1.ladc1/Load", "web1.ladc1/Processes"]), env=SYSTEM_ENV, cwd="/")
+    assert "LOAD" in out and "PROCS" in out, out
+    done = run(["/usr/bin/checkd", "central", "-c", "/etc/checkd/poller.yaml"], env=SYSTEM_ENV, cwd="/")
+    assert done.returncode == 1 and "needs the checkd-central package" in done.stderr, done.stderr
 
 
 def test_installed_user_directories_and_config_modes(system: dict[str, Path]) -> None:
