@@ -204,9 +204,9 @@ class Page:
     def mark(self) -> int:
         return len(self.b._events)
 
-    async def eval(self, expression: str) -> Any:
+    async def eval(self, expression: str, timeout: float = 15.0) -> Any:
         r = await self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                 "awaitPromise": True})
+                                                 "awaitPromise": True}, timeout)
         if "exceptionDetails" in r:
             raise CdpError(f"{expression}: {r['exceptionDetails'].get('exception', r['exceptionDetails'])}")
         return r["result"].get("value")

@@ -70,7 +70,7 @@
       const u = document.getElementById("updated");
       if (u) { u.setAttribute("datetime", new Date().toISOString()); u.textContent = new Date().toLocaleTimeString(); }
     }
-    if (ok === !lost.hidden) return;
+    if (ok === lost.hidden) return;     // no change
     lost.hidden = ok;
     body.classList.toggle("offline", !ok);
     if (!ok) {

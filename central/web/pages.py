@@ -13,8 +13,9 @@ import hashlib
 import time
 from importlib import resources
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
@@ -22,6 +23,7 @@ from aiohttp import web
 from central.api import ReadApi
 from central.web import checks, views
 from central.web.forms import DONE
+from central.web.rows import Rows, row_key
 from central.web.session import COOKIE, DEFAULT_LIFETIME, Session, Sessions
 from checkd.durations import format_duration
 
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 STATIC = Path(str(resources.files("central") / "static"))
 DEFAULT_REFRESH = 5.0
+DEFAULT_ROWS = 500              # problem rows on the overview unless ?limit= says otherwise
+COMPRESS_ABOVE = 16 << 10       # bytes; a phone on a slow link should not fetch megabytes
 REFRESH_RANGE = (1.0, 300.0)
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -62,6 +66,7 @@ class Pages:
                                  float(settings.get("session_lifetime", DEFAULT_LIFETIME)))
         self.refresh = float(settings.get("refresh", DEFAULT_REFRESH))
         self.title = str(settings.get("title", "checkd"))
+        self.max_rows = int(settings.get("max_rows", DEFAULT_ROWS))
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("central", "templates/web"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True,
                                       undefined=jinja2.StrictUndefined)
@@ -71,6 +76,7 @@ class Pages:
                                 title_text=self.title_text, messages=DONE, default_refresh=self.refresh,
                                 lifetime=self.sessions.lifetime)
         self._versions: dict[str, str] = {}
+        self.rows = Rows()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.overview)
@@ -91,7 +97,7 @@ class Pages:
     def title_text(self, m: dict[str, Any]) -> str:
         """The tab's title: what is wrong, so a background tab tells it too."""
         if not m["problems"]:
-            return f"ALL OK · {self.title}"
+            return f"{'NO PROBLEMS KNOWN' if m['caveats'] else 'ALL OK'} · {self.title}"
         worst = m["problems"][0]["state"] if m["unhandled"] else "handled"
         return f"{m['unhandled']} unhandled ({worst}) · {len(m['problems'])} problems · {self.title}"
 
@@ -113,18 +119,25 @@ class Pages:
 
     def html(self, template: str, status: int = 200, **ctx: Any) -> web.Response:
         text = self.env.get_template(template).render(**ctx)
-        return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
+        resp = web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
+        if len(text) > COMPRESS_ABOVE:
+            resp.enable_compression()       # only when the browser accepts gzip/deflate
+        return resp
 
-    def _live(self, request: web.Request, model: Any, ctx: dict[str, Any], full: str,
-              fragment: str) -> web.Response:
-        """The whole page, or with `X-Checkd-Live: 1` only its live part; the ETag is a digest of
-        what the page shows (not of the durations, which the script counts on by itself)."""
-        etag = '"' + hashlib.blake2b(repr((model, ctx["user"], ctx["csrf"])).encode(),
+    def _live(self, request: web.Request, shown: str, ctx: dict[str, Any], full: str, fragment: str,
+              late: Callable[[], dict[str, Any]] | None = None) -> web.Response:
+        """The whole page, or with `X-Checkd-Live: 1` only its live part. The ETag digests `shown`,
+        a digest of what the page shows but its durations (the script counts those on by itself);
+        when it matches, the answer is 304 and nothing is rendered (`late` adds to the context then)."""
+        etag = '"' + hashlib.blake2b(f"{shown}\0{ctx['user']}\0{ctx['csrf']}".encode(),
                                      digest_size=12).hexdigest() + '"'
         ctx["etag"] = etag
-        if request.headers.get("X-Checkd-Live") == "1":
-            if request.headers.get("If-None-Match") == etag:
-                return web.Response(status=304, headers={**HEADERS, "ETag": etag})
+        live = request.headers.get("X-Checkd-Live") == "1"
+        if live and request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={**HEADERS, "ETag": etag})
+        if late is not None:
+            ctx.update(late())
+        if live:
             resp = self.html(fragment, **ctx)
         else:
             resp = self.html(full, **ctx)
@@ -140,12 +153,22 @@ class Pages:
         now = time.time()
         f = views.Filters.from_query(request.query)
         model = views.overview(self.c, self.read, f, now)
+        limit = f.rows(self.max_rows)
+        shown = model["problems"] if limit is None else model["problems"][:limit]
+        keys = [row_key(p) for p in shown]
+        # hash(): fast over 5,000 rows, and an ETag need only be stable within one central process.
+        digest = f"{hash(tuple(keys)):x}:{len(model['problems'])}:" \
+                 f"{repr((model['totals'], model['sites'], model['unhandled_by_state']))}"
         ctx = self.context(request, now)
         all_sites = sorted({h.site for h in self.c.objs.hosts.values()})
         groups = sorted({*self.c.objs.host_groups, *(g for h in self.c.objs.hosts.values() for g in h.groups),
                          *(g for s in self.c.objs.services.values() for g in s.groups)})
-        ctx.update(m=model, f=f, all_sites=all_sites, all_groups=groups, all_states=views.TOTALS_ORDER)
-        return self._live(request, model, ctx, "overview.html.j2", "_overview_live.html.j2")
+        more = len(model["problems"]) - len(shown)
+        ctx.update(m=model, f=f, all_sites=all_sites, all_groups=groups, all_states=views.TOTALS_ORDER,
+                   more=more, all_url="/?" + urlencode([*((k, v) for k, v in f.pairs() if k != "limit"),
+                                                        ("limit", "all")]))
+        return self._live(request, digest, ctx, "overview.html.j2", "_overview_live.html.j2",
+                          late=lambda: {"rows": self.rows.render(shown, keys, now)})
 
     async def _check(self, request: web.Request, host: str, service: str | None) -> web.Response:
         now = time.time()
@@ -156,7 +179,7 @@ class Pages:
         ctx = self.context(request, now)
         ctx.update(m=model, period=request.query.get("period", "day") if request.query.get("period") in
                    ("day", "week", "month") else "day")
-        return self._live(request, model, ctx, "check.html.j2", "_check_live.html.j2")
+        return self._live(request, repr(model), ctx, "check.html.j2", "_check_live.html.j2")
 
     async def host(self, request: web.Request) -> web.Response:
         return await self._check(request, request.match_info["host"], None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,10 +29,12 @@ STATES = frozenset(TOTALS_ORDER)
 PROBLEM_STATES = frozenset(TOTALS_ORDER[:5])
 
 
+@functools.lru_cache(maxsize=1 << 16)          # quoting thousands of names per render adds up
 def host_url(host: str) -> str:
     return "/host/" + quote(host, safe="")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def service_url(host: str, service: str) -> str:
     return f"/service/{quote(host, safe='')}/{quote(service, safe='')}"
 
@@ -60,6 +63,7 @@ class Filters:
     group: str = ""
     states: tuple[str, ...] = ()
     hide_handled: bool = False
+    limit: str = ""                     # rows shown: a number, "all", or "" for the configured default
 
     @classmethod
     def from_query(cls, q: Mapping[str, str] | Any) -> Filters:
@@ -68,7 +72,8 @@ class Filters:
             states += [s.strip().upper() for s in value.split(",") if s.strip().upper() in STATES]
         return cls(host=q.get("host", "")[:200], service=q.get("service", "")[:200], site=q.get("site", "")[:200],
                    group=q.get("group", "")[:200], states=tuple(dict.fromkeys(states)),
-                   hide_handled=q.get("handled", "") == "hide")
+                   hide_handled=q.get("handled", "") == "hide",
+                   limit=lim if (lim := q.get("limit", "")) == "all" or lim.isdigit() and 0 < len(lim) < 7 else "")
 
     @property
     def active(self) -> bool:
@@ -80,7 +85,15 @@ class Filters:
         out += [("state", s) for s in self.states]
         if self.hide_handled:
             out.append(("handled", "hide"))
+        if self.limit:
+            out.append(("limit", self.limit))
         return out
+
+    def rows(self, default: int) -> int | None:
+        """How many problem rows to show; None: all of them."""
+        if self.limit == "all":
+            return None
+        return max(1, int(self.limit)) if self.limit else default
 
     def query(self) -> str:
         return urlencode(self.pairs())
@@ -137,6 +150,10 @@ def totals(central: Central, scope: Scope) -> list[tuple[str, int]]:
             continue
         v = checks.get(key)
         counts[SERVICE_STATES[v.status] if v is not None and v.last_check and 0 <= v.status < 4 else "PENDING"] += 1
+    # Central's own checks (a site taken over: @checkd/Site NAME) are not in the config.
+    for (host, service), v in checks.items():
+        if host not in central.objs.hosts and service is not None and scope.keeps(host, service, CENTRAL_SITE):
+            counts[SERVICE_STATES[v.status] if 0 <= v.status < 4 else "UNKNOWN"] += 1
     return [(s, counts[s]) for s in TOTALS_ORDER if counts[s]]
 
 
@@ -188,7 +205,9 @@ def problems(central: Central, read: ReadApi, scope: Scope, f: Filters, now: flo
         p["output"] = v.output if v is not None else ""
         p["site"] = site
         p["taken_over"] = v is not None and v.polled_by == CENTRAL_SITE and site != CENTRAL_SITE
-        p["url"] = check_url(ev.host, ev.service) if ev.host in central.objs.hosts else None
+        known = ev.host in central.objs.hosts        # not central's own @checkd events
+        p["url"] = check_url(ev.host, ev.service) if known else None
+        p["host_url"] = host_url(ev.host) if known else None
         out.append(p)
     out.sort(key=lambda p: (p["handled"], *worst_first(p)))
     return out
@@ -198,6 +217,11 @@ def overview(central: Central, read: ReadApi, f: Filters, now: float) -> dict[st
     scope = Scope(central, f)
     rows = problems(central, read, scope, f, now)
     unhandled = Counter(p["state"] for p in rows if not p["handled"])
-    return {"totals": totals(central, scope), "sites": sites(central, f, now), "problems": rows,
+    counts = totals(central, scope)
+    strip = sites(central, f, now)
+    # "ALL OK" only when it is known: not while checks have no result yet or a site has gone quiet.
+    caveats = [f"{n} check{'s have' if n != 1 else ' has'} no result yet" for s, n in counts if s == "PENDING"]
+    caveats += [f"site {s['site']}: no word from its poller" for s in strip if s["state"] == "stale"]
+    return {"totals": counts, "sites": strip, "problems": rows, "caveats": caveats,
             "unhandled": sum(unhandled.values()), "unhandled_by_state": dict(unhandled),
-            "checks": len(central.objs.services) + len(central.objs.hosts)}
+            "checks": sum(n for _, n in counts)}

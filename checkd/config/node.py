@@ -34,7 +34,8 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
             "keep_mid": f.positive_duration, "long_step": f.positive_duration, "keep_long": f.positive_duration,
             "queue": f.positive_int},
     "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
-    "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text},
+    "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text,
+            "max_rows": f.positive_int},
     "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
                "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text},
 }
