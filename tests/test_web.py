@@ -164,7 +164,7 @@ def test_the_live_part_is_304_until_something_shown_changes(central: CentralProc
     c = central
     post(c, "poller-ladc1", [("db1.ladc1", "Disk /", 2, "full")], 1)
     status, headers, body = http(c, "GET", "/", headers={"X-Checkd-Live": "1"})
-    assert status == 200 and body.startswith('<div class="live-root"') and "<html" not in body
+    assert status == 200 and body.startswith('<div data-live="overview">') and "<html" not in body
     etag = headers["ETag"]
     assert http(c, "GET", "/", headers={"X-Checkd-Live": "1", "If-None-Match": etag})[0] == 304
     time.sleep(1.1)                 # durations moved on: still nothing to send
@@ -238,7 +238,7 @@ def test_login_redirects_only_within_the_site(central: CentralProc) -> None:
 
 def test_a_session_is_refused_when_forged_expired_or_its_token_changed(tmp_path: Path) -> None:
     tokens = {"ops": "secret-1"}
-    s = Sessions(tmp_path, lambda: tokens, lifetime=60)
+    s = Sessions(tmp_path, lambda: tokens, lifetime=lambda: 60.0)
     assert s.operator("secret-1") == "ops" and s.operator("secret-2") is None
     cookie = s.issue("ops", now=1000.0)
     assert "secret-1" not in cookie

@@ -24,7 +24,7 @@ import pytest
 
 from tests.browser import Browser, Page
 from tests.central_proc import API_TOKEN, POLLER_TOKENS, CentralProc
-from tests.helpers import REPO
+from tests.helpers import REPO, missing
 
 XSS = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\"> replication broken"
 CHECK = """\
@@ -141,8 +141,13 @@ def test_overview_lists_the_failing_service_with_its_event_id_and_shows_script_o
             assert page.errors() == []          # no script error, no CSP violation
 
             svc = await b.page(*DESKTOP, dark=True)
-            await svc.goto(f"{c.url}/service/db1.ladc1/Replication")
+            await svc.goto(f"{c.url}/service/db1.ladc1/Replication?refresh=1")
             assert await svc.eval("document.querySelector('pre.out1').textContent") == XSS
+            # The service page refreshes itself too: each new result (every 0.5 s) is a new ETag.
+            etag = await svc.eval("window.__same_page = 1; document.querySelector('.live-root').dataset.etag")
+            await svc.wait_for(f"document.querySelector('.live-root').dataset.etag !== {etag!r}", 10,
+                               "the service page to redraw with a newer result")
+            assert await svc.eval("window.__same_page") == 1
             assert "<b>relay log corrupted</b>" in await svc.eval("document.querySelector('pre.long').textContent")
             assert await svc.eval("typeof window.__xss") == "undefined"
             disk = await b.page(*DESKTOP)
@@ -241,4 +246,39 @@ def test_all_ok_is_unmistakable(tmp_path: Path) -> None:
                 assert (await page.eval("document.title")).startswith("ALL OK")
                 assert await page.eval("document.querySelectorAll('table.problems').length") == 0
                 await page.screenshot(shots / "overview-all-ok-phone.png")
+        asyncio.run(run())
+
+
+def test_a_graphed_service_page_shows_its_graphs(tmp_path: Path) -> None:
+    """With the graphs (rrd:) configured, a graphed service's page shows one PNG per metric."""
+    try:
+        import rrdtool  # noqa: F401
+    except ImportError:
+        missing("the rrdtool Python binding")
+    from tests.central_proc import result
+    objects = ("commands: {check_dummy: \"/usr/lib/nagios/plugins/check_dummy $ARG1$\"}\n"
+               "hosts: [{name: db1.ladc1, address: 127.0.0.1, site: ladc1}]\n"
+               "services: [{host: db1.ladc1, description: Disk /, command: \"check_dummy!0\", graph: true}]\n")
+    with CentralProc(tmp_path, objects=objects, extra="  rrd: {dir: rrd}\n") as c:
+        now = time.time()
+        for i in range(3):
+            c.post_results("poller-ladc1", [result(i + 1, "db1.ladc1", "Disk /", 0, "DISK OK",
+                                                   perfdata=f"/={1000 + i}MB;1500;1800;0;2000 inodes={50 + i}%",
+                                                   finished=now - 120 + 60 * i)])
+
+        async def run() -> None:
+            async with Browser() as b:
+                page = await b.page(*DESKTOP)
+                loaded = "[...document.querySelectorAll('.graphs img')].map(i => i.complete && i.naturalWidth)"
+                deadline = time.monotonic() + 15
+                while True:            # the RRD writer creates the files shortly after the first result
+                    await page.goto(f"{c.url}/service/db1.ladc1/Disk%20%2F?period=week")
+                    await page.wait_for(f"{loaded}.length == 2", 5, "two graph images")
+                    await page.wait_for(f"{loaded}.every(w => w !== false)", 5, "the images to load or fail")
+                    if all(await page.eval(loaded)) or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
+                assert all(await page.eval(loaded))
+                srcs = await page.eval("[...document.querySelectorAll('.graphs img')].map(i => i.src)")
+                assert all("/graph/db1.ladc1/Disk%20%2F.png?metric=" in s and "period=week" in s for s in srcs)
         asyncio.run(run())

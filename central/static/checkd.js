@@ -4,7 +4,8 @@
 "use strict";
 (function () {
   const body = document.body;
-  const live = document.getElementById("live");
+  // The parts of the page that refresh themselves; the server answers with the same parts.
+  const regions = [...document.querySelectorAll("[data-live]")];
   const lost = document.getElementById("conn");
   const refresh = Math.max(1, Number(body.dataset.refresh) || 5) * 1000;
   const timeout = Math.max(4000, 2 * refresh);
@@ -39,24 +40,25 @@
     }
   }
 
-  function adopt() {            // after the live part was (re)drawn
-    const root = live && live.querySelector(".live-root");
+  function adopt() {            // after the live parts were (re)drawn
+    const root = document.querySelector(".live-root");
     if (!root) return;
     if (root.dataset.now) offset = Number(root.dataset.now) * 1000 - Date.now();
     if (root.dataset.etag) etag = root.dataset.etag;
     if (root.dataset.title) document.title = root.dataset.title;
-    localTimes(live);
+    localTimes(document);
     tick();
   }
 
   function editing() {          // never redraw a form under someone's fingers
     if (submitting) return true;
     const a = document.activeElement;
-    if (a && live.contains(a) && a.matches("input, select, textarea")) return true;
-    for (const el of live.querySelectorAll("input:not([type=hidden]), textarea")) {
+    const inside = (el) => regions.some((r) => r.contains(el));
+    if (a && inside(a) && a.matches("input, select, textarea")) return true;
+    for (const el of document.querySelectorAll("[data-live] input:not([type=hidden]), [data-live] textarea")) {
       if (el.type === "checkbox" ? el.checked !== el.defaultChecked : el.value !== el.defaultValue) return true;
     }
-    for (const sel of live.querySelectorAll("select")) {
+    for (const sel of document.querySelectorAll("[data-live] select")) {
       let first = 0;
       for (let i = 0; i < sel.options.length; i++) if (sel.options[i].defaultSelected) first = i;
       if (sel.selectedIndex !== first) return true;
@@ -83,6 +85,15 @@
     }
   }
 
+  function redraw(html) {
+    const t = document.createElement("template");     // inert: nothing in it runs or loads
+    t.innerHTML = html;
+    for (const r of regions) {
+      const part = t.content.querySelector(`[data-live="${r.dataset.live}"]`);
+      if (part) r.replaceChildren(...part.childNodes);
+    }
+  }
+
   async function poll() {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeout);
@@ -93,7 +104,7 @@
         headers, cache: "no-store", credentials: "same-origin", signal: ctl.signal, redirect: "error" });
       if (r.status === 200) {
         const html = await r.text();
-        if (!editing()) { live.innerHTML = html; adopt(); }
+        if (!editing()) { redraw(html); adopt(); }
         connected(true);
       } else if (r.status === 304) {
         connected(true);
@@ -115,8 +126,8 @@
     history.replaceState(null, "", url.pathname + (url.search || "") + url.hash);
   }
   localTimes(document);
-  if (live) {
-    live.addEventListener("submit", () => { submitting = true; });
+  if (regions.length) {
+    document.addEventListener("submit", () => { submitting = true; });
     adopt();
     setInterval(tick, 1000);
     setTimeout(poll, refresh);

@@ -13,7 +13,7 @@ import hashlib
 import time
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -61,22 +61,34 @@ class Pages:
     def __init__(self, central: Central):
         self.c = central
         self.read = ReadApi(central)
-        settings = central.node.section("web")
+        # Settings and tokens are read at each use: a reload (SIGHUP) may change them.
         self.sessions = Sessions(central.node.state_dir, lambda: central.node.api_tokens,
-                                 float(settings.get("session_lifetime", DEFAULT_LIFETIME)))
-        self.refresh = float(settings.get("refresh", DEFAULT_REFRESH))
-        self.title = str(settings.get("title", "checkd"))
-        self.max_rows = int(settings.get("max_rows", DEFAULT_ROWS))
+                                 lambda: float(self.settings.get("session_lifetime", DEFAULT_LIFETIME)))
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("central", "templates/web"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True,
                                       undefined=jinja2.StrictUndefined)
         self.env.filters.update(dur=lambda s: format_duration(max(0.0, s)), clock=clock, iso=iso,
                                 cls=_state_class, q=lambda s: quote(s, safe=""))
         self.env.globals.update(static=self.static_url, host_url=views.host_url, check_url=views.check_url,
-                                title_text=self.title_text, messages=DONE, default_refresh=self.refresh,
-                                lifetime=self.sessions.lifetime)
+                                title_text=self.title_text, messages=DONE)
         self._versions: dict[str, str] = {}
         self.rows = Rows()
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self.c.node.section("web")
+
+    @property
+    def refresh(self) -> float:
+        return float(self.settings.get("refresh", DEFAULT_REFRESH))
+
+    @property
+    def title(self) -> str:
+        return str(self.settings.get("title", "checkd"))
+
+    @property
+    def max_rows(self) -> int:
+        return int(self.settings.get("max_rows", DEFAULT_ROWS))
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.overview)
@@ -114,6 +126,7 @@ class Pages:
     def context(self, request: web.Request, now: float) -> dict[str, Any]:
         s = self.session(request)
         return {"now": now, "user": s.name if s else None, "csrf": self.sessions.csrf(s) if s else "",
+                "default_refresh": self.refresh, "lifetime": self.sessions.lifetime,
                 "login_enabled": self.sessions.enabled, "site_title": self.title,
                 "refresh": self.refresh_of(request), "here": request.path_qs, "done": request.query.get("done", "")}
 
@@ -167,7 +180,7 @@ class Pages:
         ctx.update(m=model, f=f, all_sites=all_sites, all_groups=groups, all_states=views.TOTALS_ORDER,
                    more=more, all_url="/?" + urlencode([*((k, v) for k, v in f.pairs() if k != "limit"),
                                                         ("limit", "all")]))
-        return self._live(request, digest, ctx, "overview.html.j2", "_overview_live.html.j2",
+        return self._live(request, digest, ctx, "overview.html.j2", "_overview_region.html.j2",
                           late=lambda: {"rows": self.rows.render(shown, keys, now)})
 
     async def _check(self, request: web.Request, host: str, service: str | None) -> web.Response:

@@ -41,15 +41,20 @@ def _unb64(text: str) -> bytes:
 
 
 class Sessions:
-    def __init__(self, state_dir: Path, tokens: Callable[[], Mapping[str, str]], lifetime: float = DEFAULT_LIFETIME):
+    def __init__(self, state_dir: Path, tokens: Callable[[], Mapping[str, str]],
+                 lifetime: Callable[[], float] = lambda: DEFAULT_LIFETIME):
         self.path = state_dir / SECRET_FILE
         self._tokens = tokens           # read at every use: a reload may change api_tokens
-        self.lifetime = lifetime
+        self._lifetime = lifetime
         self._secret: bytes | None = None
 
     @property
     def tokens(self) -> Mapping[str, str]:
         return self._tokens()
+
+    @property
+    def lifetime(self) -> float:
+        return self._lifetime()
 
     @property
     def enabled(self) -> bool:
