@@ -17,6 +17,7 @@ bench: deps-bench venv
 	$(PY) bench/central_ingest.py
 	$(PY) bench/notify_latency.py
 	$(PY) bench/failover_times.py
+	$(PY) bench/web_render.py
 
 # The checkd and checkd-central .deb files, built in a copy outside the checkout
 # and lintian-checked (docs/packaging.md). tests/test_package.py builds them the
