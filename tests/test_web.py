@@ -264,3 +264,16 @@ def test_filters_parse_and_write_back_only_what_they_understand() -> None:
     assert Filters.from_query(MultiDict([("limit", "all")])).rows(500) is None
     assert Filters.from_query(MultiDict([("limit", "20")])).rows(500) == 20
     assert not Filters().active and Filters().rows(500) == 500
+
+
+def test_a_problem_row_escapes_everything_and_shortens_long_output() -> None:
+    from central.web.rows import OUTPUT_CHARS, Rows, row_key
+    p = {"id": 7, "state": "CRITICAL", "host": "h<1>", "service": 'S "q"', "output": "<b>" + "x" * 400,
+         "site": "s&1", "taken_over": True, "url": "/service/h%3C1%3E/S%20%22q%22", "host_url": "/host/h%3C1%3E",
+         "since": 100.0, "acknowledged": True, "ack_author": "<ops>", "ack_comment": "<i>later</i>",
+         "muted": False, "suppressed": False, "flapping": False, "handled": True}
+    html = str(Rows().render([p], [row_key(p)], 160.0))
+    assert "<b>" not in html and "<i>" not in html and "<ops>" not in html and "h<1>" not in html
+    assert "&lt;b&gt;" in html and "h&lt;1&gt;" in html and "S &quot;q&quot;" in html and "s&amp;1" in html
+    assert '<tr class="s-critical handled" id="ev-7">' in html and "#7</a>" in html and ">1m</time>" in html
+    assert "x" * (OUTPUT_CHARS - 4) + "…" in html and "x" * (OUTPUT_CHARS - 3) not in html

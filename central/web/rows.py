@@ -18,6 +18,7 @@ from checkd.durations import format_duration
 
 ICON = '<svg class="i" aria-hidden="true"><use href="#i-{}"/></svg>'
 KEEP = 3                        # rows kept: this many times the open problems (or 3,000)
+OUTPUT_CHARS = 300              # of the first output line in a row; the service page has all of it
 
 
 def row_key(p: dict[str, Any]) -> tuple[Any, ...]:
@@ -49,12 +50,13 @@ def _row(p: dict[str, Any]) -> tuple[str, str]:
         handled.append("<span>host down</span>")
     if p["flapping"]:
         handled.append("<span>flapping</span>")
+    out = p["output"] if len(p["output"]) <= OUTPUT_CHARS else p["output"][:OUTPUT_CHARS - 1] + "…"
     eid = p["id"]
     before = (f'<tr class="s-{state.lower()}{" handled" if p["handled"] else ""}" id="ev-{eid}">'
               f'<td class="state"><span class="badge">{ICON.format(state)}{state}</span></td>'
               f'<td class="host">{host_cell}</td><td class="svc">{svc_cell}</td>'
               f'<td class="dur"><time data-since="{p["since"]}">')
-    after = (f'</time></td><td class="out">{escape(p["output"])}</td>'
+    after = (f'</time></td><td class="out">{escape(out)}</td>'
              f'<td class="site">{escape(p["site"])}{" <small>(central)</small>" if p["taken_over"] else ""}</td>'
              f'<td class="eid"><a href="/event/{eid}">#{eid}</a></td>'
              f'<td class="ack">{" ".join(handled)}</td></tr>\n')
