@@ -213,6 +213,25 @@ def test_posted_results_land_in_rrd_files(tmp_path: Path, through: str) -> None:
             daemon.stop()
 
 
+def test_values_posted_just_before_a_stop_are_stored(tmp_path: Path) -> None:
+    require_rrd()
+    rrd_dir = tmp_path / "rrd"
+    c = CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir))
+    c.start()
+    t0 = int(time.time()) // 10 * 10 - 100
+    try:
+        st, _ = c.post_results("poller-ladc1", [result(k + 1, "db1.ladc1", "Disk /", 0, finished=float(t0 + 10 * k),
+                                                       perfdata=f"used={k}B") for k in range(6)])
+        assert st == 200
+    finally:
+        assert c.stop() == 0                    # SIGTERM at once: central hands over, the writer stores
+    [entry] = Catalog(Layout(rrd_dir)).labels("db1.ladc1", "Disk /").values()
+    path = Layout(rrd_dir).path("db1.ladc1", entry.file)
+    assert rrdtool.last(str(path)) == t0 + 50
+    log = (tmp_path / "c" / "central.log").read_text()
+    assert "did not finish" not in log and "exited with" not in log
+
+
 def test_a_slow_writer_never_blocks_ingest_and_drops_are_counted(tmp_path: Path) -> None:
     require_rrd()
     with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(tmp_path / "rrd", more=", queue: 50")) as c:

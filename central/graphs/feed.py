@@ -155,6 +155,8 @@ class Feed:
                 proc.kill()
                 await proc.wait()
         if self._task is not None:
+            await asyncio.wait([self._task], timeout=1.0)
+            self._task.cancel()             # still waiting to restart a writer that died
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
