@@ -18,6 +18,7 @@ bench: deps-bench venv
 	$(PY) bench/notify_latency.py
 	$(PY) bench/failover_times.py
 	$(PY) bench/web_render.py
+	$(PY) bench/rrd_updates.py
 
 # The checkd and checkd-central .deb files, built in a copy outside the checkout
 # and lintian-checked (docs/packaging.md). tests/test_package.py builds them the
@@ -39,7 +40,10 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# The rrdtool binding (central extra) builds against Debian's librrd: librrd-dev,
+	# pkg-config, gcc and python3-dev come from contrib/install-debian-deps.
 	$(PY) -m pip install -q -e '.[central,test]'
+	$(PY) -c 'import rrdtool' || { echo 'the rrdtool binding did not build: apt-get install librrd-dev pkg-config gcc python3-dev' >&2; exit 1; }
 	touch $(STAMP)
 
 clean:
