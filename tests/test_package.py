@@ -80,6 +80,12 @@ def unit(name: str) -> configparser.SectionProxy:
     return parser["Service"]
 
 
+def reload_lines(name: str) -> list[str]:
+    """The unit's ExecReload= command lines, in order (configparser keeps only the last)."""
+    return [line.split("=", 1)[1] for line in (UNITS / name).read_text().splitlines()
+            if line.startswith("ExecReload=")]
+
+
 def as_unit_user(service: configparser.SectionProxy, argv: list[str]) -> list[str]:
     """argv run the way the unit runs it: its User/Group, NoNewPrivileges and
     CAP_NET_RAW as the only (ambient) capability, with a clean environment."""
@@ -307,12 +313,23 @@ def test_poller_and_central_run_as_the_checkd_user(system: dict[str, Path]) -> N
         assert "checkd_checks_total" in get(f"http://127.0.0.1:{status_port}/metrics")
         must(["/usr/bin/checkd", "status", "-c", str(conf / "poller.yaml")], env=SYSTEM_ENV)
 
-        # systemd's side of Type=notify, NotifyAccess=main, WatchdogSec.
+        # systemd's side of Type=notify, NotifyAccess=main, WatchdogSec, and `systemctl reload`:
+        # each ExecReload= line in turn ($MAINPID filled in), then RELOADING=1 and READY=1 again.
         time.sleep(1.5)
         for role, proc in (("central", central), ("poller", poller)):
             messages = sockets[role].messages
             assert (proc.pid, "READY=1") in messages, (role, messages)
             assert (proc.pid, "WATCHDOG=1") in messages, (role, messages)
+            service = unit(f"checkd-{role}.service")
+            for line in reload_lines(f"checkd-{role}.service"):
+                argv = line.replace("$MAINPID", str(proc.pid)).replace(f"/etc/checkd/{role}.yaml",
+                                                                       str(conf / f"{role}.yaml")).split()
+                must(as_unit_user(service, argv), env=SYSTEM_ENV, cwd="/")
+            deadline = time.monotonic() + 20
+            while sum(m == (proc.pid, "READY=1") for m in sockets[role].messages) < 2:
+                assert time.monotonic() < deadline, (role, sockets[role].messages)
+                time.sleep(0.1)
+            assert (proc.pid, "RELOADING=1") in sockets[role].messages
 
         for proc in (poller, central):
             proc.send_signal(signal.SIGTERM)
