@@ -1,7 +1,8 @@
 """The Debian packages as an operator gets them: `make deb` builds them (lintian
-clean), apt installs them with Debian's Python libraries, the installed checkd
-checks /etc/checkd and runs a poller and central with the system python3 as the
-checkd user, under the units' ExecStart; then they are reinstalled and purged.
+clean), apt installs checkd alone (a poller host), then both with Debian's
+Python libraries; the installed checkd checks /etc/checkd and runs a poller and
+central with the system python3 as the checkd user, under the units' ExecStart
+and ExecReload; then they are reinstalled and purged.
 
 Needs root (it installs packages and the checkd user on this machine); runs
 one at a time per machine (a lock). Outside CI it skips without root or the
