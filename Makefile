@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench deb deps-demo deps-test deps-bench deps-deb venv clean
+.PHONY: demo test bench bench-quick deb deps-demo deps-test deps-bench deps-deb venv clean
 
 demo: deps-demo venv
 	$(VENV)/bin/checkd demo
@@ -12,13 +12,13 @@ demo: deps-demo venv
 test: deps-test venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# docs/benchmarks.md, regenerated from bench/benchmarks.md.j2 by one run of every benchmark
+# (bench/run.py): the full mode takes 30-40 minutes, bench-quick under 5.
 bench: deps-bench venv
-	$(PY) bench/poller_throughput.py $(BENCH_ARGS)
-	$(PY) bench/central_ingest.py
-	$(PY) bench/notify_latency.py
-	$(PY) bench/failover_times.py
-	$(PY) bench/web_render.py
-	$(PY) bench/rrd_updates.py
+	$(PY) bench/run.py --full $(BENCH_ARGS)
+
+bench-quick: deps-bench venv
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 # The checkd and checkd-central .deb files, built in a copy outside the checkout
 # and lintian-checked (docs/packaging.md). tests/test_package.py builds them the

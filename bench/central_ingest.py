@@ -99,6 +99,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--services", type=int, default=100_000)
     ap.add_argument("--batches", type=int, default=120, help="batches per client")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from tests.helpers import free_port
@@ -147,6 +148,11 @@ def main() -> int:
     print(f"ingest: {total} results in {wall:.2f} s = {total / wall:,.0f} results/s "
           f"({CLIENTS} clients, batches of {BATCH}, durable acks)")
     print(f"services with a stored state: {known}; open problems: {problems}; RSS {rss_full:.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "bench": "central_ingest", "services": args.services, "clients": CLIENTS, "batch": BATCH,
+            "startup_s": startup, "rss_idle_mb": rss_idle, "results": total, "wall_s": wall,
+            "results_per_s": total / wall, "known": known, "problems": problems, "rss_mb": rss_full}) + "\n")
     return 0
 
 

@@ -247,6 +247,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=None, help="default 1, with --quick 3")
     ap.add_argument("--quick", action="store_true", help="the tests' settings: 2s / 3s / 3s, 3 rounds")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (central.log, poller.log per round)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     defaults = QUICK if args.quick else {"autonomy_after": float(NodeConfig.autonomy_after),
                                          "stale_after": DEFAULT_STALE_AFTER, "hold_down": DEFAULT_HOLD_DOWN,
@@ -334,6 +335,14 @@ def main() -> int:
           f"site watch)")
     if failed:
         print(f"{failed} round(s) failed")
+    if args.json:
+        import json
+        Path(args.json).write_text(json.dumps({
+            "bench": "failover_times", "rounds": len(results), "failed": failed,
+            "settings": {"autonomy_after": args.autonomy_after, "site_stale_after": args.stale_after,
+                         "hold_down": args.hold_down},
+            "times": {key: {"median": statistics.median(col(key)), "min": min(col(key)), "max": max(col(key)),
+                            "values": col(key)} for _, key, _, _ in rows if col(key)}}) + "\n")
     return 1 if failed else 0
 
 

@@ -145,10 +145,13 @@ def main() -> None:
     p.add_argument("--no-nagios", action="store_true")
     p.add_argument("--script-services", type=int, default=2000,
                    help="load for the forked Python script run (0: skip)")
+    p.add_argument("--icinga-sizes", default="", help="sizes at which icinga2 runs too (e.g. 10000)")
+    p.add_argument("--raw-n", type=int, default=10000, help="spawns per raw spawn limit run")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = p.parse_args()
     rows = []
     from bench.raw_spawn import raw_spawn_rate
-    raw = raw_spawn_rate(["/usr/lib/nagios/plugins/check_dummy", "0", "ok"], n=10000, runs=3)
+    raw = raw_spawn_rate(["/usr/lib/nagios/plugins/check_dummy", "0", "ok"], n=args.raw_n, runs=3)
     print(f"raw spawn limit (C posix_spawn loop, 32 in flight, median of 3): {raw['per_s']:.0f}/s, "
           f"{raw['cpu_s_per_1000']:.2f} CPU s per 1,000", flush=True)
     print(HEADER, flush=True)
@@ -166,8 +169,18 @@ def main() -> None:
                 r = {**r, "impl": f"nagios4 workers={workers or 'default'}", "services": n}
                 rows.append(r)
                 print(fmt(r), flush=True)
+        if str(n) in args.icinga_sizes.split(","):
+            from bench.peers.icinga2 import run_icinga2
+            r = run_icinga2(n, args.interval, args.duration)
+            r = {**r, "impl": "icinga2", "services": n}
+            rows.append(r)
+            print(fmt(r), flush=True)
     summarize(rows, raw)
-    print(json.dumps({"raw": raw, "rows": rows}, indent=1, default=str))
+    out = {"bench": "poller_throughput", "interval": args.interval, "duration": args.duration,
+           "raw": raw, "rows": rows}
+    print(json.dumps(out, indent=1, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
 
 
 def summarize(rows: list[dict[str, Any]], raw: dict[str, Any]) -> None:

@@ -334,6 +334,7 @@ def main() -> int:
     ap.add_argument("--renders", type=int, default=200)
     ap.add_argument("--modes", default="rrdcached,direct,off")
     ap.add_argument("--dir", help="where the RRD files go (default: a temp dir; ~180 KB per metric)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="checkd-rrd-bench-"))
     tmp = Path(tempfile.mkdtemp(prefix="checkd-rrd-bench-run-"))
@@ -385,6 +386,19 @@ def main() -> int:
               f"ingest with graphs >= {TARGET_INGEST:,}/s: "
               f"{'PASS' if cached['ingest_per_s'] >= TARGET_INGEST else 'FAIL'}; "
               f"render p50 < {TARGET_RENDER * 1000:.0f} ms: {'PASS' if ok_r else 'FAIL'}")
+    if args.json:
+        out = []
+        for r in runs:
+            r = dict(r)
+            for what in ("render_loaded", "render_idle"):
+                t = r.pop(what, None)
+                if t:
+                    r[what] = {"n": len(t), "p50": pct(t, 0.5), "p99": pct(t, 0.99), "max": max(t)}
+            out.append(r)
+        Path(args.json).write_text(json.dumps({
+            "bench": "rrd_updates", "metrics": args.metrics, "rounds": args.rounds, "rrd_dir_size": du,
+            "targets": {"updates_per_s": TARGET_UPDATES, "ingest_per_s": TARGET_INGEST,
+                        "render_p50_s": TARGET_RENDER}, "runs": out}, default=str) + "\n")
     return 0
 
 

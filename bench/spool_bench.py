@@ -44,11 +44,19 @@ def main() -> None:
     parser.add_argument("--producers", type=int, nargs="+", default=[100, 500, 1000, 2000])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--commit-interval", type=float, default=0.02)
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args()
+    rates = {}
     for producers in args.producers:
         with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
             rate = asyncio.run(run(Path(tmp), producers, args.records, args.commit_interval))
         print(f"{producers:5d} concurrent producers: {rate:9.0f} durable appends/s")
+        rates[str(producers)] = rate
+    if args.json:
+        import json
+        Path(args.json).write_text(json.dumps({"bench": "spool_bench", "records": args.records,
+                                               "commit_interval": args.commit_interval,
+                                               "appends_per_s": rates}) + "\n")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,11 @@ def stats(ms: list[float]) -> str:
     return f"median {statistics.median(ms):7.1f} ms   p90 {p90:7.1f} ms   max {ms[-1]:7.1f} ms"
 
 
+def stat_dict(ms: list[float]) -> dict[str, float]:
+    ms = sorted(ms)
+    return {"median": statistics.median(ms), "p90": ms[min(len(ms) - 1, int(len(ms) * 0.9))], "max": ms[-1]}
+
+
 async def in_browser(url: str, rounds: int) -> tuple[list[float], list[float], int]:
     from tests.browser import Browser
     loads, paints = [], []
@@ -107,7 +112,10 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
+    figs: dict[str, Any] = {"bench": "web_render", "problems": args.problems, "rounds": args.rounds,
+                            "target_ms": TARGET_MS, "requests": {}, "browser": {}}
 
     text, services = objects(args.problems)
     with tempfile.TemporaryDirectory() as d:
@@ -158,6 +166,7 @@ def main() -> None:
                   f"{len(services)} services; {platform.python_version()}, {os.cpu_count()} CPUs")
             def line(what: str, runs: list[tuple[float, int, int]]) -> None:
                 print(f"{what:<44} {runs[0][2] / 1e3:6.0f} kB   {stats([t for t, _, _ in runs])}")
+                figs["requests"][what] = {"kb": runs[0][2] / 1e3, **stat_dict([t for t, _, _ in runs])}
             line("GET /?limit=all (all rows)", every)
             line("  the same, gzip", gz)
             line("GET / (500 rows and '... 4,500 more')", full)
@@ -171,10 +180,13 @@ def main() -> None:
                 for what, u in (("default", url), ("all rows", url + "?limit=all")):
                     loads, paints, rows = asyncio.run(in_browser(u, min(args.rounds, 5)))
                     print(f"Chromium 1920x1080, {what} ({rows} rows): load event {stats(loads)}")
+                    figs["browser"][what] = {"rows": rows, **stat_dict(loads)}
                     if paints:
                         print(f"{'':<36}first contentful paint {stats(paints)}")
         finally:
             c.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(figs) + "\n")
 
 
 if __name__ == "__main__":
