@@ -88,28 +88,28 @@ class Writer:
     def take(self, items: list[Item]) -> None:
         self.n.received += len(items)
         for host, service, step, finished, text in items:
-            metrics, errors = perfdata.parse(text)
+            metrics, errors = perfdata.values(text)
             if errors:
                 self.n.parse_errors += len(errors)
                 self._log("parse", "%s/%s: perfdata skipped: %s", host, service, errors[0])
             ts = int(finished)
-            for m in metrics:
+            for label, number, uom in metrics:
                 self.n.values += 1
-                f = self.files.get((host, service, m.label))
+                f = self.files.get((host, service, label))
                 if f is None:
-                    f = self._open(host, service, m, step, ts)
+                    f = self._open(host, service, label, uom, step, ts)
                     if f is None:
                         continue
                 if ts <= f.last:
                     self.n.old += 1
                     continue
                 f.last = ts
-                if m.value is None:
+                if number is None:
                     value = "U"
                 elif f.counter:
-                    value = str(int(round(m.value)))      # DERIVE takes whole numbers only
+                    value = str(int(round(number)))       # DERIVE takes whole numbers only
                 else:
-                    value = repr(m.value)
+                    value = repr(number)
                 vals = self.pending.get(f)
                 if vals is None:
                     vals = self.pending[f] = []
@@ -118,12 +118,12 @@ class Writer:
                 vals.append(f"{ts}:{value}")
                 self.pending_values += 1
 
-    def _open(self, host: str, service: str, m: perfdata.Metric, step: int, ts: int) -> FileState | None:
+    def _open(self, host: str, service: str, label: str, uom: str, step: int, ts: int) -> FileState | None:
         """A label seen for the first time since start: its file, created if needed."""
-        known = self.catalog.labels(host, service).get(m.label)
-        name = known.file if known else file_name(service, m.label)
+        known = self.catalog.labels(host, service).get(label)
+        name = known.file if known else file_name(service, label)
         path = self.layout.path(host, name)
-        kind = known.kind if known else kind_of(m.uom)
+        kind = known.kind if known else kind_of(uom)
         last = 0
         try:
             if path.exists():
@@ -134,19 +134,19 @@ class Writer:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self.dirs.add(path.parent)
                 rrdtool.create(str(path), "--start", str(ts - 1), "--no-overwrite",
-                               *create_args(step, kind, ds_name(m.label), self.s))
+                               *create_args(step, kind, ds_name(label), self.s))
                 self.n.created += 1
                 last = ts - 1
-            if known is None or known.uom != m.uom:
+            if known is None or known.uom != uom:
                 self.unlisted.setdefault(host, []).append(
-                    Entry(service, m.label, name, ds_name(m.label), m.uom, kind, known.step if known else step,
+                    Entry(service, label, name, ds_name(label), uom, kind, known.step if known else step,
                           known.created if known else time.time()))
         except (OSError, rrdtool.OperationalError) as e:
             self.n.errors += 1
             self.last_error = f"{path}: {e}"
-            self._log("create", "cannot create %s (%s/%s %r): %s", path, host, service, m.label, e)
+            self._log("create", "cannot create %s (%s/%s %r): %s", path, host, service, label, e)
             return None
-        f = self.files[(host, service, m.label)] = FileState(str(path), last, kind == DERIVE)
+        f = self.files[(host, service, label)] = FileState(str(path), last, kind == DERIVE)
         return f
 
     # --- out ------------------------------------------------------------------------------
