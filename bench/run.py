@@ -47,14 +47,14 @@ class Bench:
 
 BENCHES = [
     Bench("poller", "poller_throughput.py",
-          ["--sizes", "10000", "--interval", "10", "--duration", "5", "--script-services", "500",
-           "--raw-n", "5000"],
-          ["--sizes", "1000,10000,50000,100000", "--interval", "10", "--duration", "15",
-           "--script-services", "2000", "--icinga-sizes", "10000", "--raw-n", "10000"],
+          ["--sizes", "10000", "--interval", "10", "--duration", "5", "--script-services", "300",
+           "--script-concurrency", "16", "--raw-n", "2000"],
+          ["--sizes", "1000,10000,50000,100000", "--interval", "10", "--duration", "10",
+           "--script-services", "2000", "--script-concurrency", "16", "--icinga-sizes", "10000", "--raw-n", "10000"],
           (1, 2), (600, 1500)),
     Bench("poller_minute", "poller_throughput.py",
           [],    # full mode only: 10k services at 1 min need a minute of warm-up
-          ["--sizes", "10000", "--interval", "60", "--duration", "30", "--no-nagios",
+          ["--sizes", "10000", "--interval", "60", "--duration", "20", "--no-nagios",
            "--script-services", "0", "--raw-n", "2000"],
           (0, 1), (1, 600)),
     Bench("spool", "spool_bench.py",
@@ -64,10 +64,10 @@ BENCHES = [
     Bench("ingest", "central_ingest.py",
           ["--services", "100000", "--batches", "20"],
           ["--services", "100000", "--batches", "120"],
-          (2, 3), (180, 300)),
+          (3, 3), (180, 300)),
     Bench("rrd", "rrd_updates.py",
           ["--metrics", "10000", "--rounds", "3", "--renders", "50", "--modes", "rrdcached"],
-          ["--metrics", "100000", "--rounds", "10", "--renders", "200", "--modes", "rrdcached,direct,off"],
+          ["--metrics", "100000", "--rounds", "5", "--renders", "200", "--modes", "rrdcached,direct,off"],
           (1, 1), (300, 1200)),
     Bench("notify", "notify_latency.py",
           ["--rounds", "2"],
@@ -76,11 +76,11 @@ BENCHES = [
     Bench("web", "web_render.py",
           ["--problems", "5000", "--rounds", "10", "--no-browser"],
           ["--problems", "5000", "--rounds", "30"],
-          (1, 2), (240, 400)),
+          (2, 2), (240, 400)),
     Bench("ssh", "ssh_checks.py",
           ["--quick", "--plain-only"],
           [],
-          (1, 2), (240, 600)),
+          (2, 2), (240, 600)),
     Bench("failover", "failover_times.py",
           ["--quick", "--rounds", "1"],
           ["--rounds", "1"],
@@ -176,9 +176,11 @@ def median_tree(trees: list[Any]) -> Any:
 
 # ------------------------------------------------------------------ running
 
-def run_bench(b: Bench, mode: str, py: str) -> dict[str, Any]:
+def run_bench(b: Bench, mode: str, py: str, max_runs: int | None = None) -> dict[str, Any]:
     args = b.quick if mode == "quick" else b.full
     runs = b.runs[0] if mode == "quick" else b.runs[1]
+    if max_runs is not None:
+        runs = min(runs, max_runs)
     timeout = b.timeout[0] if mode == "quick" else b.timeout[1]
     cmd = [".venv/bin/python", f"bench/{b.script}", *args]
     out: dict[str, Any] = {"name": b.name, "command": shlex.join(cmd), "runs": runs, "ok_runs": 0,
@@ -283,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--full", action="store_true", help="the published figures (default)")
     ap.add_argument("--only", nargs="+", metavar="NAME", choices=[b.name for b in BENCHES],
                     help="run only these benchmarks (" + ", ".join(b.name for b in BENCHES) + ")")
+    ap.add_argument("--max-runs", type=int, metavar="N",
+                    help="at most N runs of each benchmark (the page shows how many were made)")
     ap.add_argument("--page", default=str(PAGE), help="where the page goes (default docs/benchmarks.md)")
     ap.add_argument("--render-only", action="store_true",
                     help="do not run anything: render the page again from bench/results/run.json")
@@ -306,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                                           "data": None, "errors": [], "runs": 0, "ok_runs": 0,
                                           "command": shlex.join([".venv/bin/python", f"bench/{b.script}"])}
                 continue
-            ctx["results"][b.name] = run_bench(b, mode, sys.executable)
+            ctx["results"][b.name] = run_bench(b, mode, sys.executable, a.max_runs)
         ctx["wall_min"] = (time.time() - t0) / 60
         ctx["loadavg_end"] = os.getloadavg()
         (RESULTS / "run.json").write_text(json.dumps(ctx, indent=1, default=lambda o: o) + "\n")
