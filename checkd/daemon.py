@@ -33,10 +33,12 @@ def notify(message: str) -> bool:
     if path.startswith("@"):
         path = "\0" + path[1:]                      # abstract namespace
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as s:
             s.connect(path)
-            s.sendall(message.encode())
+            s.sendall(message.encode())     # never waits: a reader that does not read loses a ping
         return True
+    except BlockingIOError:
+        return False
     except OSError as e:
         log.warning("sd_notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), e)
         return False
