@@ -3,7 +3,7 @@ through rrdcached and writing files directly, what that costs ingest, and the p5
 time to render a graph.
 
     .venv/bin/python bench/rrd_updates.py [--metrics 100000] [--rounds 10] [--renders 200]
-                                          [--modes rrdcached,direct,off]
+                                          [--modes rrdcached,direct,off,writer]
 
 The load: 10,000 hosts x 10 services, each result with one perfdata label
 (`time=0.0123s;1;2;0`), interval 60 s (so step 60 s: every file holds 8 days at
@@ -16,7 +16,9 @@ Per mode (a fresh central each time, the same RRD directory):
 - rrdcached: a throwaway rrdcached on a unix socket (-w 120 -z 60 -t 4, so it also
   writes files during the run), central's writer talking to it in BATCH mode;
 - direct: the writer updating the files itself with librrd;
-- off: no rrd: section, the same load: ingest without graphs, for comparison.
+- off: no rrd: section, the same load: ingest without graphs, for comparison;
+- writer: the writer process alone, fed frames as fast as it reads them (no central,
+  no HTTP): what it can store through rrdcached and directly, i.e. its headroom.
 
 Figures: ingest results/s (acked), updates/s (values the writer reports stored,
 from the first post of round 1 until the last value is stored), queue peak and
@@ -327,12 +329,73 @@ def run_mode(mode: str, args: argparse.Namespace, tmp: Path, rrd_dir: Path, keys
     return out
 
 
+def writer_alone(through: str, args: argparse.Namespace, tmp: Path, rrd_dir: Path, ts0: int) -> dict[str, Any]:
+    """The writer process without central: round 0 (first sight of every file), then the
+    rounds as fast as it reads them; updates/s until the last value is stored."""
+    import marshal
+
+    from central.graphs.feed import FRAME
+    from central.graphs.settings import RrdSettings
+
+    daemon = None
+    if through == "rrdcached":
+        (tmp / f"rrdcached-{through}-alone").mkdir(exist_ok=True)
+        daemon = Rrdcached(tmp / f"rrdcached-{through}-alone", rrd_dir, write_every=120)
+        daemon.start()
+    settings = RrdSettings(dir=rrd_dir, rrdcached=daemon.address if daemon else "", queue=10_000_000)
+    proc = subprocess.Popen([sys.executable, "-m", "central.graphs.writer", "--settings", settings.to_json(),
+                             "--log-level", "warning"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    last: dict[str, Any] = {}
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            last.update(json.loads(line))
+    threading.Thread(target=read, daemon=True).start()
+    rnd = random.Random(1)
+    names = [(f"h{h}.bench", f"svc{s}") for h in range(args.metrics // SERVICES_PER_HOST)
+             for s in range(SERVICES_PER_HOST)]
+    frames = []
+    for r in range(args.rounds + 1):
+        items = [(h, s, STEP, float(ts0 + r * 10), f"time={rnd.random() * 0.1:.4f}s;1;2;0") for h, s in names]
+        round_frames = []
+        for i in range(0, len(items), BATCH):
+            data = marshal.dumps(items[i:i + BATCH])
+            round_frames.append(FRAME.pack(len(data)) + data)
+        frames.append(b"".join(round_frames))
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(frames[0])
+        proc.stdin.flush()
+        while last.get("received", 0) < len(names) or last.get("pending", 1):
+            time.sleep(0.05)
+        written0, cpu0 = last.get("written", 0), cpu(proc.pid)
+        t0 = time.perf_counter()
+        for f in frames[1:]:
+            proc.stdin.write(f)
+        proc.stdin.flush()
+        expected = written0 + args.rounds * len(names)
+        while last.get("written", 0) + last.get("rejected", 0) < expected and time.perf_counter() - t0 < 600:
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+        written = last.get("written", 0) - written0
+        return {"mode": f"writer-{through}", "updates_per_s": written / wall, "written": written,
+                "rejected": last.get("rejected", 0), "dropped": last.get("dropped", 0), "writer_wall": wall,
+                "cpu_per_1000": {"writer": 1000 * (cpu(proc.pid) - cpu0) / max(1, written)}}
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=120)
+        if daemon:
+            daemon.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--renders", type=int, default=200)
-    ap.add_argument("--modes", default="rrdcached,direct,off")
+    ap.add_argument("--modes", default="rrdcached,direct,off,writer")
     ap.add_argument("--dir", help="where the RRD files go (default: a temp dir; ~180 KB per metric)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
@@ -346,7 +409,12 @@ def main() -> int:
     try:
         keys = history(rrd_dir, now - 3600)
         for i, mode in enumerate(args.modes.split(",")):
-            runs.append(run_mode(mode, args, tmp, rrd_dir, keys, ts0 + i * 10 * (args.rounds + 2)))
+            start = ts0 + i * 10 * (args.rounds + 2)
+            if mode == "writer":
+                runs.append(writer_alone("rrdcached", args, tmp, rrd_dir, start))
+                runs.append(writer_alone("direct", args, tmp, rrd_dir, start + 10 * (args.rounds + 2)))
+            else:
+                runs.append(run_mode(mode, args, tmp, rrd_dir, keys, start))
         du = subprocess.run(["du", "-sh", str(rrd_dir)], capture_output=True, text=True).stdout.split()[0]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -357,6 +425,11 @@ def main() -> int:
     print(f"metrics: {args.metrics} ({args.metrics // SERVICES_PER_HOST} hosts x {SERVICES_PER_HOST}), step {STEP} s, "
           f"{args.rounds} rounds after the first values; RRD directory {du}")
     for r in runs:
+        if r["mode"].startswith("writer-"):
+            print(f"{r['mode']:>9}: the writer alone: updates {r['updates_per_s']:,.0f}/s ({r['written']:,} stored "
+                  f"in {r['writer_wall']:.1f} s, refused {r['rejected']}), writer CPU s per 1,000: "
+                  f"{r['cpu_per_1000']['writer']:.3f}")
+            continue
         line = f"{r['mode']:>9}: ingest {r['ingest_per_s']:,.0f} results/s"
         if "updates_per_s" in r:
             line += (f"; updates {r['updates_per_s']:,.0f}/s ({r['written']:,} stored in {r['writer_wall']:.1f} s, "
