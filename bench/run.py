@@ -94,9 +94,13 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
     """Rows keyed by implementation and size; the ratios the targets are stated in, from this run."""
     rows: dict[str, dict[str, Any]] = {}
     for r in j["rows"]:
-        rows.setdefault(r["impl"], {})[str(r["services"])] = {
-            k: r.get(k) for k in ("scheduled_per_s", "checks_per_s", "latency_median", "latency_p99",
-                                  "latency_max", "cpu_s_per_1000", "rss_mb")}
+        row = {k: r.get(k) for k in ("scheduled_per_s", "checks_per_s", "latency_median", "latency_p99",
+                                     "latency_max", "cpu_s_per_1000", "rss_mb")}
+        if r["impl"].startswith("nagios4") and not row["latency_max"]:
+            # nagios4stats and status.dat say 0.000 when the saturated core has not yet written its
+            # status (status_update_interval 10 s): no measurement, not a zero latency
+            row.update(latency_median=None, latency_p99=None, latency_max=None)
+        rows.setdefault(r["impl"], {})[str(r["services"])] = row
     raw = j["raw"]["per_s"]
 
     def peak(prefix: str) -> float | None:
@@ -294,9 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if a.quick else "full"
     RESULTS.mkdir(parents=True, exist_ok=True)
     if a.render_only:
-        ctx = json.loads((RESULTS / "run.json").read_text(), object_hook=None)
-        for r in ctx["results"].values():
-            r["data"] = median_tree([r["data"]]) if r["data"] is not None else None
+        # Figures again from each run's JSON where it is still there (bench/results/NAME-N.json),
+        # else from the medians stored in run.json.
+        ctx = json.loads((RESULTS / "run.json").read_text())
+        for name, r in ctx["results"].items():
+            files = [RESULTS / f"{name}-{i}.json" for i in range(1, r.get("runs", 0) + 1)]
+            files = [f for f in files if f.exists()]
+            if files:
+                r["data"] = median_tree([NORMALISE.get(name, lambda x: x)(json.loads(f.read_text()))
+                                         for f in files])
+            elif r["data"] is not None:
+                r["data"] = median_tree([r["data"]])
     else:
         t0 = time.time()
         command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
