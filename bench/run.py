@@ -101,7 +101,10 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
             # status (status_update_interval 10 s): no measurement, not a zero latency
             row.update(latency_median=None, latency_p99=None, latency_max=None)
         rows.setdefault(r["impl"], {})[str(r["services"])] = row
-    raw = j["raw"]["per_s"]
+    # The machine's spawn limit: the best of the C loop and the two Python loops of the same
+    # run (the C loop is the fastest on a quiet machine; on a busy one whichever ran quietest).
+    raw = max(x for x in (j["raw"].get("per_s"), j["raw"].get("posix_spawn", {}).get("per_s"),
+                          j["raw"].get("popen", {}).get("per_s")) if x)
 
     def peak(prefix: str) -> float | None:
         xs = [v["checks_per_s"] for k, by in rows.items() if k.startswith(prefix) for v in by.values()]
@@ -121,7 +124,7 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
         "embedded_vs_raw": emb / raw if emb else None,
         "embedded_vs_script": emb / script if emb and script else None,
     }
-    return {"raw": {"per_s": raw, "cpu_s_per_1000": j["raw"]["cpu_s_per_1000"],
+    return {"raw": {"per_s": raw, "c_per_s": j["raw"]["per_s"], "cpu_s_per_1000": j["raw"]["cpu_s_per_1000"],
                     "impl": j["raw"].get("c_impl"),
                     "popen_per_s": j["raw"].get("popen", {}).get("per_s"),
                     "posix_spawn_per_s": j["raw"].get("posix_spawn", {}).get("per_s")},
