@@ -403,8 +403,15 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="checkd-rrd-bench-run-"))
     rrd_dir = base / "rrd"
     now = int(time.time())
-    # History ends an hour ago; the rounds of every mode come after it, all in the past.
-    ts0 = now - 3000
+    # History ends an hour ago; the rounds of every mode come after it, all in the past, and
+    # after those of an earlier run in the same --dir (RRD time only goes forward).
+    marker = base / "last-timestamp"
+    ts0 = max(now - 3000, int(marker.read_text()) + 10 if marker.exists() else 0)
+    span = 10 * (args.rounds + 2) * (len(args.modes.split(",")) + 1)
+    if ts0 + span > now + 200:
+        raise SystemExit(f"--dir {base} holds values up to {ts0 - 10}: wait {ts0 + span - now - 200} s before reusing it")
+    base.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(ts0 + span))
     runs = []
     try:
         keys = history(rrd_dir, now - 3600)
