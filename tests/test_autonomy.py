@@ -10,12 +10,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, require_plugins
+from tests.helpers import REPO, require_plugins, wait_for
 from tests.notify_env import MailSink
 from tests.prosody import Prosody, Recorder, require_prosody
 from tests.tcp_proxy import Proxy
@@ -33,16 +32,6 @@ services:
 """
 AUTONOMY = 2.0
 VIA_POLLER = "ladc1 poller, central unreachable"
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Setup:

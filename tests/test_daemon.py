@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 
 from checkd import daemon
 from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, free_port, require_plugins
+from tests.helpers import REPO, free_port, require_plugins, wait_for
 
 
 class NotifySocket:
@@ -54,16 +54,6 @@ class NotifySocket:
         self._stop = True
         self._thread.join(2)
         self.sock.close()
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_a_blocked_loop_stops_the_watchdog_pings_and_is_reported(tmp_path, monkeypatch, caplog):

@@ -9,14 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, require_plugins
+from tests.helpers import REPO, require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
 from tests.sshd import Sshd
 
@@ -38,16 +38,6 @@ services:
   - {{host: db1.ladc1, description: SSH echo, command: remote_echo, interval: 0.5s, contacts: [ops]}}
 """
 STALE, HOLD = 3.0, 3.0
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Site:
