@@ -205,7 +205,7 @@ class Database:
                     self._journal_rows += len(rows)
             conn.execute("COMMIT")
             self.commits += 1
-        except sqlite3.Error as e:
+        except Exception as e:      # sqlite3.Error, or a value SQLite cannot hold: never kill the writer
             log.critical("database write failed: %s", e)
             error = WriteError(str(e))
             if conn.in_transaction:

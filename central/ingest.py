@@ -55,7 +55,8 @@ class Ingest:
         answer = self.apply(auth.name, auth.site, items, now)
         plan = answer.pop("_plan")
         await self.c.commit_and_notify(answer.pop("_ops"), plan)
-        self.c.operations.results_stored({(i["host"], i.get("service")) for i in items})
+        if self.c.operations.waiting:
+            self.c.operations.results_stored({(i["host"], i.get("service")) for i in items})
         answer["commands"] = self.c.commands.take(auth.name)
         return web.json_response(answer)
 

@@ -133,6 +133,11 @@ class Operations:
         self._watchers.setdefault((host, service), []).append((after, fut))
         return fut
 
+    @property
+    def waiting(self) -> bool:
+        """Someone waits for a fresh result (ingest skips building the key set otherwise)."""
+        return bool(self._watchers)
+
     def results_stored(self, keys: set[CheckKey]) -> None:
         """Called by ingest after a commit: wake whoever waits for these checks."""
         for key in keys & self._watchers.keys():

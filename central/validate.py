@@ -14,10 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
+try:
+    # A quarter of ingest's CPU went to decoding batches: orjson does it 3x faster than json.
+    # Optional, because Debian 12 has no package of it (docs/operations.md).
+    from orjson import loads as _fast_loads
+except ImportError:         # pragma: no cover - the packaged build on Debian 12
+    _fast_loads = json.loads
+
 FUTURE_SLACK = 300.0           # a poller clock this far ahead is wrong, not early
 MAX_AGE = 7 * 86400.0          # older results are not news any more (the spool is replayed long before)
 STATE_TYPES = ("SOFT", "HARD")
 _NUM = (int, float)
+_INT64 = 2**63 - 1             # SQLite's INTEGER: a larger one would fail the whole group commit
 
 
 def bad_request(error: str, items: list[dict[str, Any]] | None = None, status: int = 400) -> web.HTTPException:
@@ -30,6 +38,10 @@ def bad_request(error: str, items: list[dict[str, Any]] | None = None, status: i
 
 
 def parse_json(body: bytes) -> Any:
+    try:
+        return _fast_loads(body)
+    except (ValueError, RecursionError):
+        pass        # json decides what is wrong: its messages, and NaN reaches the per-item checks
     try:
         return json.loads(body)
     except UnicodeDecodeError as e:
@@ -49,8 +61,8 @@ def item_shape(item: Any) -> str | None:
         state_type, attempt, output, finished = item["state_type"], item["attempt"], item["output"], item["finished"]
     except KeyError as e:
         return f"missing field {e.args[0]!r}"
-    if type(seq) is not int or seq < 1:
-        return "seq: expected an integer >= 1"
+    if type(seq) is not int or not 1 <= seq <= _INT64:
+        return "seq: expected an integer >= 1 (64-bit)"
     if type(host) is not str or not host:
         return "host: expected a non-empty string"
     service = item.get("service")
@@ -60,8 +72,8 @@ def item_shape(item: Any) -> str | None:
         return "status: expected 0-3 for a service, 0-2 for a host"
     if state_type not in STATE_TYPES:
         return 'state_type: expected "SOFT" or "HARD"'
-    if type(attempt) is not int or attempt < 1:
-        return "attempt: expected an integer >= 1"
+    if type(attempt) is not int or not 1 <= attempt <= _INT64:
+        return "attempt: expected an integer >= 1 (64-bit)"
     if type(output) is not str:
         return "output: expected a string"
     for key in ("long_output", "perfdata", "polled_by", "check_type"):
@@ -78,8 +90,8 @@ def item_shape(item: Any) -> str | None:
     if flapping is not None and type(flapping) is not bool:
         return "flapping: expected true or false"
     eid = item.get("event_id")
-    if eid is not None and (type(eid) is not int or eid < 1):
-        return "event_id: expected an integer >= 1 or null"
+    if eid is not None and (type(eid) is not int or not 1 <= eid <= _INT64):
+        return "event_id: expected an integer >= 1 (64-bit) or null"
     return None
 
 

@@ -136,10 +136,13 @@ def test_one_malformed_item_rejects_the_whole_batch(central: CentralProc) -> Non
     bad["status"] = "2"
     nan = result(3, *DISK, 2)
     nan["finished"] = float("nan")
-    status, ans = central.post_results("poller-ladc1", [result(1, *DISK, 2), bad, nan])
+    huge = result(4, *DISK, 2)
+    huge["attempt"] = 2**64             # more than SQLite holds: it used to stop the database writer
+    status, ans = central.post_results("poller-ladc1", [result(1, *DISK, 2), bad, nan, huge])
     assert status == 400
-    assert [(i["index"], i["seq"]) for i in ans["items"]] == [(1, 2), (2, 3)]
+    assert [(i["index"], i["seq"]) for i in ans["items"]] == [(1, 2), (2, 3), (3, 4)]
     assert "status" in ans["items"][0]["reason"] and "finished" in ans["items"][1]["reason"]
+    assert "attempt" in ans["items"][2]["reason"]
     assert central.get("/api/v1/problems")["problems"] == []
     # Nothing stored means seq did not advance: the corrected batch is taken.
     _, ok = central.post_results("poller-ladc1", [result(1, *DISK, 2)])
