@@ -41,6 +41,7 @@ class Poller:
         self.spool = Spool(self.state_dir / "spool", max_bytes=node.spool_max_bytes)
         self.runner = Runner([*node.plugin_dirs, *_shipped()], exec_workers=node.exec_workers)
         self.scheduler: Scheduler | None = None
+        self.retained = retention.Retained({})
         self.forwarder: Forwarder | None = None
         # Alerting on its own when central is unreachable needs somewhere to send to.
         self.alerting: LocalAlerting | None = None
@@ -57,6 +58,7 @@ class Poller:
         states = retention.load(self.state_dir / "retention.json")
         pending = await asyncio.to_thread(self.spool.read, self.spool.acked_seq, 1 << 62)
         retention.overlay(states, pending)
+        self.retained = retention.Retained(states)
         keys = site_checks(self.objs, self.node.site)
         self.scheduler = Scheduler(self.objs, keys, self.runner, self._spool_result,
                                    max_concurrent=self.node.max_concurrent_checks, node=self.node.name,
@@ -82,6 +84,9 @@ class Poller:
     async def _spool_result(self, result: CheckResult) -> None:
         # Returns once the result is durable: only then is it "done" for the scheduler.
         record = result.to_record()
+        if self.scheduler is not None:
+            key = (result.host, result.service)
+            self.retained.update(key, self.scheduler.states[key])
         if self.alerting is None:
             await self.spool.append(record)
             return
@@ -114,7 +119,7 @@ class Poller:
 
     async def _save_retention(self) -> None:
         if self.scheduler is not None:
-            await asyncio.to_thread(retention.save, self.state_dir / "retention.json", dict(self.scheduler.states))
+            await asyncio.to_thread(retention.save, self.state_dir / "retention.json", self.retained.snapshot())
 
     # --- reload, status, metrics ------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class Poller:
         logging.getLogger().setLevel(node.log_level.upper())
         if self.scheduler is not None:
             self.scheduler.reconfigure(objs, keys)
+            self.retained.keep(keys)
         if self.alerting is not None:
             self.alerting.reconfigure(objs)
         log.info("configuration reloaded: %d checks (%d new, %d removed)", len(keys), len(set(keys) - old),

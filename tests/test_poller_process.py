@@ -143,3 +143,41 @@ def test_sigterm_stops_the_poller_cleanly(tmp_path: Path, central: CentralThread
     log = (tmp_path / "poller.log").read_text()
     assert "poller poller-t1 stopped" in log and "Traceback" not in log
     assert os.path.exists(tmp_path / "state" / "spool")
+
+
+def test_a_soft_problem_goes_on_counting_attempts_across_a_restart(tmp_path: Path, central: CentralThread) -> None:
+    """Retention: a restart in the middle of confirming a problem neither starts the count
+    again (a late alert) nor forgets the history (docs/scheduling.md)."""
+    require_plugins()
+    node = write_config(tmp_path, central.central.url, services=0)
+    (tmp_path / "objects" / "o.yaml").write_text(textwrap.dedent("""\
+        commands:
+          dummy: "$PLUGINDIR$/check_dummy $ARG1$ '$ARG2$'"
+        hosts:
+          - {name: h1.t1, address: 127.0.0.1}
+        services:
+          - {host: h1.t1, description: Disk, command: "dummy!2!disk full", interval: 2s,
+             max_attempts: 8, retry_interval: 0.3s}
+        """))
+
+    def attempts() -> list[tuple[str, int]]:
+        return [(r["state_type"], r["attempt"]) for b in central.central.received for r in b.get("batch", ())]
+
+    poller = start_poller(node)
+    try:
+        wait_for(lambda: ("SOFT", 3) in attempts(), 20, "the third SOFT attempt")
+    finally:
+        poller.terminate()
+        assert poller.wait(timeout=30) == 0, (tmp_path / "poller.log").read_text()[-2000:]
+    before = attempts()
+    assert before[-1][0] == "SOFT" and before[-1][1] >= 3
+    poller = start_poller(node)
+    try:
+        wait_for(lambda: ("HARD", 8) in attempts(), 30, "the HARD state at attempt 8")
+    finally:
+        poller.terminate()
+        assert poller.wait(timeout=30) == 0, (tmp_path / "poller.log").read_text()[-2000:]
+    after = attempts()[len(before):]
+    # The first run after the restart is the next attempt, never attempt 1 again.
+    assert after[0] == ("SOFT", before[-1][1] + 1), (before, after)
+    assert [a for _, a in after][:8 - before[-1][1]] == list(range(before[-1][1] + 1, 9))
