@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from checkd.plugin_output import MAX_OUTPUT_BYTES, PluginOutput, interpret
-from checkd.run.exec import command_argv, run_exec
+from checkd.run.exec import SHELL_CHARS, command_argv, run_exec
 from checkd.states import Status
 from tests.helpers import PLUGINDIR, require_plugins
 
@@ -119,3 +121,19 @@ def test_many_concurrent_checks_do_not_interfere() -> None:
     results = asyncio.run(main())
     for i, r in enumerate(results):
         assert r.status == Status(i % 4) and r.output.endswith(f"check {i}")
+
+
+def test_command_lines_split_exactly_like_shlex() -> None:
+    """The fast path for plain lines must give what shlex gives, whitespace of every kind included."""
+    rnd = random.Random(7)
+    alphabet = "ab \t\r\n'\"\x0b\xa0\x1c-=%\u2003"
+    lines = ["/usr/lib/nagios/plugins/check_dummy 0 ok", "check_disk -w '20%' -c 10%", "  a\tb  "]
+    lines += ["".join(rnd.choice(alphabet) for _ in range(rnd.randrange(12))) for _ in range(20000)]
+    for line in lines:
+        if any(c in SHELL_CHARS for c in line):
+            continue
+        try:
+            expect = shlex.split(line)
+        except ValueError:
+            expect = ["/bin/sh", "-c", line]
+        assert command_argv(line) == expect, repr(line)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import signal
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,8 @@ from checkd.plugin_output import MAX_OUTPUT_BYTES, RawRun
 
 # Nagios 4 (lib/runcmd.c) hands a command to /bin/sh when it contains one of these.
 SHELL_CHARS = set("!$^&*()~[]\\|{};<>?`")
+# Quotes, escapes, or whitespace shlex does not split on (str.split would): shlex's job.
+_NEEDS_SHLEX = re.compile(r"['\"\\]|[^\S \t\r\n]")
 # Plugins get a minimal environment, as under Nagios' core workers: PATH only, so the C
 # locale (English text; and setlocale() with LANG set costs ~20% of a small plugin's run).
 PLUGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -28,6 +31,8 @@ def command_argv(line: str) -> list[str]:
     """argv for a command line: split like a shell, or /bin/sh -c when it needs one."""
     if any(c in SHELL_CHARS for c in line):
         return ["/bin/sh", "-c", line]
+    if _NEEDS_SHLEX.search(line) is None:
+        return line.split()         # what shlex.split gives, 30x faster (a first run prepares its line)
     try:
         return shlex.split(line)
     except ValueError:  # unbalanced quotes: let the shell report it
