@@ -93,7 +93,7 @@ def rss_mb(pid: int) -> float:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024.0
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):     # it exited while we read
         pass
     return 0.0
 
