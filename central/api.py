@@ -15,15 +15,11 @@ from aiohttp import web
 
 from central.store import CheckView, Event
 from checkd.durations import parse_duration
-from checkd.states import HostStatus, Status
+from checkd.states import state_name
 
 if TYPE_CHECKING:
     from central.app import Central
 
-
-
-def state_name(service: str | None, status: int) -> str:
-    return HostStatus(status).name if service is None else Status(status).name
 
 
 def _svc(s: str) -> str | None:
@@ -70,7 +66,7 @@ class ReadApi:
                 continue
             services.append(self.check_json(checks.get(key) or CheckView(*key), now))
         if only is not None and not hosts:
-            raise web.HTTPNotFound(text=f'{{"error": "unknown host"}}', content_type="application/json")
+            raise web.HTTPNotFound(text='{"error": "unknown host"}', content_type="application/json")
         return web.json_response({"now": now, "pollers": self._pollers(now), "hosts": hosts, "services": services})
 
     def event_json(self, ev: Event, now: float) -> dict[str, Any]:

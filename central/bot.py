@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from central import wassup
-from central.api import ReadApi, state_name
+from central.api import ReadApi
+from checkd.states import state_name
 from central.notify.jabber import JabberClient
 from central.operations import OpError, target_name
 from checkd.durations import format_duration, parse_duration

@@ -52,3 +52,12 @@ class HostStatus(enum.IntEnum):
 class StateType(enum.Enum):
     SOFT = "SOFT"
     HARD = "HARD"
+
+
+def state_name(service: str | None, status: int) -> str:
+    """"CRITICAL", "DOWN"...: a host check (service None) has host states. A number no
+    state has is shown as the number (a log row from a newer checkd, say), never an error."""
+    try:
+        return (HostStatus(status) if service is None else Status(status)).name
+    except ValueError:
+        return str(status)

@@ -25,7 +25,7 @@ from central.notify import recipients as rc
 from central.notify.notification import Channel, Kind, Notification
 from central.store import UPSERT_EVENT, Event, Store
 from checkd.config.model import Contact, Host, Notify, Objects, Service
-from checkd.states import StateType
+from checkd.states import StateType, state_name
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class Notifier:
             state = json.loads(row[12]).get("state")
             ev.notified_status = rc.STATUS_OF.get(state, ev.notified_status)
             ev.rounds = max(ev.rounds, number)
+            ev.level = max(ev.level, level)     # its audience included the levels already due
             ev.notified_at = max(ev.notified_at, created)
         elif kind == Kind.ESCALATION.value:
             ev.level = max(ev.level, number)
@@ -285,7 +286,7 @@ class Notifier:
         rows = []
         base = Notification(
             event_id=ev.id, kind=kind, host=ev.host, service=ev.service,
-            state=rc.state_name(ev.service, ev.status), site=host.site if host else "",
+            state=state_name(ev.service, ev.status), site=host.site if host else "",
             output=view.output if view else "", contact="", channel=Channel.EMAIL, address="",
             since=ev.opened, created=now, long_output=view.long_output if view else "",
             author=(ev.ack_author or "") if kind is Kind.ACKNOWLEDGEMENT else "",

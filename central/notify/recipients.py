@@ -14,13 +14,12 @@ import datetime
 from collections.abc import Iterable
 
 from checkd.config.model import Contact, Host, Notify, Objects, Service
+from checkd.states import HostStatus, Status, state_name
 from checkd.timeperiods import is_active
 from central.notify.notification import Kind
 
 SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
-SERVICE_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
-HOST_STATE_NAMES = {0: "UP", 1: "DOWN", 2: "UNREACHABLE"}
-STATUS_OF = {name: status for names in (SERVICE_STATE_NAMES, HOST_STATE_NAMES) for status, name in names.items()}
+STATUS_OF = {s.name: int(s) for s in (*Status, *HostStatus)}     # "CRITICAL" -> 2, "DOWN" -> 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,11 +29,6 @@ class Level:
     contacts: tuple[str, ...]           # contact names, groups expanded, in config order
     every: float | None                 # re-notification interval at this level (None: the object's)
     period: str | None                  # time period when this level is told
-
-
-def state_name(service: str | None, status: int) -> str:
-    names = HOST_STATE_NAMES if service is None else SERVICE_STATE_NAMES
-    return names.get(status, str(status))
 
 
 def config_of(objs: Objects, host: str, service: str | None) -> Host | Service | None:

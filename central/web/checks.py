@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from central.api import ReadApi, state_name
+from central.api import ReadApi
+from checkd.states import state_name
 from central.store import CheckView
 from central.web.views import check_url, host_url
 from checkd import perfdata
