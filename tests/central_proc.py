@@ -32,6 +32,28 @@ services:
 """
 
 
+
+def poller_node(directory: Path, central_url: str, name: str = "poller-ladc1", stem: str = "poller",
+                extra: str = "") -> Path:
+    """A poller's node file beside a CentralProc's objects: its token and site, its own
+    state directory (state-<stem>), fast heartbeats, and `extra` lines of the poller section."""
+    token, site = POLLER_TOKENS[name]
+    node = directory / f"{stem}.yaml"
+    node.write_text(f"poller:\n  name: {name}\n  site: {site}\n  central: {central_url}\n  token: {token}\n"
+                    f"  state_dir: state-{stem}\n  objects: objects\n  heartbeat_interval: 0.3s\n{extra}")
+    return node
+
+
+def start_poller(directory: Path, central_url: str, name: str = "poller-ladc1", stem: str = "poller",
+                 extra: str = "", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A real `checkd poller` process (poller_node); its output goes to <stem>.log.
+    The caller stops it (terminate, then wait)."""
+    node = poller_node(directory, central_url, name, stem, extra)
+    with open(directory / f"{stem}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
 def write_config(directory: Path, port: int, objects: str = OBJECTS, max_body: int = 1 << 20,
                  extra: str = "") -> Path:
     (directory / "objects").mkdir(parents=True, exist_ok=True)

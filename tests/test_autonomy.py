@@ -5,16 +5,13 @@ brain merged. Real central, real poller, real plugins, aiosmtpd and prosody."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, require_plugins, wait_for
+from tests.central_proc import CentralProc, start_poller
+from tests.helpers import require_plugins, wait_for
 from tests.notify_env import MailSink
 from tests.prosody import Prosody, Recorder, require_prosody
 from tests.tcp_proxy import Proxy
@@ -53,18 +50,11 @@ class Setup:
         (self.states / "repl").write_text(f"{status}\n")
 
     def start_poller(self, central_url: str, jabber: dict[str, str] | None = None) -> None:
-        token, site = POLLER_TOKENS["poller-ladc1"]
-        text = (f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: {central_url}\n  token: {token}\n"
-                f"  state_dir: state-poller\n  objects: objects\n  heartbeat_interval: 0.3s\n"
-                f"  autonomy_after: {AUTONOMY}s\n"
-                f"  email: {{smtp_host: 127.0.0.1, smtp_port: {self.sink.port}, from: checkd-ladc1@example.com}}\n")
+        extra = (f"  autonomy_after: {AUTONOMY}s\n"
+                 f"  email: {{smtp_host: 127.0.0.1, smtp_port: {self.sink.port}, from: checkd-ladc1@example.com}}\n")
         if jabber:
-            text += "  jabber: {" + ", ".join(f"{k}: {v}" for k, v in jabber.items()) + "}\n"
-        (self.tmp / "poller.yaml").write_text(text)
-        with open(self.tmp / "poller.log", "ab") as log:
-            self.poller = subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c",
-                                            str(self.tmp / "poller.yaml")], cwd=REPO, stdout=log,
-                                           stderr=subprocess.STDOUT)
+            extra += "  jabber: {" + ", ".join(f"{k}: {v}" for k, v in jabber.items()) + "}\n"
+        self.poller = start_poller(self.tmp, central_url, extra=extra)
 
     def stop(self) -> None:
         if self.poller is not None and self.poller.poll() is None:

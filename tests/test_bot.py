@@ -5,14 +5,11 @@ SMTP server for the escalation mail."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, require_plugins
+from tests.central_proc import CentralProc, start_poller
+from tests.helpers import require_plugins
 from tests.notify_env import MailSink, node_extra
 from tests.prosody import Prosody, Recorder, require_prosody
 
@@ -56,16 +53,6 @@ class Phone(Recorder):
         self.messages.clear()
         await asyncio.sleep(seconds)
         return [b for s, b, r in self.messages if s == self.bot]
-
-
-def start_poller(tmp_path: Path, central: CentralProc) -> subprocess.Popen[bytes]:
-    token, site = POLLER_TOKENS["poller-ladc1"]
-    node = tmp_path / "poller.yaml"
-    node.write_text(f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: {central.url}\n  token: {token}\n"
-                    f"  state_dir: state-poller\n  objects: objects\n  heartbeat_interval: 0.3s\n")
-    with open(tmp_path / "poller.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO,
-                                stdout=log, stderr=subprocess.STDOUT)
 
 
 def history(c: CentralProc, eid: int) -> list[tuple[str, str | None]]:
@@ -195,7 +182,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             assert 25 <= sum(1 for b in replies if b.startswith("wassup [all]")) <= 30
 
         sink.start()
-        poller = start_poller(tmp_path, c)
+        poller = start_poller(tmp_path, c.url)
         try:
             asyncio.run(night())
         finally:

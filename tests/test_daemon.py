@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from checkd import daemon
-from tests.central_proc import POLLER_TOKENS, CentralProc
+from tests.central_proc import CentralProc, poller_node, start_poller
 from tests.helpers import REPO, free_port, require_plugins, wait_for
 
 
@@ -116,17 +116,10 @@ def system(tmp_path: Path) -> Iterator[tuple[CentralProc, Path, NotifySocket]]:
     central.stop()
 
 
-def start_poller(tmp_path: Path, central: CentralProc, ns: NotifySocket, status_port: int) -> subprocess.Popen:
-    token, site = POLLER_TOKENS["poller-ladc1"]
-    (tmp_path / "poller.yaml").write_text(
-        f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: {central.url}\n  token: {token}\n"
-        f"  state_dir: state-poller\n  objects: objects\n  heartbeat_interval: 0.3s\n"
-        f"  status_listen: 127.0.0.1:{status_port}\n")
+def start_watched_poller(tmp_path: Path, central: CentralProc, ns: NotifySocket, status_port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "2000000"}
     env.pop("WATCHDOG_PID", None)
-    with open(tmp_path / "poller.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(tmp_path / "poller.yaml")],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_poller(tmp_path, central.url, extra=f"  status_listen: 127.0.0.1:{status_port}\n", env=env)
 
 
 def service(c: CentralProc, name: str) -> dict[str, Any] | None:
@@ -136,7 +129,7 @@ def service(c: CentralProc, name: str) -> dict[str, Any] | None:
 def test_poller_ready_status_metrics_and_reload_under_load(system, tmp_path):
     central, states, ns = system
     port = free_port()
-    poller = start_poller(tmp_path, central, ns, port)
+    poller = start_watched_poller(tmp_path, central, ns, port)
     try:
         wait_for(lambda: ns.lines("READY=1"), 20, "READY=1")
         wait_for(lambda: len(ns.lines("WATCHDOG=1")) >= 2 and ns.lines("STATUS="), 10, "pings and a status line")
@@ -228,11 +221,8 @@ def test_state_from_a_newer_checkd_is_refused(tmp_path):
     spool = tmp_path / "state-poller" / "spool"
     spool.mkdir(parents=True)
     (spool / "format").write_text("7\n")
-    token, site = POLLER_TOKENS["poller-ladc1"]
-    (tmp_path / "poller.yaml").write_text(
-        f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: http://127.0.0.1:9\n  token: {token}\n"
-        f"  state_dir: state-poller\n  objects: objects\n")
-    out = subprocess.run([sys.executable, "-m", "checkd", "poller", "-c", str(tmp_path / "poller.yaml")],
+    node = poller_node(tmp_path, "http://127.0.0.1:9")
+    out = subprocess.run([sys.executable, "-m", "checkd", "poller", "-c", str(node)],
                          capture_output=True, text=True, cwd=REPO, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 1 and "has format 7, written by a newer checkd" in out.stderr

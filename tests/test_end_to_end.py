@@ -3,8 +3,6 @@ a problem opens one event with an ID, reschedule reaches the poller, recovery cl
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, require_plugins
+from tests.central_proc import POLLER_TOKENS, CentralProc, start_poller
+from tests.helpers import require_plugins
 
 OBJECTS = """\
 commands:
@@ -50,13 +48,8 @@ def system(tmp_path: Path) -> Iterator[tuple[CentralProc, Path]]:
     central = CentralProc(tmp_path, objects=OBJECTS.format(dir=states))
     central.start()
     pollers = []
-    for name, (token, site) in POLLER_TOKENS.items():
-        node = tmp_path / f"{name}.yaml"
-        node.write_text(f"poller:\n  name: {name}\n  site: {site}\n  central: {central.url}\n  token: {token}\n"
-                        f"  state_dir: state-{name}\n  objects: objects\n  heartbeat_interval: 0.3s\n")
-        with open(tmp_path / f"{name}.log", "ab") as log:
-            pollers.append(subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)],
-                                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+    for name in POLLER_TOKENS:
+        pollers.append(start_poller(tmp_path, central.url, name=name, stem=name))
     try:
         yield central, states
     finally:

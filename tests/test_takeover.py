@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.central_proc import POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, require_plugins, wait_for
+from tests.central_proc import CentralProc, start_poller
+from tests.helpers import require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
 from tests.sshd import Sshd
 
@@ -60,14 +59,7 @@ class Site:
         (self.states / name).write_text(f"{status}\n")
 
     def start_poller(self) -> None:
-        token, site = POLLER_TOKENS["poller-ladc1"]
-        node = self.tmp / "poller.yaml"
-        node.write_text(f"poller:\n  name: poller-ladc1\n  site: {site}\n  central: {self.central.url}\n"
-                        f"  token: {token}\n  state_dir: state-poller\n  objects: objects\n"
-                        f"  heartbeat_interval: 0.3s\n")
-        with open(self.tmp / "poller.log", "ab") as log:
-            self.poller = subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO,
-                                           stdout=log, stderr=subprocess.STDOUT)
+        self.poller = start_poller(self.tmp, self.central.url)
 
     def stop_poller(self) -> None:
         if self.poller is not None and self.poller.poll() is None:
