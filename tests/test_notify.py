@@ -311,3 +311,33 @@ def test_a_webhook_is_retried_until_it_accepts(tmp_path, sink):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_adopted_problem_round_that_reached_level_2_is_not_escalated_again(tmp_path, sink):
+    """A poller alone told ops and, the escalation being due already, boss (level 2) in one
+    PROBLEM round. Central adopts that log: boss must not hear of it again as an ESCALATION."""
+    with central(tmp_path, sink.port, escalate_after="1s") as c:
+        token = "tok-ladc1"
+        _, block = c.call("POST", "/api/v1/ids/reserve", {"count": 10}, token=token)
+        eid, opened = block["first"], time.time() - 30
+
+        def row(n: int, contact: str, level: int) -> dict:
+            payload = {"event_id": eid, "kind": "PROBLEM", "host": "db1.ladc1", "service": SVC,
+                       "state": "CRITICAL", "site": "ladc1", "output": "lag", "contact": contact,
+                       "channel": "email", "address": f"{contact}@example.com", "since": opened,
+                       "created": opened + 5, "long_output": "", "escalation_level": level, "author": "",
+                       "comment": "", "runbook": "", "notes": "", "via": "ladc1 poller, central unreachable",
+                       "summary_ids": [], "log_id": n}
+            return {"id": n, "event_id": eid, "kind": "PROBLEM", "contact": contact, "channel": "email",
+                    "number": 1, "level": level, "created": opened + 5, "status": "sent", "done": opened + 6,
+                    "attempts": 1, "error": None, "payload": json.dumps(payload)}
+
+        st, doc = c.call("POST", "/api/v1/notifications/adopt", {"rows": [row(1, "ops", 1), row(2, "boss", 2)]},
+                         token=token)
+        assert (st, doc) == (200, {"adopted": 2})
+        st, _ = c.post_results(LADC1, [result(1, "db1.ladc1", SVC, 2, "lag", finished=opened, event_id=eid)])
+        assert st == 200 and event_id(c, "db1.ladc1", SVC) == eid
+        time.sleep(3)                   # the escalation was due 29 s ago: the notifier has looked at it
+        assert sink.messages == [], [(m["To"], m["Subject"]) for m in sink.messages]
+        told = c.get(f"/api/v1/events/{eid}")["notifications"]
+        assert sorted((n["type"], n["contact"]) for n in told) == [("PROBLEM", "boss"), ("PROBLEM", "ops")]
