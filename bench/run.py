@@ -318,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
                                              "loadavg": os.getloadavg()})
         (RESULTS / "run.json").write_text(json.dumps(ctx, indent=1, default=lambda o: o) + "\n")
     elif a.render_only:
-        # Figures again from each run's JSON where it is still there (bench/results/NAME-N.json),
-        # else from the medians stored in run.json.
         ctx = json.loads((RESULTS / "run.json").read_text())
+    if a.redo or a.render_only:
+        # Figures again from each run's JSON where it is still there (bench/results/NAME-N.json:
+        # the spreads over runs come from those), else from the medians stored in run.json.
         for name, r in ctx["results"].items():
             files = [RESULTS / f"{name}-{i}.json" for i in range(1, r.get("runs", 0) + 1)]
             files = [f for f in files if f.exists()]
