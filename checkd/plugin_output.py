@@ -30,6 +30,7 @@ class RawRun:
     timeout: float = 0.0
     truncated: bool = False           # output beyond MAX_OUTPUT_BYTES was dropped
     error: str | None = None          # could not run at all (not found, ssh down, ...)
+    ended: float = 0.0                # wall clock when it ended, stamped by the exec worker (0: not)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

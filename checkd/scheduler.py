@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from checkd.config.model import Host, Objects, Schedule, Service, SSHSettings
-from checkd.plugin_output import PluginOutput
+from checkd.plugin_output import PluginOutput, interpret
 from checkd.result import CheckKey, CheckResult
 from checkd.run.prepare import PreparedCheck, is_static, prepare
 from checkd.run.runner import Runner
@@ -192,11 +192,17 @@ class Scheduler:
         retrying = False
         try:
             try:
-                output = await self.runner.run(self._prepare(key, host, service))
+                raw = await self.runner.run_raw(self._prepare(key, host, service))
+                output = interpret(raw)
             except Exception as e:  # a bug in one check must not stop the others
                 log.exception("check %s/%s failed inside checkd", key[0], key[1])
                 output = PluginOutput(Status.UNKNOWN, f"(checkd internal error: {type(e).__name__}: {e})", "", "")
+                raw = None
             finished = loop.time()
+            if raw is not None and raw.ended:
+                # When the worker says it ended: a result read late (this process was stopped or
+                # its loop stalled) must not pass for newer than results central got meanwhile.
+                finished = max(started, min(finished, raw.ended - offset))
             self._release(key)
             if key not in self.states:
                 log.info("check %s/%s was removed by a reload while it ran; its result is dropped", *key)

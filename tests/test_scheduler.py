@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
 from pathlib import Path
 
 from checkd.config import load_objects
@@ -121,3 +122,36 @@ def test_a_down_host_behind_a_down_parent_is_unreachable(tmp_path: Path) -> None
     assert last["elsewhere.site1"].status == 1                 # DOWN: no parents
     assert last["up.site1"].status == 0                        # WARNING from a host check is UP
     assert all(r.service is None for r in results)
+
+
+def test_a_result_read_late_keeps_the_time_its_plugin_ended(tmp_path: Path) -> None:
+    """A poller stopped (SIGSTOP, a stalled loop) while its exec worker finished a plugin must
+    not stamp that result with the time it woke up: central would take it for newer than what
+    it got meanwhile (after a takeover: an old OK closing a new problem, a false RECOVERY)."""
+    objdir = make_objects(tmp_path, """\
+        services:
+          - {host: h1.site1, description: S, command: "sleeper!0.5", interval: 60s}
+        """)
+
+    async def run() -> tuple[CheckResult, float]:
+        objs = load_objects(objdir)
+        results: list[CheckResult] = []
+
+        async def sink(r: CheckResult) -> None:
+            results.append(r)
+
+        runner = Runner(SHIPPED_PLUGINS, exec_workers=1)
+        sched = Scheduler(objs, site_checks(objs, "site1"), runner, sink)
+        sched.start()
+        await asyncio.sleep(0.2)        # the job is with the worker
+        time.sleep(4.0)                 # this loop stands still; the worker starts and runs the plugin
+        woke = time.time()
+        while not results:
+            await asyncio.sleep(0.05)
+        await sched.stop()
+        await runner.close()
+        return results[0], woke
+
+    r, woke = asyncio.run(run())
+    assert r.finished - r.started >= 0.45, "the plugin's own run time"
+    assert r.finished < woke - 1.0, f"stamped when the loop woke: finished {r.finished:.2f}, woke {woke:.2f}"

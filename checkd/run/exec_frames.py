@@ -18,7 +18,7 @@ from checkd.plugin_output import RawRun
 _LEN = struct.Struct("<I")
 _JOB = struct.Struct("<QBd")                # id, kind, timeout
 EXEC, EMBEDDED = 0, 1
-_RESULT = struct.Struct("<QiiBII")          # id, exit_code, signal, flags, len(stdout), len(stderr)
+_RESULT = struct.Struct("<QiiBIId")         # id, exit_code, signal, flags, len(stdout), len(stderr), ended
 _TIMED_OUT, _TRUNCATED, _ERROR = 1, 2, 4
 
 
@@ -33,27 +33,29 @@ def parse_job(body: bytes) -> tuple[int, int, float, list[str]]:
     return job_id, kind, timeout, argv
 
 
-def result_frame(job_id: int, raw: RawRun) -> bytes:
+def result_frame(job_id: int, raw: RawRun, ended: float = 0.0) -> bytes:
+    """`ended`: when the run ended (wall clock), so a result read late keeps its own time."""
     flags = (_TIMED_OUT if raw.timed_out else 0) | (_TRUNCATED if raw.truncated else 0) | \
         (_ERROR if raw.error is not None else 0)
     err = raw.error.encode() if raw.error is not None else raw.stderr
     # The timeout travels in the exit code slot when timed out (ms), so the text can say it.
     code = int(raw.timeout * 1000) if raw.timed_out else (-1 if raw.exit_code is None else raw.exit_code)
-    head = _RESULT.pack(job_id, code, -1 if raw.signal is None else raw.signal, flags, len(raw.stdout), len(err))
+    head = _RESULT.pack(job_id, code, -1 if raw.signal is None else raw.signal, flags, len(raw.stdout), len(err),
+                        ended)
     body = head + raw.stdout + err
     return _LEN.pack(len(body)) + body
 
 
 def parse_result(body: bytes) -> tuple[int, RawRun]:
-    job_id, code, sig, flags, n_out, n_err = _RESULT.unpack_from(body)
+    job_id, code, sig, flags, n_out, n_err, ended = _RESULT.unpack_from(body)
     start = _RESULT.size
     out, err = body[start:start + n_out], body[start + n_out:start + n_out + n_err]
     if flags & _ERROR:
-        return job_id, RawRun(error=err.decode(errors="replace"))
+        return job_id, RawRun(error=err.decode(errors="replace"), ended=ended)
     if flags & _TIMED_OUT:
-        return job_id, RawRun(timed_out=True, timeout=code / 1000, stdout=out)
+        return job_id, RawRun(timed_out=True, timeout=code / 1000, stdout=out, ended=ended)
     return job_id, RawRun(exit_code=None if code < 0 else code, signal=None if sig < 0 else sig,
-                          stdout=out, stderr=err, truncated=bool(flags & _TRUNCATED))
+                          stdout=out, stderr=err, truncated=bool(flags & _TRUNCATED), ended=ended)
 
 
 class FrameReader:

@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from checkd.plugin_output import RawRun
@@ -55,7 +56,7 @@ class Worker:
                 raw = await run_exec(argv, timeout)
         except Exception as e:  # never lose a job: the poller waits for an answer
             raw = RawRun(error=f"exec worker: {type(e).__name__}: {e}")
-        self.writer.send(result_frame(job_id, raw))
+        self.writer.send(result_frame(job_id, raw, time.time()))
 
 
 async def serve() -> None:
