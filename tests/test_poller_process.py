@@ -181,3 +181,21 @@ def test_a_soft_problem_goes_on_counting_attempts_across_a_restart(tmp_path: Pat
     # The first run after the restart is the next attempt, never attempt 1 again.
     assert after[0] == ("SOFT", before[-1][1] + 1), (before, after)
     assert [a for _, a in after][:8 - before[-1][1]] == list(range(before[-1][1] + 1, 9))
+
+
+def test_sigterm_to_the_whole_process_group_loses_no_check(tmp_path: Path, central: CentralThread) -> None:
+    """`systemctl stop` sends SIGTERM to every process of the unit, exec workers included: they
+    must finish their jobs for the poller, not die with checks in flight (sent as UNKNOWN)."""
+    require_plugins()
+    node = write_config(tmp_path, central.central.url, services=20)
+    poller = subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO,
+                              stderr=open(tmp_path / "poller.log", "ab"), start_new_session=True)
+    try:
+        wait_for(lambda: len(central.central.results("poller-t1")) > 100, 20, "results")
+    finally:
+        os.killpg(poller.pid, signal.SIGTERM)
+        assert poller.wait(timeout=30) == 0
+    log = (tmp_path / "poller.log").read_text()
+    assert "exec worker" not in log and "Traceback" not in log, log[-2000:]
+    outputs = [r["output"] for b in central.central.received for r in b.get("batch", ())]
+    assert not [o for o in outputs if "worker" in o], "a check was reported as lost with its worker"

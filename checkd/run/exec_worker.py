@@ -74,8 +74,11 @@ async def serve() -> None:
 
 
 def main() -> None:
-    # The poller handles signals; a Ctrl-C on the terminal must not kill workers mid-job.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The poller handles signals, and a worker ends when its stdin closes (the poller closed the
+    # pool, or died). A Ctrl-C on the terminal, or `systemctl stop` (SIGTERM to every process
+    # of the unit) must not kill workers mid-job: their checks would be sent as UNKNOWN.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         asyncio.run(serve())
     except BrokenPipeError:
