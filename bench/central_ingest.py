@@ -29,20 +29,22 @@ CLIENTS = 4
 BATCH = 500
 
 
-def write_config(d: Path, port: int, services: int) -> Path:
+def write_config(d: Path, port: int, services: int, service_extra: str = "", node_extra: str = "") -> Path:
+    """N services as 10 services applied to a hostgroup (as real configs do), one site, 4 pollers.
+    `service_extra`: more keys for each service; `node_extra`: more lines of the central section."""
     hosts = services // SERVICES_PER_HOST
-    (d / "objects").mkdir()
+    (d / "objects").mkdir(parents=True)
     lines = ['commands:\n  check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$"\n',
              "hostgroups:\n  - {name: all}\n", "hosts:\n"]
     lines += [f"  - {{name: h{i}.bench, address: 127.0.0.1, site: bench, hostgroups: [all]}}\n" for i in range(hosts)]
     lines.append("services:\n")
-    lines += [f"  - {{hostgroups: [all], description: svc{j}, command: check_dummy!0}}\n"
+    lines += [f"  - {{hostgroups: [all], description: svc{j}, command: check_dummy!0{service_extra}}}\n"
               for j in range(SERVICES_PER_HOST)]
     (d / "objects" / "bench.yaml").write_text("".join(lines))
     pollers = "".join(f"    p{i}: {{token: tok{i}, site: bench}}\n" for i in range(CLIENTS))
     node = d / "central.yaml"
     node.write_text(f"central:\n  listen: 127.0.0.1:{port}\n  state_dir: state\n  objects: objects\n"
-                    f"  max_body: 16777216\n  log_level: warning\n  pollers:\n{pollers}")
+                    f"  max_body: 16777216\n  log_level: warning\n  pollers:\n{pollers}{node_extra}")
     return node
 
 

@@ -51,6 +51,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.central_ingest import write_config as ingest_config  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 from tests.rrdcached import Rrdcached  # noqa: E402
 
@@ -67,21 +68,10 @@ TARGET_RENDER = 0.150           # p50 seconds
 
 
 def write_config(d: Path, port: int, metrics: int, rrd: str) -> Path:
-    hosts = metrics // SERVICES_PER_HOST
-    (d / "objects").mkdir(parents=True)
-    lines = ['commands:\n  check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$"\n',
-             "hostgroups:\n  - {name: all}\n", "hosts:\n"]
-    lines += [f"  - {{name: h{i}.bench, address: 127.0.0.1, site: bench, hostgroups: [all]}}\n" for i in range(hosts)]
-    lines.append("services:\n")
-    lines += [f"  - {{hostgroups: [all], description: svc{j}, command: check_dummy!0, interval: {STEP}s}}\n"
-              for j in range(SERVICES_PER_HOST)]
-    (d / "objects" / "bench.yaml").write_text("".join(lines))
-    pollers = "".join(f"    p{i}: {{token: tok{i}, site: bench}}\n" for i in range(CLIENTS))
-    node = d / "central.yaml"
-    node.write_text(f"central:\n  listen: 127.0.0.1:{port}\n  state_dir: state\n  objects: objects\n"
-                    f"  max_body: 16777216\n  log_level: warning\n  pollers:\n{pollers}"
-                    f"  deploy_tokens: {{bench: {DEPLOY_TOKEN}}}\n  freshness: {{site_stale_after: 1h}}\n{rrd}")
-    return node
+    """central_ingest's configuration with one metric per service every STEP s, and graphs."""
+    return ingest_config(d, port, metrics, service_extra=f", interval: {STEP}s",
+                         node_extra=f"  deploy_tokens: {{bench: {DEPLOY_TOKEN}}}\n"
+                                    f"  freshness: {{site_stale_after: 1h}}\n{rrd}")
 
 
 def history(rrd_dir: Path, now: int) -> list[tuple[str, str]]:

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from central import wassup
 from central.api import ReadApi
-from checkd.states import state_name
 from central.notify.jabber import JabberClient
 from central.operations import OpError, target_name
 from checkd.durations import format_duration, parse_duration
+from checkd.states import state_name
 
 if TYPE_CHECKING:
     from central.app import Central

@@ -55,15 +55,14 @@ class Ingest:
         answer = self.apply(auth.name, auth.site, items, now)
         plan = answer.pop("_plan")
         await self.c.commit_and_notify(answer.pop("_ops"), plan)
-        if self.c.operations.waiting:
-            self.c.operations.results_stored({(i["host"], i.get("service")) for i in items})
+        self.c.operations.results_stored(items)
         answer["commands"] = self.c.commands.take(auth.name)
         return web.json_response(answer)
 
     def apply(self, poller: str, site: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
         """Check items against the configuration and apply them to the store (no await
         inside: concurrent batches never interleave). Returns the answer plus its ops."""
-        store, hosts, services = self.c.store, self.c.objs.hosts, self.c.objs.services
+        hosts, services = self.c.objs.hosts, self.c.objs.services
         ps = self._poller_state(poller, site, now)
         hwm = ps.seq
         accepted: list[dict[str, Any]] = []
@@ -140,7 +139,7 @@ class Ingest:
         ops, _ = self._apply_results("central", items)
         plan = self.c.notifier.on_changes(self.c.events.take_changes(), now)
         await self.c.commit_and_notify(ops, plan)
-        self.c.operations.results_stored({(i["host"], i.get("service")) for i in items})
+        self.c.operations.results_stored(items)
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         auth = self.c.auth.poller(request)

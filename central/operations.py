@@ -133,14 +133,12 @@ class Operations:
         self._watchers.setdefault((host, service), []).append((after, fut))
         return fut
 
-    @property
-    def waiting(self) -> bool:
-        """Someone waits for a fresh result (ingest skips building the key set otherwise)."""
-        return bool(self._watchers)
-
-    def results_stored(self, keys: set[CheckKey]) -> None:
-        """Called by ingest after a commit: wake whoever waits for these checks."""
-        for key in keys & self._watchers.keys():
+    def results_stored(self, items: list[dict[str, Any]]) -> None:
+        """Called by ingest after a commit: wake whoever waits for these checks (nobody,
+        nearly always: then the batch is not even looked at)."""
+        if not self._watchers:
+            return
+        for key in {(i["host"], i.get("service")) for i in items} & self._watchers.keys():
             view = self.c.store.checks[key]
             waiting = []
             for after, fut in self._watchers.pop(key):

@@ -16,7 +16,7 @@ from aiohttp import web
 
 try:
     # A quarter of ingest's CPU went to decoding batches: orjson does it 3x faster than json.
-    # Optional, because Debian 12 has no package of it (docs/operations.md).
+    # Optional, because Debian 12 has no package of it (docs/packaging.md).
     from orjson import loads as _fast_loads
 except ImportError:         # pragma: no cover - the packaged build on Debian 12
     _fast_loads = json.loads

@@ -4,14 +4,14 @@ a problem opens one event with an ID, reschedule reaches the poller, recovery cl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.central_proc import POLLER_TOKENS, CentralProc, start_poller
-from tests.helpers import require_plugins
+from tests.helpers import require_plugins, wait_for
 
 OBJECTS = """\
 commands:
@@ -27,15 +27,6 @@ services:
   - {{host: web2.nydc1, description: Nightly, command: "from_file!web2", interval: 1h}}
 """
 
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

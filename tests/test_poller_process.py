@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from checkd.spool import Spool
 from tests.fake_central import FakeCentral
-from tests.helpers import REPO, require_plugins
+from tests.helpers import REPO, require_plugins, wait_for
 
 
 class CentralThread:
@@ -72,9 +73,9 @@ def write_config(tmp: Path, url: str, services: int = 20) -> Path:
     return node
 
 
-def start_poller(node: Path) -> subprocess.Popen[bytes]:
+def start_poller(node: Path, **popen: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO,
-                            stderr=open(node.parent / "poller.log", "ab"))
+                            stderr=open(node.parent / "poller.log", "ab"), **popen)
 
 
 def durable_seqs(state_dir: Path) -> set[int]:
@@ -87,14 +88,6 @@ def durable_seqs(state_dir: Path) -> set[int]:
             await spool.close()
     return asyncio.run(read())
 
-
-def wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_outage_and_kill_minus_9_lose_nothing_and_seq_keeps_rising(tmp_path: Path, central: CentralThread) -> None:
@@ -188,8 +181,7 @@ def test_sigterm_to_the_whole_process_group_loses_no_check(tmp_path: Path, centr
     must finish their jobs for the poller, not die with checks in flight (sent as UNKNOWN)."""
     require_plugins()
     node = write_config(tmp_path, central.central.url, services=20)
-    poller = subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)], cwd=REPO,
-                              stderr=open(tmp_path / "poller.log", "ab"), start_new_session=True)
+    poller = start_poller(node, start_new_session=True)
     try:
         wait_for(lambda: len(central.central.results("poller-t1")) > 100, 20, "results")
     finally:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +21,8 @@ from typing import Any
 import pytest
 
 from tests.browser import Browser, Page
-from tests.central_proc import API_TOKEN, POLLER_TOKENS, CentralProc
-from tests.helpers import REPO, missing
+from tests.central_proc import API_TOKEN, POLLER_TOKENS, CentralProc, start_poller
+from tests.helpers import missing, wait_for
 
 XSS = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\"> replication broken"
 CHECK = """\
@@ -61,15 +59,6 @@ STATES = {"db1": ("2", XSS + "\nSlave_IO_Running: No\nLast_Error: <b>relay log c
 DESKTOP, PHONE = (1440, 900, 1.0, False), (390, 844, 2.0, True)
 
 
-def wait_for(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
@@ -82,14 +71,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         (states / f"{name}.out").write_text(out + "\n")
     central = CentralProc(tmp, objects=OBJECTS.format(dir=states))
     central.start()
-    pollers = []
-    for name, (token, site) in POLLER_TOKENS.items():
-        node = tmp / f"{name}.yaml"
-        node.write_text(f"poller:\n  name: {name}\n  site: {site}\n  central: {central.url}\n  token: {token}\n"
-                        f"  state_dir: state-{name}\n  objects: objects\n  heartbeat_interval: 0.3s\n")
-        with open(tmp / f"{name}.log", "ab") as log:
-            pollers.append(subprocess.Popen([sys.executable, "-m", "checkd", "poller", "-c", str(node)],
-                                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+    pollers = [start_poller(tmp, central.url, name=name, stem=name) for name in POLLER_TOKENS]
     shots = Path(os.environ.get("CHECKD_SCREENSHOTS") or tmp / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     try:

@@ -12,10 +12,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from central.api import ReadApi
-from checkd.states import state_name
 from central.store import CheckView
 from central.web.views import check_url, host_url
 from checkd import perfdata
+from checkd.states import state_name
 
 if TYPE_CHECKING:
     from central.app import Central
