@@ -192,9 +192,12 @@ def test_two_thousand_embedded_file_age_checks_complete(tmp_path: Path) -> None:
 
     started = time.monotonic()
     raws = asyncio.run(scenario())
-    assert time.monotonic() - started < 120
+    elapsed = time.monotonic() - started
+    assert elapsed < 120
     assert all(interpret(raw).status is Status.OK for raw in raws)
-    assert len({raw.stdout.split(b"|")[1] for raw in raws}) <= 3  # same file, same perfdata
+    # Same file, same perfdata: only the age moves, one value per second the run took (a loaded
+    # CI machine took over 3 s, and a fixed bound of 3 values failed there).
+    assert len({raw.stdout.split(b"|")[1] for raw in raws}) <= int(elapsed) + 2
 
 
 def test_a_changed_plugin_file_is_reloaded(tmp_path: Path) -> None:
