@@ -21,6 +21,15 @@ The three times, each from a signal this script sends to a real process:
    the poller with `takeover: false` (and, after that, results `polled_by:
    poller-ladc1` again). Bounded by `freshness: {hold_down}` (default 30 s)
    + the 1 s site watch, counted from when central hears the poller again.
+4. central restart -> poller heard: after 1, central is started again; from
+   when it answers until GET /api/v1/status shows the poller's last_seen after
+   that (its heartbeat probe during the backoff), and until the poller has
+   handed its log over ("no longer alerts on its own"). Bounded by
+   checkd.forwarder.reconnect_bound(heartbeat_interval) (the poller's probe),
+   not by its backoff (up to 30 s after a long outage); the problem is told
+   once (one CRITICAL mail, one event ID). Central judges no site stale for
+   `freshness: {start_grace}` after it starts answering (default 30 s; the
+   takeover of 2 is measured after it).
 
 Each round is one fresh setup from the tests (tests/test_autonomy.py `Setup`:
 a `python -m checkd central` process, a `python -m checkd poller` process
@@ -66,11 +75,13 @@ from tests.test_takeover import wait_for  # noqa: E402
 
 from checkd.config.node import NodeConfig  # noqa: E402
 from checkd.durations import parse_duration  # noqa: E402
-from central.polling import DEFAULT_HOLD_DOWN, DEFAULT_STALE_AFTER, WATCH_EVERY  # noqa: E402
+from central.polling import DEFAULT_HOLD_DOWN, DEFAULT_STALE_AFTER, DEFAULT_START_GRACE, WATCH_EVERY  # noqa: E402
+from checkd.forwarder import reconnect_bound  # noqa: E402
 
 POLLER = "poller-ladc1"
 HOST, SERVICE = "db1.ladc1", "Replication"
-QUICK = {"autonomy_after": 2.0, "stale_after": 3.0, "hold_down": 3.0, "rounds": 3}
+QUICK = {"autonomy_after": 2.0, "stale_after": 3.0, "hold_down": 3.0, "start_grace": 0.0, "rounds": 3}
+HEARTBEAT = 0.3                 # the tests' poller heartbeat_interval (tests/central_proc.py poller_node)
 SLACK = 30.0                    # how much longer than the threshold to wait before calling it a failure
 
 
@@ -114,7 +125,8 @@ class Round:
         self.dir = base / f"round{n}"
         self.dir.mkdir()
         self.sink, self.args = sink, args
-        freshness = f"site_stale_after: {args.stale_after:g}s, hold_down: {args.hold_down:g}s, contacts: [ops]"
+        freshness = (f"site_stale_after: {args.stale_after:g}s, hold_down: {args.hold_down:g}s, "
+                     f"start_grace: {args.start_grace:g}s, contacts: [ops]")
         self.s = Setup(self.dir, sink, freshness=freshness)
 
     # --- the API, as the tests read it ---
@@ -135,6 +147,7 @@ class Round:
         # Setup.start_poller writes `autonomy_after: {AUTONOMY}s` from that module's constant.
         autonomy_tests.AUTONOMY = self.args.autonomy_after
         self.s.central.start()
+        self.answering = time.time()
         self.s.start_poller(self.s.central.url)
         node = (self.dir / "poller.yaml").read_text()
         if f"autonomy_after: {self.args.autonomy_after}s" not in node:
@@ -164,6 +177,8 @@ class Round:
         a, out = self.args, {}
         central_log, pid = self.s.central.log, self.s.poller.pid
         mail0 = len(self.sink.messages)
+        # Central judges no site stale within its start grace: measure the takeover after it.
+        time.sleep(max(0.0, self.answering + a.start_grace - time.time()))
         last_heard = self.poller_status()["last_seen"]
         stopped = time.time()
         os.kill(pid, signal.SIGSTOP)
@@ -222,6 +237,27 @@ class Round:
             out["other_mails"] = len(others)
         return out
 
+    def central_restart(self) -> dict[str, float]:
+        """After autonomous_alert: central back; the poller heard and handed over, the problem told once."""
+        out = {}
+        mail0 = len(self.sink.messages)
+        self.s.central.start()                          # returns once it answers
+        answering = time.time()
+        wait_for(lambda: (self.poller_status()["last_seen"] or 0) >= answering, SLACK, "the poller heard")
+        out["restart_heard"] = time.time() - answering
+        wait_for(lambda: "no longer alerts on its own" in self.s.poller_log(), SLACK, "the handover")
+        out["restart_handover"] = time.time() - answering
+        wait_for(lambda: [p for p in self.s.central.get("/api/v1/problems")["problems"] if p["service"] == SERVICE],
+                 SLACK, "the problem at central")
+        time.sleep(2.0)                                 # a second CRITICAL would come from central by now
+        critical = {m["X-Checkd-Event-ID"] for m in self.sink.messages if SERVICE in m["Subject"]
+                    and m["X-Checkd-Type"] == "PROBLEM"}
+        again = [m["Subject"] for m in self.sink.messages[mail0:] if m["X-Checkd-Type"] == "PROBLEM"]
+        if len(critical) != 1 or again:
+            raise RuntimeError(f"the problem was told more than once: event IDs {sorted(critical)}, "
+                               f"after the restart {again}")
+        return out
+
 
 def tail(path: Path, n: int = 15) -> str:
     try:
@@ -244,6 +280,8 @@ def main() -> int:
                     help=f"central freshness site_stale_after (default {DEFAULT_STALE_AFTER:g}s)")
     ap.add_argument("--hold-down", type=duration, default=None,
                     help=f"central freshness hold_down (default {DEFAULT_HOLD_DOWN:g}s)")
+    ap.add_argument("--start-grace", type=duration, default=None,
+                    help=f"central freshness start_grace (default {DEFAULT_START_GRACE:g}s, with --quick 0s)")
     ap.add_argument("--rounds", type=int, default=None, help="default 1, with --quick 3")
     ap.add_argument("--quick", action="store_true", help="the tests' settings: 2s / 3s / 3s, 3 rounds")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (central.log, poller.log per round)")
@@ -251,7 +289,7 @@ def main() -> int:
     args = ap.parse_args()
     defaults = QUICK if args.quick else {"autonomy_after": float(NodeConfig.autonomy_after),
                                          "stale_after": DEFAULT_STALE_AFTER, "hold_down": DEFAULT_HOLD_DOWN,
-                                         "rounds": 1}
+                                         "start_grace": DEFAULT_START_GRACE, "rounds": 1}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -278,6 +316,7 @@ def main() -> int:
                 r.start()
                 got = r.takeover_and_handback()
                 got.update(r.autonomous_alert())
+                got.update(r.central_restart())
             except Exception as e:          # a timeout, a process that died, an API error: report, go on
                 failed += 1
                 print(f"round {n}: FAILED: {type(e).__name__}: {e}")
@@ -301,6 +340,8 @@ def main() -> int:
                   f"(poller heard again at {g('heard_again'):.2f}; handback logged at "
                   f"{g('handback_decided', float('nan')):.2f}; results polled_by {POLLER} at "
                   f"{g('poller_results'):.2f})")
+            print(f"  4 central restarted -> poller heard               {g('restart_heard'):6.2f} s   "
+                  f"(handed over at {g('restart_handover'):.2f}; one CRITICAL mail, one event ID)")
             if "other_mails" in got:
                 print(f"  note: {int(got['other_mails'])} other mail(s) during the central outage")
     finally:
@@ -324,6 +365,8 @@ def main() -> int:
         ("    @checkd/Site ladc1 mail", "site_mail", "site_stale_after", args.stale_after),
         ("3 heal -> handback (takeover: false)", "handback", "hold_down", args.hold_down),
         (f"    results polled_by {POLLER} again", "poller_results", "hold_down", args.hold_down),
+        ("4 central restart -> poller heard", "restart_heard", "reconnect_bound", reconnect_bound(HEARTBEAT)),
+        ("    handed over", "restart_handover", "reconnect_bound", reconnect_bound(HEARTBEAT)),
     ]
     for label, key, name, threshold in rows:
         values = col(key)
@@ -340,7 +383,8 @@ def main() -> int:
         Path(args.json).write_text(json.dumps({
             "bench": "failover_times", "rounds": len(results), "failed": failed,
             "settings": {"autonomy_after": args.autonomy_after, "site_stale_after": args.stale_after,
-                         "hold_down": args.hold_down},
+                         "hold_down": args.hold_down, "start_grace": args.start_grace,
+                         "reconnect_bound": reconnect_bound(HEARTBEAT)},
             "times": {key: {"median": statistics.median(col(key)), "min": min(col(key)), "max": max(col(key)),
                             "values": col(key)} for _, key, _, _ in rows if col(key)}}) + "\n")
     return 1 if failed else 0

@@ -173,6 +173,7 @@ class Central:
         await site.start()
         server: Any = site._server      # the bound port, when the config asked for port 0
         self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        self.polling.answering(time.time())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
 

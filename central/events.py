@@ -11,6 +11,7 @@ from typing import Any
 from central.db import Op
 from central.ids import IdAllocator
 from central.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
+from checkd.result import CheckKey
 from checkd.states import StateType
 
 _STATE_TYPE = {"SOFT": StateType.SOFT, "HARD": StateType.HARD}
@@ -45,13 +46,7 @@ class Events:
                 self.changes.append(("open", ev))
         else:
             if hint is not None and hint != ev.id and self.ids.poller_may_use(poller, hint):
-                # The poller alerted on its own and named this problem differently (split brain):
-                # one event, known by both IDs, told, acknowledged and recovered once.
-                self.ids.used_poller_ids.add(hint)
-                self.store.aliases[hint] = ev.id
-                ops.append((INSERT_ALIAS, [(hint, ev.id)]))
-                history.append((ev.id, ts, "merged", view.status, f"{poller} alerted it as [ID#:{hint}]", poller))
-                self.changes.append((f"merged:{hint}", ev))
+                self._merge(ev, hint, poller, view.status, ts, ops, history)
             if not problem:
                 ev.closed, ev.status = ts, view.status
                 history.append((ev.id, ts, "recovery", view.status, view.output, None))
@@ -73,6 +68,41 @@ class Events:
         view.event_id = ev.id if ev is not None and ev.closed is None else None
         if changed is not None:
             ops.append((UPSERT_EVENT, [changed.row()]))
+        if history:
+            ops.append((INSERT_HISTORY, history))
+        return ops
+
+    def _merge(self, ev: Event, hint: int, poller: str, status: int, ts: float, ops: list[Op],
+               history: list[tuple[object, ...]]) -> None:
+        """The poller alerted on its own and named this problem differently (split brain):
+        one event, known by both IDs, told, acknowledged and recovered once."""
+        self.ids.used_poller_ids.add(hint)
+        self.store.aliases[hint] = ev.id
+        ops.append((INSERT_ALIAS, [(hint, ev.id)]))
+        history.append((ev.id, ts, "merged", status, f"{poller} alerted it as [ID#:{hint}]", poller))
+        self.changes.append((f"merged:{hint}", ev))
+
+    def adopt(self, poller: str, eid: int, key: CheckKey, status: int, opened: float, flapping: bool,
+              ts: float) -> list[Op]:
+        """A problem a poller had open when it handed over after alerting on its own: open here
+        under the poller's ID before its results are replayed, so a result of central's own
+        (a takeover) joins it instead of opening a second event; merged when central has one."""
+        ops: list[Op] = []
+        history: list[tuple[object, ...]] = []
+        ev = self.store.open_event(key)
+        if ev is not None:
+            if eid != ev.id and self.ids.poller_may_use(poller, eid):
+                self._merge(ev, eid, poller, status, ts, ops, history)
+        elif self.ids.poller_may_use(poller, eid):
+            view = self.store.check(*key)
+            problem = CheckView(key[0], key[1], status=status, flapping=flapping)
+            ev = self._open(problem, poller, eid, opened, ops, history)
+            history.append((eid, ts, "adopted", status, f"opened by {poller} while central was unreachable",
+                            poller))
+            view.event_id = eid
+            ops.append(view.op())
+            ops.append((UPSERT_EVENT, [ev.row()]))
+            self.changes.append(("open", ev))
         if history:
             ops.append((INSERT_HISTORY, history))
         return ops

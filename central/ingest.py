@@ -185,8 +185,41 @@ class Ingest:
             if problem is not None:
                 raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
             tuples.append(tuple(row.get(f) for f in LOG_FIELDS))
+        problems = self._open_problems(doc, auth)
+        now = time.time()
+        self._poller_state(auth.name, auth.site, now)
         plan = self.c.notifier.adopt(tuples)
-        await self.c.commit_and_notify([], plan)
-        log.info("poller %s handed over %d notification(s) from while central was unreachable "
-                 "(%d it had not sent yet: sending them now)", auth.name, len(rows), len(plan.notes))
-        return web.json_response({"adopted": len(rows)})
+        ops = []
+        for p in problems:
+            ops += self.c.events.adopt(auth.name, p["id"], (p["host"], p.get("service")), p["status"], p["opened"],
+                                       bool(p.get("flapping")), now)
+        opened = self.c.notifier.on_changes(self.c.events.take_changes(), now)
+        plan.ops += opened.ops
+        plan.notes += opened.notes
+        await self.c.commit_and_notify(ops + [self.c.store.pollers[auth.name].op()], plan)
+        log.info("poller %s handed over %d notification(s) and %d open problem(s) from while central was "
+                 "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(rows),
+                 len(problems), len(plan.notes))
+        return web.json_response({"adopted": len(rows), "events": len(problems)})
+
+    def _open_problems(self, doc: dict[str, Any], auth: Any) -> list[dict[str, Any]]:
+        """The handover's `events`: the problems the poller has open. A malformed one refuses the
+        handover (400); one for a check this configuration no longer has is skipped and logged."""
+        docs = doc.get("events", [])
+        if type(docs) is not list:
+            raise validate.bad_request('events: expected a list of open problems')
+        out = []
+        for i, p in enumerate(docs):
+            problem = validate.open_event_problem(p)
+            if problem is None and not self.c.ids.in_blocks(auth.name, p["id"]):
+                problem = f"id {p['id']} is not from a block reserved for {auth.name}"
+            if problem is not None:
+                raise validate.bad_request(f"events[{i}]: {problem}; nothing adopted")
+            host, service = p["host"], p.get("service")
+            h = self.c.objs.hosts.get(host)
+            if h is None or h.site != auth.site or (service is not None and (host, service) not in self.c.objs.services):
+                log.warning("poller %s handed over problem [ID#:%d] on %s, which is not a check of site %s here; "
+                            "skipped", auth.name, p["id"], host if service is None else f"{host}/{service}", auth.site)
+                continue
+            out.append(p)
+        return out

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 CENTRAL_SITE = "central"
 DEFAULT_STALE_AFTER = 30.0          # 3 x the pollers' default 5 s heartbeat, + 15 s
 DEFAULT_HOLD_DOWN = 30.0
+# After central starts answering, how long before it judges any site stale: every live poller
+# is heard by then (within checkd.forwarder.reconnect_bound: 10 s at the default heartbeat, and
+# 30 s for a poller that only retries at its backoff cap), so a restart of central never takes
+# over a site whose poller is merely reconnecting (docs/failover.md, "Timing").
+DEFAULT_START_GRACE = 30.0
 WATCH_EVERY = 1.0
 
 
@@ -50,9 +55,10 @@ class Polling:
         self._fresh_asked: dict[CheckKey, float] = {}
         self._freshness: Scheduler | None = None
         self._task: asyncio.Task[None] | None = None
-        self._started = time.time()
+        self.answering_since: float | None = None      # set when central's listener is up
         fresh = central.node.section("freshness")
         self.hold_down = float(fresh.get("hold_down", DEFAULT_HOLD_DOWN))
+        self.start_grace = float(fresh.get("start_grace", DEFAULT_START_GRACE))
         self.sites = sorted({h.site for h in central.objs.hosts.values()} - {CENTRAL_SITE})
         self.freshness_keys = [(s.host, s.description) for s in central.objs.services.values()
                                if s.schedule.freshness_threshold]
@@ -61,6 +67,7 @@ class Polling:
         """A reloaded configuration: sites, thresholds, and the checks central runs itself."""
         c = self.c
         self.hold_down = float(c.node.section("freshness").get("hold_down", DEFAULT_HOLD_DOWN))
+        self.start_grace = float(c.node.section("freshness").get("start_grace", DEFAULT_START_GRACE))
         self.sites = sorted({h.site for h in c.objs.hosts.values()} - {CENTRAL_SITE})
         self.freshness_keys = [(s.host, s.description) for s in c.objs.services.values()
                                if s.schedule.freshness_threshold]
@@ -133,11 +140,21 @@ class Polling:
 
     # --- watching the sites -----------------------------------------------------------------
 
+    def answering(self, now: float) -> None:
+        """Central's listener is up: pollers can be heard from now on, so silence counts from here."""
+        self.answering_since = now
+
+    def judging(self, now: float) -> bool:
+        """Whether silence means anything yet: central has answered for start_grace."""
+        return self.answering_since is not None and now - self.answering_since >= self.start_grace
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCH_EVERY)
             try:
                 now = time.time()
+                if not self.judging(now):
+                    continue
                 for site in self.sites:
                     await self._check_site(site, now)
                 self._check_freshness(now)
@@ -153,8 +170,8 @@ class Polling:
 
     async def _check_site(self, site: str, now: float) -> None:
         heard = self.last_heard(site)
-        # Never heard since central started: count from the start, so a restart does not take over at once.
-        silent_for = now - max(heard or 0.0, self._started)
+        # Not heard since central started answering: count from then, so a restart does not take over at once.
+        silent_for = now - max(heard or 0.0, self.answering_since or now)
         silent = silent_for > self.stale_after(site)
         if silent and site not in self.schedulers:
             names = [n for n, a in self.c.node.pollers.items() if a.site == site] or ["(no poller configured)"]
@@ -191,7 +208,8 @@ class Polling:
             if site in self.schedulers:
                 continue                            # taken over: central runs it anyway
             v = self.c.store.checks.get(key)
-            last = v.last_check if v is not None and v.last_check else self._started
+            # A result from before central started answering may be on its way in a poller's spool.
+            last = max(v.last_check if v is not None else 0.0, self.answering_since or now)
             threshold = svc.schedule.freshness_threshold or 0
             if now - last <= threshold or now - self._fresh_asked.get(key, 0.0) <= threshold:
                 continue

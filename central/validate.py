@@ -159,3 +159,24 @@ def log_row_problem(row: Any) -> str | None:
                                                                    row["channel"]):
         return "payload does not match the row"
     return None
+
+
+def open_event_problem(doc: Any) -> str | None:
+    """What is wrong with one problem a poller had open when it handed over (None: nothing)."""
+    if type(doc) is not dict:
+        return "expected an object"
+    eid, host, service, status = doc.get("id"), doc.get("host"), doc.get("service"), doc.get("status")
+    if type(eid) is not int or not 1 <= eid <= _INT64:
+        return "id: expected an integer >= 1 (64-bit)"
+    if type(host) is not str or not host:
+        return "host: expected a non-empty string"
+    if service is not None and (type(service) is not str or not service):
+        return "service: expected a non-empty string or null (host check)"
+    if type(status) is not int or not 1 <= status <= (3 if service is not None else 2):
+        return "status: expected 1-3 for a service, 1-2 for a host (an open problem)"
+    opened = doc.get("opened")
+    if type(opened) not in _NUM or not math.isfinite(opened):
+        return "opened: expected a number (Unix time)"
+    if type(doc.get("flapping", False)) is not bool:
+        return "flapping: expected true or false"
+    return None

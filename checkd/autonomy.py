@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 BLOCK = 1000                    # event IDs asked for at a time
 LOW_WATER = 200                 # ask for more below this many
-RESERVE_RETRY = 30.0
+RESERVE_RETRY = 30.0            # after central refused a reservation (an error answer)
 TICK = 1.0
 SET_META = "INSERT OR REPLACE INTO meta VALUES (?,?)"
 INSERT_BLOCK = "INSERT OR IGNORE INTO id_blocks VALUES (?,?,?,?)"
@@ -97,7 +97,7 @@ class LocalAlerting:
         self.dispatcher: Dispatcher | None = None
         self.autonomous = False
         self._pending: list[Planned] = []
-        self._reserve_tried = 0.0
+        self._reserve_refused = float("-inf")     # when central last answered a reservation with an error
         self._tick_task: asyncio.Task[None] | None = None
         self._no_ids_logged = False
         self.last_seq: Any = lambda: 0          # the spool's newest seq (set by the poller)
@@ -236,14 +236,23 @@ class LocalAlerting:
         if self.autonomous:
             await fwd.call("/api/v1/heartbeat", {})     # central really answers (raises if not)
             await self._handover(fwd)
-        if self.ids.available() < LOW_WATER and time.monotonic() - self._reserve_tried > RESERVE_RETRY:
-            self._reserve_tried = time.monotonic()
+        if self.ids.available() < LOW_WATER and time.monotonic() - self._reserve_refused > RESERVE_RETRY:
             try:
                 block = await fwd.call("/api/v1/ids/reserve", {"count": BLOCK})
             except DeliveryError as e:
+                if not e.answered:
+                    # Central is not there: this counts as a failed delivery, and the reservation
+                    # is the first thing tried on the next contact (not RESERVE_RETRY later).
+                    raise
+                self._reserve_refused = time.monotonic()      # central answered no: ask again later
                 log.warning("could not reserve event IDs from central: %s", e)
                 return
-            first, last = int(block["first"]), int(block["last"])
+            try:
+                first, last = int(block["first"]), int(block["last"])
+            except (KeyError, TypeError, ValueError):
+                self._reserve_refused = time.monotonic()
+                log.warning("could not reserve event IDs from central: malformed answer %r", block)
+                return
             self.ids.add(first, last)
             await self.db.write([(INSERT_BLOCK, [(first, last, self.node.name, time.time())])])
             log.info("event IDs %d-%d reserved for alerting on our own", first, last)
@@ -253,9 +262,13 @@ class LocalAlerting:
         rows = await asyncio.to_thread(
             self.db.read, "SELECT * FROM notification_log WHERE status IN "
                           "('pending', 'sent', 'failed', 'summarised') ORDER BY id")
+        # The problems it has open go along: central opens them under the same IDs before a
+        # result is replayed, so its own checks (a takeover) join them instead of opening new ones.
+        events = [{"id": ev.id, "host": ev.host, "service": ev.service, "status": ev.status,
+                   "opened": ev.opened, "flapping": ev.flapping} for ev in self.store.open_events.values()]
         try:
             answer = await fwd.call("/api/v1/notifications/adopt",
-                                    {"rows": [dict(zip(LOG_FIELDS, r)) for r in rows]})
+                                    {"rows": [dict(zip(LOG_FIELDS, r)) for r in rows], "events": events})
         except DeliveryError:
             # Not taken over: go on alerting (what was pending goes out again).
             self.autonomous = False
@@ -266,5 +279,6 @@ class LocalAlerting:
         await self.db.write([(SET_STATUS, [("handed", r[0]) for r in rows])])
         self.autonomous = False
         self.notifier.new_status = "delegated"
-        log.warning("central reachable again: handed %d notification(s) over (central confirmed %s); "
-                    "poller %s no longer alerts on its own", len(rows), answer.get("adopted"), self.node.name)
+        log.warning("central reachable again: handed %d notification(s) and %d open problem(s) over (central "
+                    "confirmed %s); poller %s no longer alerts on its own", len(rows), len(events),
+                    answer.get("adopted"), self.node.name)

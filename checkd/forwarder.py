@@ -2,7 +2,9 @@
 
 Reads unacknowledged results from the spool in seq order, POSTs them to
 central's /api/v1/results, trims what central acknowledged and hands the
-commands in central's answer on. Empty batches double as heartbeats.
+commands in central's answer on. Empty batches double as heartbeats, and go
+on while deliveries back off, so central hears a live poller at once when it
+comes back (docs/failover.md, "Timing").
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ log = logging.getLogger("checkd.forwarder")
 _TRANSIENT_4XX = {408, 429}
 
 
+def reconnect_bound(heartbeat_interval: float) -> float:
+    """The longest a poller takes to be heard by a central that has just begun to answer:
+    one heartbeat interval until its next probe, plus that probe's connect timeout."""
+    return heartbeat_interval + _connect_timeout(heartbeat_interval)
+
+
+def _connect_timeout(heartbeat_interval: float) -> float:
+    return max(1.0, heartbeat_interval)
+
+
 class DeliveryError(Exception):
     """One failed delivery. kind names the state for logging; rejected means
     central refused us (4xx), which retrying fast will not fix."""
@@ -37,6 +49,11 @@ class DeliveryError(Exception):
         self.kind = kind
         self.detail = detail
         self.rejected = rejected
+
+    @property
+    def answered(self) -> bool:
+        """Whether central answered at all (an error answer) rather than not being there."""
+        return self.kind not in ("timeout", "unreachable")
 
 
 class Forwarder:
@@ -87,7 +104,11 @@ class Forwarder:
         return self.spool.backlog
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        # A bounded connect: a request stuck on a central that is not there must not keep
+        # the poller from noticing the moment it is back (reconnect_bound).
+        timeout = aiohttp.ClientTimeout(total=self._timeout,
+                                        sock_connect=min(self._timeout, _connect_timeout(self.heartbeat_interval)))
+        self._session = aiohttp.ClientSession(timeout=timeout)
         self._task = asyncio.create_task(self.run(), name="forwarder")
 
     async def drain(self, timeout: float) -> None:
@@ -125,14 +146,37 @@ class Forwarder:
                 acked, commands = await self._post(batch)
             except DeliveryError as exc:
                 self._failed(exc)
-                await asyncio.sleep(self._backoff(exc))
+                await self._back_off(exc)
                 continue
             if not await self._delivered(batch, acked, commands):
                 # Central answered but stored nothing of the batch: re-sending
                 # at once would spin, so treat it like a failure.
                 exc = DeliveryError("not storing", f"acked {acked} after a batch from seq {batch[0]['seq']}")
                 self._failed(exc)
-                await asyncio.sleep(self._backoff(exc))
+                await self._back_off(exc)
+
+    async def _back_off(self, exc: DeliveryError) -> None:
+        """Wait before sending results again, but send a heartbeat every heartbeat interval
+        meanwhile: central hears that this poller lives (it must not take the site over),
+        and the first heartbeat it answers ends the wait (the backoff starts again from
+        its base). A poller that alerted on its own hands over in that heartbeat."""
+        delay = self._backoff(exc)
+        if exc.rejected:
+            await asyncio.sleep(delay)          # only an operator can fix it: no probing
+            return
+        deadline = self._clock() + delay
+        while (left := deadline - self._clock()) > 0:
+            # Spread over half to one interval, so pollers do not probe in step.
+            await asyncio.sleep(min(left, self.heartbeat_interval * (0.5 + 0.5 * self._jitter())))
+            if self._clock() >= deadline:
+                return                          # the backoff is over: the real delivery goes next
+            try:
+                acked, commands = await self._post([])
+            except DeliveryError as probe:
+                log.debug("heartbeat during backoff failed: %s", probe)
+                continue
+            await self._delivered([], acked, commands)
+            return
 
     async def _wait_for_results(self, timeout: float) -> None:
         try:

@@ -61,8 +61,9 @@ def write_config(directory: Path, port: int, objects: str = OBJECTS, max_body: i
     pollers = "\n".join(f"    {n}: {{token: {t}, site: {s}}}" for n, (t, s) in POLLER_TOKENS.items())
     node = directory / "central.yaml"
     if "freshness:" not in extra:
-        # Tests that post results by hand leave the sites silent: no takeover unless a test asks for it.
-        extra += "  freshness: {site_stale_after: 1h}\n"
+        # Tests that post results by hand leave the sites silent: no takeover unless a test asks for it
+        # (a site's own stale_after in the objects does), and then without the start grace.
+        extra += "  freshness: {site_stale_after: 1h, start_grace: 0s}\n"
     node.write_text(f"central:\n  listen: 127.0.0.1:{port}\n  state_dir: state\n  objects: objects\n"
                     f"  max_body: {max_body}\n  pollers:\n{pollers}\n  api_tokens: {{ops: {API_TOKEN}}}\n{extra}")
     return node

@@ -133,7 +133,7 @@ def test_a_partition_both_alert_then_one_event_acknowledged_and_recovered_once(t
     require_plugins()
     sink = MailSink()
     sink.start()
-    s = Setup(tmp_path, sink, freshness="site_stale_after: 3s, hold_down: 2s")
+    s = Setup(tmp_path, sink, freshness="site_stale_after: 3s, hold_down: 2s, start_grace: 0s")
     s.central.start()
     proxy = Proxy(s.central.port)
     proxy.heal()

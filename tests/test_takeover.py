@@ -49,7 +49,7 @@ class Site:
         for name in ("repl", "nightly", "reach"):
             self.set(name, 0)
         extra = node_extra(sink.port) + (f"  freshness: {{site_stale_after: {STALE}s, hold_down: {HOLD}s, "
-                                         "contacts: [ops]}\n")
+                                         "start_grace: 0s, contacts: [ops]}\n")
         ssh = (f"{{user: {sshd.user}, port: {sshd.port}, key: {sshd.client_key}, "
                f"known_hosts: {sshd.known_hosts}}}")
         self.central = CentralProc(tmp_path, objects=OBJECTS.format(dir=self.states, ssh=ssh), extra=extra)

@@ -28,7 +28,8 @@ JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "serv
 TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text}  # no "verify: false", by design
 SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
-    "freshness": {"site_stale_after": f.positive_duration, "hold_down": f.duration, "contacts": f.names,
+    "freshness": {"site_stale_after": f.positive_duration, "hold_down": f.duration, "start_grace": f.duration,
+                  "contacts": f.names,
                   "contact_groups": f.names},
     "rrd": {"dir": f.text, "rrdcached": f.text, "keep_full": f.positive_duration, "mid_step": f.positive_duration,
             "keep_mid": f.positive_duration, "long_step": f.positive_duration, "keep_long": f.positive_duration,
