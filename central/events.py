@@ -37,6 +37,11 @@ class Events:
         ops: list[Op] = []
         history: list[tuple[object, ...]] = []
         ev = self.store.open_event((view.host, view.service))
+        if ev is not None and ts < ev.opened:
+            # From before the problem began: a poller's spool replayed after its open problem was
+            # adopted (its results before the problem must not recover it).
+            view.event_id = ev.id
+            return ops
         problem = view.status != 0
         changed: Event | None = None
         if ev is None:

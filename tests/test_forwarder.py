@@ -153,3 +153,27 @@ def test_a_refused_token_is_logged_clearly_and_results_are_kept(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1, errors  # not once per retry
     assert "HTTP 401" in errors[0] and "bad token" in errors[0] and "kept" in errors[0]
+
+
+def test_while_backing_off_heartbeats_go_on_and_the_first_answer_ends_the_wait(tmp_path: Path) -> None:
+    """A long backoff (5 s doubling) must not keep a poller from a central that is back:
+    its heartbeat during the wait is answered, and the backlog goes at once."""
+    async def main() -> None:
+        async with FakeCentral() as central:
+            await central.fail("down")
+            spool, forwarder = await setup(tmp_path, central, heartbeat_interval=0.2, backoff_base=5.0,
+                                           backoff_cap=30.0, jitter=lambda: 1.0)
+            await spool.append_many([record(i) for i in range(50)])
+            await asyncio.sleep(1.5)            # failed, and backing off for 5 s
+            assert not forwarder.connected and central.results() == []
+            await central.recover()
+            back = time.monotonic()
+            await until(lambda: len(central.results()) == 50, timeout=10)
+            took = time.monotonic() - back
+            assert took < 2.0, f"the backlog arrived {took:.1f}s after central was back (backoff 5 s)"
+            assert central.results() == list(range(1, 51))
+            assert central.received[0]["batch"] == []       # the heartbeat that found central
+            await forwarder.close()
+            await spool.close()
+
+    asyncio.run(main())
