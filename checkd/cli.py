@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checkd.config import ConfigError, load_node, load_objects
+from checkd.config.sites import site_table
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -30,6 +31,7 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="node file (central: or poller:)")
     p.add_argument("--objects", type=Path, help="check only an objects directory")
+    p.add_argument("--sites", action="store_true", help="also print each host's site and the rule that chose it")
 
 
 @command("run-checks", "run checks once in the foreground and print their results", "checkd.runonce")
@@ -161,6 +163,8 @@ def check_config(args: argparse.Namespace) -> int:
             print("\n".join(problems), file=sys.stderr)
             print(f"{len(problems)} problem(s) found", file=sys.stderr)
             return 1
+    if args.sites:
+        print("\n".join(site_table(objs)))
     print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "
           f"{len(objs.commands)} commands, {len(objs.contacts)} contacts")
     return 0

@@ -3,7 +3,9 @@ result to a sink (the spool on a poller, the store on central during takeover).
 
 Timers are loop.call_at handles on the monotonic clock; a check that comes due
 while N checks run waits in a FIFO queue, and the wait shows up as latency.
-It knows nothing about pollers or central: both use it the same way.
+Timers honour `active` and `check_period` (docs/scheduling.md); forced and
+freshness checks are the ways to run a check outside them. It knows nothing
+about pollers or central: both use it the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from checkd.result import CheckKey, CheckResult
 from checkd.run.prepare import PreparedCheck, is_static, prepare
 from checkd.run.runner import Runner
 from checkd.states import HostStatus, Status
+from checkd.timeperiods import next_valid_time
 from checkd.transitions import CheckState, advance, apply
 
 HOST_CHECK_HORIZON = 15.0       # a host is checked on demand at most this often (Nagios' cached host check)
+NEVER_RECHECK = 86400.0         # a check_period active nowhere in the next year is looked at again daily
+MIN_WAIT = 0.05                 # a timer that fired a hair before its period opened waits at least this
+ACTIVE = "active"               # the check_type of timer-driven runs, the only ones check_period and active gate
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +48,29 @@ class Scheduler:
         self._timers: dict[CheckKey, asyncio.TimerHandle] = {}
         self._ready: collections.deque[tuple[CheckKey, float, str]] = collections.deque()
         self._running: set[CheckKey] = set()
+        self._inflight: set[CheckKey] = set()       # queued or running, until its next run is planned
         self._rerun: set[CheckKey] = set()
         self._once: set[CheckKey] = set()           # run_once: not scheduled again after the run
         self._host_asked: dict[str, float] = {}     # host -> when a failing service last forced its check
+        self._parked: set[CheckKey] = set()         # timer moved to where check_period opens (reload: again)
+        self._told: set[tuple[CheckKey, str]] = set()   # (check, what) logged once: "never", "outside"
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: tasks must not be collected
         self._prepared: dict[CheckKey, PreparedCheck] = {}
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self.checks_done = 0
+        self._started = False
         self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Spread the first run of every check evenly over its interval (no thundering herd)."""
-        loop = asyncio.get_running_loop()
-        now, n = loop.time(), max(len(self.keys), 1)
-        for i, key in enumerate(self.keys):
-            self._schedule_at(key, now + self._schedule(key).interval * i / n)
+        """Spread the first run of every active check evenly over its interval (no thundering
+        herd), each moved to where its check_period is next valid."""
+        self._started = True
+        now = asyncio.get_running_loop().time()
+        active = [k for k in self.keys if self._schedule(k).active]
+        for i, key in enumerate(active):
+            self._schedule_valid(key, now + self._schedule(key).interval * i / max(len(active), 1))
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop scheduling; let running checks finish (their results are kept) up to `timeout`."""
@@ -75,26 +87,38 @@ class Scheduler:
 
     def reconfigure(self, objs: Objects, keys: Iterable[CheckKey]) -> None:
         """A reloaded configuration: new checks start (spread over their interval), removed
-        ones stop, the rest keep their state and timers; intervals apply at their next run."""
+        ones stop, the rest keep their state and timers; intervals apply at their next run.
+        A check made passive (`active: false`) loses its timer; one made active starts like
+        a new one; one waiting for its check_period to open is placed again (the period or
+        its definition may have changed)."""
         new = set(keys)
         old = set(self.keys)
         self.objs = objs
         self._prepared.clear()              # commands and macros may have changed
+        self._told.clear()                  # what is logged once is logged once per configuration
         for key in old - new:
-            handle = self._timers.pop(key, None)
-            if handle:
-                handle.cancel()
+            self._cancel(key)
             self.states.pop(key, None)
             self._rerun.discard(key)
-        self._ready = collections.deque(r for r in self._ready if r[0] in new)
         self.keys = sorted(new, key=lambda k: (k[0], k[1] or ""))
-        added = sorted(new - old, key=lambda k: (k[0], k[1] or ""))
-        if self._stopping:
-            return
-        now, n = asyncio.get_running_loop().time(), max(len(added), 1)
-        for i, key in enumerate(added):
+        for key in new - old:
             self.states[key] = CheckState()
-            self._schedule_at(key, now + min(self._schedule(key).interval, 60.0) * i / n)
+        # A queued timer run of a check that is gone or passive now does not happen.
+        wanted = [r for r in self._ready if r[0] in new and (r[2] != ACTIVE or self._schedule(r[0]).active)]
+        self._inflight -= {r[0] for r in self._ready} - {r[0] for r in wanted}
+        self._ready = collections.deque(wanted)
+        if self._stopping or not self._started:     # never started: central's freshness checks only
+            return
+        kept = new & old
+        for key in kept:
+            if not self._schedule(key).active:
+                self._cancel(key)
+        idle = {k for k in kept if k not in self._inflight and (k in self._parked or k not in self._timers)}
+        fresh = [k for k in sorted((new - old) | idle, key=lambda k: (k[0], k[1] or ""))
+                 if self._schedule(k).active]
+        now = asyncio.get_running_loop().time()
+        for i, key in enumerate(fresh):
+            self._schedule_valid(key, now + min(self._schedule(key).interval, 60.0) * i / max(len(fresh), 1))
 
     def reschedule_now(self, key: CheckKey) -> bool:
         """Run `key` at once (a forced check); False when this scheduler doesn't own it."""
@@ -103,9 +127,7 @@ class Scheduler:
         if key in self._running:
             self._rerun.add(key)
             return True
-        handle = self._timers.pop(key, None)
-        if handle:
-            handle.cancel()
+        self._cancel(key)
         self._due(key, asyncio.get_running_loop().time(), "forced")
         return True
 
@@ -117,16 +139,31 @@ class Scheduler:
         st = self.states.get(key)
         if st is None or st.status != 0 or now - self._host_asked.get(host, -HOST_CHECK_HORIZON) < HOST_CHECK_HORIZON:
             return
+        # Not a forced check: as in Nagios, a passive host or one outside its check_period is not run.
+        if not self._schedule(key).active or self._valid_from(key, now) != now:
+            return
         self._host_asked[host] = now
         self.reschedule_now(key)
 
     def run_once(self, key: CheckKey, check_type: str = "freshness") -> bool:
-        """Run `key` now, once, without scheduling it again (central's freshness checks)."""
+        """Run `key` now, once, without scheduling it again (central's freshness checks), also
+        when it is passive; not outside its check_period (Nagios checks no freshness there)."""
         if key not in self.states or self._stopping or key in self._running:
             return False
+        now = asyncio.get_running_loop().time()
+        if self._valid_from(key, now) != now:
+            self._tell(key, "outside", logging.INFO, "check %s/%s not run (%s): outside its check_period %s",
+                       key[0], key[1], check_type, self._schedule(key).check_period)
+            return False
+        self._told.discard((key, "outside"))
         self._once.add(key)
-        self._due(key, asyncio.get_running_loop().time(), check_type)
+        self._due(key, now, check_type)
         return True
+
+    def next_check(self, key: CheckKey) -> float | None:
+        """When (wall clock) the timers run `key` next; None when they never will (passive)."""
+        handle = self._timers.get(key)
+        return None if handle is None else handle.when() + self.wall() - asyncio.get_running_loop().time()
 
     # --- timing ---------------------------------------------------------------------------
 
@@ -134,14 +171,69 @@ class Scheduler:
         host, service = key
         return (self.objs.services[(host, service)] if service is not None else self.objs.hosts[host]).schedule
 
-    def _schedule_at(self, key: CheckKey, when: float, check_type: str = "active") -> None:
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_at(when, self._due, key, when, check_type)
+    def _schedule_at(self, key: CheckKey, when: float, check_type: str = ACTIVE) -> None:
+        self._cancel(key)                   # one timer per check, whoever plans its next run
+        self._timers[key] = asyncio.get_running_loop().call_at(when, self._fire, key, when, check_type)
 
-    def _due(self, key: CheckKey, scheduled: float, check_type: str = "active") -> None:
+    def _cancel(self, key: CheckKey) -> None:
+        handle = self._timers.pop(key, None)
+        if handle:
+            handle.cancel()
+        self._parked.discard(key)
+
+    def _valid_from(self, key: CheckKey, when: float) -> float | None:
+        """The first monotonic time at or after `when` inside the check's check_period
+        (Nagios' get_next_valid_time); None when the period is active nowhere in a year."""
+        period = self._schedule(key).check_period
+        if period is None:
+            return when
+        wall = when + self.wall() - asyncio.get_running_loop().time()
+        valid = next_valid_time(period, wall, self.objs.timeperiods)
+        if valid is None:
+            return None
+        return when if valid <= wall else when + (valid - wall)
+
+    def _schedule_valid(self, key: CheckKey, when: float) -> None:
+        """A timer at `when`, or where the check_period next opens after it (parked there)."""
+        valid = self._valid_from(key, when)
+        now = asyncio.get_running_loop().time()
+        if valid is None:
+            self._tell(key, "never", logging.WARNING, "check %s/%s is not run: its check_period %s is active at no "
+                       "time in the next year", key[0], key[1], self._schedule(key).check_period)
+            self._schedule_at(key, now + NEVER_RECHECK)
+            self._parked.add(key)
+        elif valid == when:
+            self._schedule_at(key, when)
+        else:
+            self._schedule_at(key, max(valid, now + MIN_WAIT))
+            self._parked.add(key)
+
+    def _tell(self, key: CheckKey, what: str, level: int, msg: str, *args: Any) -> None:
+        """Log `msg` once for `key`, not at each re-evaluation (a period never valid must not flood)."""
+        if (key, what) not in self._told:
+            self._told.add((key, what))
+            log.log(level, msg, *args)
+
+    def _fire(self, key: CheckKey, scheduled: float, check_type: str) -> None:
+        """A timer: a scheduled run happens only if the check is active and inside its
+        check_period now (a reload or a clock change may have moved either)."""
         self._timers.pop(key, None)
+        self._parked.discard(key)
+        if self._stopping or key not in self.states:
+            return
+        if check_type == ACTIVE:
+            if not self._schedule(key).active:
+                return
+            now = asyncio.get_running_loop().time()
+            if self._valid_from(key, now) != now:
+                self._schedule_valid(key, now)
+                return
+        self._due(key, scheduled, check_type)
+
+    def _due(self, key: CheckKey, scheduled: float, check_type: str = ACTIVE) -> None:
         if self._stopping:
             return
+        self._inflight.add(key)
         if len(self._running) < self.max_concurrent:
             self._launch(key, scheduled, check_type)
         else:
@@ -165,17 +257,20 @@ class Scheduler:
             self._once.discard(key)
             return
         loop = asyncio.get_running_loop()
+        if key in self._rerun:              # forced while it ran: forced again, whatever the period
+            self._rerun.discard(key)
+            self._schedule_at(key, loop.time(), "forced")
+            return
         sched = self._schedule(key)
+        if not sched.active:                # a forced run of a passive check: no timer after it
+            return
         interval = sched.retry_interval if retrying else sched.interval
         # Stay on the grid while on time; after falling behind by a whole interval,
         # start afresh from now rather than firing a burst of overdue checks.
         when = scheduled + interval
         if when < loop.time():
             when = loop.time() + interval
-        if key in self._rerun:
-            self._rerun.discard(key)
-            when = loop.time()
-        self._schedule_at(key, when)
+        self._schedule_valid(key, when)
 
     # --- one run ----------------------------------------------------------------------------
 
@@ -216,6 +311,7 @@ class Scheduler:
             await self.sink(result)
         finally:
             self._running.discard(key)
+            self._inflight.discard(key)
             self._next_run(key, scheduled_mono, retrying)
 
     def _prepare(self, key: CheckKey, host: Host, service: Service | None) -> PreparedCheck:

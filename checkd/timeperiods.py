@@ -45,6 +45,22 @@ def next_active(name: str | None, after: datetime.datetime, periods: Mapping[str
     return None
 
 
+def next_valid_time(name: str | None, when: float, periods: Mapping[str, TimePeriod],
+                    tz: datetime.tzinfo | None = None) -> float | None:
+    """Nagios' get_next_valid_time on the epoch clock: `when` if `name` is active then,
+    else the start of its next active range; None when it is not active within a year.
+
+    `tz` is for tests; by default the system's local time zone, looked up again for the
+    result, so a period that opens after a daylight saving change opens at its wall time.
+    """
+    after = datetime.datetime.fromtimestamp(when, tz) if tz else datetime.datetime.fromtimestamp(when).astimezone()
+    found = next_active(name, after, periods)
+    if found is None or found == after:
+        return None if found is None else when
+    # next_active keeps `after`'s UTC offset; the wall time it names is what counts.
+    return found.replace(tzinfo=tz).timestamp() if tz else found.replace(tzinfo=None).timestamp()
+
+
 def day_ranges(name: str, day: datetime.date, periods: Mapping[str, TimePeriod],
                _excluding: tuple[str, ...] = ()) -> Ranges:
     """The [start, end) minutes of `day` when `name` is active: exceptions applied, excludes subtracted."""

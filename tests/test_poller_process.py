@@ -191,3 +191,52 @@ def test_sigterm_to_the_whole_process_group_loses_no_check(tmp_path: Path, centr
     assert "exec worker" not in log and "Traceback" not in log, log[-2000:]
     outputs = [r["output"] for b in central.central.received for r in b.get("batch", ())]
     assert not [o for o in outputs if "worker" in o], "a check was reported as lost with its worker"
+
+
+def test_a_passive_service_and_a_closed_period_give_no_results_of_their_own(tmp_path: Path,
+                                                                            central: CentralThread) -> None:
+    """`active: false` (an imported `active_checks_enabled 0`) and a check_period that never
+    opens: the poller sends nothing for them by itself; a reschedule from central is a forced
+    check and runs once; a reload that makes the service active starts it."""
+    require_plugins()
+    node = write_config(tmp_path, central.central.url, services=0)
+    objects = textwrap.dedent("""\
+        commands:
+          dummy: "$PLUGINDIR$/check_dummy $ARG1$ '$ARG2$'"
+        timeperiods:
+          - {name: never}
+        hosts:
+          - {name: h1.t1, address: 127.0.0.1}
+        services:
+          - {host: h1.t1, description: Active, command: "dummy!0!ok", interval: 0.2s}
+          - {host: h1.t1, description: Passive, command: "dummy!0!ok", interval: 0.2s, active: %s}
+          - {host: h1.t1, description: Closed, command: "dummy!0!ok", interval: 0.2s, check_period: never}
+        """)
+    (tmp_path / "objects" / "o.yaml").write_text(objects % "false")
+
+    def results(service: str) -> list[dict[str, Any]]:
+        return [r for b in central.central.received for r in b.get("batch", ()) if r["service"] == service]
+
+    never = "h1.t1/Closed is not run: its check_period never is active at no time"
+    poller = start_poller(node)
+    try:
+        wait_for(lambda: len(results("Active")) > 10, 20, "results of the active service")
+        time.sleep(1.0)
+        assert results("Passive") == [] and results("Closed") == []
+        for service in ("Passive", "Closed"):
+            central.loop.call_soon_threadsafe(central.central.commands.append,
+                                              {"type": "reschedule", "host": "h1.t1", "service": service})
+            wait_for(lambda: results(service), 10, f"the forced check of {service}")
+        time.sleep(1.5)
+        assert [r["check_type"] for r in results("Passive")] == ["forced"], "a forced check runs once"
+        assert [r["check_type"] for r in results("Closed")] == ["forced"]
+        assert (tmp_path / "poller.log").read_text().count(never) == 1, "logged once, not at each look"
+        (tmp_path / "objects" / "o.yaml").write_text(objects % "true")
+        poller.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(results("Passive")) > 3, 20, "the service made active by a reload")
+    finally:
+        poller.terminate()
+        assert poller.wait(timeout=30) == 0, (tmp_path / "poller.log").read_text()[-2000:]
+    log = (tmp_path / "poller.log").read_text()
+    assert log.count(never) == 2, "once more for the reloaded configuration: " + log[-3000:]
+    assert results("Closed")[1:] == [], "nothing but the forced check"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import os
+import time
+import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from checkd.config import load_objects
 from checkd.config.model import TimePeriod
-from checkd.timeperiods import is_active, next_active
+from checkd.timeperiods import is_active, next_active, next_valid_time
 from tests.test_config import assert_error, check_config, write_tree
 
 CET = datetime.timezone(datetime.timedelta(hours=1), "CET")
@@ -161,6 +165,43 @@ def test_no_period_means_always_and_an_unknown_one_is_an_error(periods: dict[str
         is_active("offfice", when, periods)
     with pytest.raises(ValueError, match="time zone aware"):
         is_active("office", when.replace(tzinfo=None), periods)
+
+
+def test_next_valid_time_on_the_epoch_clock(periods: dict[str, TimePeriod]) -> None:
+    """The scheduler's arithmetic (Nagios' get_next_valid_time): a time inside the period is
+    kept to the microsecond, one outside moves to where the period next opens."""
+    inside = at("2026-12-01", "10:15", 7).timestamp() + 0.123456
+    assert next_valid_time("office", inside, periods, CET) == inside
+    assert next_valid_time(None, inside, periods, CET) == inside
+    friday_evening = at("2026-12-04", "17:00").timestamp()
+    assert next_valid_time("office", friday_evening, periods, CET) == at("2026-12-07", "09:00").timestamp()
+    assert next_valid_time("office", at("2026-12-24", "17:30").timestamp(), periods, CET) \
+        == at("2026-12-28", "09:00").timestamp()
+    assert next_valid_time("never", inside, periods, CET) is None
+
+
+@pytest.fixture
+def berlin() -> Iterator[None]:
+    """The process's local time zone is Europe/Berlin (the scheduler uses the local zone)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def test_next_valid_time_across_a_daylight_saving_change(periods: dict[str, TimePeriod], berlin: None) -> None:
+    """Saturday 28 March 2026 is CET (+1); on Monday 30 March Berlin is on CEST (+2). The
+    workhours start at 09:00 local, 07:00 UTC, not at 09:00 of Saturday's offset (08:00 UTC)."""
+    tz = zoneinfo.ZoneInfo("Europe/Berlin")
+    saturday = datetime.datetime(2026, 3, 28, 18, 0, tzinfo=tz).timestamp()
+    monday_9 = datetime.datetime(2026, 3, 30, 7, 0, tzinfo=datetime.timezone.utc).timestamp()
+    assert next_valid_time("workhours", saturday, periods) == monday_9     # the local zone, as the scheduler
+    assert next_valid_time("workhours", saturday, periods, tz) == monday_9
 
 
 def test_a_cycle_in_exclude_is_a_config_error(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.model import Command, Contact, Group, Host, Objects, Service, Site, TimePeriod
 from checkd.config.node import NodeConfig, read_node
 from checkd.config.references import check_references
+from checkd.config.sites import domain_index
 from checkd.config.yamlsource import Node, load_yaml
 
 # Our own Python plugins: next to the package in a checkout, /usr/lib/checkd in the .deb.
@@ -155,9 +156,14 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
     host_groups: dict[str, Group] = {}
     timeperiods: dict[str, TimePeriod] = {}
     sites: dict[str, Site] = {}
+    for doc in docs:                        # sites first: their domains place the hosts
+        for node in o.section_items(doc, "sites", problems):
+            if site := o.read_site(node, problems):
+                _add(sites, site.name, site, "site", problems)
+    domains = domain_index(sites, problems)
     for doc in docs:
         for node in o.resolved(doc, "hosts", templates, problems):
-            if host := o.read_host(node, commands, macros, problems):
+            if host := o.read_host(node, commands, macros, domains, problems):
                 _add(hosts, host.name, host, "host", problems)
         for node in o.resolved(doc, "contacts", templates, problems):
             if contact := o.read_contact(node, problems):
@@ -170,9 +176,6 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
         for node in o.section_items(doc, "timeperiods", problems):
             if tp := o.read_timeperiod(node, problems):
                 _add(timeperiods, tp.name, tp, "timeperiod", problems)
-        for node in o.section_items(doc, "sites", problems):
-            if site := o.read_site(node, problems):
-                _add(sites, site.name, site, "site", problems)
     services = _services(docs, templates, hosts, host_groups, commands, macros, problems)
     inline = [s.check.command for s in services.values()] + [h.check.command for h in hosts.values() if h.check]
     _check_embedded([*commands.values(), *inline], [*plugin_dirs, *SHIPPED_PLUGINS], problems)

@@ -99,6 +99,14 @@ class Notify:
     escalations: tuple[Escalation, ...] = ()
 
 
+class SiteRule(enum.Enum):
+    """What put a host in its site (checkd.config.sites; `check-config --sites` shows it)."""
+
+    EXPLICIT = "site:"                  # the host (or a template it uses) says so
+    DOMAIN = "domain"                   # its name is in a domain listed under the site's `domains:`
+    LAST_LABEL = "last label"           # a HOST.SITE name
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Host:
     name: str
@@ -115,6 +123,7 @@ class Host:
     vars: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ssh: SSHSettings | None = None
     where: Where = Where("?", 0)
+    site_rule: SiteRule = SiteRule.EXPLICIT
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -188,6 +197,7 @@ class Site:
     name: str
     stale_after: float | None = None        # None: the node's default
     where: Where = Where("?", 0)
+    domains: tuple[str, ...] = ()           # DNS domains whose hosts are in this site, lower case
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from checkd.config.errors import Problems, did_you_mean
 from checkd.config.macros import split_call, unknown_macros
 from checkd.config.model import (CheckSpec, Command, CommandKind, Contact, Escalation, Group, Host,
                                  Notify, Ranges, Schedule, Service, Site, SSHSettings, TimePeriod, Where)
+from checkd.config.sites import place, read_domains
 from checkd.durations import format_duration
 from checkd.config.templates import index_templates, resolve
 from checkd.config.yamlsource import Node, Seq
@@ -52,7 +53,7 @@ GROUP_KEYS = {"name": f.text, "members": f.names, "alias": f.text}
 COMMAND_KEYS = {"exec": f.text, "embedded": f.text, "ssh": f.text, "args": f.raw, "timeout": f.positive_duration}
 SSH_KEYS = {"user": f.text, "port": f.port, "key": f.text, "known_hosts": f.text,
             "connect_timeout": f.positive_duration}
-SITE_KEYS = {"name": f.text, "stale_after": f.positive_duration}
+SITE_KEYS = {"name": f.text, "stale_after": f.positive_duration, "domains": f.names}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 TIMEPERIOD_KEYS = {"name": f.text, "alias": f.text, "exceptions": f.raw, "exclude": f.names,
                    **{d: f.text for d in WEEKDAYS}}
@@ -189,31 +190,25 @@ def read_ssh(value: Any, node: Node, problems: Problems) -> SSHSettings | None:
     return SSHSettings(**d)
 
 
-def site_of(name: str) -> str | None:
-    """`mysql17.ladc1` -> `ladc1`: a host's site is the last label of its name."""
-    head, dot, last = name.rpartition(".")
-    return last if dot and head and last else None
-
-
-def read_host(node: Node, commands: dict[str, Command], macros: dict[str, str],
+def read_host(node: Node, commands: dict[str, Command], macros: dict[str, str], domains: dict[str, Site],
               problems: Problems) -> Host | None:
+    """A host; `domains` (checkd.config.sites.domain_index) places it when it has no `site:`."""
     d = f.convert(node, HOST_KEYS, problems, "host")
     name = d.get("name")
     if not name:
         problems.add(node.file, node.line, "host without a name: add `name: ...`")
         return None
-    site = d.get("site") or site_of(name)
-    if not site:
-        problems.add(node.file, node.line,
-                     f"host {name!r} has no site: name it HOST.SITE or add `site: ...`")
+    placed = place(name, d.get("site"), domains, Where(node.file, node.line), problems)
+    if placed is None:
         return None
+    site, rule = placed
     check = read_check(node["command"], name, node, commands, macros, problems) if "command" in node else None
     d["escalations"] = read_escalations(node, problems)
     return Host(name=name, address=d.get("address", name), site=site, alias=d.get("alias", ""),
                 parents=d.get("parents", ()), groups=d.get("hostgroups", ()), check=check,
                 schedule=_schedule(d, node, problems), notify=_notify(d), notes=d.get("notes", ""),
                 runbook=d.get("runbook", ""), vars=d.get("vars", {}),
-                ssh=read_ssh(node.get("ssh"), node, problems), where=Where(node.file, node.line))
+                ssh=read_ssh(node.get("ssh"), node, problems), where=Where(node.file, node.line), site_rule=rule)
 
 
 def read_service_template(node: Node, commands: dict[str, Command], macros: dict[str, str],
@@ -370,7 +365,8 @@ def read_site(node: Node, problems: Problems) -> Site | None:
     if not d.get("name"):
         problems.add(node.file, node.line, "site without a name: add `name: ...`")
         return None
-    return Site(d["name"], d.get("stale_after"), Where(node.file, node.line))
+    domains = read_domains(d.get("domains", ()), d["name"], node.where_of("domains"), problems)
+    return Site(d["name"], d.get("stale_after"), Where(node.file, node.line), domains)
 
 
 def read_templates(docs: list[Node], problems: Problems) -> dict[str, Node]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from checkd.config.errors import Problems, did_you_mean
-from checkd.config.model import Host, Notify, Objects, TimePeriod, Where
+from checkd.config.model import Host, Notify, Objects, SiteRule, TimePeriod, Where
 
 
 def _need(names: Iterable[str], known: Mapping[str, object], what: str, where: Where,
@@ -87,9 +87,11 @@ def check_references(objs: Objects, problems: Problems) -> None:
         p = host.schedule.check_period
         _need([p] if p else [], periods, "timeperiod", host.where, problems)
         if objs.sites and host.site not in objs.sites and host.site != "central":
+            how = (" (the last label of its name)" if host.site_rule is SiteRule.LAST_LABEL else "")
             problems.add(host.where.file, host.where.line,
-                         f"host {host.name!r} is in undefined site {host.site!r}"
-                         f"{did_you_mean(host.site, objs.sites)}; add it under sites:")
+                         f"host {host.name!r} is in undefined site {host.site!r}{how}"
+                         f"{did_you_mean(host.site, objs.sites)}; add it under sites:"
+                         + (", or give the host `site: ...`" if how else ""))
     for svc in objs.services.values():
         check_notify(svc.notify, svc.where, objs, problems)
         p = svc.schedule.check_period
