@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from central.graphs.request import BadRequest, window
 from central.graphs.rra import create_args, kind_of
 from central.graphs.settings import RrdSettings
 from tests.central_proc import CentralProc, result
+from tests.helpers import missing, wait_for
 from tests.notify_env import MailSink
 from tests.png import decode
 from tests.rrdcached import Rrdcached, require_rrd
@@ -230,6 +232,7 @@ def test_values_posted_just_before_a_stop_are_stored(tmp_path: Path) -> None:
     assert rrdtool.last(str(path)) == t0 + 50
     log = (tmp_path / "c" / "central.log").read_text()
     assert "did not finish" not in log and "exited with" not in log
+    assert "went away" not in log and "Traceback" not in log     # a stop, not a death: the writer is quiet
 
 
 def test_a_slow_writer_never_blocks_ingest_and_drops_are_counted(tmp_path: Path) -> None:
@@ -264,6 +267,88 @@ def test_a_slow_writer_never_blocks_ingest_and_drops_are_counted(tmp_path: Path)
         c.post_results("poller-ladc1", [result(seq + 1, "db1.ladc1", "Disk /", 0, perfdata="'new label'=5B")])
         graph_counters(c, lambda d: d["writer"].get("created", 0) >= 8)
         assert "RRD writer (pid" in c.log.read_text()
+
+
+def ended(pid: int) -> bool:
+    """Exited: gone, or a zombie nobody reaped yet (a killed central's child goes to init)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_central_leaves_its_writer_to_end_quietly(tmp_path: Path) -> None:
+    """kill -9 of central closes the writer's pipes: it stores what it got, says so in one
+    line, and exits, with no traceback (it used to die writing its counters: BrokenPipeError)."""
+    require_rrd()
+    c = CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(tmp_path / "rrd"))
+    c.start()
+    try:
+        t0 = int(time.time()) // 10 * 10 - 100
+        st, _ = c.post_results("poller-ladc1", [result(k + 1, "db1.ladc1", "Disk /", 0, finished=float(t0 + 10 * k),
+                                                       perfdata=f"used={k}B") for k in range(6)])
+        assert st == 200
+        pid = graph_counters(c, lambda d: d["writer"].get("written", 0) == 6)["writer_pid"]
+        before = c.log.stat().st_size
+    finally:
+        c.stop(kill=True)
+    wait_for(lambda: ended(pid), 10, f"the writer (pid {pid}) to exit after central was killed")
+    said = c.log.read_bytes()[before:].decode()
+    lines = said.splitlines()
+    assert len(lines) == 1 and "Traceback" not in said and "Error" not in said, said
+    assert "central.graphs.writer: central (pid" in lines[0] and "went away without stopping the feed" in lines[0]
+
+
+def test_an_rrd_dir_that_cannot_be_made_costs_graphs_not_central(tmp_path: Path) -> None:
+    require_rrd()
+    (tmp_path / "afile").write_text("a file where the rrd dir's parent should be\n")
+    rrd_dir = tmp_path / "afile" / "rrd"
+    with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir)) as c:
+        st, ans = c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Load", 2, "LOAD CRITICAL",
+                                                         perfdata="load1=9;4;5;0")])
+        assert st == 200 and ans["accepted"] == 1
+        assert [p["output"] for p in c.get("/api/v1/problems")["problems"]] == ["LOAD CRITICAL"]
+        doc = graph_counters(c, lambda d: d["writer"].get("errors", 0) >= 1)
+        assert "Not a directory" in doc["writer"]["last_error"] and doc["restarts"] == 0
+        assert fetch_raw(c, "/graph/db1.ladc1/Load.png")[0] == 404       # no file: "no metrics stored yet"
+    log = c.log.read_text()
+    assert f"rrd: cannot create the directory {rrd_dir} (Not a directory)" in log
+    assert "cannot create" in log and "Traceback" not in log and "exited with" not in log
+
+
+def test_a_full_disk_is_a_clear_error_and_heals_when_space_is_freed(tmp_path: Path) -> None:
+    """A real full file system: a 2 MB tmpfs, nearly filled."""
+    require_rrd()
+    if os.geteuid() != 0:
+        missing("root (the test mounts a small tmpfs as a full disk)")
+    rrd_dir = tmp_path / "rrd"
+    rrd_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(rrd_dir)], check=True)
+    try:
+        filler = rrd_dir / "filler"
+        with open(filler, "wb") as f:          # leave less than one 60 s file (~180 KB)
+            f.write(b"x" * (2048 - 100) * 1024)
+        with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir)) as c:
+            t0 = int(time.time()) - 600
+            st, _ = c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Load", 0, finished=t0,
+                                                           perfdata="load1=1;4;5;0")])
+            assert st == 200
+            doc = graph_counters(c, lambda d: d["writer"].get("errors", 0) >= 1)
+            assert "full?" in doc["writer"]["last_error"] and doc["writer"]["written"] == 0
+            assert "KiB and" in c.log.read_text()
+
+            filler.unlink()
+            st, _ = c.post_results("poller-ladc1", [result(2, "db1.ladc1", "Load", 0, finished=t0 + 60,
+                                                           perfdata="load1=2;4;5;0")])
+            doc = graph_counters(c, lambda d: d["writer"].get("written", 0) == 1)
+            assert doc["restarts"] == 0 and doc["writer"]["created"] == 1
+            assert c.get("/api/v1/problems")["problems"] == []
+        log = c.log.read_text()
+        assert "Traceback" not in log and "exited with" not in log
+        assert log.count("cannot create") == 1            # the writer says it once, not per value
+    finally:
+        subprocess.run(["umount", str(rrd_dir)], check=True)
 
 
 # --- rendering ---------------------------------------------------------------------------

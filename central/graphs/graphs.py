@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from central.app import Central
     from central.store import CheckView
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_WAITING = 32
 WEEK = 604800
@@ -63,7 +65,13 @@ class Graphs:
         return cls(central, RrdSettings.from_section(node.section("rrd"), base, node.state_dir))
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.s.dir.mkdir, parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(self.s.dir.mkdir, parents=True, exist_ok=True)
+        except OSError as e:
+            # Checks and alerts matter more than graphs: central runs, the writer tries again
+            # for each new file, and GET /api/v1/graphs shows its last error.
+            log.error("rrd: cannot create the directory %s (%s): no graphs are stored until it can be",
+                      self.s.dir, e.strerror or e)
         await self.feed.start()
 
     async def stop(self) -> None:
