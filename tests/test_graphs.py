@@ -47,7 +47,7 @@ services:
      contacts: [ops]}
   - {host: db1.ladc1, description: Quiet, command: "check_dummy!0!ok", graph: false}
 """
-RED, VIOLET, AMBER = (255, 0, 0), (148, 0, 211), (232, 160, 0)
+RED, VIOLET, AMBER, LILAC = (255, 0, 0), (148, 0, 211), (232, 160, 0), (200, 144, 240)
 
 
 def near(px: tuple[int, int, int], color: tuple[int, int, int], tol: int = 40) -> bool:
@@ -442,6 +442,93 @@ def fetch_raw(c: CentralProc, path: str) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def columns(rows: list, color: tuple[int, int, int], at_least: int) -> list[int]:
+    """The x of every column with at least `at_least` pixels of `color`."""
+    return [x for x in range(len(rows[0])) if sum(near(row[x], color) for row in rows) >= at_least]
+
+
+def test_every_deployment_is_on_every_graph_and_the_own_host_s_stand_out(tmp_path: Path) -> None:
+    """The seed: each deployment is a vertical line on each graph, so a problem can be put
+    next to the deployment nearest it, whichever host it touched. The graph's own host's are
+    solid violet, 2 px; other hosts' dashed lilac; `?deploys=` narrows."""
+    require_rrd()
+    rrd_dir = tmp_path / "rrd"
+    now = int(time.time()) // 60 * 60
+    history(rrd_dir, "db1.ladc1", "Load", "load1", 60, now, lambda t: 1.0, days=1)
+    with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir)) as c:
+        c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Load", 0, perfdata="load1=1;4;5;0")])
+
+        def deployed(host: str, module: str, revision: str, engineer: str, summary: str) -> float:
+            st, d = c.call("POST", "/api/v1/deployments", {"action": "start", "hosts": [host], "module": module,
+                                                           "revision": revision, "engineer": engineer,
+                                                           "summary": summary}, token=DEPLOY_TOKEN)
+            assert st == 201, d
+            st, d = c.call("POST", "/api/v1/deployments", {"action": "finish", "id": d["id"]}, token=DEPLOY_TOKEN)
+            assert st == 200, d
+            return d["finished"]
+
+        own = deployed("db1.ladc1", "shop", "4711", "alice", "Fix the cart rounding\n\nLong body")
+        time.sleep(3.5)                 # 3 px or more on this 600 px wide, 10 minute graph
+        other = deployed("web1.ladc1", "api", "815", "bob", "Pool of 64 connections")
+        start = int(own) - 300
+        query = f"metric=load1&start={start}&end={start + 600}&width=600&height=200"
+
+        def draw(extra: str = "") -> list:
+            status, body = fetch_raw(c, f"/graph/db1.ladc1/Load.png?{query}{extra}")
+            assert status == 200, body[:300]
+            return decode(body)[2]
+
+        rows = draw()
+        violet, lilac = columns(rows, VIOLET, 180), columns(rows, LILAC, 100)
+        assert len(violet) == 2 and violet[1] == violet[0] + 1, f"own host's line: columns {violet}"
+        assert lilac, "another host's deployment is not on this host's graph"
+        assert all(x - violet[1] >= 2 for x in lilac), (violet, lilac)       # drawn where it happened: later
+        assert all(sum(near(row[x], LILAC) for row in rows) < 180 for x in lilac)      # dashed, not solid
+        assert not any(sum(near(row[x], VIOLET) for row in rows) for x in lilac)
+
+        series = c.get(f"/graph/db1.ladc1/Load.json?{query}")
+        assert series["deploys"] == "all" and series["deployments_not_drawn"] == 0
+        assert [(d["label"], d["own"], d["hosts"], d["summary"]) for d in series["deployments"]] == [
+            ("r4711 @alice", True, ["db1.ladc1"], "Fix the cart rounding"),
+            ("r815 @bob", False, ["web1.ladc1"], "Pool of 64 connections")]
+        assert abs(series["deployments"][1]["ts"] - other) < 0.01
+
+        rows = draw("&deploys=host")
+        assert len(columns(rows, VIOLET, 180)) == 2 and columns(rows, LILAC, 100) == []
+        assert [d["own"] for d in c.get(f"/graph/db1.ladc1/Load.json?{query}&deploys=host")["deployments"]] == [True]
+        rows = draw("&deploys=none")
+        assert columns(rows, VIOLET, 50) == [] and columns(rows, LILAC, 50) == []
+        assert c.get(f"/graph/db1.ladc1/Load.json?{query}&deploys=none")["deployments"] == []
+        status, body = fetch_raw(c, f"/graph/db1.ladc1/Load.png?{query}&deploys=mine")
+        assert status == 400 and b"deploys: one of all, host, none" in body
+
+
+def test_many_deployments_keep_the_legend_bounded(tmp_path: Path) -> None:
+    require_rrd()
+    from central.graphs.render import MARKER_LEGENDS, Deploy, Graph, png
+
+    now = int(time.time()) // 60 * 60
+    path = history(tmp_path, "db1.ladc1", "Load", "load1", 60, now, lambda t: 1.0, days=1)
+
+    def draw(deploys: list[Deploy]) -> tuple[int, list[str]]:
+        g = Graph("db1.ladc1", "Load", "load1", path, "load1", "", "GAUGE", now - 86400, now, 600, 200,
+                  warn=(4.0,), deploys=tuple(deploys))
+        image, info = png(g)
+        return decode(image)[1], [str(info[f"legend[{i}]"]) for i in range(len(info)) if f"legend[{i}]" in info]
+
+    own = Deploy(now - 7200, "shop", "1", "alice", "x" * 200, ("db1.ladc1",), True)
+    others = [Deploy(now - 60 * i, "api", str(i), "bob", "a summary", tuple(f"web{n}.ladc1" for n in range(3)),
+                     False) for i in range(1, 60)]
+    few_height, _ = draw([own, *others[:MARKER_LEGENDS]])
+    many_height, many = draw([own, *others])
+    assert many_height == few_height                 # 60 deployments: no taller than 9
+    named = [t for t in many if "@" in t]
+    assert len(named) == MARKER_LEGENDS and "shop r1 @alice: xxx" in named[0] and named[0].endswith("…")
+    assert all(len(t.strip()) <= 80 for t in named)
+    assert "api r1 @bob on web0.ladc1 +2: a summary" in named[1]           # the newest other one next
+    assert any("and 52 more deployment(s), not named" in t for t in many)
 
 
 def test_traversal_and_absurd_requests_are_refused(tmp_path: Path) -> None:
