@@ -324,7 +324,7 @@ def writer_alone(through: str, args: argparse.Namespace, tmp: Path, rrd_dir: Pat
     rounds as fast as it reads them; updates/s until the last value is stored."""
     import marshal
 
-    from central.graphs.feed import FRAME
+    from central.graphs.feed import FRAME, STOP
     from central.graphs.settings import RrdSettings
 
     daemon = None
@@ -374,6 +374,7 @@ def writer_alone(through: str, args: argparse.Namespace, tmp: Path, rrd_dir: Pat
                 "rejected": last.get("rejected", 0), "dropped": last.get("dropped", 0), "writer_wall": wall,
                 "cpu_per_1000": {"writer": 1000 * (cpu(proc.pid) - cpu0) / max(1, written)}}
     finally:
+        proc.stdin.write(STOP)          # a stop, as central's: the writer exits without a word
         proc.stdin.close()
         proc.wait(timeout=120)
         if daemon:

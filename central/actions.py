@@ -152,7 +152,7 @@ class WriteApi:
 
     async def deployment(self, request: web.Request) -> web.Response:
         """The deploy hook: {"action": start|finish|abort, "hosts"?, "hostgroups"?, "module", "revision",
-        "engineer", "mute_for"?, "id"?}."""
+        "engineer", "summary"?, "mute_for"?, "id"?}."""
         who = self.c.auth.deployer(request)
         d = parse_json(await request.read())
         if type(d) is not dict:
@@ -174,12 +174,18 @@ class WriteApi:
         module = _str(d, "module", action == "start") or ""
         revision = _str(d, "revision", action == "start") or ""
         engineer = _str(d, "engineer") or who
+        summary = d.get("summary") or ""
+        if type(summary) is not str:
+            raise bad_request("summary: expected a string (the commit message, or a line about the rollout)")
+        if summary.strip() and action != "start":
+            raise bad_request("summary: give it with start (a deployment's summary is set when it starts)")
         mute_for = _duration(d, "mute_for")
         try:
             if action == "start":
                 hosts = self.ops.hosts_of(names["hosts"], names["hostgroups"])
                 dep, changed = await self.ops.deploy("start", hosts, module, revision, engineer,
-                                                     DEFAULT_MUTE if mute_for is None else mute_for, did)
+                                                     DEFAULT_MUTE if mute_for is None else mute_for, did,
+                                                     summary.strip())
             else:
                 dep, changed = await self.ops.deploy(action, (), module, revision, engineer, 0.0, did)
         except OpError as e:

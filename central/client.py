@@ -185,7 +185,7 @@ def status(url: str, token: str | None, args: argparse.Namespace) -> int:
 
 def deploy(url: str, token: str | None, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"action": args.action}
-    for key in ("hosts", "hostgroups", "module", "revision", "engineer", "mute_for", "id"):
+    for key in ("hosts", "hostgroups", "module", "revision", "engineer", "summary", "mute_for", "id"):
         value = getattr(args, key)
         if value:
             body[key] = value

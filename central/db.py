@@ -69,7 +69,8 @@ CREATE INDEX IF NOT EXISTS notification_log_by_event ON notification_log (event_
 CREATE TABLE IF NOT EXISTS event_aliases (alias INTEGER PRIMARY KEY, event_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, hosts TEXT NOT NULL,
     module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
-    started REAL NOT NULL, expires REAL NOT NULL, finished REAL, result TEXT NOT NULL);
+    started REAL NOT NULL, expires REAL NOT NULL, finished REAL, result TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '');
 """
 
 UPSERT_CHECK = "INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -232,7 +233,7 @@ _EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DE
                   "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1"}
 
 
-SCHEMA_VERSION = 2     # 1: before notification progress and deployments; 2: this file's SCHEMA
+SCHEMA_VERSION = 3     # 1: before notification progress and deployments; 2: deployments without summary
 
 
 class SchemaError(Exception):
@@ -255,6 +256,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     deploy_cols = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}
     if deploy_cols and "result" not in deploy_cols:
         conn.execute("DROP TABLE deployments")         # the first schema's table was never written to
+    elif deploy_cols and "summary" not in deploy_cols:
+        conn.execute("ALTER TABLE deployments ADD COLUMN summary TEXT NOT NULL DEFAULT ''")
     log_cols = {r[1] for r in conn.execute("PRAGMA table_info(notification_log)")}
     if log_cols and "payload" not in log_cols:
         # The first schema's table was never written to; replace it.

@@ -1,5 +1,5 @@
 """Deployments: the deploy hook mutes a rollout's hosts, and every deployment is a
-marker on that host's graphs and a line in the change log.
+marker on every graph (its own hosts' set apart) and a line in the change log.
 
 `start` mutes notifications for the hosts and their services (checks still run
 and are recorded) until `finish`, `abort` or expiry (`mute_for`, default 30 m,
@@ -24,8 +24,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MUTE = 1800.0
 MAX_MUTE = 7 * 86400.0
-UPSERT = "INSERT OR REPLACE INTO deployments VALUES (?,?,?,?,?,?,?,?,?)"
+SUMMARY_MAX = 4000              # characters of a commit message kept (the graphs show its first line)
+UPSERT = "INSERT OR REPLACE INTO deployments VALUES (?,?,?,?,?,?,?,?,?,?)"
 RUNNING, FINISHED, ABORTED, EXPIRED = "running", "finished", "aborted", "expired"
+
+
+def headline(summary: str, limit: int = 72) -> str:
+    """A summary's first line, printable characters only, at most `limit` of them (`…` where
+    cut): what graph legends, comments and lists show of a commit message."""
+    line = "".join(ch for ch in summary.strip().split("\n", 1)[0] if ch.isprintable()).strip()
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
 
 
 class DeployError(Exception):
@@ -45,27 +53,28 @@ class Deployment:
     expires: float
     finished: float | None = None
     result: str = RUNNING
+    summary: str = ""               # what the rollout brings: the commit message, as the hook sent it
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, json.dumps(list(self.hosts)), self.module, self.revision, self.engineer, self.started,
-                self.expires, self.finished, self.result)
+                self.expires, self.finished, self.result, self.summary)
 
     @classmethod
     def from_row(cls, r: tuple[Any, ...]) -> Deployment:
-        return cls(r[0], tuple(json.loads(r[1])), r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return cls(r[0], tuple(json.loads(r[1])), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
 
     def mutes(self, host: str, now: float) -> bool:
         return self.result == RUNNING and now < self.expires and host in self.hosts
 
     def json(self) -> dict[str, Any]:
         return {"id": self.id, "hosts": list(self.hosts), "module": self.module, "revision": self.revision,
-                "engineer": self.engineer, "started": self.started, "expires": self.expires,
-                "finished": self.finished, "result": self.result}
+                "engineer": self.engineer, "summary": self.summary, "started": self.started,
+                "expires": self.expires, "finished": self.finished, "result": self.result}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Marker:
-    """One deployment as a vertical line on a host's graphs: `r{revision} @{engineer}`."""
+    """One deployment as a vertical line on the graphs: `r{revision} @{engineer}`."""
 
     ts: float                       # when it finished (or started, for one that did not finish)
     hosts: tuple[str, ...]
@@ -73,13 +82,13 @@ class Marker:
     revision: str
     engineer: str
     result: str = FINISHED
+    summary: str = ""
 
 
 class Deployments:
     def __init__(self) -> None:
         self.all: dict[str, Deployment] = {}
         self.running: dict[str, Deployment] = {}
-        self.recorded: list[Marker] = []        # markers without a deployment here (imported history)
 
     def load(self, rows: list[tuple[Any, ...]]) -> None:
         for r in rows:
@@ -98,7 +107,7 @@ class Deployments:
     # --- the hook's three calls ---------------------------------------------------------
 
     def start(self, hosts: tuple[str, ...], module: str, revision: str, engineer: str, mute_for: float,
-              did: str | None, now: float) -> tuple[Deployment, list[Op], bool]:
+              did: str | None, now: float, summary: str = "") -> tuple[Deployment, list[Op], bool]:
         """The deployment (new or, for a retried call, the running one), its ops, and whether it is new."""
         if did is not None and did in self.all:
             d = self.all[did]
@@ -109,7 +118,7 @@ class Deployments:
             if (d.hosts, d.module, d.revision, d.engineer) == (hosts, module, revision, engineer):
                 return d, [], False             # the hook retried a start whose answer it lost
         d = Deployment(did or uuid.uuid4().hex[:12], hosts, module, revision, engineer, now,
-                       now + min(mute_for, MAX_MUTE))
+                       now + min(mute_for, MAX_MUTE), summary=summary[:SUMMARY_MAX])
         self.all[d.id] = self.running[d.id] = d
         log.info("deployment %s started: %s r%s by %s on %s, notifications muted until %s", d.id, module,
                  revision, engineer, ", ".join(hosts), time.strftime("%H:%M:%S", time.localtime(d.expires)))
@@ -150,12 +159,12 @@ class Deployments:
                and (module is None or d.module == module)]
         return sorted(out, key=lambda d: d.started, reverse=True)
 
-    def markers(self, host: str, start: float, end: float) -> list[Marker]:
-        """Deployments touching `host` within [start, end], oldest first: the graphs' vertical lines."""
+    def markers(self, start: float, end: float, host: str | None = None) -> list[Marker]:
+        """Deployments within [start, end] (only those touching `host`, if given), oldest
+        first: the graphs' vertical lines."""
         out = []
         for d in self.all.values():
             ts = d.finished if d.finished is not None and d.result == FINISHED else d.started
-            if host in d.hosts and start <= ts <= end:
-                out.append(Marker(ts, d.hosts, d.module, d.revision, d.engineer, d.result))
-        out += [m for m in self.recorded if host in m.hosts and start <= m.ts <= end]
+            if (host is None or host in d.hosts) and start <= ts <= end:
+                out.append(Marker(ts, d.hosts, d.module, d.revision, d.engineer, d.result, d.summary))
         return sorted(out, key=lambda m: m.ts)

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from central.db import Op
-from central.deployments import ABORTED, FINISHED, Deployment, DeployError
+from central.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
 from central.events import EventError
 from central.ids import SET_META
 from central.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
@@ -220,13 +220,13 @@ class Operations:
         return tuple(h for h in self.c.objs.hosts if h in wanted)
 
     async def deploy(self, action: str, hosts: tuple[str, ...], module: str, revision: str, engineer: str,
-                     mute_for: float, did: str | None) -> tuple[Deployment, bool]:
+                     mute_for: float, did: str | None, summary: str = "") -> tuple[Deployment, bool]:
         """start | finish | abort; the deployment, and whether this call changed anything."""
         deps = self.c.store.deployments
         now = time.time()
         try:
             if action == "start":
-                d, ops, changed = deps.start(hosts, module, revision, engineer, mute_for, did, now)
+                d, ops, changed = deps.start(hosts, module, revision, engineer, mute_for, did, now, summary)
             else:
                 if did is None:
                     raise OpError(f"{action} needs the id that start returned")
@@ -236,6 +236,8 @@ class Operations:
             raise OpError(str(e), e.status) from None
         if changed:
             text = f"deployment {d.id} {action}: {d.module} r{d.revision} by {d.engineer}"
+            if action == "start" and d.summary:
+                text += f": {headline(d.summary)}"
             ops.append((INSERT_COMMENT, [(h, None, now, d.engineer, text) for h in d.hosts]))
             ops += self._history([ev for h in d.hosts for ev in self._events_of(h, None)], f"deploy_{action}",
                                  text, d.engineer, now)

@@ -124,6 +124,8 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--module", help="what is deployed (required for start)")
     p.add_argument("--revision", help="its revision (required for start)")
     p.add_argument("--engineer", help="who deploys (default: the token's name)")
+    p.add_argument("--summary", help="what it brings, e.g. \"$(git log -1 --format=%%B)\" (start only; "
+                                     "its first line goes into the graphs' legend)")
     p.add_argument("--mute-for", dest="mute_for", help="longest mute, e.g. 20m (default 30m)")
     p.add_argument("--id", help="the id start printed (finish/abort); optional for start")
 

@@ -142,3 +142,78 @@ def test_cli_and_the_shell_hook(env):
                           "--url", "http://127.0.0.1:9"], capture_output=True, text=True, env=env_vars, cwd=REPO,
                          timeout=60)
     assert out.returncode == 1 and "cannot reach central" in out.stderr
+
+
+SUMMARY = 'Fix "cart" <b>rounding</b> \\ for EUR\n\nThe long body of the commit\twith a tab, ünïcode.'
+
+
+def test_the_summary_round_trips_through_the_api_the_cli_and_the_hook(env):
+    c, _ = env
+    body = {"action": "start", "hosts": ["db1.ladc1"], "module": "shop", "revision": "4711", "engineer": "alice"}
+    st, d = deploy(c, {**body, "summary": SUMMARY})
+    assert st == 201 and d["summary"] == SUMMARY
+    for bad, why in (({"action": "finish", "id": d["id"], "summary": "done"}, "summary: give it with start"),
+                     ({**body, "revision": "2", "summary": 5}, "summary: expected a string")):
+        st, doc = deploy(c, bad)
+        assert st == 400 and why in doc["error"], doc
+    assert deploy(c, {"action": "finish", "id": d["id"]})[0] == 200
+    [entry] = c.get("/api/v1/deployments")["deployments"]
+    assert entry["summary"] == SUMMARY and entry["result"] == "finished"
+    # The host page's change log: the first line, escaped; the whole summary as its title.
+    import urllib.request
+    page = urllib.request.urlopen(f"{c.url}/host/db1.ladc1", timeout=30).read().decode()
+    assert 'Fix &#34;cart&#34; &lt;b&gt;rounding&lt;/b&gt; \\ for EUR</span>' in page and "<b>rounding" not in page
+    assert f"deployment {d['id']} start: shop r4711 by alice: Fix &#34;cart&#34;" in page      # its comment
+
+    env_vars = {**os.environ, "PYTHONPATH": str(REPO), "CHECKD_URL": c.url, "CHECKD_DEPLOY_TOKEN": DEPLOY_TOKEN}
+    out = subprocess.run(["sh", HOOK, "start", "--hosts", "web1.ladc1", "--module", "api", "--revision", "9",
+                          "--summary", SUMMARY], capture_output=True, text=True, env=env_vars, timeout=60)
+    assert out.returncode == 0, out.stderr
+    hook_id = out.stdout.strip()
+    out = subprocess.run([sys.executable, "-m", "checkd", "deploy", "start", "--hosts", "db1.ladc1", "--module", "m",
+                          "--revision", "10", "--summary", SUMMARY], capture_output=True, text=True, env=env_vars,
+                         cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cli_id = out.stdout.strip()
+    summaries = {e["id"]: e["summary"] for e in c.get("/api/v1/deployments")["deployments"]}
+    assert summaries[hook_id] == SUMMARY and summaries[cli_id] == SUMMARY
+    bad = subprocess.run(["sh", HOOK, "start", "--hosts", "web1.ladc1", "--module", "api", "--revision", "9",
+                          "--summary", "bell\a"], capture_output=True, text=True, env=env_vars, timeout=60)
+    assert bad.returncode == 2 and "control characters" in bad.stderr
+
+
+# The deployments table as checkd with schema 2 made it: no summary column.
+V2_DEPLOYMENTS = """CREATE TABLE deployments (id TEXT PRIMARY KEY, hosts TEXT NOT NULL,
+    module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
+    started REAL NOT NULL, expires REAL NOT NULL, finished REAL, result TEXT NOT NULL)"""
+
+
+def test_deployments_of_an_earlier_schema_are_kept(tmp_path):
+    import sqlite3
+    state = tmp_path / "state"
+    state.mkdir()
+    db = sqlite3.connect(state / "central.sqlite")
+    db.execute(V2_DEPLOYMENTS)
+    t = time.time() - 3600
+    db.execute("INSERT INTO deployments VALUES (?,?,?,?,?,?,?,?,?)",
+               ("old1", '["db1.ladc1"]', "shop", "4700", "carol", t, t + 1800, t + 60, "finished"))
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    c = CentralProc(tmp_path, extra=f"  deploy_tokens: {{ci: {DEPLOY_TOKEN}}}\n")
+    c.start()
+    try:
+        [old] = c.get("/api/v1/deployments")["deployments"]
+        assert (old["id"], old["revision"], old["engineer"], old["finished"], old["summary"]) == \
+            ("old1", "4700", "carol", t + 60, "")
+        st, d = deploy(c, {"action": "start", "hosts": ["db1.ladc1"], "module": "shop", "revision": "4711",
+                           "summary": "after the upgrade"})
+        assert st == 201
+        c.restart(kill=True)
+        got = {e["id"]: e["summary"] for e in c.get("/api/v1/deployments")["deployments"]}
+        assert got == {"old1": "", d["id"]: "after the upgrade"}
+    finally:
+        c.stop()
+    db = sqlite3.connect(tmp_path / "state" / "central.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    db.close()

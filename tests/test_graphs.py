@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from central.graphs.request import BadRequest, window
 from central.graphs.rra import create_args, kind_of
 from central.graphs.settings import RrdSettings
 from tests.central_proc import CentralProc, result
+from tests.helpers import missing, wait_for
 from tests.notify_env import MailSink
 from tests.png import decode
 from tests.rrdcached import Rrdcached, require_rrd
@@ -45,7 +47,7 @@ services:
      contacts: [ops]}
   - {host: db1.ladc1, description: Quiet, command: "check_dummy!0!ok", graph: false}
 """
-RED, VIOLET, AMBER = (255, 0, 0), (148, 0, 211), (232, 160, 0)
+RED, VIOLET, AMBER, LILAC = (255, 0, 0), (148, 0, 211), (232, 160, 0), (200, 144, 240)
 
 
 def near(px: tuple[int, int, int], color: tuple[int, int, int], tol: int = 40) -> bool:
@@ -230,6 +232,7 @@ def test_values_posted_just_before_a_stop_are_stored(tmp_path: Path) -> None:
     assert rrdtool.last(str(path)) == t0 + 50
     log = (tmp_path / "c" / "central.log").read_text()
     assert "did not finish" not in log and "exited with" not in log
+    assert "went away" not in log and "Traceback" not in log     # a stop, not a death: the writer is quiet
 
 
 def test_a_slow_writer_never_blocks_ingest_and_drops_are_counted(tmp_path: Path) -> None:
@@ -264,6 +267,88 @@ def test_a_slow_writer_never_blocks_ingest_and_drops_are_counted(tmp_path: Path)
         c.post_results("poller-ladc1", [result(seq + 1, "db1.ladc1", "Disk /", 0, perfdata="'new label'=5B")])
         graph_counters(c, lambda d: d["writer"].get("created", 0) >= 8)
         assert "RRD writer (pid" in c.log.read_text()
+
+
+def ended(pid: int) -> bool:
+    """Exited: gone, or a zombie nobody reaped yet (a killed central's child goes to init)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_central_leaves_its_writer_to_end_quietly(tmp_path: Path) -> None:
+    """kill -9 of central closes the writer's pipes: it stores what it got, says so in one
+    line, and exits, with no traceback (it used to die writing its counters: BrokenPipeError)."""
+    require_rrd()
+    c = CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(tmp_path / "rrd"))
+    c.start()
+    try:
+        t0 = int(time.time()) // 10 * 10 - 100
+        st, _ = c.post_results("poller-ladc1", [result(k + 1, "db1.ladc1", "Disk /", 0, finished=float(t0 + 10 * k),
+                                                       perfdata=f"used={k}B") for k in range(6)])
+        assert st == 200
+        pid = graph_counters(c, lambda d: d["writer"].get("written", 0) == 6)["writer_pid"]
+        before = c.log.stat().st_size
+    finally:
+        c.stop(kill=True)
+    wait_for(lambda: ended(pid), 10, f"the writer (pid {pid}) to exit after central was killed")
+    said = c.log.read_bytes()[before:].decode()
+    lines = said.splitlines()
+    assert len(lines) == 1 and "Traceback" not in said and "Error" not in said, said
+    assert "central.graphs.writer: central (pid" in lines[0] and "went away without stopping the feed" in lines[0]
+
+
+def test_an_rrd_dir_that_cannot_be_made_costs_graphs_not_central(tmp_path: Path) -> None:
+    require_rrd()
+    (tmp_path / "afile").write_text("a file where the rrd dir's parent should be\n")
+    rrd_dir = tmp_path / "afile" / "rrd"
+    with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir)) as c:
+        st, ans = c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Load", 2, "LOAD CRITICAL",
+                                                         perfdata="load1=9;4;5;0")])
+        assert st == 200 and ans["accepted"] == 1
+        assert [p["output"] for p in c.get("/api/v1/problems")["problems"]] == ["LOAD CRITICAL"]
+        doc = graph_counters(c, lambda d: d["writer"].get("errors", 0) >= 1)
+        assert "Not a directory" in doc["writer"]["last_error"] and doc["restarts"] == 0
+        assert fetch_raw(c, "/graph/db1.ladc1/Load.png")[0] == 404       # no file: "no metrics stored yet"
+    log = c.log.read_text()
+    assert f"rrd: cannot create the directory {rrd_dir} (Not a directory)" in log
+    assert "cannot create" in log and "Traceback" not in log and "exited with" not in log
+
+
+def test_a_full_disk_is_a_clear_error_and_heals_when_space_is_freed(tmp_path: Path) -> None:
+    """A real full file system: a 2 MB tmpfs, nearly filled."""
+    require_rrd()
+    if os.geteuid() != 0:
+        missing("root (the test mounts a small tmpfs as a full disk)")
+    rrd_dir = tmp_path / "rrd"
+    rrd_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(rrd_dir)], check=True)
+    try:
+        filler = rrd_dir / "filler"
+        with open(filler, "wb") as f:          # leave less than one 60 s file (~180 KB)
+            f.write(b"x" * (2048 - 100) * 1024)
+        with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir)) as c:
+            t0 = int(time.time()) - 600
+            st, _ = c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Load", 0, finished=t0,
+                                                           perfdata="load1=1;4;5;0")])
+            assert st == 200
+            doc = graph_counters(c, lambda d: d["writer"].get("errors", 0) >= 1)
+            assert "full?" in doc["writer"]["last_error"] and doc["writer"]["written"] == 0
+            assert "KiB and" in c.log.read_text()
+
+            filler.unlink()
+            st, _ = c.post_results("poller-ladc1", [result(2, "db1.ladc1", "Load", 0, finished=t0 + 60,
+                                                           perfdata="load1=2;4;5;0")])
+            doc = graph_counters(c, lambda d: d["writer"].get("written", 0) == 1)
+            assert doc["restarts"] == 0 and doc["writer"]["created"] == 1
+            assert c.get("/api/v1/problems")["problems"] == []
+        log = c.log.read_text()
+        assert "Traceback" not in log and "exited with" not in log
+        assert log.count("cannot create") == 1            # the writer says it once, not per value
+    finally:
+        subprocess.run(["umount", str(rrd_dir)], check=True)
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -357,6 +442,93 @@ def fetch_raw(c: CentralProc, path: str) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def columns(rows: list, color: tuple[int, int, int], at_least: int) -> list[int]:
+    """The x of every column with at least `at_least` pixels of `color`."""
+    return [x for x in range(len(rows[0])) if sum(near(row[x], color) for row in rows) >= at_least]
+
+
+def test_every_deployment_is_on_every_graph_and_the_own_host_s_stand_out(tmp_path: Path) -> None:
+    """The seed: each deployment is a vertical line on each graph, so a problem can be put
+    next to the deployment nearest it, whichever host it touched. The graph's own host's are
+    solid violet, 2 px; other hosts' dashed lilac; `?deploys=` narrows."""
+    require_rrd()
+    rrd_dir = tmp_path / "rrd"
+    now = int(time.time()) // 60 * 60
+    history(rrd_dir, "db1.ladc1", "Load", "load1", 60, now, lambda t: 1.0, days=1)
+    with CentralProc(tmp_path / "c", objects=OBJECTS, extra=rrd_node(rrd_dir)) as c:
+        c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Load", 0, perfdata="load1=1;4;5;0")])
+
+        def deployed(host: str, module: str, revision: str, engineer: str, summary: str) -> float:
+            st, d = c.call("POST", "/api/v1/deployments", {"action": "start", "hosts": [host], "module": module,
+                                                           "revision": revision, "engineer": engineer,
+                                                           "summary": summary}, token=DEPLOY_TOKEN)
+            assert st == 201, d
+            st, d = c.call("POST", "/api/v1/deployments", {"action": "finish", "id": d["id"]}, token=DEPLOY_TOKEN)
+            assert st == 200, d
+            return d["finished"]
+
+        own = deployed("db1.ladc1", "shop", "4711", "alice", "Fix the cart rounding\n\nLong body")
+        time.sleep(3.5)                 # 3 px or more on this 600 px wide, 10 minute graph
+        other = deployed("web1.ladc1", "api", "815", "bob", "Pool of 64 connections")
+        start = int(own) - 300
+        query = f"metric=load1&start={start}&end={start + 600}&width=600&height=200"
+
+        def draw(extra: str = "") -> list:
+            status, body = fetch_raw(c, f"/graph/db1.ladc1/Load.png?{query}{extra}")
+            assert status == 200, body[:300]
+            return decode(body)[2]
+
+        rows = draw()
+        violet, lilac = columns(rows, VIOLET, 180), columns(rows, LILAC, 100)
+        assert len(violet) == 2 and violet[1] == violet[0] + 1, f"own host's line: columns {violet}"
+        assert lilac, "another host's deployment is not on this host's graph"
+        assert all(x - violet[1] >= 2 for x in lilac), (violet, lilac)       # drawn where it happened: later
+        assert all(sum(near(row[x], LILAC) for row in rows) < 180 for x in lilac)      # dashed, not solid
+        assert not any(sum(near(row[x], VIOLET) for row in rows) for x in lilac)
+
+        series = c.get(f"/graph/db1.ladc1/Load.json?{query}")
+        assert series["deploys"] == "all" and series["deployments_not_drawn"] == 0
+        assert [(d["label"], d["own"], d["hosts"], d["summary"]) for d in series["deployments"]] == [
+            ("r4711 @alice", True, ["db1.ladc1"], "Fix the cart rounding"),
+            ("r815 @bob", False, ["web1.ladc1"], "Pool of 64 connections")]
+        assert abs(series["deployments"][1]["ts"] - other) < 0.01
+
+        rows = draw("&deploys=host")
+        assert len(columns(rows, VIOLET, 180)) == 2 and columns(rows, LILAC, 100) == []
+        assert [d["own"] for d in c.get(f"/graph/db1.ladc1/Load.json?{query}&deploys=host")["deployments"]] == [True]
+        rows = draw("&deploys=none")
+        assert columns(rows, VIOLET, 50) == [] and columns(rows, LILAC, 50) == []
+        assert c.get(f"/graph/db1.ladc1/Load.json?{query}&deploys=none")["deployments"] == []
+        status, body = fetch_raw(c, f"/graph/db1.ladc1/Load.png?{query}&deploys=mine")
+        assert status == 400 and b"deploys: one of all, host, none" in body
+
+
+def test_many_deployments_keep_the_legend_bounded(tmp_path: Path) -> None:
+    require_rrd()
+    from central.graphs.render import MARKER_LEGENDS, Deploy, Graph, png
+
+    now = int(time.time()) // 60 * 60
+    path = history(tmp_path, "db1.ladc1", "Load", "load1", 60, now, lambda t: 1.0, days=1)
+
+    def draw(deploys: list[Deploy]) -> tuple[int, list[str]]:
+        g = Graph("db1.ladc1", "Load", "load1", path, "load1", "", "GAUGE", now - 86400, now, 600, 200,
+                  warn=(4.0,), deploys=tuple(deploys))
+        image, info = png(g)
+        return decode(image)[1], [str(info[f"legend[{i}]"]) for i in range(len(info)) if f"legend[{i}]" in info]
+
+    own = Deploy(now - 7200, "shop", "1", "alice", "x" * 200, ("db1.ladc1",), True)
+    others = [Deploy(now - 60 * i, "api", str(i), "bob", "a summary", tuple(f"web{n}.ladc1" for n in range(3)),
+                     False) for i in range(1, 60)]
+    few_height, _ = draw([own, *others[:MARKER_LEGENDS]])
+    many_height, many = draw([own, *others])
+    assert many_height == few_height                 # 60 deployments: no taller than 9
+    named = [t for t in many if "@" in t]
+    assert len(named) == MARKER_LEGENDS and "shop r1 @alice: xxx" in named[0] and named[0].endswith("…")
+    assert all(len(t.strip()) <= 80 for t in named)
+    assert "api r1 @bob on web0.ladc1 +2: a summary" in named[1]           # the newest other one next
+    assert any("and 52 more deployment(s), not named" in t for t in many)
 
 
 def test_traversal_and_absurd_requests_are_refused(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The graph routes:
 
-    GET /graph/{host}/{service}.png    ?metric=&period=|start=&end=&width=&height=
+    GET /graph/{host}/{service}.png    ?metric=&period=|start=&end=&width=&height=&deploys=all|host|none
     GET /graph/{host}/{service}.json   the same lines as numbers, with thresholds and deployments
     GET /api/v1/metrics/{host}/{service}   ?window=15m  latest values and week-over-week deltas
     GET /api/v1/graphs                 the writer's counters
@@ -77,8 +77,10 @@ class GraphsApi:
             data = await graphs.series(g)
             return {"host": host, "service": service, "metric": g.label, "uom": g.uom, "kind": g.kind,
                     "unit": g.unit[1], **data, "thresholds": {"warn": list(g.warn), "crit": list(g.crit)},
+                    "deploys": w.deploys.value, "deployments_not_drawn": g.deploys_left_out,
                     "deployments": [{"ts": d.ts, "module": d.module, "revision": d.revision,
-                                     "engineer": d.engineer, "label": d.label} for d in g.deploys]}
+                                     "engineer": d.engineer, "summary": d.summary, "hosts": list(d.hosts),
+                                     "own": d.own, "label": d.label} for d in g.deploys]}
         return web.json_response(await self._answer(request, read))
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -46,7 +46,7 @@ class Catalog:
         path = self.layout.index(host)
         try:
             mtime = path.stat().st_mtime_ns
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):     # no file yet, or no rrd dir at all
             return {}
         with self._lock:
             cached = self._cache.get(host)

@@ -3,7 +3,8 @@ on the event loop (appending is all ingest pays), and one task pumps them to the
 writer process as frames on its stdin. When the writer falls behind, the pipe and
 then the list fill; past `queue` results new ones are dropped, counted and logged,
 never lost silently. A writer that dies is restarted; what it had not reported
-stored is counted as possibly lost.
+stored is counted as possibly lost. A stop ends with the STOP frame, so the
+writer tells a stop from central dying.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from central.graphs.settings import RrdSettings
 
 log = logging.getLogger(__name__)
 FRAME = struct.Struct("<I")     # each frame: its length, then marshal.dumps(list of Item)
+STOP = FRAME.pack(0)            # the last frame of a stop: EOF without it means central died
 Item = tuple[str, str, int, float, str]     # host, service, step, finished, perfdata
 RESTART_MAX = 30.0              # longest wait before restarting a writer that died
 LOG_EVERY = 10.0
@@ -147,6 +149,8 @@ class Feed:
             await asyncio.gather(self._pump_task, return_exceptions=True)
         if proc is not None and proc.returncode is None and proc.stdin is not None:
             self._send(proc)
+            if not proc.stdin.is_closing():
+                proc.stdin.write(STOP)
             proc.stdin.close()
             try:
                 await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from central.deployments import headline
 from central.graphs import render
 from central.graphs.catalog import Catalog, Entry
 from central.graphs.feed import Feed
 from central.graphs.naming import Layout
 from central.graphs.render import Deploy, Graph, average, bounds, png, series
-from central.graphs.request import Window
+from central.graphs.request import DeployScope, Window
 from central.graphs.rra import step_of
 from central.graphs.settings import RrdSettings
 from checkd import perfdata
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
     from central.app import Central
     from central.store import CheckView
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_WAITING = 32
+MAX_RULES = 300                 # deployment lines one graph draws (a year of them would be a wall)
 WEEK = 604800
 
 
@@ -63,7 +67,13 @@ class Graphs:
         return cls(central, RrdSettings.from_section(node.section("rrd"), base, node.state_dir))
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.s.dir.mkdir, parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(self.s.dir.mkdir, parents=True, exist_ok=True)
+        except OSError as e:
+            # Checks and alerts matter more than graphs: central runs, the writer tries again
+            # for each new file, and GET /api/v1/graphs shows its last error.
+            log.error("rrd: cannot create the directory %s (%s): no graphs are stored until it can be",
+                      self.s.dir, e.strerror or e)
         await self.feed.start()
 
     async def stop(self) -> None:
@@ -122,12 +132,22 @@ class Graphs:
         if entry is None:
             raise NotFound(f"{host}/{service} has no metric {label!r}; it has: {', '.join(labels)}")
         m = next((m for m in self.latest(host, service) if m.label == label), None)
-        deploys = tuple(Deploy(d.ts, d.module, d.revision, d.engineer)
-                        for d in self.c.deployments.markers(host, w.start, w.end))
+        deploys = self.deploys(host, w)
         return Graph(host, service, label, self.layout.path(host, entry.file), entry.ds, entry.uom,
                      entry.kind, w.start, w.end, w.width, w.height,
-                     warn=bounds(m.warn) if m else (), crit=bounds(m.crit) if m else (), deploys=deploys,
+                     warn=bounds(m.warn) if m else (), crit=bounds(m.crit) if m else (),
+                     deploys=tuple(deploys[:MAX_RULES]), deploys_left_out=max(0, len(deploys) - MAX_RULES),
                      daemon=self.s.rrdcached)
+
+    def deploys(self, host: str, w: Window) -> list[Deploy]:
+        """The window's deployments as `?deploys=` asks: the host's own first, then the
+        others, each newest first (the legend names the first few, the newest matter most)."""
+        if w.deploys is DeployScope.NONE:
+            return []
+        marks = self.c.deployments.markers(w.start, w.end, host if w.deploys is DeployScope.HOST else None)
+        out = [Deploy(d.ts, d.module, d.revision, d.engineer, headline(d.summary), d.hosts,
+                      host in d.hosts) for d in marks]
+        return sorted(out, key=lambda d: (not d.own, -d.ts))
 
     async def png(self, g: Graph) -> bytes:
         image, _ = await self.run(png, g)

@@ -2,16 +2,18 @@
 
 The PNG: the metric as a line with last/avg/max in the legend, the same time one
 week earlier as a red line (the file read a week back, SHIFTed by 604800 s), a
-dashed line per warning/critical threshold, and a vertical line per deployment
-that touched the host (`rREVISION @engineer`). The series: the same two lines as
-numbers, for the web page. Units: bytes and seconds are scaled to their base
-unit so rrdtool's prefixes (k, M, G / m, u) read right.
+dashed line per warning/critical threshold, and a vertical line per deployment:
+solid violet for the graph's own host, dashed lilac for others (`rREVISION
+@engineer`, own ones named first). The series: the same two lines as numbers.
+Units: bytes and seconds are scaled to their base unit so rrdtool's prefixes
+(k, M, G / m, u) read right.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,11 @@ from central.graphs.naming import rrd_arg
 from checkd.perfdata import Range
 
 WEEK = 604800
-COLORS = {"value": "#1F5FBF", "week": "#FF0000", "warn": "#E8A000", "crit": "#A00000", "deploy": "#9400D3"}
+COLORS = {"value": "#1F5FBF", "week": "#FF0000", "warn": "#E8A000", "crit": "#A00000", "deploy": "#9400D3",
+          "deploy_other": "#C890F0"}
 MARKER_LEGENDS = 8              # deployments named in the legend; later ones are drawn unnamed
+LEGEND_CHARS = 80               # the longest deployment legend line (a 600 px graph holds ~88) ...
+CHAR_PX = 8                     # ... and on narrower graphs, what fits: a character is ~7.2 px
 # UOM -> (factor to the base unit, axis label, base for prefixes)
 UNITS: dict[str, tuple[float, str, int]] = {
     "B": (1, "bytes", 1024), "KB": (1024, "bytes", 1024), "MB": (1024 ** 2, "bytes", 1024),
@@ -46,10 +51,24 @@ class Deploy:
     module: str
     revision: str
     engineer: str
+    summary: str = ""           # its first line (central.deployments.headline)
+    hosts: tuple[str, ...] = ()
+    own: bool = True            # it touched the graph's host
 
     @property
     def label(self) -> str:
         return f"r{self.revision} @{self.engineer}"
+
+    def legend(self, day_format: bool, limit: int = LEGEND_CHARS) -> str:
+        """`14:05 shop r4711 @alice: Fix the rounding`, with ` on web1 +2` for another host's."""
+        when = time.strftime("%b %d %H:%M" if day_format else "%H:%M", time.localtime(self.ts))
+        where = ""
+        if not self.own and self.hosts:
+            where = f" on {self.hosts[0]}" + (f" +{len(self.hosts) - 1}" if len(self.hosts) > 1 else "")
+        text = f"{when} {self.module} {self.label}{where}"
+        if self.summary:
+            text += f": {self.summary}"
+        return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,7 +88,8 @@ class Graph:
     height: int = 250
     warn: tuple[float, ...] = ()
     crit: tuple[float, ...] = ()
-    deploys: tuple[Deploy, ...] = ()
+    deploys: tuple[Deploy, ...] = ()     # in legend order: the host's own first
+    deploys_left_out: int = 0           # in the window, but over the bound of lines drawn
     daemon: str = ""            # rrdcached address: it flushes the file before rrdtool reads it
 
     @property
@@ -123,9 +143,27 @@ def graph_args(g: Graph) -> list[str]:
         for value in values:
             name = "warning" if kind == "warn" else "critical"
             args.append(f"HRULE:{value * factor!r}{COLORS[kind]}:{legend(f'{name} {value:g}{g.uom}')}:dashes")
+    return args + _deploy_args(g)
+
+
+def _deploy_args(g: Graph) -> list[str]:
+    """One VRULE per deployment; the first MARKER_LEGENDS named, one a line, then a count."""
+    args = ["COMMENT:\\l"] if g.deploys and (g.warn or g.crit) else []     # end the thresholds' line
+    long_range = g.end - g.start > 86400
+    pixel = (g.end - g.start) / g.width
+    chars = min(LEGEND_CHARS, (g.width + 40) // CHAR_PX)      # the image is ~80 px wider than the graph
     for i, d in enumerate(g.deploys):
-        text = f":{legend(d.label)}" if i < MARKER_LEGENDS else ""
-        args.append(f"VRULE:{int(d.ts)}{COLORS['deploy']}{text}")
+        text = f"{legend(d.legend(long_range, chars))}\\l" if i < MARKER_LEGENDS else ""
+        if d.own:
+            args.append(f"VRULE:{int(d.ts)}{COLORS['deploy']}:{text}")
+            if pixel >= 1:      # 2 px: VRULE has no width (and whole seconds only), so a second one
+                args.append(f"VRULE:{int(d.ts) + math.ceil(pixel)}{COLORS['deploy']}")
+        else:
+            args.append(f"VRULE:{int(d.ts)}{COLORS['deploy_other']}:{text}:dashes=6,3")
+    unnamed = max(0, len(g.deploys) - MARKER_LEGENDS) + g.deploys_left_out
+    if unnamed:
+        drawn = f" ({g.deploys_left_out} of them not drawn)" if g.deploys_left_out else ""
+        args.append(f"COMMENT:{legend(f'and {unnamed} more deployment(s), not named{drawn}')}\\l")
     return args
 
 

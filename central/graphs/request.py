@@ -1,12 +1,14 @@
 """What a graph request may ask for, checked before anything touches a file:
 the time range (named periods 4h/day/week/month/year, or start/end as Unix times,
-`now`, `-1d`, `now-4h`), the image size, and the metric. Anything absurd is a 400
-with the reason; unknown hosts, services and metrics are 404s (api.py).
+`now`, `-1d`, `now-4h`), the image size, the deployments drawn, and the metric.
+Anything absurd is a 400 with the reason; unknown hosts, services and metrics are
+404s (api.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Mapping
 
@@ -26,12 +28,21 @@ class BadRequest(ValueError):
     """The reason a request cannot be answered, for the 400's body."""
 
 
+class DeployScope(enum.Enum):
+    """`?deploys=`: which deployments a graph draws as vertical lines."""
+
+    ALL = "all"                 # every one in the window, the graph's own host's set apart
+    HOST = "host"               # only those that touched the graph's host
+    NONE = "none"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Window:
     start: int
     end: int
     width: int
     height: int
+    deploys: DeployScope = DeployScope.ALL
 
 
 def parse_time(text: str, now: float, what: str) -> float:
@@ -67,8 +78,16 @@ def _size(query: Mapping[str, str], key: str, limits: tuple[int, int], default: 
     return value
 
 
+def _scope(query: Mapping[str, str]) -> DeployScope:
+    text = query.get("deploys", DeployScope.ALL.value)
+    try:
+        return DeployScope(text)
+    except ValueError:
+        raise BadRequest(f"deploys: one of {', '.join(s.value for s in DeployScope)}, got {text!r}") from None
+
+
 def window(query: Mapping[str, str], now: float, size: tuple[int, int] = DEFAULT_SIZE) -> Window:
-    """The checked range and size of `?period=&start=&end=&width=&height=`."""
+    """The checked range, size and deployments of `?period=&start=&end=&width=&height=&deploys=`."""
     end = parse_time(query["end"], now, "end") if "end" in query else now
     if "period" in query:
         if "start" in query:
@@ -87,4 +106,5 @@ def window(query: Mapping[str, str], now: float, size: tuple[int, int] = DEFAULT
         raise BadRequest(f"the range must be at most {MAX_RANGE // 86400} days")
     if start < 0:
         raise BadRequest("start: before 1970")
-    return Window(int(start), int(end), _size(query, "width", WIDTH, size[0]), _size(query, "height", HEIGHT, size[1]))
+    return Window(int(start), int(end), _size(query, "width", WIDTH, size[0]), _size(query, "height", HEIGHT, size[1]),
+                  _scope(query))

@@ -6,7 +6,8 @@ central's event loop and its interpreter lock: perfdata is parsed, a label's fil
 is created on its first value (and recorded in the catalog), and values go out
 every FLUSH_EVERY seconds: to rrdcached in BATCH mode when configured, otherwise
 straight into the files with librrd. Counters go to stdout as JSON lines for central.
-EOF on stdin (central stopped, or died): flush and exit.
+EOF on stdin: flush and exit; after central's STOP frame quietly, without it (central
+was killed) with one line saying so.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class Writer:
         self.retry_wait = 1.0
         self.last_error = ""
         self._logged: dict[str, float] = {}
+        self.central = os.getppid()
+        self.told_to_stop = False   # central's STOP frame came: its EOF is a stop, not a death
 
     # --- in -------------------------------------------------------------------------------
 
@@ -120,12 +123,13 @@ class Writer:
 
     def _open(self, host: str, service: str, label: str, uom: str, step: int, ts: int) -> FileState | None:
         """A label seen for the first time since start: its file, created if needed."""
-        known = self.catalog.labels(host, service).get(label)
-        name = known.file if known else file_name(service, label)
-        path = self.layout.path(host, name)
-        kind = known.kind if known else kind_of(uom)
-        last = 0
+        path = self.layout.path(host, file_name(service, label))
         try:
+            known = self.catalog.labels(host, service).get(label)
+            name = known.file if known else path.name
+            path = self.layout.path(host, name)
+            kind = known.kind if known else kind_of(uom)
+            last = 0
             if path.exists():
                 if self.daemon is None:
                     last = rrdtool.last(str(path))   # rrdcached knows better: it refuses what is old
@@ -143,8 +147,10 @@ class Writer:
                           known.created if known else time.time()))
         except (OSError, rrdtool.OperationalError) as e:
             self.n.errors += 1
-            self.last_error = f"{path}: {e}"
-            self._log("create", "cannot create %s (%s/%s %r): %s", path, host, service, label, e)
+            why = str(e) or _no_reason(path)
+            self.last_error = f"{path}: {why}"
+            self._log("create", "cannot create %s (%s/%s %r): %s; its values are not stored until it can be",
+                      path, host, service, label, why)
             return None
         f = self.files[(host, service, label)] = FileState(str(path), last, kind == DERIVE)
         return f
@@ -226,10 +232,18 @@ class Writer:
             log.warning(msg, *args)
 
     def report(self) -> None:
-        if self.out is not None:
+        if self.out is None:
+            return
+        try:
             self.out.write(json.dumps({**dataclasses.asdict(self.n), "pending": self.pending_values,
                                        "files": len(self.files), "last_error": self.last_error}) + "\n")
             self.out.flush()
+        except BrokenPipeError:
+            # Central is gone; what is still in stdin is stored all the same (run() reads to EOF).
+            # The unflushed line would fail again at exit, with a traceback: point stdout at
+            # /dev/null (Python's own advice for EPIPE, in the signal module's docs).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
+            self.out = None
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -255,9 +269,11 @@ class Writer:
                     (size,) = FRAME.unpack_from(buf)
                     if len(buf) < FRAME.size + size:
                         break
-                    items = marshal.loads(bytes(buf[FRAME.size:FRAME.size + size]))
+                    if size == 0:
+                        self.told_to_stop = True
+                    else:
+                        self.take(marshal.loads(bytes(buf[FRAME.size:FRAME.size + size])))
                     del buf[:FRAME.size + size]
-                    self.take(items)
             now = time.monotonic()
             wait = self.due(now)
             if wait is not None and wait <= 0:
@@ -272,6 +288,22 @@ class Writer:
         self.report()
         if self.daemon is not None:
             self.daemon.close()
+        if not eof:
+            log.warning("stopping: a signal came %.0fs ago and central has not closed the feed since",
+                        STOP_GRACE)
+        elif not self.told_to_stop:
+            log.warning("central (pid %d) went away without stopping the feed (killed?): stored what it "
+                        "had sent (%d value(s) since start), exiting", self.central, self.n.written)
+
+
+def _no_reason(path: Path) -> str:
+    """rrdtool create says nothing when the disk is full: say what the file system has left."""
+    try:
+        st = os.statvfs(next(p for p in (path.parent, *path.parents) if p.exists()))
+    except (OSError, StopIteration):
+        return "rrdtool gave no reason"
+    return (f"rrdtool gave no reason; the file system has {st.f_bavail * st.f_frsize // 1024} KiB "
+            f"and {st.f_favail} inodes free (full?)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_by.append(time.monotonic() + STOP_GRACE) if not stop_by else None)
     settings = RrdSettings.from_json(args.settings)
-    Path(settings.dir).mkdir(parents=True, exist_ok=True)
+    # No mkdir of settings.dir here: each new file makes its directories, so an rrd dir that
+    # cannot be made (yet) costs the values of those files (counted, logged), not the writer.
     Writer(settings, sys.stdout).run(sys.stdin.buffer.fileno(), stop_by)
     return 0
 

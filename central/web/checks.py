@@ -12,6 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from central.api import ReadApi
+from central.deployments import headline
 from central.store import CheckView
 from central.web.views import check_url, host_url
 from checkd import perfdata
@@ -110,7 +111,8 @@ async def page(central: Central, read: ReadApi, host: str, service: str | None, 
         "comments": [{"ts": ts, "author": a, "text": t, "service": s} for ts, a, t, s in rows["comments"]],
         "notifications": [{"kind": k, "contact": c, "channel": ch, "created": cr, "status": st, "done": d,
                            "error": e} for k, c, ch, cr, st, d, e in rows["notes"]],
-        "deployments": [d.json() for d in store.deployments.log(host)[:DEPLOYMENTS]],
+        "deployments": [{**d.json(), "headline": headline(d.summary)}
+                        for d in store.deployments.log(host)[:DEPLOYMENTS]],
         "graphs": [m["label"] for m in perf] if graphs is not None and svc is not None and svc.graph else [],
         "services": [],
     }

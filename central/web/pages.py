@@ -191,7 +191,8 @@ class Pages:
             return self.not_found(request, str(e))
         ctx = self.context(request, now)
         ctx.update(m=model, period=request.query.get("period", "day") if request.query.get("period") in
-                   ("day", "week", "month") else "day")
+                   ("day", "week", "month") else "day",
+                   deploys=request.query["deploys"] if request.query.get("deploys") in ("host", "none") else "all")
         return self._live(request, repr(model), ctx, "check.html.j2", "_check_live.html.j2")
 
     async def host(self, request: web.Request) -> web.Response:
