@@ -25,7 +25,7 @@ The three times, each from a signal this script sends to a real process:
    when it answers until GET /api/v1/status shows the poller's last_seen after
    that (its heartbeat probe during the backoff), and until the poller has
    handed its log over ("no longer alerts on its own"). Bounded by
-   checkd.forwarder.reconnect_bound(heartbeat_interval) (the poller's probe),
+   checkd.failover_timing.reconnect_bound(heartbeat_interval) (the poller's probe),
    not by its backoff (up to 30 s after a long outage); the problem is told
    once (one CRITICAL mail, one event ID). Central judges no site stale for
    `freshness: {start_grace}` after it starts answering (default 30 s; the
@@ -75,8 +75,8 @@ from tests.test_takeover import wait_for  # noqa: E402
 
 from checkd.config.node import NodeConfig  # noqa: E402
 from checkd.durations import parse_duration  # noqa: E402
-from central.polling import DEFAULT_HOLD_DOWN, DEFAULT_STALE_AFTER, DEFAULT_START_GRACE, WATCH_EVERY  # noqa: E402
-from checkd.forwarder import reconnect_bound  # noqa: E402
+from central.polling import DEFAULT_HOLD_DOWN, WATCH_EVERY  # noqa: E402
+from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE, reconnect_bound  # noqa: E402
 
 POLLER = "poller-ladc1"
 HOST, SERVICE = "db1.ladc1", "Replication"

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 from central.notify.recipients import SYSTEM_HOST
+from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE
 from checkd.result import CheckKey, CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
@@ -32,13 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CENTRAL_SITE = "central"
-DEFAULT_STALE_AFTER = 30.0          # 3 x the pollers' default 5 s heartbeat, + 15 s
 DEFAULT_HOLD_DOWN = 30.0
-# After central starts answering, how long before it judges any site stale: every live poller
-# is heard by then (within checkd.forwarder.reconnect_bound: 10 s at the default heartbeat, and
-# 30 s for a poller that only retries at its backoff cap), so a restart of central never takes
-# over a site whose poller is merely reconnecting (docs/failover.md, "Timing").
-DEFAULT_START_GRACE = 30.0
 WATCH_EVERY = 1.0
 
 
@@ -205,8 +200,8 @@ class Polling:
         for key in self.freshness_keys:
             svc = self.c.objs.services[key]
             site = self.c.objs.hosts[key[0]].site
-            if site in self.schedulers:
-                continue                            # taken over: central runs it anyway
+            if site in self.schedulers and svc.schedule.active:
+                continue                            # taken over: central's timers run it anyway
             v = self.c.store.checks.get(key)
             # A result from before central started answering may be on its way in a poller's spool.
             last = max(v.last_check if v is not None else 0.0, self.answering_since or now)
@@ -218,7 +213,7 @@ class Polling:
                 self._freshness = Scheduler(self.c.objs, self.freshness_keys, self._runner(), self._sink,
                                             node=CENTRAL_SITE, default_ssh=self.c.node.ssh)
             self._freshness.states.update(self._states([key]))
-            log.warning("freshness: no result for %s/%s for %.0fs (threshold %.0fs); central runs it now",
-                        key[0], key[1], now - last, threshold)
-            self._freshness.run_once(key, "freshness")
+            if self._freshness.run_once(key, "freshness"):      # not outside its check_period
+                log.warning("freshness: no result for %s/%s for %.0fs (threshold %.0fs); central runs it now",
+                            key[0], key[1], now - last, threshold)
 

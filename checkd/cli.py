@@ -167,6 +167,10 @@ def check_config(args: argparse.Namespace) -> int:
             return 1
     if args.sites:
         print("\n".join(site_table(objs)))
+    if args.config is not None:
+        from checkd.failover_timing import warnings
+        for warning in warnings(node, objs):
+            print(warning, file=sys.stderr)
     print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "
           f"{len(objs.commands)} commands, {len(objs.contacts)} contacts")
     return 0

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from checkd.failover_timing import connect_timeout
 from checkd.spool import Spool
 
 log = logging.getLogger("checkd.forwarder")
@@ -28,16 +29,6 @@ log = logging.getLogger("checkd.forwarder")
 # 408 and 429 say "try again later", like a 5xx; other 4xx mean central
 # refuses this poller (bad token, unknown poller) until an operator acts.
 _TRANSIENT_4XX = {408, 429}
-
-
-def reconnect_bound(heartbeat_interval: float) -> float:
-    """The longest a poller takes to be heard by a central that has just begun to answer:
-    one heartbeat interval until its next probe, plus that probe's connect timeout."""
-    return heartbeat_interval + _connect_timeout(heartbeat_interval)
-
-
-def _connect_timeout(heartbeat_interval: float) -> float:
-    return max(1.0, heartbeat_interval)
 
 
 class DeliveryError(Exception):
@@ -105,9 +96,9 @@ class Forwarder:
 
     async def start(self) -> None:
         # A bounded connect: a request stuck on a central that is not there must not keep
-        # the poller from noticing the moment it is back (reconnect_bound).
+        # the poller from noticing the moment it is back (checkd.failover_timing).
         timeout = aiohttp.ClientTimeout(total=self._timeout,
-                                        sock_connect=min(self._timeout, _connect_timeout(self.heartbeat_interval)))
+                                        sock_connect=min(self._timeout, connect_timeout(self.heartbeat_interval)))
         self._session = aiohttp.ClientSession(timeout=timeout)
         self._task = asyncio.create_task(self.run(), name="forwarder")
 

@@ -88,6 +88,11 @@ class NodeConfig:
     macros: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ssh: SSHSettings = SSHSettings()
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    lines: Mapping[str, int] = dataclasses.field(default_factory=dict)   # where timing keys are set
+
+    def where(self, key: str) -> str:
+        """`file:line` of a setting (`freshness.start_grace`), or of its section when it is not set."""
+        return f"{self.file}:{self.lines.get(key, 1)}"
 
     def templates_dir(self) -> Path | None:
         """Where operators' email template overrides live: `notify: {templates: DIR}`,
@@ -258,9 +263,14 @@ def read_node(path: Path) -> NodeConfig:
     if "objects" in d and not objects.is_dir():
         problems.add(*node.where_of("objects"), f"objects: directory {objects} does not exist")
     problems.raise_if_any()
+    fresh = node.get("freshness")
+    lines = {"heartbeat_interval": node.line_of("heartbeat_interval") if "heartbeat_interval" in d else node.line}
+    for key in ("site_stale_after", "start_grace"):
+        lines[f"freshness.{key}"] = (fresh.line_of(key) if isinstance(fresh, Node) and key in fresh
+                                     else node.line_of("freshness") if "freshness" in d else node.line)
     return NodeConfig(role=role, file=str(path), state_dir=base / d["state_dir"], objects=objects,
                       plugin_dirs=tuple(base / p for p in d.get("plugin_dirs", ())), log_level=level,
-                      macros=d.get("macros", {}), sections=sections, **kw)
+                      macros=d.get("macros", {}), sections=sections, lines=lines, **kw)
 
 
 def _is_listen(text: str) -> bool:
