@@ -153,3 +153,22 @@ def test_kill_9_poller_takeover_then_restart_hands_back(site: Site):
     wait_for(lambda: site.check("Replication")["polled_by"] == "poller-ladc1", 10, "the poller's results again")
     assert site.events_of("Replication") == eid
     assert sum("Replication" in s for s in subjects(site.sink)) == 1, subjects(site.sink)
+
+
+def test_a_passive_service_of_a_taken_over_site_still_gets_its_freshness_check(tmp_path: Path):
+    """Central's takeover timers never run a passive (`active: false`) check, so its freshness
+    check must: without it a site taken over would leave its passive services unchecked."""
+    require_plugins()
+    objects = ("commands:\n  ok: \"/usr/lib/nagios/plugins/check_dummy 0 fresh\"\n"
+               "hosts:\n  - {name: db1.ladc1, address: 127.0.0.1}\n"
+               "services:\n  - {host: db1.ladc1, description: Nightly, command: ok, active: false,"
+               " freshness_threshold: 2s}\n  - {host: db1.ladc1, description: Load, command: ok, interval: 1s}\n")
+    with CentralProc(tmp_path, objects=objects,
+                     extra="  freshness: {site_stale_after: 1s, start_grace: 0s}\n") as central:
+        def polled_by(service: str) -> Any:
+            doc = central.get("/api/v1/status?host=db1.ladc1")
+            return next((s["polled_by"] for s in doc["services"] if s["service"] == service), None)
+
+        wait_for(lambda: polled_by("Load") == "central", 15, "the takeover")
+        wait_for(lambda: polled_by("Nightly") == "central", 15, "the passive service's freshness check")
+        assert "freshness: no result for db1.ladc1/Nightly" in central.log.read_text()
