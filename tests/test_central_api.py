@@ -239,7 +239,7 @@ def test_a_handed_over_log_is_checked_and_only_for_the_pollers_own_ids(central: 
         assert st == 400 and why in doc["error"], doc
     assert central.call("POST", adopt, {"rows": "x"}, token=tok_ladc1)[0] == 400
     assert central.call("POST", adopt, {"rows": [row]}, token="wrong")[0] == 401
-    assert central.call("POST", adopt, {"rows": [row]}, token=tok_ladc1) == (200, {"adopted": 1})
+    assert central.call("POST", adopt, {"rows": [row]}, token=tok_ladc1) == (200, {"adopted": 1, "events": 0})
     # The event arrives with the spool: it is the poller's ID, and its PROBLEM counts as sent.
     central.post_results("poller-ladc1", [result(1, *DISK, 2, "full", event_id=eid)])
     assert [p["id"] for p in central.get("/api/v1/problems")["problems"]] == [eid]
