@@ -192,9 +192,14 @@ class Bot:
         if not b.warned:
             b.warned = True
             log.warning("jabber: %s is sending commands too fast; dropping them", who)
-            asyncio.get_running_loop().create_task(self._send(who, f"Too many commands: one every {self.every:g} s, "
-                                                                   "please."))
+            asyncio.get_running_loop().create_task(self._send(who, f"Too many commands: {self._rate()}, please."))
         return False
+
+    def _rate(self) -> str:
+        """The rate limit as a person says it: "one every 2s", or "4 a second" below a second."""
+        if self.every < 1:
+            return f"{1 / self.every:g} a second"
+        return f"one every {format_duration(self.every)}"
 
     # --- argument helpers ----------------------------------------------------------------
 
@@ -309,12 +314,12 @@ class Bot:
         try:
             v = await asyncio.wait_for(result, RESCHED_WAIT)
         except asyncio.TimeoutError:
-            await reply(f"{target_name(host, service)}: no result within {RESCHED_WAIT:g} s "
+            await reply(f"{target_name(host, service)}: no result within {format_duration(RESCHED_WAIT)} "
                         "(is the poller connected? see wassup)")
             return
         event = f" [ID#:{v.event_id}]" if v.event_id else ""
         await reply(f"{target_name(host, service)}: {state_name(service, v.status)} {v.state_type.value}"
-                    f"{event} ({v.last_check - asked:.1f} s after asking): {v.output}")
+                    f"{event} ({format_duration(v.last_check - asked)} after asking): {v.output}")
 
     async def dis(self, jid: str, args: str, reply: Reply) -> str:
         usage = "dis HOST[/SERVICE] [DURATION]"

@@ -18,6 +18,7 @@ import urllib.request
 from typing import Any
 
 from checkd.config.node import read_node
+from checkd.durations import format_duration
 
 
 class ApiError(Exception):
@@ -58,8 +59,7 @@ def call(url: str, method: str, path: str, body: Any = None, token: str | None =
 
 
 def _ago(ts: float, now: float) -> str:
-    from checkd.durations import format_duration
-    return format_duration(max(0.0, now - ts))
+    return format_duration(now - ts)
 
 
 def wassup(url: str, token: str | None, args: argparse.Namespace) -> int:
@@ -146,7 +146,7 @@ def daemon_status(url: str) -> int:
         print(f"  notifications sent:    {metrics.one(m, 'checkd_notifications_sent'):.0f}, "
               f"queued {metrics.one(m, 'checkd_notifications_queued'):.0f}")
         for labels, v in m.get("checkd_poller_silent_seconds", []):
-            print(f"  poller {labels['poller']}: last heard {v:.0f}s ago")
+            print(f"  poller {labels['poller']}: last heard {format_duration(v)} ago")
         for labels, v in m.get("checkd_site_takeover", []):
             if v:
                 print(f"  site {labels['site']}: central polls it itself (its pollers are silent)")

@@ -134,7 +134,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
 
             # dis mutes the next notification; ena lets the held problem out once.
             assert await me.ask("dis db1.ladc1/Disk / 1h") == \
-                "Notifications for db1.ladc1/Disk / disabled for 1h00m."
+                "Notifications for db1.ladc1/Disk / disabled for 1h."
             (states / "disk").write_text("2\n")
             await me.ask("resched db1.ladc1/Disk /")
             await me.next_reply(lambda b: b.startswith("db1.ladc1/Disk /: CRITICAL"))
@@ -178,7 +178,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
                 await watcher.client.send_text(bot, "help")
             await asyncio.sleep(2.0)
             replies = [b for s, b, r in watcher.messages if s == bot]
-            assert "Too many commands: one every 2 s, please." in replies
+            assert "Too many commands: one every 2s, please." in replies
             assert 25 <= sum(1 for b in replies if b.startswith("wassup [all]")) <= 30
 
         sink.start()

@@ -50,6 +50,8 @@ def test_problem_escalation_ack_recovery_and_a_quiet_period(tmp_path, sink):
         for text in ("CRITICAL - slave lag 900s", "Seconds_Behind_Master: 900", "Site:     ladc1",
                      "Runbook:  https://wiki.example.com/mysql-lag", "Notes:    Page the DBA on call"):
             assert text in body
+        # Told within moments of the check: "for 0s", as a person would write it, not "for 0.0123s".
+        assert re.search(r"is CRITICAL \(for \ds\)\.", body), body
 
         # Nobody acknowledges: level 2 is told after 4 s, as an ESCALATION with the same ID.
         [esc] = sink.wait(lambda m: m["To"] == "boss@example.com", timeout=15)

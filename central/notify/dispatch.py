@@ -25,6 +25,7 @@ from central.db import Database, Op
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
 from central.notify.notifier import ROOM, Planned
 from central.notify.webhook import redact
+from checkd.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,8 @@ class Dispatcher:
             self._mark(job.rows, "failed", job.attempts, str(e))
         else:
             delay = self._delay(job)
-            log.warning("notification %s to %s (%s) failed, attempt %d, retry in %gs: %s",
-                        n.subject, n.contact, n.channel.value, job.attempts, delay, e)
+            log.warning("notification %s to %s (%s) failed, attempt %d, retry in %s: %s",
+                        n.subject, n.contact, n.channel.value, job.attempts, format_duration(delay), e)
             self._mark(job.rows, "pending", job.attempts, str(e))
             self._later(delay, self._queues[n.channel].put_nowait, job)
         if n.channel is Channel.EMAIL and (give_up or not job.noticed):
@@ -225,7 +226,7 @@ class Dispatcher:
         to = (self.jabber_of(n.contact) if n.contact != ROOM else "") or self.notices.room
         if not to:
             return
-        fate = "giving up" if final else f"retrying for up to {self.settings.retry_for / 60:g} min"
+        fate = "giving up" if final else f"retrying for up to {format_duration(self.settings.retry_for)}"
         text = (f"{n.subject}\n{n.output}\nEmail to {n.address} failed: {e}; {fate}.")
         task = asyncio.create_task(self._send_notice(to, text))
         self._writes.add(task)      # kept referenced; stop() waits for it

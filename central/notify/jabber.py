@@ -17,6 +17,7 @@ import slixmpp
 import slixmpp.exceptions
 
 from central.notify.notification import DeliveryError, Kind, Notification
+from checkd.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ def format_message(n: Notification) -> str:
         lines.append(f"Acknowledged by {n.author or '?'}: {n.comment}")
     lines.append(f"Via: {n.via}")
     return "\n".join(lines)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
-    return " ".join(parts) if parts else f"{secs}s"
 
 
 class JabberClient:
