@@ -68,6 +68,19 @@ class Operations:
             raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404)
         return ev
 
+    async def event_target(self, eid: int) -> tuple[str, str | None]:
+        """The host (and service) an event is about, open or recovered: `ena 367768` still
+        finds the check after its problem is over. 404 when no such event exists."""
+        eid = self.c.store.aliases.get(eid, eid)
+        ev = self.c.store.open_events.get(eid)
+        if ev is not None:
+            return self.target(ev.host, ev.service)
+        await self.c.db.write([])           # reads wait for queued writes
+        rows = await asyncio.to_thread(self.c.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
+        if not rows:
+            raise OpError(f"no event {eid} (see wassup for the IDs of open problems)", 404)
+        return self.target(rows[0][0], rows[0][1] or None)
+
     def _events_of(self, host: str, service: str | None) -> list[Event]:
         """Open events a host-wide or service change touches."""
         return [ev for ev in self.c.store.open_events.values()

@@ -144,6 +144,16 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             disk = int(late.split("[ID#:")[1].split("]")[0])
             assert ("notifications_enabled", ops) in history(c, disk)   # dis came before the event
 
+            # dis and ena take an event ID, as ack and resched do: the ID names its check.
+            assert await me.ask(f"dis {disk} 30m") == \
+                f"Notifications for db1.ladc1/Disk / [ID#:{disk}] disabled for 30m."
+            assert c.get(f"/api/v1/events/{disk}")["muted"] is True
+            assert ("notifications_disabled", ops) in history(c, disk)
+            assert await me.ask(f"ena ID#:{disk} now") == "Usage: ena ID|HOST[/SERVICE] (what is 'now'?)"
+            assert await me.ask(f"ena #{disk}") == f"Notifications for db1.ladc1/Disk / [ID#:{disk}] enabled."
+            assert c.get(f"/api/v1/events/{disk}")["muted"] is False
+            assert await me.ask("dis 999999999 1h") == "no event 999999999 (see wassup for the IDs of open problems)"
+
             status = await me.ask("status DB1.LADC1")
             assert status.splitlines()[0] == "db1.ladc1: UP (no host check)"
             assert f"{SVC}: CRITICAL HARD" in status and "Disk /: CRITICAL HARD" in status
@@ -164,7 +174,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             assert (await me.ask("frobnicate now")).startswith("Unknown command 'frobnicate'.")
             assert await me.ask("dis nosuchhost") == "Unknown host 'nosuchhost'."
             assert await me.ask("dis db1.ladc1 forever") == \
-                "'forever' is not a duration like 30m or 2h. Usage: dis HOST[/SERVICE] [DURATION]"
+                "'forever' is not a duration like 30m or 2h. Usage: dis ID|HOST[/SERVICE] [DURATION]"
 
             # The group chat: the bot answers when addressed, to the one who asked.
             room_reply = await me.ask("checkd: wassup", to=ROOM)
