@@ -84,6 +84,35 @@ def test_problem_escalation_ack_recovery_and_a_quiet_period(tmp_path, sink):
                        ("RECOVERY", "ops", "sent"), ("RECOVERY", "boss", "sent")}
 
 
+def test_mail_filters_can_sort_by_a_subject_tag_and_a_sub_address(tmp_path, sink):
+    """Gmail filters cannot read X-Checkd-Type: the kind shows in the subject tag and the
+    +label address instead; the other contacts' mail is as it always was."""
+    with central(tmp_path, sink.port, escalate_after="1h", email='subject: "[checkd {label}] {subject}"',
+                 ops_email="ops+{label}@example.com") as c:
+        c.post_results(LADC1, [result(1, "db1.ladc1", "Disk /", 1, "DISK WARNING - 91%")])
+        disk = event_id(c, "db1.ladc1", "Disk /")
+        [warn] = sink.wait(lambda m: "Disk" in m["Subject"])
+        assert warn["Subject"] == f"[checkd WARNING] db1.ladc1/Disk / WARNING [ID#:{disk}]"
+        assert warn["To"] == "ops+warning@example.com" and sink.envelope_to(warn) == ["ops+warning@example.com"]
+        c.post_results(LADC1, [result(2, "db1.ladc1", "Disk /", 2, "DISK CRITICAL - 99%")])
+        [crit] = sink.wait(lambda m: "CRITICAL" in m["Subject"])
+        assert (crit["Subject"], sink.envelope_to(crit)) == \
+            (f"[checkd CRITICAL] db1.ladc1/Disk / CRITICAL [ID#:{disk}]", ["ops+critical@example.com"])
+        c.post_results(LADC1, [result(3, "db1.ladc1", "Disk /", 0, "DISK OK")])
+        [rec] = sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY")
+        assert (rec["Subject"], sink.envelope_to(rec)) == \
+            (f"[checkd RECOVERY] RECOVERY db1.ladc1/Disk / OK [ID#:{disk}]", ["ops+recovery@example.com"])
+        # The headers stay the contract they were; the envelope and To: agree on every mail.
+        c.post_results(LADC1, [result(4, "db1.ladc1", SVC, 2, "CRITICAL - lag")])
+        mysql = event_id(c, "db1.ladc1", SVC)
+        [other] = sink.wait(lambda m: "Mysql" in m["Subject"])
+        assert (other["X-Checkd-Type"], other["X-Checkd-State"], other["X-Checkd-Event-ID"]) == \
+            ("PROBLEM", "CRITICAL", str(mysql))
+        assert all(sink.envelope_to(m) == [m["To"]] for m in sink.messages)
+        log = {(r["type"], r["contact"], r["status"]) for r in wait_logged(c, disk)}
+        assert log == {("PROBLEM", "ops", "sent"), ("RECOVERY", "ops", "sent")}
+
+
 def test_kill_9_and_replays_never_notify_twice_and_never_drop(tmp_path, sink):
     c = central(tmp_path, sink.port, escalate_after="1h")
     with c:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from central.db import Database, Op
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
 from central.notify.notifier import ROOM, Planned
+from central.notify.recipients import mail_address
 from central.notify.webhook import redact
 from checkd.durations import format_duration
 
@@ -227,7 +228,7 @@ class Dispatcher:
         if not to:
             return
         fate = "giving up" if final else f"retrying for up to {format_duration(self.settings.retry_for)}"
-        text = (f"{n.subject}\n{n.output}\nEmail to {n.address} failed: {e}; {fate}.")
+        text = (f"{n.subject}\n{n.output}\nEmail to {shown(n)} failed: {e}; {fate}.")
         task = asyncio.create_task(self._send_notice(to, text))
         self._writes.add(task)      # kept referenced; stop() waits for it
         task.add_done_callback(self._writes.discard)
@@ -254,8 +255,11 @@ class Dispatcher:
 
 
 def shown(n: Notification) -> str:
-    """The address as logs may show it: a webhook URL without its credentials or query (tokens)."""
-    return redact(n.address) if n.channel is Channel.WEBHOOK else n.address
+    """The address as logs may show it: a webhook URL without its credentials or query (tokens),
+    a mail address as the mail went (ops+critical@example.com)."""
+    if n.channel is Channel.WEBHOOK:
+        return redact(n.address)
+    return mail_address(n) if n.channel is Channel.EMAIL else n.address
 
 
 def summary(notes: list[Notification], now: float) -> Notification:

@@ -69,6 +69,15 @@ class Notification:
         return self.host if self.service is None else f"{self.host}/{self.service}"
 
     @property
+    def label(self) -> str:
+        """The one word mail filters colour by (docs/notifications.md): the state of a problem
+        or escalation (CRITICAL, WARNING, DOWN, ...), else the kind (RECOVERY, ACKNOWLEDGEMENT,
+        FLAPPINGSTART, DOWNTIMESTART, SUMMARY, ...)."""
+        if self.kind in (Kind.PROBLEM, Kind.ESCALATION) and self.state:
+            return self.state
+        return self.kind.value
+
+    @property
     def subject(self) -> str:
         """`host/Service CRITICAL [ID#:367768]`, with RECOVERY/ACKNOWLEDGEMENT/ESCALATION prefixes."""
         base = f"{self.target} {self.state} [ID#:{self.event_id}]"
