@@ -199,13 +199,14 @@ class Operations:
         dt = Downtime(did, host, service, float(start), float(end), author, comment)
         self.c.store.downtimes[did] = dt
         text = f"downtime #{did} {_clock(start)} - {_clock(end)}: {comment}"
+        # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
+        plan = self.c.downtime_notices.added(dt, now)
         await self._commit([(SET_META, [("next_downtime_id", did + 1)]),
-                            ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?)",
-                             [(did, host, service, dt.start, dt.end, author, comment)]),
+                            ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)", [dt.row()]),
                             (INSERT_COMMENT, [(host, service, now, author, f"downtime #{did}: {comment}")]),
-                            *self._history(self._events_of(host, service), "downtime", text, author, now)])
+                            *self._history(self._events_of(host, service), "downtime", text, author, now)], plan)
         log.info("downtime #%d for %s by %s: %s", did, target_name(host, service), author, comment)
-        return dt
+        return self.c.store.downtimes.get(did, dt)
 
     async def delete_downtime(self, did: int, author: str) -> Downtime:
         dt = self.c.store.downtimes.pop(did, None)
@@ -214,7 +215,9 @@ class Operations:
         now = time.time()
         await self._commit([("DELETE FROM downtimes WHERE id = ?", [(did,)]),
                             *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
-                                           f"downtime #{did} deleted", author, now)])
+                                           f"downtime #{did} deleted", author, now)],
+                           self.c.downtime_notices.deleted(dt, now))
+        log.info("downtime #%d for %s deleted by %s", did, target_name(dt.host, dt.service), author)
         return dt
 
 

@@ -157,10 +157,17 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             status = await me.ask("status DB1.LADC1")
             assert status.splitlines()[0] == "db1.ladc1: UP (no host check)"
             assert f"{SVC}: CRITICAL HARD" in status and "Disk /: CRITICAL HARD" in status
-            reply = await me.ask("downtime db1.ladc1/Disk / 30m swapping the disk")
+            # The reply and the DOWNTIMESTART notice (below) may arrive in either order.
+            me.messages.clear()
+            await me.client.send_text(bot, "downtime db1.ladc1/Disk / 30m swapping the disk")
+            reply = await me.next_reply(lambda b: not b.startswith("DOWNTIMESTART"))
             assert reply.startswith("Downtime #1 for db1.ladc1/Disk / for 30m (until ")
             [dt] = c.get("/api/v1/downtimes")["downtimes"]
             assert (dt["author"], dt["comment"], dt["service"]) == (ops, "swapping the disk", "Disk /")
+            # The check's contacts hear that the downtime began (Nagios' DOWNTIMESTART), with the open problem's ID.
+            notice = await me.next_reply(lambda b: b.startswith("DOWNTIMESTART"))
+            assert notice.splitlines()[0] == f"DOWNTIMESTART db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
+            assert f"Downtime #{dt['id']} by {ops} until " in notice and notice.endswith("Via: central")
             assert await me.ask("graph db1.ladc1/Disk /") == \
                 "https://noc.example.com/graph/db1.ladc1/Disk%20%2F.png"
 

@@ -141,8 +141,9 @@ class EmailChannel:
     def render(self, n: Notification) -> str:
         name = "summary.txt.j2" if n.kind is Kind.SUMMARY else "notification.txt.j2"
         text = self.templates[name].render(
-            n=n, kind=n.kind.value, duration=format_duration(max(0.0, n.created - n.since)),
-            since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.since)))
+            n=n, kind=n.kind.value, duration=format_duration(n.created - n.since),
+            since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.since)),
+            until=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.until)))
         # Plugin output may carry CRs; normalise so the body has one line-ending style.
         return text.replace("\r\n", "\n").replace("\r", "\n")
 

@@ -17,7 +17,7 @@ from checkd import mailtags
 from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.states import HostStatus, Status, state_name
 from checkd.timeperiods import is_active
-from central.notify.notification import Kind, Notification
+from central.notify.notification import DOWNTIME_KINDS, Kind, Notification
 
 SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
 STATUS_OF = {s.name: int(s) for s in (*Status, *HostStatus)}     # "CRITICAL" -> 2, "DOWN" -> 1
@@ -59,7 +59,7 @@ def option_for(kind: Kind, service: str | None, status: int) -> str:
         return "recovery"
     if kind in (Kind.FLAPPINGSTART, Kind.FLAPPINGSTOP):
         return "flapping"
-    if kind in (Kind.DOWNTIMESTART, Kind.DOWNTIMEEND):
+    if kind in DOWNTIME_KINDS:
         return "downtime"
     # PROBLEM, ESCALATION, ACKNOWLEDGEMENT: about the problem state itself.
     return state_name(service, status).lower()
