@@ -110,9 +110,16 @@ class WriteApi:
         return web.json_response({"host": host, "service": service, "pollers": owners})
 
     async def notifications(self, request: web.Request) -> web.Response:
-        """{"host", "service"?, "enabled": bool, "duration"?}: mute or unmute notifications."""
+        """{"host", "service"?, "enabled": bool, "duration"?}, or {"event_id", ...} for that
+        event's host or service: mute or unmute notifications."""
         who, d = await self._body(request)
-        host, service = self._target(d)
+        if "event_id" in d:
+            try:
+                host, service = await self.ops.event_target(_event_id(d))
+            except OpError as e:
+                raise bad_request(str(e), status=e.status) from None
+        else:
+            host, service = self._target(d)
         enabled = d.get("enabled")
         if type(enabled) is not bool:
             raise bad_request("enabled: expected true or false")

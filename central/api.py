@@ -128,7 +128,7 @@ class ReadApi:
         now = time.time()
         return web.json_response({"downtimes": [
             {"id": d.id, "host": d.host, "service": d.service, "start": d.start, "end": d.end,
-             "author": d.author, "comment": d.comment, "active": d.start <= now < d.end}
+             "author": d.author, "comment": d.comment, "active": d.start <= now < d.end, "phase": d.phase.value}
             for d in sorted(self.c.store.downtimes.values(), key=lambda d: d.id)]})
 
     async def deployments(self, request: web.Request) -> web.Response:

@@ -36,6 +36,7 @@ from central.notify.dispatch import Dispatcher
 from central.notify.email import EmailChannel
 from central.notify.notification import Channel
 from central.notify.webhook import WebhookChannel
+from central.notify.downtimes import DowntimeNotices
 from central.notify.notifier import Notifier, Plan, Planned
 from central.store import Store
 from central.web.forms import Forms
@@ -66,6 +67,7 @@ class Central:
         self.channels = channels.build(node, objs)
         self.graphs = Graphs.from_node(self)       # None without an rrd: section
         self.notifier: Notifier
+        self.downtime_notices: DowntimeNotices
         self.dispatcher: Dispatcher
         self._pending: list[Planned] = []
         self._tick_task: asyncio.Task[None] | None = None
@@ -106,6 +108,7 @@ class Central:
                                  system=Notify(contacts=tuple(fresh.get("contacts", ())),
                                                contact_groups=tuple(fresh.get("contact_groups", ()))))
         self._pending = self.notifier.load(tables["notification_log"], self.store.meta)
+        self.downtime_notices = DowntimeNotices(self.notifier)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.node.max_body)
@@ -184,13 +187,17 @@ class Central:
             self.dispatcher.submit(plan.notes)
 
     async def _ticker(self) -> None:
-        """Once a second: escalations, re-notifications, held problems whose hold ended."""
+        """Once a second: downtimes starting and ending, escalations, re-notifications, held
+        problems whose hold ended (after the DOWNTIMEEND that lets them out, as in Nagios)."""
         while True:
             await asyncio.sleep(TICK)
             try:
                 now = time.time()
                 expired = self.store.deployments.expire(now)     # before the tick: it unmutes
-                plan = self.notifier.tick(now)
+                plan = self.downtime_notices.tick(now)
+                problems = self.notifier.tick(now)
+                plan.ops += problems.ops
+                plan.notes += problems.notes
                 if plan.ops or expired:
                     await self.commit_and_notify(expired, plan)
             except web.HTTPException:

@@ -45,8 +45,8 @@ status HOST[/SERVICE] - current state
 ack ID [comment] - acknowledge: stops re-notification and escalation
 unack ID - take the acknowledgement back
 resched ID|HOST[/SERVICE] - run the check now and tell me the result
-dis HOST[/SERVICE] [DURATION] - disable notifications (e.g. 2h; default: until ena)
-ena HOST[/SERVICE] - enable notifications
+dis ID|HOST[/SERVICE] [DURATION] - disable notifications (e.g. 2h; default: until ena)
+ena ID|HOST[/SERVICE] - enable notifications
 downtime HOST[/SERVICE] DURATION [comment] - scheduled downtime from now
 graph HOST/SERVICE - link to the graph
 help - this list"""
@@ -192,17 +192,32 @@ class Bot:
         if not b.warned:
             b.warned = True
             log.warning("jabber: %s is sending commands too fast; dropping them", who)
-            asyncio.get_running_loop().create_task(self._send(who, f"Too many commands: one every {self.every:g} s, "
-                                                                   "please."))
+            asyncio.get_running_loop().create_task(self._send(who, f"Too many commands: {self._rate()}, please."))
         return False
+
+    def _rate(self) -> str:
+        """The rate limit as a person says it: "one every 2s", or "4 a second" below a second."""
+        if self.every < 1:
+            return f"{1 / self.every:g} a second"
+        return f"one every {format_duration(self.every)}"
 
     # --- argument helpers ----------------------------------------------------------------
 
     def _event_id(self, word: str, usage: str) -> int:
-        digits = word.removeprefix("#").removeprefix("ID#:").removeprefix("id#:")
+        digits = _digits(word)
         if not digits.isdigit() or len(digits) > 18:
             raise Usage(f"Usage: {usage} (an event ID is a number, see wassup)")
         return int(digits)
+
+    async def _event_or_target(self, args: str, usage: str) -> tuple[tuple[str, str | None], list[str], str]:
+        """`367768 2h` (the event's host or service) or `HOST[/SERVICE] 2h`: the target, the
+        words after it, and `[ID#:N] ` to show when an ID named it."""
+        word, _, rest = args.partition(" ")
+        if _digits(word).isdigit():
+            eid = self._event_id(word, usage)
+            return await self.c.operations.event_target(eid), rest.split(), f" [ID#:{eid}]"
+        target, more = self._target_then(args, usage)
+        return target, more, ""
 
     def _target(self, text: str) -> tuple[str, str | None]:
         """HOST or HOST/SERVICE, names in any case (phones capitalise)."""
@@ -292,7 +307,7 @@ class Bot:
     async def resched(self, jid: str, args: str, reply: Reply) -> str:
         if not args:
             raise Usage("Usage: resched ID|HOST[/SERVICE]")
-        if args.removeprefix("#").isdigit():
+        if _digits(args).isdigit():
             ev = self.c.operations.open_event(self._event_id(args, "resched ID|HOST[/SERVICE]"))
             host, service = ev.host, ev.service
         else:
@@ -309,28 +324,29 @@ class Bot:
         try:
             v = await asyncio.wait_for(result, RESCHED_WAIT)
         except asyncio.TimeoutError:
-            await reply(f"{target_name(host, service)}: no result within {RESCHED_WAIT:g} s "
+            await reply(f"{target_name(host, service)}: no result within {format_duration(RESCHED_WAIT)} "
                         "(is the poller connected? see wassup)")
             return
         event = f" [ID#:{v.event_id}]" if v.event_id else ""
         await reply(f"{target_name(host, service)}: {state_name(service, v.status)} {v.state_type.value}"
-                    f"{event} ({v.last_check - asked:.1f} s after asking): {v.output}")
+                    f"{event} ({format_duration(v.last_check - asked)} after asking): {v.output}")
 
     async def dis(self, jid: str, args: str, reply: Reply) -> str:
-        usage = "dis HOST[/SERVICE] [DURATION]"
-        (host, service), rest = self._target_then(args, usage)
+        usage = "dis ID|HOST[/SERVICE] [DURATION]"
+        (host, service), rest, named = await self._event_or_target(args, usage)
         duration = self._duration(rest, usage, required=False)
         mute = await self.c.operations.set_notifications(host, service, False, duration, jid)
         until = "until `ena`" if mute is None or mute.until is None else f"for {format_duration(duration or 0)}"
         scope = " and its services" if service is None else ""
-        return f"Notifications for {target_name(host, service)}{scope} disabled {until}."
+        return f"Notifications for {target_name(host, service)}{named}{scope} disabled {until}."
 
     async def ena(self, jid: str, args: str, reply: Reply) -> str:
-        (host, service), rest = self._target_then(args, "ena HOST[/SERVICE]")
+        usage = "ena ID|HOST[/SERVICE]"
+        (host, service), rest, named = await self._event_or_target(args, usage)
         if rest:
-            raise Usage(f"Usage: ena HOST[/SERVICE] (what is {' '.join(rest)[:40]!r}?)")
+            raise Usage(f"Usage: {usage} (what is {' '.join(rest)[:40]!r}?)")
         await self.c.operations.set_notifications(host, service, True, None, jid)
-        return f"Notifications for {target_name(host, service)} enabled."
+        return f"Notifications for {target_name(host, service)}{named} enabled."
 
     async def downtime(self, jid: str, args: str, reply: Reply) -> str:
         usage = "downtime HOST[/SERVICE] DURATION [comment]"
@@ -365,3 +381,8 @@ class Bot:
             return parse_duration(words[0])
         except ValueError:
             raise Usage(f"{words[0][:40]!r} is not a duration like 30m or 2h. Usage: {usage}") from None
+
+
+def _digits(word: str) -> str:
+    """An event ID as people write it: `367768`, `#367768` or `ID#:367768`, without the prefix."""
+    return word.removeprefix("#").removeprefix("ID#:").removeprefix("id#:")

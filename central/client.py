@@ -18,6 +18,7 @@ import urllib.request
 from typing import Any
 
 from checkd.config.node import read_node
+from checkd.durations import format_duration
 
 
 class ApiError(Exception):
@@ -58,8 +59,7 @@ def call(url: str, method: str, path: str, body: Any = None, token: str | None =
 
 
 def _ago(ts: float, now: float) -> str:
-    from checkd.durations import format_duration
-    return format_duration(max(0.0, now - ts))
+    return format_duration(now - ts)
 
 
 def wassup(url: str, token: str | None, args: argparse.Namespace) -> int:
@@ -79,15 +79,8 @@ def ack(url: str, token: str | None, args: argparse.Namespace) -> int:
 
 
 def resched(url: str, token: str | None, args: argparse.Namespace) -> int:
-    target = args.target
-    if target.lstrip("#").isdigit():
-        body: dict[str, Any] = {"event_id": int(target.lstrip("#"))}
-    else:
-        host, _, service = target.partition("/")
-        body = {"host": host, "service": service or None}
-    doc = call(url, "POST", "/api/v1/reschedule", body, token)
-    what = doc["host"] if doc["service"] is None else f"{doc['host']}/{doc['service']}"
-    print(f"{what}: check requested from {', '.join(doc['pollers'])} (runs at its next heartbeat)")
+    doc = call(url, "POST", "/api/v1/reschedule", _event_or_target(args.target), token)
+    print(f"{_what(doc)}: check requested from {', '.join(doc['pollers'])} (runs at its next heartbeat)")
     return 0
 
 
@@ -102,23 +95,34 @@ def unack(url: str, token: str | None, args: argparse.Namespace) -> int:
 
 def _target(text: str) -> dict[str, Any]:
     host, sep, service = text.partition("/")
-    return {"host": host, "service": service if sep else None}
+    return {"host": host, "service": service or None}
+
+
+def _event_or_target(text: str) -> dict[str, Any]:
+    """`367768`, `#367768` or `ID#:367768` is an event ID; anything else HOST[/SERVICE]."""
+    digits = text.removeprefix("#").removeprefix("ID#:").removeprefix("id#:")
+    return {"event_id": int(digits)} if digits.isdigit() else _target(text)
+
+
+def _what(doc: dict[str, Any]) -> str:
+    """The host or host/service an answer is about (an event ID resolved by central)."""
+    return doc["host"] if doc["service"] is None else f"{doc['host']}/{doc['service']}"
 
 
 def dis(url: str, token: str | None, args: argparse.Namespace) -> int:
-    body = {**_target(args.target), "enabled": False}
+    body = {**_event_or_target(args.target), "enabled": False}
     if args.duration:
         body["duration"] = args.duration
     doc = call(url, "POST", "/api/v1/notifications", body, token)
     until = "until `checkd ena`" if doc["until"] is None else \
         f"until {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(doc['until']))}"
-    print(f"notifications for {args.target} disabled {until}")
+    print(f"notifications for {_what(doc)} disabled {until}")
     return 0
 
 
 def ena(url: str, token: str | None, args: argparse.Namespace) -> int:
-    call(url, "POST", "/api/v1/notifications", {**_target(args.target), "enabled": True}, token)
-    print(f"notifications for {args.target} enabled")
+    doc = call(url, "POST", "/api/v1/notifications", {**_event_or_target(args.target), "enabled": True}, token)
+    print(f"notifications for {_what(doc)} enabled")
     return 0
 
 
@@ -146,7 +150,7 @@ def daemon_status(url: str) -> int:
         print(f"  notifications sent:    {metrics.one(m, 'checkd_notifications_sent'):.0f}, "
               f"queued {metrics.one(m, 'checkd_notifications_queued'):.0f}")
         for labels, v in m.get("checkd_poller_silent_seconds", []):
-            print(f"  poller {labels['poller']}: last heard {v:.0f}s ago")
+            print(f"  poller {labels['poller']}: last heard {format_duration(v)} ago")
         for labels, v in m.get("checkd_site_takeover", []):
             if v:
                 print(f"  site {labels['site']}: central polls it itself (its pollers are silent)")

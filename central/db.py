@@ -50,8 +50,10 @@ CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
 CREATE INDEX IF NOT EXISTS events_by_check ON events (host, service, opened);
 CREATE TABLE IF NOT EXISTS id_blocks (first INTEGER PRIMARY KEY, last INTEGER NOT NULL,
     poller TEXT NOT NULL, issued REAL NOT NULL);
+-- phase: scheduled -> active -> ended, moved with the DOWNTIME* notices it causes.
 CREATE TABLE IF NOT EXISTS downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
-    start REAL NOT NULL, end REAL NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL);
+    start REAL NOT NULL, end REAL NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL,
+    phase TEXT NOT NULL DEFAULT 'scheduled');
 CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, until REAL,
     author TEXT NOT NULL, PRIMARY KEY (host, service));
 CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
@@ -124,11 +126,12 @@ class Database:
             # Closed events stay on disk (GET /events/{id} reads them there).
             tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
             # What open events have been told, and what was decided but not yet sent.
-            # ... and what a poller sent about events its spool has not delivered yet.
+            # ... and what a poller sent about events its spool has not delivered yet
+            # (not event 0: downtime notices about a check without a problem).
             tables["notification_log"] = conn.execute(
                 "SELECT * FROM notification_log WHERE status = 'pending' OR event_id IN "
-                "(SELECT id FROM events WHERE closed IS NULL) OR event_id NOT IN (SELECT id FROM events) "
-                "ORDER BY id").fetchall()
+                "(SELECT id FROM events WHERE closed IS NULL) OR "
+                "(event_id NOT IN (SELECT id FROM events) AND event_id != 0) ORDER BY id").fetchall()
             # Event IDs pollers allocated are never opened twice, even long after they closed.
             tables["poller_event_ids"] = conn.execute(
                 "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases").fetchall()
@@ -217,7 +220,6 @@ class Database:
         for loop, futs in by_loop.items():
             loop.call_soon_threadsafe(_resolve, futs, error)
 
-
     def _maybe_fold(self, conn: sqlite3.Connection, idle: bool = False) -> None:
         if self._journal_rows and (idle or self._journal_rows >= FOLD_ROWS
                                    or time.monotonic() - self._folded_at >= FOLD_EVERY):
@@ -233,7 +235,8 @@ _EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DE
                   "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1"}
 
 
-SCHEMA_VERSION = 3     # 1: before notification progress and deployments; 2: deployments without summary
+SCHEMA_VERSION = 3     # 1: before notification progress and deployments; 2: before deployment summaries
+                       # and downtime phases; 3: this SCHEMA (migrations go by the columns present)
 
 
 class SchemaError(Exception):
@@ -253,6 +256,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
         for name, decl in _EVENT_COLUMNS.items():
             if name not in have:
                 conn.execute(f"ALTER TABLE events ADD COLUMN {name} {decl}")
+    downtime_cols = {r[1] for r in conn.execute("PRAGMA table_info(downtimes)")}
+    if downtime_cols and "phase" not in downtime_cols:
+        # Downtimes from before phases were never announced: those already running count as
+        # told (no DOWNTIMESTART for a downtime that began before the upgrade), past ones as over.
+        conn.execute("ALTER TABLE downtimes ADD COLUMN phase TEXT NOT NULL DEFAULT 'scheduled'")
+        now = time.time()
+        conn.execute("UPDATE downtimes SET phase = CASE WHEN end <= ? THEN 'ended' WHEN start <= ? THEN 'active' "
+                     "ELSE 'scheduled' END", (now, now))
     deploy_cols = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}
     if deploy_cols and "result" not in deploy_cols:
         conn.execute("DROP TABLE deployments")         # the first schema's table was never written to

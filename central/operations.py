@@ -68,6 +68,19 @@ class Operations:
             raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404)
         return ev
 
+    async def event_target(self, eid: int) -> tuple[str, str | None]:
+        """The host (and service) an event is about, open or recovered: `ena 367768` still
+        finds the check after its problem is over. 404 when no such event exists."""
+        eid = self.c.store.aliases.get(eid, eid)
+        ev = self.c.store.open_events.get(eid)
+        if ev is not None:
+            return self.target(ev.host, ev.service)
+        await self.c.db.write([])           # reads wait for queued writes
+        rows = await asyncio.to_thread(self.c.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
+        if not rows:
+            raise OpError(f"no event {eid} (see wassup for the IDs of open problems)", 404)
+        return self.target(rows[0][0], rows[0][1] or None)
+
     def _events_of(self, host: str, service: str | None) -> list[Event]:
         """Open events a host-wide or service change touches."""
         return [ev for ev in self.c.store.open_events.values()
@@ -186,13 +199,14 @@ class Operations:
         dt = Downtime(did, host, service, float(start), float(end), author, comment)
         self.c.store.downtimes[did] = dt
         text = f"downtime #{did} {_clock(start)} - {_clock(end)}: {comment}"
+        # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
+        plan = self.c.downtime_notices.added(dt, now)
         await self._commit([(SET_META, [("next_downtime_id", did + 1)]),
-                            ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?)",
-                             [(did, host, service, dt.start, dt.end, author, comment)]),
+                            ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)", [dt.row()]),
                             (INSERT_COMMENT, [(host, service, now, author, f"downtime #{did}: {comment}")]),
-                            *self._history(self._events_of(host, service), "downtime", text, author, now)])
+                            *self._history(self._events_of(host, service), "downtime", text, author, now)], plan)
         log.info("downtime #%d for %s by %s: %s", did, target_name(host, service), author, comment)
-        return dt
+        return self.c.store.downtimes.get(did, dt)
 
     async def delete_downtime(self, did: int, author: str) -> Downtime:
         dt = self.c.store.downtimes.pop(did, None)
@@ -201,7 +215,9 @@ class Operations:
         now = time.time()
         await self._commit([("DELETE FROM downtimes WHERE id = ?", [(did,)]),
                             *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
-                                           f"downtime #{did} deleted", author, now)])
+                                           f"downtime #{did} deleted", author, now)],
+                           self.c.downtime_notices.deleted(dt, now))
+        log.info("downtime #%d for %s deleted by %s", did, target_name(dt.host, dt.service), author)
         return dt
 
 

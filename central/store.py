@@ -9,6 +9,7 @@ memory and disk move together in one group-committed transaction.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import time
 from typing import Any
 
@@ -99,6 +100,14 @@ class PollerState:
         return (UPSERT_POLLER, [(self.name, self.site, self.last_seen, self.seq)])
 
 
+class Phase(enum.Enum):
+    """Where a downtime is in its life; each step is told once (central.notify.downtimes)."""
+
+    SCHEDULED = "scheduled"             # its start is still to come
+    ACTIVE = "active"                   # in effect (DOWNTIMESTART decided, or a nested one)
+    ENDED = "ended"                     # ran to its end (DOWNTIMEEND decided)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Downtime:
     id: int
@@ -108,6 +117,10 @@ class Downtime:
     end: float
     author: str
     comment: str
+    phase: Phase = Phase.SCHEDULED
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.id, self.host, self.service, self.start, self.end, self.author, self.comment, self.phase.value)
 
     def covers(self, host: str, service: str | None, now: float) -> bool:
         return (self.host == host and (self.service is None or self.service == service)
@@ -157,7 +170,7 @@ class Store:
         for r in tables["pollers"]:
             self.pollers[r[0]] = PollerState(*r)
         for r in tables["downtimes"]:
-            self.downtimes[r[0]] = Downtime(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+            self.downtimes[r[0]] = Downtime(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Phase(r[7]))
         self.aliases = {a: e for a, e in tables.get("event_aliases", ())}
         self.deployments.load(tables.get("deployments", []))
         for r in tables["mutes"]:
@@ -178,8 +191,9 @@ class Store:
         now = time.time() if now is None else now
         return any(d.covers(host, service, now) for d in self.downtimes.values())
 
-    def muted(self, host: str, service: str | None, now: float | None = None) -> bool:
-        """No notifications: disabled for the host or the service, in a downtime, or a rollout."""
+    def muted(self, host: str, service: str | None, now: float | None = None, downtimes: bool = True) -> bool:
+        """No notifications: disabled for the host or the service, in a downtime, or a rollout.
+        `downtimes=False`: disabled or a rollout only (what holds back the downtime notices themselves)."""
         now = time.time() if now is None else now
         for key in ((host, None), (host, service)):
             m = self.mutes.get(key)
@@ -187,4 +201,4 @@ class Store:
                 return True
         if self.deployments.running and self.deployments.muted(host, now) is not None:
             return True
-        return bool(self.downtimes) and self.in_downtime(host, service, now)
+        return downtimes and bool(self.downtimes) and self.in_downtime(host, service, now)

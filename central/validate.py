@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from checkd.durations import format_duration
+
 try:
     # A quarter of ingest's CPU went to decoding batches: orjson does it 3x faster than json.
     # Optional, because Debian 12 has no package of it (docs/packaging.md).
@@ -126,7 +128,8 @@ def batch(doc: Any, poller: str, site: str) -> list[dict[str, Any]]:
 
 def time_problem(finished: float, now: float) -> str | None:
     if finished > now + FUTURE_SLACK:
-        return f"finished is {finished - now:.0f} s in the future (limit {FUTURE_SLACK:.0f} s): check the poller's clock"
+        return (f"finished is {format_duration(finished - now)} in the future (limit {format_duration(FUTURE_SLACK)}): "
+                "check the poller's clock")
     if finished < now - MAX_AGE:
         return f"finished is {(now - finished) / 86400:.1f} days old (limit {MAX_AGE / 86400:.0f} days)"
     return None

@@ -83,17 +83,17 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--author", help="who (default: the token's name)")
 
 
-@command("dis", "disable notifications: checkd dis host[/service] [duration]", "central.client")
+@command("dis", "disable notifications: checkd dis host[/service]|ID [duration]", "central.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
-    p.add_argument("target", help="HOST or HOST/SERVICE")
+    p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
     p.add_argument("duration", nargs="?", help="e.g. 2h (default: until `checkd ena`)")
 
 
-@command("ena", "enable notifications again: checkd ena host[/service]", "central.client")
+@command("ena", "enable notifications again: checkd ena host[/service]|ID", "central.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
-    p.add_argument("target", help="HOST or HOST/SERVICE")
+    p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
 
 
 @command("downtime", "schedule downtime from now: checkd downtime host[/service] 2h -m why", "central.client")

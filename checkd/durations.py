@@ -35,12 +35,18 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Short human form for messages: 45s, 12m, 3h05m, 2d04h."""
-    s = int(seconds)
+    """How long, as a person writes it in a message: 0s, 45s, 12m, 1h, 3h05m, 2d, 2d04h.
+
+    The one formatter for every duration people read (notifications, chat replies,
+    the CLI, the web page). Whole seconds: "for 0s", never "for 0.054822s"; a
+    negative span (clocks a little apart) reads as 0s."""
+    s = max(0, round(seconds))
     if s < 60:
-        return f"{seconds:.0f}s" if seconds >= 1 or seconds == 0 else f"{seconds:g}s"
+        return f"{s}s"
     if s < 3600:
         return f"{s // 60}m"
     if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+        hours, minutes = divmod(s // 60, 60)
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    days, hours = divmod(s // 3600, 24)
+    return f"{days}d{hours:02d}h" if hours else f"{days}d"

@@ -23,7 +23,7 @@ commands:
 timeperiods:
   - {{name: never, alias: "a period that is never active"}}
 contacts:
-  - {{name: ops, email: ops@example.com, jabber: "{ops_jid}"}}
+  - {{name: ops, email: "{ops_email}", jabber: "{ops_jid}"}}
   - {{name: boss, email: boss@example.com}}
   - {{name: night, email: night@example.com, notification_period: never}}
 contact_groups:
@@ -49,14 +49,15 @@ services:
 """
 
 
-def objects(ops_jid: str = "ops@localhost", storm: int = 0, escalate_after: str = "4s", webhook: str = "") -> str:
+def objects(ops_jid: str = "ops@localhost", storm: int = 0, escalate_after: str = "4s", webhook: str = "",
+            ops_email: str = "ops@example.com") -> str:
     hosts = "\n".join(f"  - {{name: s{i:03d}.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops]}}"
                       for i in range(storm // 10))
     services = "\n".join(
         f"  - {{hosts: [{', '.join(f's{i:03d}.ladc1' for i in range(storm // 10))}], description: Disk {j}, "
         f"command: \"check_dummy!0!ok\", contacts: [ops]}}" for j in range(10)) if storm else ""
     text = OBJECTS.format(ops_jid=ops_jid, storm_hosts=hosts, storm_services=services,
-                          escalate_after=escalate_after)
+                          escalate_after=escalate_after, ops_email=ops_email)
     if webhook:     # a contact reached only by webhook, for one service
         text = text.replace("contact_groups:\n", f"  - {{name: hook, webhook: \"{webhook}\"}}\ncontact_groups:\n", 1)
         text += f"  - {{host: db1.ladc1, description: Queue, command: \"check_dummy!0!ok\", contacts: [hook]}}\n"
@@ -70,6 +71,7 @@ class MailSink:
         self.port = port or free_port()
         self.messages: list[email.message.EmailMessage] = []
         self.arrival: list[float] = []          # time.time() each message was accepted
+        self.rcpts: list[list[str]] = []        # each message's RCPT TO addresses (the envelope)
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
@@ -78,6 +80,7 @@ class MailSink:
         with self._lock:
             self.messages.append(msg)            # type: ignore[arg-type]
             self.arrival.append(time.time())
+            self.rcpts.append(list(envelope.rcpt_tos))
         return "250 OK"
 
     def start(self) -> None:
@@ -88,6 +91,10 @@ class MailSink:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def envelope_to(self, msg: email.message.EmailMessage) -> list[str]:
+        with self._lock:
+            return self.rcpts[self.messages.index(msg)]
 
     def to(self, address: str) -> list[email.message.EmailMessage]:
         with self._lock:
@@ -106,9 +113,10 @@ class MailSink:
             time.sleep(0.05)
 
 
-def node_extra(smtp_port: int, jabber: dict[str, Any] | None = None, notify: str = "") -> str:
+def node_extra(smtp_port: int, jabber: dict[str, Any] | None = None, notify: str = "", email: str = "") -> str:
+    """The node file's channel sections; `email` adds settings to `email:` (e.g. `subject: "..."`)."""
     text = (f"  email: {{smtp_host: 127.0.0.1, smtp_port: {smtp_port}, from: checkd@example.com, "
-            f"timeout: 5s}}\n")
+            f"timeout: 5s{', ' + email if email else ''}}}\n")
     if jabber:
         text += "  jabber: {" + ", ".join(f"{k}: {v}" for k, v in jabber.items()) + "}\n"
     if notify:
@@ -117,8 +125,8 @@ def node_extra(smtp_port: int, jabber: dict[str, Any] | None = None, notify: str
 
 
 def central(directory: Path, smtp_port: int, jabber: dict[str, Any] | None = None, notify: str = "",
-            **objects_kw: Any) -> CentralProc:
-    return CentralProc(directory, objects=objects(**objects_kw), extra=node_extra(smtp_port, jabber, notify))
+            email: str = "", **objects_kw: Any) -> CentralProc:
+    return CentralProc(directory, objects=objects(**objects_kw), extra=node_extra(smtp_port, jabber, notify, email))
 
 
 def event_id(c: CentralProc, host: str, service: str | None) -> int:

@@ -134,7 +134,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
 
             # dis mutes the next notification; ena lets the held problem out once.
             assert await me.ask("dis db1.ladc1/Disk / 1h") == \
-                "Notifications for db1.ladc1/Disk / disabled for 1h00m."
+                "Notifications for db1.ladc1/Disk / disabled for 1h."
             (states / "disk").write_text("2\n")
             await me.ask("resched db1.ladc1/Disk /")
             await me.next_reply(lambda b: b.startswith("db1.ladc1/Disk /: CRITICAL"))
@@ -144,13 +144,30 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             disk = int(late.split("[ID#:")[1].split("]")[0])
             assert ("notifications_enabled", ops) in history(c, disk)   # dis came before the event
 
+            # dis and ena take an event ID, as ack and resched do: the ID names its check.
+            assert await me.ask(f"dis {disk} 30m") == \
+                f"Notifications for db1.ladc1/Disk / [ID#:{disk}] disabled for 30m."
+            assert c.get(f"/api/v1/events/{disk}")["muted"] is True
+            assert ("notifications_disabled", ops) in history(c, disk)
+            assert await me.ask(f"ena ID#:{disk} now") == "Usage: ena ID|HOST[/SERVICE] (what is 'now'?)"
+            assert await me.ask(f"ena #{disk}") == f"Notifications for db1.ladc1/Disk / [ID#:{disk}] enabled."
+            assert c.get(f"/api/v1/events/{disk}")["muted"] is False
+            assert await me.ask("dis 999999999 1h") == "no event 999999999 (see wassup for the IDs of open problems)"
+
             status = await me.ask("status DB1.LADC1")
             assert status.splitlines()[0] == "db1.ladc1: UP (no host check)"
             assert f"{SVC}: CRITICAL HARD" in status and "Disk /: CRITICAL HARD" in status
-            reply = await me.ask("downtime db1.ladc1/Disk / 30m swapping the disk")
+            # The reply and the DOWNTIMESTART notice (below) may arrive in either order.
+            me.messages.clear()
+            await me.client.send_text(bot, "downtime db1.ladc1/Disk / 30m swapping the disk")
+            reply = await me.next_reply(lambda b: not b.startswith("DOWNTIMESTART"))
             assert reply.startswith("Downtime #1 for db1.ladc1/Disk / for 30m (until ")
             [dt] = c.get("/api/v1/downtimes")["downtimes"]
             assert (dt["author"], dt["comment"], dt["service"]) == (ops, "swapping the disk", "Disk /")
+            # The check's contacts hear that the downtime began (Nagios' DOWNTIMESTART), with the open problem's ID.
+            notice = await me.next_reply(lambda b: b.startswith("DOWNTIMESTART"))
+            assert notice.splitlines()[0] == f"DOWNTIMESTART db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
+            assert f"Downtime #{dt['id']} by {ops} until " in notice and notice.endswith("Via: central")
             assert await me.ask("graph db1.ladc1/Disk /") == \
                 "https://noc.example.com/graph/db1.ladc1/Disk%20%2F.png"
 
@@ -164,7 +181,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             assert (await me.ask("frobnicate now")).startswith("Unknown command 'frobnicate'.")
             assert await me.ask("dis nosuchhost") == "Unknown host 'nosuchhost'."
             assert await me.ask("dis db1.ladc1 forever") == \
-                "'forever' is not a duration like 30m or 2h. Usage: dis HOST[/SERVICE] [DURATION]"
+                "'forever' is not a duration like 30m or 2h. Usage: dis ID|HOST[/SERVICE] [DURATION]"
 
             # The group chat: the bot answers when addressed, to the one who asked.
             room_reply = await me.ask("checkd: wassup", to=ROOM)
@@ -178,7 +195,7 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
                 await watcher.client.send_text(bot, "help")
             await asyncio.sleep(2.0)
             replies = [b for s, b, r in watcher.messages if s == bot]
-            assert "Too many commands: one every 2 s, please." in replies
+            assert "Too many commands: one every 2s, please." in replies
             assert 25 <= sum(1 for b in replies if b.startswith("wassup [all]")) <= 30
 
         sink.start()

@@ -99,6 +99,25 @@ def test_notifications_disable_with_duration_and_enable(central: CentralProc) ->
     assert central.write("POST", "/api/v1/notifications", {"host": DISK[0], "enabled": "no"})[0] == 400
 
 
+def test_notifications_by_event_id_name_that_events_check_even_after_recovery(central: CentralProc) -> None:
+    eid = open_problem(central, 1, *DISK)
+    status, ans = central.write("POST", "/api/v1/notifications", {"event_id": eid, "enabled": False,
+                                                                  "duration": "2h"})
+    assert status == 200 and (ans["host"], ans["service"]) == DISK and ans["until"] > time.time() + 7100
+    assert central.get("/api/v1/problems")["problems"][0]["muted"]
+    central.post_results("poller-ladc1", [result(2, *DISK, 0, "ok")])        # recovered: the ID still names it
+    status, ans = central.write("POST", "/api/v1/notifications", {"event_id": eid, "enabled": True})
+    assert status == 200 and (ans["host"], ans["service"], ans["until"]) == (*DISK, None)
+    disk = next(s for s in central.get("/api/v1/status?host=db1.ladc1")["services"] if s["service"] == DISK[1])
+    assert disk["muted"] is False
+    host_event = open_problem(central, 3, "web1.ladc1", None, 1)
+    status, ans = central.write("POST", "/api/v1/notifications", {"event_id": host_event, "enabled": False})
+    assert status == 200 and (ans["host"], ans["service"]) == ("web1.ladc1", None)   # the host and its services
+    st, doc = central.write("POST", "/api/v1/notifications", {"event_id": 987654, "enabled": False})
+    assert st == 404 and "no event 987654" in doc["error"]
+    assert central.write("POST", "/api/v1/notifications", {"event_id": "5", "enabled": False})[0] == 400
+
+
 def test_downtimes_add_list_delete(central: CentralProc) -> None:
     status, dt = central.write("POST", "/api/v1/downtimes",
                                {"host": DISK[0], "service": DISK[1], "duration": "2h", "comment": "disk swap"})
@@ -206,6 +225,14 @@ def test_cli_unack_dis_ena_downtime_status(central: CentralProc) -> None:
     assert "muted" in run_cli(central, "wassup", *cfg).stdout
     assert run_cli(central, "ena", "db1.ladc1/Disk /", *cfg).returncode == 0
     assert "muted" not in run_cli(central, "wassup", *cfg).stdout
+    r = run_cli(central, "dis", str(eid), "30m", *cfg)        # by event ID, like ack and resched
+    assert r.returncode == 0 and "notifications for db1.ladc1/Disk / disabled until" in r.stdout
+    assert "muted" in run_cli(central, "wassup", *cfg).stdout
+    r = run_cli(central, "ena", f"#{eid}", *cfg)
+    assert r.returncode == 0 and r.stdout.strip() == "notifications for db1.ladc1/Disk / enabled"
+    assert "muted" not in run_cli(central, "wassup", *cfg).stdout
+    r = run_cli(central, "dis", "987654", *cfg)
+    assert r.returncode == 1 and "404: no event 987654" in r.stderr
     r = run_cli(central, "downtime", "db1.ladc1", "30m", "-m", "reboot", *cfg)
     assert r.returncode == 0 and r.stdout.startswith("downtime #1 for db1.ladc1 until")
     r = run_cli(central, "status", "db1.ladc1/Disk /", *cfg)
@@ -213,7 +240,8 @@ def test_cli_unack_dis_ena_downtime_status(central: CentralProc) -> None:
     r = run_cli(central, "status", "db1.ladc1/Nope", *cfg)
     assert r.returncode == 1 and "unknown service 'Nope'" in r.stderr
     kinds = [h["kind"] for h in central.get(f"/api/v1/events/{eid}")["history"]]
-    assert kinds[-4:] == ["unack", "notifications_disabled", "notifications_enabled", "downtime"]
+    assert kinds[-6:] == ["unack", "notifications_disabled", "notifications_enabled", "notifications_disabled",
+                          "notifications_enabled", "downtime"]
 
 
 def test_a_handed_over_log_is_checked_and_only_for_the_pollers_own_ids(central: CentralProc) -> None:

@@ -79,7 +79,7 @@ def service_with(escalations: str) -> dict[str, str]:
     ("      - {after: 10m}\n", 17, ["escalation names no one"]),
     ("      - {after: 10m, contacts: [ops], evry: 5m}\n", 17, ["unknown key 'evry'", 'did you mean "every"']),
     ("      - {after: 1h, contacts: [ops]}\n      - {after: 30m, contacts: [boss]}\n", 18,
-     ["after 30m must be later than the level before (1h00m)"]),
+     ["after 30m must be later than the level before (1h)"]),
     ("      - {after: 10m, contacts: [bos]}\n", 17, ["undefined contact 'bos'", 'did you mean "boss"', "in escalation"]),
     ("      - {after: 10m, contact_groups: [manager]}\n", 17,
      ["undefined contact group 'manager'", 'did you mean "managers"', "in escalation"]),

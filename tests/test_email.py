@@ -10,6 +10,7 @@ import email.message
 import email.policy
 import mailbox
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -362,3 +363,68 @@ def test_broken_override_template_fails_at_startup(tmp_path: Path) -> None:
 def test_unknown_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="smtp_hots"):
         EmailChannel({"smtp_hots": "mail"})
+
+
+# --- mail filters can sort: a subject tag and a sub-address per kind (docs/notifications.md) ---
+
+TAGGED = "[checkd {label}] {subject}"
+
+
+def tagged_channel(port: int, subject: str = TAGGED) -> EmailChannel:
+    return EmailChannel({"smtp_host": "127.0.0.1", "smtp_port": port, "from": "checkd@example.com",
+                         "timeout": "10s", "subject": subject})
+
+
+def deliver_all(channel_for, *notes: Notification) -> list[tuple[str, str, list[str]]]:
+    """(Subject, To, RCPT TO) of each note, as a real SMTP server received them."""
+    handler = Recorder()
+    with smtp_server(handler) as port:
+        asyncio.run(send_and_close(channel_for(port), *notes))
+    msgs = [email.message_from_bytes(e.content, policy=email.policy.default) for e in handler.envelopes]
+    return [(m["Subject"], m["To"], e.rcpt_tos) for m, e in zip(msgs, handler.envelopes)]
+
+
+def test_the_subject_tag_names_the_state_of_a_problem_and_the_kind_of_anything_else() -> None:
+    esc = dataclasses.replace(PROBLEM, kind=Kind.ESCALATION, escalation_level=2, state="WARNING")
+    rec = dataclasses.replace(PROBLEM, kind=Kind.RECOVERY, state="OK")
+    ack = dataclasses.replace(PROBLEM, kind=Kind.ACKNOWLEDGEMENT, author="jdoe")
+    summ = dataclasses.replace(PROBLEM, kind=Kind.SUMMARY, summary_ids=(11, 12), state="")
+    subjects = [s for s, _, _ in deliver_all(tagged_channel, PROBLEM, esc, rec, ack, summ)]
+    assert subjects == [
+        "[checkd CRITICAL] mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]",
+        "[checkd WARNING] ESCALATION mysql17.ladc1/Mysql Health Slave Check WARNING [ID#:367768]",
+        "[checkd RECOVERY] RECOVERY mysql17.ladc1/Mysql Health Slave Check OK [ID#:367768]",
+        "[checkd ACKNOWLEDGEMENT] ACKNOWLEDGEMENT mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]",
+        "[checkd SUMMARY] SUMMARY 2 problems [ID#:11,12]"]
+    [(other, _, _)] = deliver_all(lambda port: tagged_channel(port, "{subject} ({site} {type} {state})"), rec)
+    assert other == "RECOVERY mysql17.ladc1/Mysql Health Slave Check OK [ID#:367768] (ladc1 RECOVERY OK)"
+
+
+def test_without_a_subject_setting_the_subject_is_exactly_the_contract() -> None:
+    notes = [PROBLEM, dataclasses.replace(PROBLEM, kind=Kind.RECOVERY, state="OK"),
+             dataclasses.replace(PROBLEM, address="ops+{label}@example.com")]
+    assert [s for s, _, _ in deliver_all(smtp_channel, *notes)] == [n.subject for n in notes] == [
+        "mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]",
+        "RECOVERY mysql17.ladc1/Mysql Health Slave Check OK [ID#:367768]",
+        "mysql17.ladc1/Mysql Health Slave Check CRITICAL [ID#:367768]"]
+
+
+def test_a_label_sub_address_goes_to_the_envelope_and_the_to_header() -> None:
+    plus = dataclasses.replace(PROBLEM, address="ops+{label}@example.com")
+    got = deliver_all(smtp_channel, plus, dataclasses.replace(plus, kind=Kind.RECOVERY, state="OK"),
+                      dataclasses.replace(plus, host="web01", service=None, state="DOWN"),
+                      dataclasses.replace(plus, kind=Kind.SUMMARY, summary_ids=(1, 2), state=""), PROBLEM)
+    assert [(to, rcpts) for _, to, rcpts in got] == [
+        ("ops+critical@example.com", ["ops+critical@example.com"]),
+        ("ops+recovery@example.com", ["ops+recovery@example.com"]),
+        ("ops+down@example.com", ["ops+down@example.com"]),
+        ("ops+summary@example.com", ["ops+summary@example.com"]),
+        ("ops@example.com", ["ops@example.com"])]         # a plain address stays as it is
+
+
+def test_a_subject_template_that_would_lose_the_id_or_names_an_unknown_field_is_refused() -> None:
+    for bad, why in (("[checkd {label}]", "must contain {subject}"),
+                     ("{subject} {lable}", 'unknown placeholder {lable} (did you mean "label"?)'),
+                     ("{subject.__class__}", "unknown placeholder"), ("{subject} {", "a literal brace")):
+        with pytest.raises(ValueError, match=re.escape(why)):
+            tagged_channel(25, bad)

@@ -53,7 +53,7 @@ def test_message_format_starts_with_the_subject_and_carries_the_context():
     lines = body.split("\n")
     assert lines[0] == f"ACKNOWLEDGEMENT {SUBJECT}"
     assert lines[1].startswith("DISK CRITICAL")
-    assert "Site: ladc1" in lines and "Duration: 1h 5m" in lines
+    assert "Site: ladc1" in lines and "Duration: 1h05m" in lines
     assert "Runbook: https://wiki/runbooks/disk" in lines
     assert "Acknowledged by alice: cleaning /var/log" in lines
     assert lines[-1] == "Via: central"

@@ -52,3 +52,24 @@ def test_levels_audience_and_options(tmp_path):
     assert rc.reachable(objs, ops, Kind.PROBLEM, "x", 2, now)
     assert rc.reachable(objs, ops, Kind.RECOVERY, None, 0, now)
     assert rc.option_for(Kind.PROBLEM, None, 1) == "down" and rc.option_for(Kind.PROBLEM, "x", 1) == "warning"
+
+
+def test_subject_tags_and_sub_addresses_are_checked_with_file_and_line(tmp_path):
+    good = write_config(tmp_path, 8080, objects=objects(ops_email="ops+{label}@example.com"),
+                        extra=node_extra(2525, email='subject: "[checkd {label} {site}] {subject}"'))
+    assert check_config(good).returncode == 0, check_config(good).stderr
+    node = write_config(tmp_path, 8080, objects=objects(), extra=node_extra(2525, email='subject: "{subject} {lable}"'))
+    out = check_config(node)
+    assert out.returncode == 1
+    email_line = next(i for i, line in enumerate(node.read_text().splitlines(), 1) if "subject:" in line)
+    assert (f'{node}:{email_line}: email: subject: unknown placeholder {{lable}} (did you mean "label"?); '
+            "known: {subject}, {label}, {type}, {state}, {site}") in out.stderr
+    node = write_config(tmp_path, 8080, objects=objects(ops_email="ops@{label}.example.com"), extra=node_extra(2525))
+    out = check_config(node)
+    assert out.returncode == 1
+    objects_file = tmp_path / "objects" / "objects.yaml"
+    ops_line = next(i for i, line in enumerate(objects_file.read_text().splitlines(), 1) if "name: ops" in line)
+    assert (f"{objects_file}:{ops_line}: email: put {{label}} before the @, e.g. ops+{{label}}@example.com "
+            "(a sub-address)") in out.stderr
+    node = write_config(tmp_path, 8080, objects=objects(), extra=node_extra(2525, email='subject: "[checkd {label}]"'))
+    assert "email: subject: must contain {subject}" in check_config(node).stderr

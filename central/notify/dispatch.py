@@ -24,7 +24,9 @@ from typing import Any, Protocol
 from central.db import Database, Op
 from central.notify.notification import Channel, DeliveryError, Kind, Notification
 from central.notify.notifier import ROOM, Planned
+from central.notify.recipients import mail_address
 from central.notify.webhook import redact
+from checkd.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +209,8 @@ class Dispatcher:
             self._mark(job.rows, "failed", job.attempts, str(e))
         else:
             delay = self._delay(job)
-            log.warning("notification %s to %s (%s) failed, attempt %d, retry in %gs: %s",
-                        n.subject, n.contact, n.channel.value, job.attempts, delay, e)
+            log.warning("notification %s to %s (%s) failed, attempt %d, retry in %s: %s",
+                        n.subject, n.contact, n.channel.value, job.attempts, format_duration(delay), e)
             self._mark(job.rows, "pending", job.attempts, str(e))
             self._later(delay, self._queues[n.channel].put_nowait, job)
         if n.channel is Channel.EMAIL and (give_up or not job.noticed):
@@ -225,8 +227,8 @@ class Dispatcher:
         to = (self.jabber_of(n.contact) if n.contact != ROOM else "") or self.notices.room
         if not to:
             return
-        fate = "giving up" if final else f"retrying for up to {self.settings.retry_for / 60:g} min"
-        text = (f"{n.subject}\n{n.output}\nEmail to {n.address} failed: {e}; {fate}.")
+        fate = "giving up" if final else f"retrying for up to {format_duration(self.settings.retry_for)}"
+        text = (f"{n.subject}\n{n.output}\nEmail to {shown(n)} failed: {e}; {fate}.")
         task = asyncio.create_task(self._send_notice(to, text))
         self._writes.add(task)      # kept referenced; stop() waits for it
         task.add_done_callback(self._writes.discard)
@@ -253,8 +255,11 @@ class Dispatcher:
 
 
 def shown(n: Notification) -> str:
-    """The address as logs may show it: a webhook URL without its credentials or query (tokens)."""
-    return redact(n.address) if n.channel is Channel.WEBHOOK else n.address
+    """The address as logs may show it: a webhook URL without its credentials or query (tokens),
+    a mail address as the mail went (ops+critical@example.com)."""
+    if n.channel is Channel.WEBHOOK:
+        return redact(n.address)
+    return mail_address(n) if n.channel is Channel.EMAIL else n.address
 
 
 def summary(notes: list[Notification], now: float) -> Notification:

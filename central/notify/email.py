@@ -1,7 +1,9 @@
 """Email channel: turns a Notification into a mail and hands it to SMTP or a Maildir.
 
 The subject and the X-Checkd-* headers are a contract with operators' mail
-filters; the body is a Jinja2 text template operators may override.
+filters; `subject:` may wrap the subject in a tag and a contact's address may
+carry the kind as a sub-address (ops+critical@...), for filters that cannot
+read headers. The body is a Jinja2 text template operators may override.
 Failures become DeliveryError, retryable unless the server refused for good.
 """
 
@@ -24,11 +26,13 @@ from typing import Any
 import jinja2
 
 from central.notify.notification import DeliveryError, Kind, Notification
+from central.notify.recipients import mail_address
+from checkd import mailtags
 from checkd.durations import format_duration, parse_duration
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 SETTINGS = frozenset({"smtp_host", "smtp_port", "from", "starttls", "tls",
-                      "username", "password", "maildir", "timeout"})
+                      "username", "password", "maildir", "timeout", "subject"})
 
 
 class _HeaderClasses(email.headerregistry.HeaderRegistry):
@@ -109,6 +113,10 @@ class EmailChannel:
             raise ValueError("email: username and password go together")
         if settings.get("smtp_host") and importlib.util.find_spec("aiosmtplib") is None:
             raise ValueError("email: smtp_host needs aiosmtplib (Debian: python3-aiosmtplib)")
+        self.subject_template = str(settings.get("subject") or mailtags.DEFAULT_SUBJECT)
+        why = mailtags.subject_problem(self.subject_template)
+        if why is not None:
+            raise ValueError(f"email: subject: {why}")
         self.settings = dict(settings)
         self.timeout = parse_duration(settings.get("timeout", 30))   # "30s" or 30
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
@@ -133,10 +141,18 @@ class EmailChannel:
     def render(self, n: Notification) -> str:
         name = "summary.txt.j2" if n.kind is Kind.SUMMARY else "notification.txt.j2"
         text = self.templates[name].render(
-            n=n, kind=n.kind.value, duration=format_duration(max(0.0, n.created - n.since)),
-            since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.since)))
+            n=n, kind=n.kind.value, duration=format_duration(n.created - n.since),
+            since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.since)),
+            until=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.until)))
         # Plugin output may carry CRs; normalise so the body has one line-ending style.
         return text.replace("\r\n", "\n").replace("\r", "\n")
+
+    def subject(self, n: Notification) -> str:
+        """`subject:` filled in; without one, exactly Notification.subject."""
+        if self.subject_template == mailtags.DEFAULT_SUBJECT:
+            return n.subject
+        return mailtags.fill(self.subject_template, {"subject": n.subject, "label": n.label,
+                                                     "type": n.kind.value, "state": n.state, "site": n.site})
 
     def build(self, n: Notification) -> email.message.EmailMessage:
         msg = email.message.EmailMessage(policy=_POLICY)
@@ -150,8 +166,8 @@ class EmailChannel:
             msg["Message-ID"] = email.utils.make_msgid(f"checkd.{n.event_id}", domain=domain)
         msg["Date"] = email.utils.formatdate(self.now(), usegmt=True)
         msg["From"] = self.sender
-        msg["To"] = one_line(n.address)
-        msg["Subject"] = one_line(n.subject)
+        msg["To"] = one_line(mail_address(n))
+        msg["Subject"] = one_line(self.subject(n))
         msg["Auto-Submitted"] = "auto-generated"   # RFC 3834: no vacation replies to alerts
         msg["X-Checkd-Event-ID"] = str(n.event_id)
         msg["X-Checkd-State"] = one_line(n.state)
@@ -166,7 +182,7 @@ class EmailChannel:
     async def send(self, n: Notification) -> None:
         try:
             msg = self.build(n)
-        except (ValueError, TypeError, jinja2.TemplateError) as e:
+        except (ValueError, TypeError, KeyError, jinja2.TemplateError) as e:
             # A bad address or template will be just as bad next time.
             raise DeliveryError(f"email to {n.address!r}: cannot build message: {e}", retryable=False) from e
         if self.settings.get("smtp_host"):

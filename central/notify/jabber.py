@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import slixmpp
 import slixmpp.exceptions
 
-from central.notify.notification import DeliveryError, Kind, Notification
+from central.notify.notification import DOWNTIME_KINDS, DeliveryError, Kind, Notification
+from checkd.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +43,13 @@ def format_message(n: Notification) -> str:
         lines.append(f"Runbook: {n.runbook}")
     if n.notes:
         lines.append(f"Notes: {n.notes}")
-    if n.author or n.comment:
+    if n.kind in DOWNTIME_KINDS:
+        until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.until))
+        lines.append(f"Downtime #{n.downtime_id} by {n.author or '?'} until {until}: {n.comment}")
+    elif n.author or n.comment:
         lines.append(f"Acknowledged by {n.author or '?'}: {n.comment}")
     lines.append(f"Via: {n.via}")
     return "\n".join(lines)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
-    return " ".join(parts) if parts else f"{secs}s"
 
 
 class JabberClient:

@@ -21,8 +21,12 @@ class Kind(enum.Enum):
     FLAPPINGSTART = "FLAPPINGSTART"
     FLAPPINGSTOP = "FLAPPINGSTOP"
     DOWNTIMESTART = "DOWNTIMESTART"
-    DOWNTIMEEND = "DOWNTIMEEND"
+    DOWNTIMEEND = "DOWNTIMEEND"                 # a scheduled downtime ran to its end
+    DOWNTIMECANCELLED = "DOWNTIMECANCELLED"     # ... or was deleted while in effect
     SUMMARY = "SUMMARY"          # storm control: several events in one message
+
+
+DOWNTIME_KINDS = frozenset({Kind.DOWNTIMESTART, Kind.DOWNTIMEEND, Kind.DOWNTIMECANCELLED})
 
 
 class Channel(enum.Enum):
@@ -63,15 +67,29 @@ class Notification:
     summary_ids: tuple[int, ...] = ()   # SUMMARY: the events it stands for
     graph_png: bytes | None = None      # the metric's trend, once graphs exist
     log_id: int = 0                     # its notification_log row (0: not logged, e.g. a test)
+    downtime_id: int = 0                # DOWNTIME*: the downtime it is about
+    until: float = 0.0                  # DOWNTIME*: the downtime's scheduled end (Unix time)
 
     @property
     def target(self) -> str:
         return self.host if self.service is None else f"{self.host}/{self.service}"
 
     @property
+    def label(self) -> str:
+        """The one word mail filters colour by (docs/notifications.md): the state of a problem
+        or escalation (CRITICAL, WARNING, DOWN, ...), else the kind (RECOVERY, ACKNOWLEDGEMENT,
+        FLAPPINGSTART, DOWNTIMESTART, SUMMARY, ...)."""
+        if self.kind in (Kind.PROBLEM, Kind.ESCALATION) and self.state:
+            return self.state
+        return self.kind.value
+
+    @property
     def subject(self) -> str:
-        """`host/Service CRITICAL [ID#:367768]`, with RECOVERY/ACKNOWLEDGEMENT/ESCALATION prefixes."""
-        base = f"{self.target} {self.state} [ID#:{self.event_id}]"
+        """`host/Service CRITICAL [ID#:367768]`, with RECOVERY/ACKNOWLEDGEMENT/ESCALATION/... prefixes;
+        `DOWNTIMESTART host/Service OK` for a downtime notice on a check without an open problem."""
+        # A downtime notice is about a check, which may have no open problem (event 0).
+        ident = "" if self.event_id == 0 and self.kind in DOWNTIME_KINDS else f" [ID#:{self.event_id}]"
+        base = f"{self.target} {self.state}{ident}"
         if self.kind is Kind.PROBLEM:
             return base
         if self.kind is Kind.SUMMARY:

@@ -282,8 +282,6 @@ class Notifier:
         cfg = self._config(ev)
         view = self.store.checks.get(ev.key)
         host = self.objs.hosts.get(ev.host)
-        keys = self.keys.setdefault(ev.id, set())
-        rows = []
         base = Notification(
             event_id=ev.id, kind=kind, host=ev.host, service=ev.service,
             state=state_name(ev.service, ev.status), site=host.site if host else "",
@@ -293,26 +291,35 @@ class Notifier:
             comment=(ev.ack_comment or "") if kind is Kind.ACKNOWLEDGEMENT else "",
             runbook=(cfg.runbook or (host.runbook if host else "")) if cfg else "",
             notes=(cfg.notes or (host.notes if host else "")) if cfg else "", via=self.via)
+        self.emit(base, number, who, ev.status, now, plan, self.keys.setdefault(ev.id, set()),
+                  room_level=number if kind is Kind.ESCALATION else ev.level)
+
+    def emit(self, base: Notification, number: int, who: list[tuple[Contact, int]], status: int, now: float,
+             plan: Plan, keys: set[tuple[str, str, str, int]], room_level: int = 1) -> None:
+        """`base` to each contact in `who` that wants it, on each of its channels (plus the room),
+        each logged pending; `keys` holds what was decided already and is never decided twice."""
+        kind = base.kind
+        rows = []
         targets: list[tuple[str, int, Channel, str]] = []
         for contact, level in who:
-            if not rc.reachable(self.objs, contact, kind, ev.service, ev.status, now):
+            if not rc.reachable(self.objs, contact, kind, base.service, status, now):
                 continue
             for channel, address in self._addresses(contact):
                 targets.append((contact.name, level, channel, address))
         if self.room and targets:
-            targets.append((ROOM, number if kind is Kind.ESCALATION else ev.level, Channel.JABBER, self.room))
+            targets.append((ROOM, room_level, Channel.JABBER, self.room))
         for name, level, channel, address in targets:
             key = (kind.value, name, channel.value, number)
             if key in keys:
                 continue                    # decided before (a replay): never twice
             keys.add(key)
             if kind in (Kind.PROBLEM, Kind.ESCALATION) and name != ROOM:
-                self.told.setdefault(ev.id, set()).add(name)
+                self.told.setdefault(base.event_id, set()).add(name)
             rid, self.next_id = self.next_id, self.next_id + 1
             n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level,
                                     log_id=rid)
-            rows.append((rid, ev.id, kind.value, name, channel.value, number, level, now, self.new_status, None, 0,
-                         None, to_payload(n)))
+            rows.append((rid, base.event_id, kind.value, name, channel.value, number, level, now, self.new_status,
+                         None, 0, None, to_payload(n)))
             plan.notes.append(Planned(rid, n))
         if rows:
             plan.ops.append((INSERT_LOG, rows))

@@ -13,10 +13,11 @@ import dataclasses
 import datetime
 from collections.abc import Iterable
 
+from checkd import mailtags
 from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.states import HostStatus, Status, state_name
 from checkd.timeperiods import is_active
-from central.notify.notification import Kind
+from central.notify.notification import DOWNTIME_KINDS, Kind, Notification
 
 SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
 STATUS_OF = {s.name: int(s) for s in (*Status, *HostStatus)}     # "CRITICAL" -> 2, "DOWN" -> 1
@@ -58,7 +59,7 @@ def option_for(kind: Kind, service: str | None, status: int) -> str:
         return "recovery"
     if kind in (Kind.FLAPPINGSTART, Kind.FLAPPINGSTOP):
         return "flapping"
-    if kind in (Kind.DOWNTIMESTART, Kind.DOWNTIMEEND):
+    if kind in DOWNTIME_KINDS:
         return "downtime"
     # PROBLEM, ESCALATION, ACKNOWLEDGEMENT: about the problem state itself.
     return state_name(service, status).lower()
@@ -92,3 +93,13 @@ def audience(objs: Objects, lv: list[Level], upto: int, now: float) -> list[tupl
 def reachable(objs: Objects, contact: Contact, kind: Kind, service: str | None, status: int, now: float) -> bool:
     """The contact's own filter: notification options and notification_period."""
     return wants(contact, kind, service, status) and in_period(objs, contact.notification_period, now)
+
+
+def mail_address(n: Notification) -> str:
+    """Where this mail goes: a contact address with `{label}` becomes the sub-address for the
+    message, `ops+{label}@example.com` -> ops+critical@example.com (lower case), so a filter
+    on the recipient (Gmail's to:/deliveredto:) can sort it. Filled per message, after storm
+    control: a SUMMARY goes to ops+summary@..."""
+    if not mailtags.is_template(n.address):
+        return n.address
+    return mailtags.fill(n.address, {"label": n.label.lower()})

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from checkd import mailtags
 from checkd.config import fields as f
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.model import SSHSettings
@@ -20,7 +21,7 @@ from checkd.config.yamlsource import Node, load_yaml
 
 EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttls": f.boolean,
               "tls": f.boolean, "username": f.text, "password": f.text, "password_file": f.text,
-              "maildir": f.text, "timeout": f.positive_duration}
+              "maildir": f.text, "timeout": f.positive_duration, "subject": f.text}
 JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "server": f.text,
                "admins": f.names, "readonly": f.names, "admin_groups": f.names, "room": f.text,
                "nick": f.text, "tls": f.boolean, "ca_file": f.text, "commands_burst": f.positive_int,
@@ -165,6 +166,10 @@ def _check_channels(sections: dict[str, dict[str, Any]], node: Node, base: Path,
             problems.add(*where, "email: username and password (or password_file) go together")
         if not email.get("from"):
             problems.add(*where, "email: missing `from: checkd@example.com`")
+        if "subject" in email:
+            why = mailtags.subject_problem(email["subject"])
+            if why is not None:
+                problems.add(*node["email"].where_of("subject"), f"email: subject: {why}")
     templates = sections.get("notify", {}).get("templates")
     if templates and not (base / templates).is_dir():
         problems.add(*node["notify"].where_of("templates"),

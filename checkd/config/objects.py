@@ -11,6 +11,7 @@ import datetime
 import re
 from typing import Any
 
+from checkd import mailtags
 from checkd.config import fields as f
 from checkd.config.errors import Problems, did_you_mean
 from checkd.config.macros import split_call, unknown_macros
@@ -247,6 +248,10 @@ def read_contact(node: Node, problems: Problems) -> Contact | None:
         for opt in d.get(key, ()):
             if opt not in allowed:
                 problems.add(*node.where_of(key), f"{key}: unknown option {opt!r}{did_you_mean(opt, allowed)}")
+    if mailtags.is_template(d.get("email", "")):
+        why = mailtags.address_problem(d["email"])
+        if why is not None:
+            problems.add(*node.where_of("email"), f"email: {why}")
     kw: dict[str, Any] = {}
     if "service_notification_options" in d:
         kw["service_states"] = frozenset(d["service_notification_options"]) - {"none"}

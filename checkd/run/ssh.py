@@ -18,6 +18,7 @@ from collections.abc import Callable
 import asyncssh
 
 from checkd.config.model import SSHSettings
+from checkd.durations import format_duration
 from checkd.plugin_output import RawRun
 from checkd.run.ssh_connect import ConnectError, open_connection
 from checkd.run.ssh_session import CheckSession
@@ -135,7 +136,7 @@ class SSHPool:
             if failure is not None and now < failure.retry_at:
                 # A dead host must not get a handshake per check: answer from the last failure.
                 raise ConnectError(f"{failure.message} (not retrying for another "
-                                   f"{failure.retry_at - now:.1f}s)")
+                                   f"{format_duration(failure.retry_at - now)})")
             try:
                 conn, lost = await open_connection(key[0], settings, self._keepalive_interval)
             except ConnectError as exc:
