@@ -1,7 +1,7 @@
-"""The graph an alert email carries: the metric that crossed its threshold
-(critical before warning; else the service's first metric), over the last
-TREND seconds with the week-over-week line. The dispatcher calls this once per
-email; one problem mailed to several contacts is drawn once (a short cache).
+"""The graph an alert email or Jabber message carries: the metric that crossed
+its threshold (critical before warning; else the service's first metric), over
+the last TREND seconds with the week-over-week line. The dispatcher calls this
+once per message; one problem sent to several contacts is drawn once (a short cache).
 """
 
 from __future__ import annotations
