@@ -157,7 +157,7 @@ class JabberClient:
 
     async def _send_graph(self, n: Notification, png: bytes, mtype: str) -> None:
         """The graph as its own message whose body is the URL and which carries it as
-        jabber:x:oob: the form phone clients (Conversations, Monal, Siskin) show inline."""
+        jabber:x:oob: the form Conversations and the clients that follow it show inline."""
         assert self._upload is not None and self._xmpp is not None
         try:
             url = await self._upload.url_for(png, f"checkd-{n.event_id}.png")
