@@ -96,6 +96,8 @@ def test_mail_and_jabber_link_to_the_event_and_jabber_shows_the_graph(tmp_path: 
                     assert (status, kind, png[:8]) == (200, "image/png", SIGNATURE)
                     width, height, _ = decode(png)
                     assert 600 < width < 800 and 200 < height < 400        # the alert's 600x200 graph
+                    [attached] = list(mail.iter_attachments())
+                    assert attached.get_content() == png                    # drawn once for both channels
                     # The link answers: the event page sends the reader on to the service's page.
                     status, final, kind, page = await asyncio.to_thread(fetch, link)
                     assert status == 200 and kind == "text/html"
