@@ -138,6 +138,8 @@ class JabberClient:
                 pass
         xmpp = self._xmpp
         self._online.clear()
+        if self._upload is not None:
+            self._upload.cancel()
         if xmpp is not None:
             xmpp.cancel_connection_attempt()
             if xmpp.transport is not None:

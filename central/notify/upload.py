@@ -57,11 +57,18 @@ class GraphUpload:
         self.max_size: int | None = None
         self.paused_until = 0.0
         self._urls: collections.OrderedDict[str, tuple[float, str]] = collections.OrderedDict()
+        # Uploads under way, by PNG: two workers alerting two contacts of one problem share one.
+        self._pending: dict[str, asyncio.Future[str | None]] = {}
 
     def reset(self) -> None:
         self.service = self.configured or Service.UNKNOWN
         self.max_size = None
         self.paused_until = 0.0
+
+    def cancel(self) -> None:
+        """At stop: nobody waits for uploads under way any more."""
+        for pending in list(self._pending.values()):
+            pending.cancel()
 
     async def url_for(self, png: bytes, name: str) -> str | None:
         """The GET URL of `png` on the file share, or None (logged once) when there is none."""
@@ -72,6 +79,18 @@ class GraphUpload:
             return hit[1]
         if self.service is Service.NONE or now < self.paused_until:
             return None
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(self._attempt(key, png, name))
+            pending.add_done_callback(lambda _done: self._pending.pop(key, None))
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if pending.cancelled():     # cancel() at stop, not this caller: no graph, no error
+                return None
+            raise
+
+    async def _attempt(self, key: str, png: bytes, name: str) -> str | None:
         try:
             url = await asyncio.wait_for(self._upload(png, name), self.timeout)
         except asyncio.TimeoutError:
@@ -80,7 +99,7 @@ class GraphUpload:
         except UploadError as e:
             self._pause(str(e))
             return None
-        self._urls[key] = (now, url)
+        self._urls[key] = (self.clock(), url)
         while len(self._urls) > KEEP_MAX:
             self._urls.popitem(last=False)
         return url
