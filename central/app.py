@@ -34,6 +34,7 @@ from central.polling import Polling
 from central.notify import channels
 from central.notify.dispatch import Dispatcher
 from central.notify.email import EmailChannel
+from central.notify.links import Links, base_url
 from central.notify.notification import Channel
 from central.notify.webhook import WebhookChannel
 from central.notify.downtimes import DowntimeNotices
@@ -64,7 +65,7 @@ class Central:
         self.ingest = Ingest(self)
         self.operations = Operations(self)
         self.polling = Polling(self)
-        self.channels = channels.build(node, objs)
+        self.channels = channels.build(node, objs, Links(lambda: self.public_url))
         self.graphs = Graphs.from_node(self)       # None without an rrd: section
         self.notifier: Notifier
         self.downtime_notices: DowntimeNotices
@@ -83,12 +84,9 @@ class Central:
 
     @property
     def public_url(self) -> str:
-        """How people reach this central (links in chat replies): `public_url:`, else the listen address."""
-        if self.node.public_url:
-            return self.node.public_url.rstrip("/")
-        host, port = self.node.listen
-        scheme = "https" if self.node.section("tls").get("cert") else "http"
-        return f"{scheme}://{host}:{self.port or port}"
+        """How people reach this central (links in alerts and chat replies): `public_url:`,
+        else the listen address (central/notify/links.py)."""
+        return base_url(self.node, self.port)
 
     def fatal(self, reason: str) -> None:
         log.critical("%s; stopping so a restart reloads the stored state", reason)
@@ -179,6 +177,8 @@ class Central:
         self.polling.answering(time.time())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
+        if not self.node.public_url:
+            log.info("public_url: not set; links in alerts and chat point at %s", self.public_url)
 
     async def commit_and_notify(self, ops: list[Op], plan: Plan) -> None:
         """Commit the change with its pending notifications, then send them."""

@@ -1,5 +1,5 @@
 """Just enough PNG decoding to look at the pixels rrdtool draws (8-bit RGB or RGBA,
-not interlaced): no imaging library needed in the tests."""
+not interlaced), and encoding of a small one: no imaging library needed in the tests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,21 @@ import struct
 import zlib
 
 
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def encode(width: int, height: int, color: tuple[int, int, int]) -> bytes:
+    """A valid 8-bit RGB PNG of one colour."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    raw = b"".join(b"\x00" + bytes(color) * width for _ in range(height))
+    return (SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def decode(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]:
     """(width, height, rows of (r, g, b))."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[:8] == SIGNATURE, "not a PNG"
     pos, idat = 8, b""
     width = height = channels = 0
     while pos < len(data):

@@ -2,7 +2,8 @@
 channels, a Jabber client and dispatcher settings.
 
 A channel is built only when its section is there: a contact's Jabber ID is
-ignored (with one warning) on a central without `jabber:`.
+ignored (with one warning) on a central without `jabber:`. Email and Jabber alerts
+link to the event's page (links.py): central's own, also from a poller.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from central.notify.dispatch import Sender, Settings
 from central.notify.email import EmailChannel
 from central.notify.jabber import JabberClient
+from central.notify.links import Links, base_url
 from central.notify.notification import Channel
 from central.notify.webhook import WebhookChannel
 from checkd.config.model import Objects
@@ -29,7 +31,9 @@ class Channels:
     settings: Settings
 
 
-def build(node: NodeConfig, objs: Objects) -> Channels:
+def build(node: NodeConfig, objs: Objects, links: Links | None = None) -> Channels:
+    """`links`: central passes its own (it knows the port it bound); default: from the node file."""
+    links = links or Links(lambda: base_url(node))
     base = Path(node.file).resolve().parent
     senders: dict[Channel, Sender] = {}
     email = dict(node.section("email"))
@@ -38,13 +42,13 @@ def build(node: NodeConfig, objs: Objects) -> Channels:
         if email.get("maildir"):
             email["maildir"] = str(base / email["maildir"])
         email.pop("password_file", None)
-        senders[Channel.EMAIL] = EmailChannel(email, node.templates_dir())
+        senders[Channel.EMAIL] = EmailChannel(email, node.templates_dir(), links=links)
     jabber = None
     if node.section("jabber"):
         settings = dict(node.section("jabber"))
         if settings.get("ca_file"):
             settings["ca_file"] = str(base / settings["ca_file"])
-        jabber = JabberClient(settings)
+        jabber = JabberClient(settings, links=links)
         senders[Channel.JABBER] = jabber
     if node.section("webhook") or any(c.webhook for c in objs.contacts.values()):
         senders[Channel.WEBHOOK] = WebhookChannel(node.section("webhook"))

@@ -35,9 +35,13 @@ RETRY_DELAYS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 WORKERS = {Channel.EMAIL: 8, Channel.JABBER: 2, Channel.WEBHOOK: 4}
 STOP_GRACE = 10.0               # at shutdown, how long sends already under way may take
 SUMMARY_LINE = 160              # characters of each member's line in a summary body
+GRAPH_WAIT = 10.0               # an alert waits at most this long for its trend graph
 
 
 class Sender(Protocol):
+    """A channel. One whose `carries_graphs` is true (email, Jabber) gets the trend
+    graph in `graph_png`; the attribute may be missing (false)."""
+
     async def send(self, n: Notification) -> None: ...
 
 
@@ -178,10 +182,12 @@ class Dispatcher:
     async def _attempt(self, sender: Sender, job: Job) -> None:
         n = job.n
         job.attempts += 1
-        if (self.graphs is not None and n.channel is Channel.EMAIL and n.service is not None
+        if (self.graphs is not None and getattr(sender, "carries_graphs", False) and n.service is not None
                 and n.kind in (Kind.PROBLEM, Kind.ESCALATION) and n.graph_png is None):
             try:
-                n = dataclasses.replace(n, graph_png=await self.graphs(n))
+                n = dataclasses.replace(n, graph_png=await asyncio.wait_for(self.graphs(n), GRAPH_WAIT))
+            except asyncio.TimeoutError:
+                log.warning("no trend graph for %s: not drawn within %gs", n.target, GRAPH_WAIT)
             except Exception as e:     # no graph is better than no alert
                 log.warning("no trend graph for %s: %s", n.target, e)
         try:

@@ -100,8 +100,10 @@ def template_problems(templates_dir: Path | None) -> list[str]:
 class EmailChannel:
     """Sends one Notification as one mail; `settings` is the node file's `email:` section."""
 
+    carries_graphs = True               # the dispatcher attaches the trend graph
+
     def __init__(self, settings: Mapping[str, Any], templates_dir: Path | None = None,
-                 now: Callable[[], float] = time.time):
+                 now: Callable[[], float] = time.time, links: Callable[[Notification], str] | None = None):
         unknown = set(settings) - SETTINGS
         if unknown:
             raise ValueError(f"email: unknown settings {sorted(unknown)}; known: {sorted(SETTINGS)}")
@@ -122,6 +124,7 @@ class EmailChannel:
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
         self._envelope_from = email.utils.parseaddr(self.sender)[1]   # MAIL FROM, parsed once
         self.now = now
+        self.links = links                  # the event page each body links to (central/notify/links.py)
         # Loaded now so a broken override template fails at startup, not at 3 a.m.
         self.templates = load_templates(templates_dir)
         # Open SMTP connections between messages: (connection, idle since, its loop).
@@ -142,6 +145,7 @@ class EmailChannel:
         name = "summary.txt.j2" if n.kind is Kind.SUMMARY else "notification.txt.j2"
         text = self.templates[name].render(
             n=n, kind=n.kind.value, duration=format_duration(n.created - n.since),
+            link=self.links(n) if self.links else "",
             since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.since)),
             until=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(n.until)))
         # Plugin output may carry CRs; normalise so the body has one line-ending style.

@@ -2,7 +2,8 @@
 
 One long-lived slixmpp connection per central, kept up by a supervisor task
 that reconnects with capped exponential backoff and rejoins the group chat.
-The later chat-command bot reads incoming messages through `on_message`.
+An alert's trend graph follows its text as an out-of-band image (upload.py).
+The chat-command bot reads incoming messages through `on_message`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import slixmpp
 import slixmpp.exceptions
 
 from central.notify.notification import DOWNTIME_KINDS, DeliveryError, Kind, Notification
-from checkd.durations import format_duration
+from central.notify.upload import GraphUpload
+from checkd.durations import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
 
 # (sender, body, is_room): sender is a bare JID for chats, room@service/nick in the room.
 MessageHook = Callable[[str, str, bool], None]
+Link = Callable[[Notification], str]     # the page an alert points at (central/notify/links.py)
+UPLOAD_TIMEOUT = 10.0
 
 # slixmpp changed its connect API between Debian 12's 1.8.3 and PyPI's 1.17:
 # 1.8.3 takes connect(address, use_ssl, force_starttls, disable_starttls);
@@ -31,7 +35,7 @@ MessageHook = Callable[[str, str, bool], None]
 _OLD_CONNECT_API = "use_ssl" in inspect.signature(slixmpp.ClientXMPP.connect).parameters
 
 
-def format_message(n: Notification) -> str:
+def format_message(n: Notification, link: str = "") -> str:
     """The chat body: the first line is exactly the subject, so phone filters match it."""
     lines = [n.subject, n.output]
     if n.long_output:
@@ -48,6 +52,8 @@ def format_message(n: Notification) -> str:
         lines.append(f"Downtime #{n.downtime_id} by {n.author or '?'} until {until}: {n.comment}")
     elif n.author or n.comment:
         lines.append(f"Acknowledged by {n.author or '?'}: {n.comment}")
+    if link:
+        lines.append(f"Details: {link}")
     lines.append(f"Via: {n.via}")
     return "\n".join(lines)
 
@@ -57,7 +63,7 @@ class JabberClient:
 
     def __init__(self, settings: Mapping[str, Any], *, send_timeout: float = 5.0,
                  connect_timeout: float = 10.0, backoff: tuple[float, float] = (1.0, 30.0),
-                 on_message: MessageHook | None = None) -> None:
+                 on_message: MessageHook | None = None, links: Link | None = None) -> None:
         for key in ("jid", "password"):
             if not settings.get(key):
                 raise ValueError(f"jabber: {key} is required")
@@ -75,6 +81,12 @@ class JabberClient:
         self.tls = bool(settings.get("tls", True))
         # A private CA (PEM file) trusted in addition to the system's.
         self.ca_file: str | None = settings.get("ca_file") or None
+        # Trend graphs: XEP-0363 upload to the server's file share, bounded per alert.
+        self.carries_graphs = bool(settings.get("graphs", True))
+        self.upload_service: str | None = settings.get("upload_service") or None
+        self.upload_timeout = parse_duration(settings.get("upload_timeout", UPLOAD_TIMEOUT))
+        self.links = links
+        self._upload: GraphUpload | None = None
         self.send_timeout = send_timeout
         self.connect_timeout = connect_timeout
         self.backoff = backoff
@@ -98,6 +110,9 @@ class JabberClient:
         """Start the supervisor; returns at once, the first connection comes in the background."""
         if self._task is None:
             self._xmpp = self._make_xmpp()
+            if self.carries_graphs:
+                self._upload = GraphUpload(self._xmpp, service=self.upload_service, timeout=self.upload_timeout,
+                                           require_https=self.tls, ca_file=self.ca_file)
             # Keep a hard reference so the supervisor is not garbage-collected.
             self._task = asyncio.create_task(self._supervise(), name="jabber-supervisor")
 
@@ -118,6 +133,8 @@ class JabberClient:
                 pass
         xmpp = self._xmpp
         self._online.clear()
+        if self._upload is not None:
+            self._upload.cancel()
         if xmpp is not None:
             xmpp.cancel_connection_attempt()
             if xmpp.transport is not None:
@@ -128,9 +145,26 @@ class JabberClient:
         self.last_error = "stopped"
 
     async def send(self, n: Notification) -> None:
-        """To the contact's JID, or to the group chat when addressed to the room."""
+        """To the contact's JID, or to the group chat when addressed to the room; the
+        text first, so a slow or failing upload never delays or loses the alert."""
         mtype = "groupchat" if self.room and n.address == self.room else "chat"
-        await self._send(n.address, format_message(n), mtype)
+        await self._send(n.address, format_message(n, self.links(n) if self.links else ""), mtype)
+        if n.graph_png and self._upload is not None:
+            await self._send_graph(n, n.graph_png, mtype)
+
+    async def _send_graph(self, n: Notification, png: bytes, mtype: str) -> None:
+        """The graph as its own message whose body is the URL and which carries it as
+        jabber:x:oob: the form Conversations and the clients that follow it show inline."""
+        assert self._upload is not None and self._xmpp is not None
+        try:
+            url = await self._upload.url_for(png, f"checkd-{n.event_id}.png")
+            if url is None or not self.connected:
+                return
+            msg = self._xmpp.make_message(mto=slixmpp.JID(n.address), mbody=url, mtype=mtype)
+            msg["oob"]["url"] = url
+            msg.send()
+        except Exception as e:      # the alert went out; its graph must never make it count as failed
+            log.warning("jabber: graph for %s not sent: %s: %s", n.subject, type(e).__name__, e)
 
     async def send_text(self, to: str, text: str) -> None:
         """A plain message (a notice about a failed delivery, a bot reply)."""
@@ -175,6 +209,8 @@ class JabberClient:
         xmpp.register_plugin("xep_0203")      # delayed delivery: tells room history apart
         # Keepalive pings notice a dead TCP connection that never closes.
         xmpp.register_plugin("xep_0199", {"keepalive": True, "interval": 60, "timeout": 20})
+        xmpp.register_plugin("xep_0066")      # out-of-band URLs: the graph shown inline
+        xmpp.register_plugin("xep_0363")      # HTTP file upload slots
         if self.ca_file:
             xmpp.ca_certs = self.ca_file
         if not _OLD_CONNECT_API:
@@ -253,6 +289,8 @@ class JabberClient:
             xmpp.abort()
             return
         xmpp.send_presence()
+        if self._upload is not None:
+            self._upload.reset()          # the server may have gained or lost its file share
         if self.room:
             await self._join_room(xmpp)
         if self._attempt is None or self._attempt.done():

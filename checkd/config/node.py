@@ -25,7 +25,8 @@ EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttl
 JABBER_KEYS = {"jid": f.text, "password": f.text, "password_file": f.text, "server": f.text,
                "admins": f.names, "readonly": f.names, "admin_groups": f.names, "room": f.text,
                "nick": f.text, "tls": f.boolean, "ca_file": f.text, "commands_burst": f.positive_int,
-               "commands_every": f.positive_duration}
+               "commands_every": f.positive_duration, "graphs": f.boolean, "upload_service": f.text,
+               "upload_timeout": f.positive_duration}
 TLS_KEYS = {"cert": f.text, "key": f.text, "ca": f.text}  # no "verify: false", by design
 SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "email": EMAIL_KEYS, "jabber": JABBER_KEYS, "tls": TLS_KEYS, "ssh": SSH_KEYS,
@@ -49,7 +50,7 @@ CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
-               "exec_workers": f.non_negative_int,
+               "exec_workers": f.non_negative_int, "public_url": f.url,
                **COMMON}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -83,7 +84,7 @@ class NodeConfig:
     max_concurrent_checks: int = 256
     max_body: int = 16 << 20
     status_listen: str = ""              # poller: host:port for /metrics and /status ("" = none)
-    public_url: str = ""                 # how people reach central (links in chat); "" = the listen address
+    public_url: str = ""                 # how people reach central (links in alerts and chat); "" = derived
     plugin_dirs: tuple[Path, ...] = ()
     log_level: str = "info"
     macros: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -258,7 +259,7 @@ def read_node(path: Path) -> NodeConfig:
                 kw[key] = d[key]
     if role == "central" and "max_body" in d:
         kw["max_body"] = d["max_body"]
-    if role == "central" and "public_url" in d:
+    if "public_url" in d:               # a poller's: central's pages, for links in its own alerts
         kw["public_url"] = d["public_url"]
     if "max_concurrent_checks" in d:
         kw["max_concurrent_checks"] = d["max_concurrent_checks"]
