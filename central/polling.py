@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 from central.notify.recipients import SYSTEM_HOST
+from checkd.durations import format_duration
 from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE
 from checkd.result import CheckKey, CheckResult
 from checkd.run.runner import Runner
@@ -171,8 +172,8 @@ class Polling:
         if silent and site not in self.schedulers:
             names = [n for n, a in self.c.node.pollers.items() if a.site == site] or ["(no poller configured)"]
             sched = self._start_site(site)
-            what = (f"no word from {', '.join(names)} for {silent_for:.0f}s; central polls site {site} itself "
-                    f"({len(sched.keys)} checks)")
+            what = (f"no word from {', '.join(names)} for {format_duration(silent_for)}; central polls site {site} "
+                    f"itself ({len(sched.keys)} checks)")
             log.warning("takeover: %s", what)
             await self._system_result(site, 2, what)
         elif site in self.schedulers:
@@ -184,7 +185,7 @@ class Polling:
                 sched = self.schedulers.pop(site)
                 self._heard_since.pop(site, None)
                 await sched.stop(timeout=10.0)
-                what = f"poller of site {site} heard for {now - since:.0f}s; checks handed back"
+                what = f"poller of site {site} heard for {format_duration(now - since)}; checks handed back"
                 log.info("handback: %s", what)
                 await self._system_result(site, 0, what)
 
@@ -214,6 +215,6 @@ class Polling:
                                             node=CENTRAL_SITE, default_ssh=self.c.node.ssh)
             self._freshness.states.update(self._states([key]))
             if self._freshness.run_once(key, "freshness"):      # not outside its check_period
-                log.warning("freshness: no result for %s/%s for %.0fs (threshold %.0fs); central runs it now",
-                            key[0], key[1], now - last, threshold)
+                log.warning("freshness: no result for %s/%s for %s (threshold %s); central runs it now",
+                            key[0], key[1], format_duration(now - last), format_duration(threshold))
 
