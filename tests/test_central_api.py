@@ -266,6 +266,18 @@ def test_a_handed_over_log_is_checked_and_only_for_the_pollers_own_ids(central: 
         st, doc = central.call("POST", adopt, {"rows": [bad]}, token=tok_ladc1)
         assert st == 400 and why in doc["error"], doc
     assert central.call("POST", adopt, {"rows": "x"}, token=tok_ladc1)[0] == 400
+    # The problems it has open: checked the same way, nothing adopted when one is malformed.
+    problem = {"id": eid, "host": DISK[0], "service": DISK[1], "status": 2, "opened": 1.0, "flapping": False}
+    for bad, why in (({**problem, "status": 0}, "events[0]: status: expected 1-3"),
+                     ({**problem, "id": eid + 10_000}, f"id {eid + 10_000} is not from a block reserved"),
+                     ({**problem, "opened": "yesterday"}, "opened: expected a number"), ("x", "expected an object")):
+        st, doc = central.call("POST", adopt, {"rows": [row], "events": [bad]}, token=tok_ladc1)
+        assert st == 400 and why in doc["error"] and "nothing adopted" in doc["error"], doc
+    st, doc = central.call("POST", adopt, {"rows": [], "events": [{**problem, "host": "gone.ladc1"}]},
+                           token=tok_ladc1)
+    assert (st, doc) == (200, {"adopted": 0, "events": 0})        # a check no longer configured: skipped
+    assert "which is not a check of site ladc1 here; skipped" in central.log.read_text()
+    assert central.get("/api/v1/problems")["problems"] == []
     assert central.call("POST", adopt, {"rows": [row]}, token="wrong")[0] == 401
     assert central.call("POST", adopt, {"rows": [row]}, token=tok_ladc1) == (200, {"adopted": 1, "events": 0})
     # The event arrives with the spool: it is the poller's ID, and its PROBLEM counts as sent.
