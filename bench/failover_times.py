@@ -298,7 +298,7 @@ def main() -> int:
 
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")
-    print(f"settings: poller autonomy_after {args.autonomy_after:g} s; central site_stale_after "
+    print(f"settings: poller autonomy_after {args.autonomy_after:g} s; central start_grace {args.start_grace:g} s, site_stale_after "
           f"{args.stale_after:g} s, hold_down {args.hold_down:g} s, site watch every {WATCH_EVERY:g} s; "
           f"check every 0.5 s, retry 0.3 s, max_attempts 2; poller heartbeat 0.3 s; {args.rounds} round(s)")
 

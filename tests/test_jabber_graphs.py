@@ -6,11 +6,14 @@ still arrives at once and one line is logged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import socket
 import time
 import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,23 @@ def client_for(p: Prosody, **extra) -> JabberClient:
                 "tls": False, **extra}
     return JabberClient(settings, send_timeout=2.0, backoff=(0.2, 1.0),
                         links=lambda n: f"https://noc.example.com/event/{n.event_id}")
+
+
+@contextlib.asynccontextmanager
+async def connected(p: Prosody, ca_file: str | None = None,
+                    **client_kw: Any) -> AsyncIterator[tuple[Recorder, JabberClient]]:
+    """oncall's phone and checkd's client, both connected to `p`; both stopped after."""
+    tls = {"ca_file": ca_file} if ca_file else {}
+    rec = Recorder("oncall@localhost", "pw", p.port, **tls)
+    await rec.start()
+    client = client_for(p, **client_kw, **tls)
+    await client.start()
+    try:
+        assert await client.wait_connected(5), client.last_error
+        yield rec, client
+    finally:
+        await client.stop()
+        await rec.stop()
 
 
 def with_graph(**kw):
@@ -104,12 +124,7 @@ def test_without_an_upload_service_the_text_arrives_and_one_line_is_logged(caplo
     p = server(upload=False)
     try:
         async def run():
-            rec = Recorder("oncall@localhost", "pw", p.port)
-            await rec.start()
-            client = client_for(p)
-            await client.start()
-            try:
-                assert await client.wait_connected(5)
+            async with connected(p) as (rec, client):
                 for eid in (42, 43, 44):
                     started = time.monotonic()
                     await client.send(with_graph(event_id=eid))
@@ -117,9 +132,6 @@ def test_without_an_upload_service_the_text_arrives_and_one_line_is_logged(caplo
                     await rec.wait_for(first_line_is(f"web1.ladc1/Disk / CRITICAL [ID#:{eid}]"))
                 await asyncio.sleep(0.5)
                 assert rec.oob == []
-            finally:
-                await client.stop()
-                await rec.stop()
         asyncio.run(run())
     finally:
         p.cleanup()
@@ -135,12 +147,7 @@ def test_an_upload_that_hangs_is_cut_off_and_paused(caplog):
     p = server(upload_base_url=f"http://127.0.0.1:{blackhole.getsockname()[1]}/share/")
     try:
         async def run():
-            rec = Recorder("oncall@localhost", "pw", p.port)
-            await rec.start()
-            client = client_for(p, upload_timeout="1s")
-            await client.start()
-            try:
-                assert await client.wait_connected(5)
+            async with connected(p, upload_timeout="1s") as (rec, client):
                 started = time.monotonic()
                 sending = asyncio.ensure_future(client.send(with_graph()))
                 # The text does not wait for the upload ...
@@ -153,9 +160,6 @@ def test_an_upload_that_hangs_is_cut_off_and_paused(caplog):
                 assert time.monotonic() - started < 0.5
                 await rec.wait_for(first_line_is("web1.ladc1/Disk / CRITICAL [ID#:43]"))
                 assert rec.oob == []
-            finally:
-                await client.stop()
-                await rec.stop()
         asyncio.run(run())
     finally:
         p.cleanup()
@@ -168,19 +172,11 @@ def test_with_tls_an_http_upload_url_is_refused_and_the_text_arrives(caplog):
     p = server(tls=True)
     try:
         async def run():
-            rec = Recorder("oncall@localhost", "pw", p.port, ca_file=p.cert)
-            await rec.start()
-            client = client_for(p, tls=True, ca_file=p.cert)
-            await client.start()
-            try:
-                assert await client.wait_connected(5), client.last_error
+            async with connected(p, tls=True, ca_file=p.cert) as (rec, client):
                 await client.send(with_graph())
                 await rec.wait_for(first_line_is(SUBJECT))
                 await asyncio.sleep(0.5)
                 assert rec.oob == []
-            finally:
-                await client.stop()
-                await rec.stop()
         asyncio.run(run())
     finally:
         p.cleanup()
@@ -192,20 +188,12 @@ def test_graphs_false_sends_the_text_only():
     p = server()
     try:
         async def run():
-            rec = Recorder("oncall@localhost", "pw", p.port)
-            await rec.start()
-            client = client_for(p, graphs=False)
-            assert not client.carries_graphs
-            await client.start()
-            try:
-                assert await client.wait_connected(5)
+            async with connected(p, graphs=False) as (rec, client):
+                assert not client.carries_graphs
                 await client.send(with_graph())
                 await rec.wait_for(first_line_is(SUBJECT))
                 await asyncio.sleep(0.5)
                 assert rec.oob == [] and "Issuing upload slot" not in p.log()
-            finally:
-                await client.stop()
-                await rec.stop()
         asyncio.run(run())
     finally:
         p.cleanup()
@@ -216,12 +204,7 @@ def test_a_configured_upload_service_is_used_without_discovery(service, caplog):
     p = server()
     try:
         async def run():
-            rec = Recorder("oncall@localhost", "pw", p.port)
-            await rec.start()
-            client = client_for(p, upload_service=service)
-            await client.start()
-            try:
-                assert await client.wait_connected(5)
+            async with connected(p, upload_service=service) as (rec, client):
                 await client.send(with_graph())
                 await rec.wait_for(first_line_is(SUBJECT))
                 if service == UPLOAD:
@@ -229,9 +212,6 @@ def test_a_configured_upload_service_is_used_without_discovery(service, caplog):
                 else:
                     await asyncio.sleep(0.5)
                     assert rec.oob == []
-            finally:
-                await client.stop()
-                await rec.stop()
         asyncio.run(run())
     finally:
         p.cleanup()
