@@ -96,7 +96,7 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out.append(_t("failover", "takeover within the freshness threshold + one check interval (0.5 s)", x,
                   x is not None and st is not None and x <= st + 0.5,
                   f"{x or 0:.2f} s with site_stale_after {st or 0:g} s", "issue 7"))
-    x, bound = _get(f, "times", "restart_heard", "median"), _get(f, "settings", "reconnect_bound")
+    x, bound = _get(f, "times", "restart_handover", "median"), _get(f, "settings", "reconnect_bound")
     out.append(_t("failover", "a restarted central hears a reconnecting poller within its reconnect bound", x,
                   x is not None and bound is not None and x <= bound,
                   f"{x or 0:.2f} s, bound {bound or 0:g} s", "issue 18"))
