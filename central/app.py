@@ -194,10 +194,7 @@ class Central:
             try:
                 now = time.time()
                 expired = self.store.deployments.expire(now)     # before the tick: it unmutes
-                plan = self.downtime_notices.tick(now)
-                problems = self.notifier.tick(now)
-                plan.ops += problems.ops
-                plan.notes += problems.notes
+                plan = self.downtime_notices.tick(now).add(self.notifier.tick(now))
                 if plan.ops or expired:
                     await self.commit_and_notify(expired, plan)
             except web.HTTPException:

@@ -19,6 +19,7 @@ from central.db import UPSERT_CHECK, Op, WriteError
 from central.events import apply_result
 from central.notify.notifier import LOG_FIELDS
 from central.store import PollerState
+from checkd.config.node import PollerAuth
 
 if TYPE_CHECKING:
     from central.app import Central
@@ -189,20 +190,18 @@ class Ingest:
         now = time.time()
         self._poller_state(auth.name, auth.site, now)
         plan = self.c.notifier.adopt(tuples)
-        ops = []
+        ops: list[Op] = []
         for p in problems:
             ops += self.c.events.adopt(auth.name, p["id"], (p["host"], p.get("service")), p["status"], p["opened"],
                                        bool(p.get("flapping")), now)
-        opened = self.c.notifier.on_changes(self.c.events.take_changes(), now)
-        plan.ops += opened.ops
-        plan.notes += opened.notes
+        plan.add(self.c.notifier.on_changes(self.c.events.take_changes(), now))
         await self.c.commit_and_notify(ops + [self.c.store.pollers[auth.name].op()], plan)
         log.info("poller %s handed over %d notification(s) and %d open problem(s) from while central was "
                  "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(rows),
                  len(problems), len(plan.notes))
         return web.json_response({"adopted": len(rows), "events": len(problems)})
 
-    def _open_problems(self, doc: dict[str, Any], auth: Any) -> list[dict[str, Any]]:
+    def _open_problems(self, doc: dict[str, Any], auth: PollerAuth) -> list[dict[str, Any]]:
         """The handover's `events`: the problems the poller has open. A malformed one refuses the
         handover (400); one for a check this configuration no longer has is skipped and logged."""
         docs = doc.get("events", [])

@@ -48,6 +48,12 @@ class Plan:
     ops: list[Op] = dataclasses.field(default_factory=list)
     notes: list[Planned] = dataclasses.field(default_factory=list)
 
+    def add(self, other: Plan) -> Plan:
+        """This plan followed by `other` (one commit, one hand-over to the dispatcher)."""
+        self.ops += other.ops
+        self.notes += other.notes
+        return self
+
 
 _PAYLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(Notification) if f.name != "graph_png")
 
