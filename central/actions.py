@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from central.deployments import DEFAULT_MUTE
+from checkd.engine.deployments import DEFAULT_MUTE
 from central.operations import OpError
 from central.validate import bad_request, parse_json
 from checkd.durations import parse_duration

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from central.store import CheckView, Event
+from checkd.engine.store import CheckView, Event
 from checkd.durations import parse_duration
 from checkd.states import state_name
 

@@ -21,25 +21,25 @@ from central.api import ReadApi
 from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
-from central.db import Database, Op
-from central.deployments import Deployments
-from central.events import Events
+from checkd.engine.db import Database, Op
+from checkd.engine.deployments import Deployments
+from checkd.engine.events import Events
 from central.graphs.alerts import AlertGraphs
 from central.graphs.api import GraphsApi
 from central.graphs.graphs import Graphs
-from central.ids import IdAllocator
+from checkd.engine.ids import IdAllocator
 from central.ingest import Ingest
 from central.operations import Operations
 from central.polling import Polling
-from central.notify import channels
-from central.notify.dispatch import Dispatcher
-from central.notify.email import EmailChannel
-from central.notify.links import Links, base_url
-from central.notify.notification import Channel
-from central.notify.webhook import WebhookChannel
-from central.notify.downtimes import DowntimeNotices
-from central.notify.notifier import Notifier, Plan, Planned
-from central.store import Store
+from checkd.engine.notify import channels
+from checkd.engine.notify.dispatch import Dispatcher
+from checkd.engine.notify.email import EmailChannel
+from checkd.engine.notify.links import Links, base_url
+from checkd.engine.notify.notification import Channel
+from checkd.engine.notify.webhook import WebhookChannel
+from checkd.engine.notify.downtimes import DowntimeNotices
+from checkd.engine.notify.notifier import Notifier, Plan, Planned
+from checkd.engine.store import Store
 from central.web.forms import Forms
 from central.web.pages import Pages
 from checkd import metrics
@@ -85,7 +85,7 @@ class Central:
     @property
     def public_url(self) -> str:
         """How people reach this central (links in alerts and chat replies): `public_url:`,
-        else the listen address (central/notify/links.py)."""
+        else the listen address (checkd/engine/notify/links.py)."""
         return base_url(self.node, self.port)
 
     def fatal(self, reason: str) -> None:

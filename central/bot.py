@@ -22,9 +22,9 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from central import wassup
+from checkd import wassup
 from central.api import ReadApi
-from central.notify.jabber import JabberClient
+from checkd.engine.notify.jabber import JabberClient
 from central.operations import OpError, target_name
 from checkd.durations import format_duration, parse_duration
 from checkd.states import state_name

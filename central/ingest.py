@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from central import validate
-from central.db import UPSERT_CHECK, Op, WriteError
-from central.events import apply_result
-from central.notify.notifier import LOG_FIELDS
-from central.store import PollerState
+from checkd.engine.db import UPSERT_CHECK, Op, WriteError
+from checkd.engine.events import apply_result
+from checkd.engine.notify.notifier import LOG_FIELDS
+from checkd.engine.store import PollerState
 from checkd.config.node import PollerAuth
 
 if TYPE_CHECKING:

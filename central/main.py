@@ -10,7 +10,7 @@ import signal
 import time
 
 from central.app import Central
-from central.db import SchemaError
+from checkd.engine.db import SchemaError
 from checkd import daemon
 from checkd.config import load_node
 

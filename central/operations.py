@@ -14,11 +14,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from central.db import Op
-from central.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
-from central.events import EventError
-from central.ids import SET_META
-from central.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
+from checkd.engine.db import Op
+from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
+from checkd.engine.events import EventError
+from checkd.engine.ids import SET_META
+from checkd.engine.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
 from checkd.result import CheckKey
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class Operations:
         return [(INSERT_HISTORY, rows)] if rows else []
 
     async def _commit(self, ops: list[Op], plan: Any = None) -> None:
-        from central.notify.notifier import Plan
+        from checkd.engine.notify.notifier import Plan
         await self.c.commit_and_notify(ops, plan if plan is not None else Plan())
 
     # --- operations -------------------------------------------------------------------

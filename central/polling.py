@@ -20,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from central.notify.recipients import SYSTEM_HOST
+from checkd.engine.notify.recipients import SYSTEM_HOST
 from checkd.durations import format_duration
 from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE
 from checkd.result import CheckKey, CheckResult

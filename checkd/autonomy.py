@@ -28,12 +28,12 @@ import logging
 import time
 from typing import Any
 
-from central.db import Database, Op
-from central.events import Events, apply_result
-from central.notify import channels
-from central.notify.dispatch import Dispatcher
-from central.notify.notifier import LOG_FIELDS, Notifier, Plan, Planned, from_payload
-from central.store import Store
+from checkd.engine.db import Database, Op
+from checkd.engine.events import Events, apply_result
+from checkd.engine.notify import channels
+from checkd.engine.notify.dispatch import Dispatcher
+from checkd.engine.notify.notifier import LOG_FIELDS, Notifier, Plan, Planned, from_payload
+from checkd.engine.store import Store
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
 from checkd.forwarder import DeliveryError, Forwarder

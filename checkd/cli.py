@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +49,7 @@ def _(p: argparse.ArgumentParser) -> None:
     _config_arg(p)
 
 
-@command("central", "run the central node", "central.main")
+@command("central", "run the central node (the checkd-central package)", "")
 def _(p: argparse.ArgumentParser) -> None:
     _config_arg(p)
 
@@ -57,12 +60,12 @@ def _api_client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="API token for write calls (default: $CHECKD_TOKEN or the node file's first)")
 
 
-@command("wassup", "list open problems with their event IDs", "central.client")
+@command("wassup", "list open problems with their event IDs", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
 
 
-@command("ack", "acknowledge an event: checkd ack ID [-m comment]", "central.client")
+@command("ack", "acknowledge an event: checkd ack ID [-m comment]", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("id", type=int, help="event ID")
@@ -70,33 +73,33 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--author", help="who acknowledges (default: the token's name)")
 
 
-@command("resched", "run a check now: checkd resched host[/service] | ID", "central.client")
+@command("resched", "run a check now: checkd resched host[/service] | ID", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
 
 
-@command("unack", "take back an acknowledgement: checkd unack ID", "central.client")
+@command("unack", "take back an acknowledgement: checkd unack ID", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("id", type=int, help="event ID")
     p.add_argument("--author", help="who (default: the token's name)")
 
 
-@command("dis", "disable notifications: checkd dis host[/service]|ID [duration]", "central.client")
+@command("dis", "disable notifications: checkd dis host[/service]|ID [duration]", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
     p.add_argument("duration", nargs="?", help="e.g. 2h (default: until `checkd ena`)")
 
 
-@command("ena", "enable notifications again: checkd ena host[/service]|ID", "central.client")
+@command("ena", "enable notifications again: checkd ena host[/service]|ID", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
 
 
-@command("downtime", "schedule downtime from now: checkd downtime host[/service] 2h -m why", "central.client")
+@command("downtime", "schedule downtime from now: checkd downtime host[/service] 2h -m why", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("target", help="HOST or HOST/SERVICE")
@@ -105,7 +108,7 @@ def _(p: argparse.ArgumentParser) -> None:
 
 
 @command("status", "a host's checks (checkd status host[/service]), or without one the daemon's own state",
-         "central.client")
+         "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
     p.add_argument("target", nargs="?", help="HOST or HOST/SERVICE (none: central's, or with -c poller.yaml "
@@ -113,7 +116,7 @@ def _(p: argparse.ArgumentParser) -> None:
 
 
 @command("deploy", "tell central about a rollout: checkd deploy start|finish|abort --hosts a,b ...",
-         "central.client")
+         "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="central node file (for its URL and deploy token)")
     p.add_argument("--url", help="central's base URL (default: $CHECKD_URL or http://127.0.0.1:8080)")
@@ -159,7 +162,7 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"{len(e.problems)} problem(s) found", file=sys.stderr)
         return 1
     if args.config is not None and node.section("email"):
-        from central.notify.email import template_problems   # jinja2 only
+        from checkd.engine.notify.email import template_problems   # jinja2 only
         problems = template_problems(node.templates_dir())
         if problems:
             print("\n".join(problems), file=sys.stderr)
@@ -185,26 +188,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, and logging to stderr at its --log-level."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(args.log_level or "info").upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "check-config":
-        return check_config(args)
-    import importlib
+    return args
+
+
+def run(handler: Handler, args: argparse.Namespace) -> int:
+    """A subcommand's handler; configuration errors are printed, one per line, as exit 1."""
     try:
-        module = importlib.import_module(COMMANDS[args.command][2])
-    except ModuleNotFoundError as e:
-        # The Debian package checkd ships only the parts of central a poller needs.
-        if not (e.name or "").startswith("central"):
-            raise
-        print(f"checkd {args.command}: needs the checkd-central package (no module {e.name})", file=sys.stderr)
-        return 1
-    try:
-        return int(module.main(args) or 0)
+        return int(handler(args) or 0)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def exec_central(argv: list[str]) -> int:
+    """`checkd central` is the checkd-central package's own program (`python3 -m central`),
+    started in this process's place: checkd never imports central, so a poller host runs
+    without it. Same PID, so systemd and a test see the daemon they started."""
+    if importlib.util.find_spec("central") is None:
+        print("checkd central: needs the checkd-central package (no module central)", file=sys.stderr)
+        return 1
+    # -P: the working directory is not put on the module path.
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "central", *argv])
+    return 1        # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    if args.command == "check-config":
+        return check_config(args)
+    if args.command == "central":
+        return exec_central(argv)
+    module = importlib.import_module(COMMANDS[args.command][2])
+    return run(module.main, args)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from central.notify import jabber
+from checkd.engine.notify import jabber
 from tests.helpers import free_port, start_server
 
 PROSODY = "/usr/bin/prosody"

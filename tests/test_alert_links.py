@@ -13,8 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from central.notify.email import EmailChannel
-from central.notify.links import Links, base_url
+from checkd.engine.notify.email import EmailChannel
+from checkd.engine.notify.links import Links, base_url
 from checkd.config import load_node
 from checkd.config.node import NodeConfig
 from tests.central_proc import CentralProc, result, start_poller
@@ -234,7 +234,7 @@ def test_a_poller_node_file_may_set_public_url(tmp_path: Path) -> None:
 def test_a_summary_mail_links_to_the_overview(tmp_path: Path) -> None:
     import dataclasses
 
-    from central.notify.dispatch import summary
+    from checkd.engine.notify.dispatch import summary
     channel = EmailChannel({"maildir": str(tmp_path / "mail")}, links=Links(lambda: "https://noc.example.com"))
     one = channel.render(PROBLEM)
     assert f"Details:  https://noc.example.com/event/{PROBLEM.event_id}\n" in one

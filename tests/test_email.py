@@ -18,8 +18,8 @@ import jinja2
 import pytest
 from aiosmtpd.controller import Controller
 
-from central.notify.email import EmailChannel
-from central.notify.notification import Channel, DeliveryError, Kind, Notification
+from checkd.engine.notify.email import EmailChannel
+from checkd.engine.notify.notification import Channel, DeliveryError, Kind, Notification
 from tests.helpers import free_port
 
 SINCE = 1_700_000_000.0
@@ -255,7 +255,7 @@ def test_one_connection_carries_many_messages() -> None:
 
 
 def test_idle_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("central.notify.email.IDLE_CLOSE", 0.2)
+    monkeypatch.setattr("checkd.engine.notify.email.IDLE_CLOSE", 0.2)
     handler = Counter()
 
     async def run(channel: EmailChannel) -> None:

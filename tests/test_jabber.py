@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from central.notify.jabber import JabberClient, format_message
-from central.notify.notification import Channel, DeliveryError, Kind, Notification
+from checkd.engine.notify.jabber import JabberClient, format_message
+from checkd.engine.notify.notification import Channel, DeliveryError, Kind, Notification
 from tests.prosody import MUC, Prosody, Recorder, require_prosody
 
 SUBJECT = "web1.ladc1/Disk / CRITICAL [ID#:42]"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from central.notify.jabber import JabberClient, format_message
+from checkd.engine.notify.jabber import JabberClient, format_message
 from tests.png import SIGNATURE, decode, encode
 from tests.prosody import UPLOAD, Prosody, Recorder, require_prosody
 from tests.test_jabber import SUBJECT, first_line_is, notification
@@ -70,7 +70,7 @@ def fetch(url: str) -> tuple[str, bytes]:
 
 def upload_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "central.notify.upload" and r.levelno >= logging.WARNING]
+            if r.name == "checkd.engine.notify.upload" and r.levelno >= logging.WARNING]
 
 
 def test_the_message_links_to_the_event_page():

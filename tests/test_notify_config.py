@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from central.notify import recipients as rc
-from central.notify.notification import Kind
+from checkd.engine.notify import recipients as rc
+from checkd.engine.notify.notification import Kind
 from checkd.config import load_objects
 from tests.central_proc import write_config
 from tests.helpers import REPO

@@ -153,8 +153,8 @@ def test_central_code_is_split_between_the_packages(debs: dict[str, Path]) -> No
     poller, central = files("checkd"), files("checkd-central")
     assert not poller & central
     site = "/usr/lib/python3/dist-packages"
-    # A poller alerting on its own runs central's events and notify code; the daemon itself is central's.
-    assert {f"{site}/central/events.py", f"{site}/central/notify/email.py", f"{site}/checkd/poller.py",
+    # The alerting engine is checkd's (the poller runs it too); the central daemon is checkd-central's.
+    assert {f"{site}/checkd/engine/events.py", f"{site}/checkd/engine/notify/email.py", f"{site}/checkd/poller.py",
             "/usr/lib/checkd/plugins/check_load.py", "/usr/bin/checkd", "/usr/share/checkd/deploy-hook",
             "/lib/systemd/system/checkd-poller.service", "/etc/checkd/poller.yaml"} <= poller
     assert {f"{site}/central/main.py", f"{site}/central/app.py",
@@ -167,7 +167,7 @@ def test_a_poller_host_needs_only_the_checkd_package(poller_host: dict[str, Path
     must(as_unit_user(service, ["/usr/bin/checkd", "check-config", "-c", "/etc/checkd/poller.yaml"]),
          env=SYSTEM_ENV, cwd="/")
     # What the poller imports when it alerts on its own, and the CLI's API client.
-    must(["/usr/bin/python3", "-c", "import checkd.poller, checkd.autonomy, central.client, central.notify.channels"],
+    must(["/usr/bin/python3", "-c", "import checkd.poller, checkd.autonomy, checkd.client, checkd.engine.notify.channels"],
          env=SYSTEM_ENV, cwd="/")
     # An embedded plugin from /usr/lib/checkd/plugins and one from monitoring-plugins, as checkd.
     out = must(as_unit_user(service, ["/usr/bin/checkd", "run-checks", "-c", "/etc/checkd/poller.yaml",

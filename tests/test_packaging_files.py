@@ -38,41 +38,26 @@ def test_units_start_the_installed_example_node_files() -> None:
         assert node.lstrip("# \n").startswith("checkd") and f"\n{role}:\n" in node
 
 
-def split_like_the_build(tmp_path: Path) -> tuple[Path, Path]:
-    """checkd's and checkd-central's dist-packages as debian/rules makes them, from the checkout."""
-    poller, central = tmp_path / "checkd", tmp_path / "checkd-central"
-    site = "usr/lib/python3/dist-packages/"
-    for line in (REPO / "debian/checkd.install").read_text().splitlines():
-        if line.startswith(site) and not line.endswith(".dist-info"):
-            source = REPO / line[len(site):]
-            target = poller / line[len(site):]
-            if source.is_dir():
-                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(source, target)
-    shutil.copytree(REPO / "central", central / "central", ignore=shutil.ignore_patterns("__pycache__"))
-    for path in (poller / "central").rglob("*"):
-        if path.is_file():
-            (central / path.relative_to(poller)).unlink()
-    return poller, central
-
-
-def check_split(poller: Path, central: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "debian/check-split"), str(poller), str(central)],
+def check_split(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "debian/check-split"), str(root)],
                           capture_output=True, text=True, timeout=60)
 
 
-def test_checkd_package_has_every_central_module_the_poller_and_cli_import(tmp_path: Path) -> None:
-    poller, central = split_like_the_build(tmp_path)
-    done = check_split(poller, central)
+def test_nothing_under_checkd_imports_central() -> None:
+    # The checkd .deb (every poller host) ships the checkd package whole and no central.
+    done = check_split(REPO)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (central / "central/main.py").is_file() and not (poller / "central/main.py").exists()
+    install = (REPO / "debian/checkd.install").read_text()
+    assert "dist-packages/checkd\n" in install and "dist-packages/central" not in install
 
 
-def test_split_check_names_a_module_left_in_checkd_central(tmp_path: Path) -> None:
-    poller, central = split_like_the_build(tmp_path)
-    shutil.move(poller / "central/events.py", central / "central/events.py")
-    done = check_split(poller, central)
+def test_split_check_names_a_checkd_module_that_imports_central(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "checkd", tmp_path / "checkd", ignore=shutil.ignore_patterns("__pycache__"))
+    poller = tmp_path / "checkd/poller.py"
+    poller.write_text(poller.read_text() + "\n\ndef later() -> None:\n    from central.app import Central\n")
+    cli = tmp_path / "checkd/cli.py"
+    cli.write_text(cli.read_text() + '\n\n@command("x", "y", "central.bot")\ndef _(p): pass\n')
+    done = check_split(tmp_path)
     assert done.returncode == 1
-    assert "checkd/autonomy.py imports central.events, which only checkd-central ships" in done.stdout
+    assert "checkd/poller.py imports central.app: the checkd package never imports central" in done.stdout
+    assert "checkd/cli.py imports central.bot" in done.stdout

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from central.notify.notification import Channel, DeliveryError, Kind, Notification
-from central.notify.webhook import WebhookChannel, redact
+from checkd.engine.notify.notification import Channel, DeliveryError, Kind, Notification
+from checkd.engine.notify.webhook import WebhookChannel, redact
 from tests.helpers import free_port
 
 SINCE = 1_700_000_000.0

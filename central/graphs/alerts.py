@@ -17,7 +17,7 @@ from central.graphs.request import Window
 from checkd.perfdata import Metric
 
 if TYPE_CHECKING:
-    from central.notify.notification import Notification
+    from checkd.engine.notify.notification import Notification
 
 TREND = 4 * 3600
 SIZE = (600, 200)

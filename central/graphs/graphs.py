@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from central.deployments import headline
+from checkd.engine.deployments import headline
 from central.graphs import render
 from central.graphs.catalog import Catalog, Entry
 from central.graphs.feed import Feed
@@ -27,7 +27,7 @@ from checkd import perfdata
 
 if TYPE_CHECKING:
     from central.app import Central
-    from central.store import CheckView
+    from checkd.engine.store import CheckView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -51,7 +51,7 @@ class Deploy:
     module: str
     revision: str
     engineer: str
-    summary: str = ""           # its first line (central.deployments.headline)
+    summary: str = ""           # its first line (checkd.engine.deployments.headline)
     hosts: tuple[str, ...] = ()
     own: bool = True            # it touched the graph's host
 

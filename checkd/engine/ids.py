@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from central.db import Op
+from checkd.engine.db import Op
 
 CHUNK = 10_000
 MAX_BLOCK = 100_000

@@ -9,7 +9,7 @@ import socket
 from urllib.parse import quote
 from collections.abc import Callable
 
-from central.notify.notification import Kind, Notification
+from checkd.engine.notify.notification import Kind, Notification
 from checkd.config.node import NodeConfig
 
 WILDCARDS = ("", "0.0.0.0", "::", "*")

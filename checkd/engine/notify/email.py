@@ -25,8 +25,8 @@ from typing import Any
 
 import jinja2
 
-from central.notify.notification import DeliveryError, Kind, Notification
-from central.notify.recipients import mail_address
+from checkd.engine.notify.notification import DeliveryError, Kind, Notification
+from checkd.engine.notify.recipients import mail_address
 from checkd import mailtags
 from checkd.durations import format_duration, parse_duration
 
@@ -124,7 +124,7 @@ class EmailChannel:
         self.sender = one_line(str(settings.get("from") or "checkd@localhost"))
         self._envelope_from = email.utils.parseaddr(self.sender)[1]   # MAIL FROM, parsed once
         self.now = now
-        self.links = links                  # the event page each body links to (central/notify/links.py)
+        self.links = links                  # the event page each body links to (checkd/engine/notify/links.py)
         # Loaded now so a broken override template fails at startup, not at 3 a.m.
         self.templates = load_templates(templates_dir)
         # Open SMTP connections between messages: (connection, idle since, its loop).

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from central.notify import recipients as rc
-from central.notify.notification import Channel, Kind, Notification
-from central.notify.notifier import Notifier, Plan
-from central.store import Downtime, Phase, Store
+from checkd.engine.notify import recipients as rc
+from checkd.engine.notify.notification import Channel, Kind, Notification
+from checkd.engine.notify.notifier import Notifier, Plan
+from checkd.engine.store import Downtime, Phase, Store
 from checkd.states import state_name
 
 UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"

@@ -18,15 +18,15 @@ from typing import Any
 import slixmpp
 import slixmpp.exceptions
 
-from central.notify.notification import DOWNTIME_KINDS, DeliveryError, Kind, Notification
-from central.notify.upload import GraphUpload
+from checkd.engine.notify.notification import DOWNTIME_KINDS, DeliveryError, Kind, Notification
+from checkd.engine.notify.upload import GraphUpload
 from checkd.durations import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
 
 # (sender, body, is_room): sender is a bare JID for chats, room@service/nick in the room.
 MessageHook = Callable[[str, str, bool], None]
-Link = Callable[[Notification], str]     # the page an alert points at (central/notify/links.py)
+Link = Callable[[Notification], str]     # the page an alert points at (checkd/engine/notify/links.py)
 UPLOAD_TIMEOUT = 10.0
 
 # slixmpp changed its connect API between Debian 12's 1.8.3 and PyPI's 1.17:

@@ -17,7 +17,7 @@ from checkd import mailtags
 from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.states import HostStatus, Status, state_name
 from checkd.timeperiods import is_active
-from central.notify.notification import DOWNTIME_KINDS, Kind, Notification
+from checkd.engine.notify.notification import DOWNTIME_KINDS, Kind, Notification
 
 SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
 STATUS_OF = {s.name: int(s) for s in (*Status, *HostStatus)}     # "CRITICAL" -> 2, "DOWN" -> 1

@@ -63,7 +63,7 @@ def _ago(ts: float, now: float) -> str:
 
 
 def wassup(url: str, token: str | None, args: argparse.Namespace) -> int:
-    from central.wassup import render
+    from checkd.wassup import render
     doc = call(url, "GET", "/api/v1/problems")
     print(render(doc["problems"], doc["now"], limit=None))
     return 0

@@ -12,12 +12,12 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from central.notify.dispatch import Sender, Settings
-from central.notify.email import EmailChannel
-from central.notify.jabber import JabberClient
-from central.notify.links import Links, base_url
-from central.notify.notification import Channel
-from central.notify.webhook import WebhookChannel
+from checkd.engine.notify.dispatch import Sender, Settings
+from checkd.engine.notify.email import EmailChannel
+from checkd.engine.notify.jabber import JabberClient
+from checkd.engine.notify.links import Links, base_url
+from checkd.engine.notify.notification import Channel
+from checkd.engine.notify.webhook import WebhookChannel
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from central.db import Op
-from central.ids import IdAllocator
-from central.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
+from checkd.engine.db import Op
+from checkd.engine.ids import IdAllocator
+from checkd.engine.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
 from checkd.result import CheckKey
 from checkd.states import StateType
 

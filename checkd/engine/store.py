@@ -1,7 +1,7 @@
 """The central state store: every check's current state, open events, pollers,
 downtimes and mutes, held in memory so ingest and the API never wait on disk.
 
-Rows come from central.db at start-up; every change made here is also
+Rows come from checkd.engine.db at start-up; every change made here is also
 returned as db Ops by the module that makes it (ingest, events, api), so
 memory and disk move together in one group-committed transaction.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from checkd.result import CheckKey
 from checkd.states import StateType
-from central.db import UPSERT_CHECK, Op
-from central.deployments import Deployments
+from checkd.engine.db import UPSERT_CHECK, Op
+from checkd.engine.deployments import Deployments
 
 
 @dataclasses.dataclass(slots=True)
@@ -101,7 +101,7 @@ class PollerState:
 
 
 class Phase(enum.Enum):
-    """Where a downtime is in its life; each step is told once (central.notify.downtimes)."""
+    """Where a downtime is in its life; each step is told once (checkd.engine.notify.downtimes)."""
 
     SCHEDULED = "scheduled"             # its start is still to come
     ACTIVE = "active"                   # in effect (DOWNTIMESTART decided, or a nested one)
@@ -157,7 +157,7 @@ class Store:
         self.deployments = Deployments()            # rollouts mute their hosts
 
     def load(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
-        """Fill from central.db rows (start-up)."""
+        """Fill from checkd.engine.db rows (start-up)."""
         self.meta = {k: v for k, v in tables["meta"]}
         for r in tables["checks"]:
             v = CheckView(r[0], _svc(r[1]), r[2], StateType(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10],

@@ -21,11 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from central.db import Database, Op
-from central.notify.notification import Channel, DeliveryError, Kind, Notification
-from central.notify.notifier import ROOM, Planned
-from central.notify.recipients import mail_address
-from central.notify.webhook import redact
+from checkd.engine.db import Database, Op
+from checkd.engine.notify.notification import Channel, DeliveryError, Kind, Notification
+from checkd.engine.notify.notifier import ROOM, Planned
+from checkd.engine.notify.recipients import mail_address
+from checkd.engine.notify.webhook import redact
 from checkd.durations import format_duration
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from checkd import __version__
-from central.notify.notification import DeliveryError, Notification
+from checkd.engine.notify.notification import DeliveryError, Notification
 from checkd.durations import parse_duration
 
 SETTINGS = frozenset({"timeout", "headers", "user_agent"})

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from central.db import Op
+from checkd.engine.db import Op
 
 log = logging.getLogger(__name__)
 

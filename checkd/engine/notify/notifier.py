@@ -18,12 +18,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from central.db import Op
-from central.events import Events
-from central.ids import SET_META
-from central.notify import recipients as rc
-from central.notify.notification import Channel, Kind, Notification
-from central.store import UPSERT_EVENT, Event, Store
+from checkd.engine.db import Op
+from checkd.engine.events import Events
+from checkd.engine.ids import SET_META
+from checkd.engine.notify import recipients as rc
+from checkd.engine.notify.notification import Channel, Kind, Notification
+from checkd.engine.store import UPSERT_EVENT, Event, Store
 from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.states import StateType, state_name
 
