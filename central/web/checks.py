@@ -72,7 +72,7 @@ async def page(central: Central, read: ReadApi, host: str, service: str | None, 
         svc = central.objs.services.get((host, service))
         if svc is None:
             raise NotFound(f"unknown service {service!r} on host {host!r}")
-    store = checkd.engine.store
+    store = central.store
     view = store.checks.get((host, service))
     check = read.check_json(view or CheckView(host, service), now)
     check["pending"] = view is None or not view.last_check
@@ -80,8 +80,8 @@ async def page(central: Central, read: ReadApi, host: str, service: str | None, 
         check.update(state="UP", pending=False, output="(no host check: always UP)")
     ev = store.open_event((host, service))
     event = read.event_json(ev, now) if ev is not None else None
-    await checkd.engine.db.write([])          # reads after queued writes: a just-made ack is there
-    rows = await asyncio.to_thread(_rows, checkd.engine.db, host, service, ev.id if ev else None, service is None)
+    await central.db.write([])          # reads after queued writes: a just-made ack is there
+    rows = await asyncio.to_thread(_rows, central.db, host, service, ev.id if ev else None, service is None)
     events = {r[0]: {"id": r[0], "service": r[1] or None, "opened": r[2], "closed": r[3],
                      "state": state_name(r[1] or None, r[4])} for r in rows["events"]}
     history = [{"event_id": eid, "ts": ts, "kind": kind, "output": out or "", "author": author,

@@ -136,7 +136,7 @@ class Scope:
 def totals(central: Central, scope: Scope) -> list[tuple[str, int]]:
     """(state, count) for every state with a count, hosts and services in one line."""
     counts: Counter[str] = Counter()
-    checks = checkd.engine.store.checks
+    checks = central.store.checks
     for name, h in central.objs.hosts.items():
         if not scope.keeps(name, None, h.site) or scope.has_service_filter:
             continue
@@ -169,7 +169,7 @@ def sites(central: Central, f: Filters, now: float) -> list[dict[str, Any]]:
         for name, auth in sorted(central.node.pollers.items()):
             if auth.site != site:
                 continue
-            ps = checkd.engine.store.pollers.get(name)
+            ps = central.store.pollers.get(name)
             seen = ps.last_seen if ps is not None and ps.last_seen else None
             connected = seen is not None and now - seen <= central.polling.stale_after(site)
             pollers.append({"name": name, "connected": connected, "last_seen": None if connected else seen})
@@ -190,8 +190,8 @@ def problems(central: Central, read: ReadApi, scope: Scope, f: Filters, now: flo
     """Open events under the filter: unhandled first, then worst and newest first.
     Handled: acknowledged, notifications muted, or a service on a host that is down."""
     out = []
-    checks = checkd.engine.store.checks
-    for ev in checkd.engine.store.open_events.values():
+    checks = central.store.checks
+    for ev in central.store.open_events.values():
         site = scope.site_of(central, ev.host)
         if not scope.keeps(ev.host, ev.service, site):
             continue
