@@ -1,5 +1,5 @@
-"""The central node as one object: config, database, store, events, and the
-aiohttp application that routes ingest and API calls to them.
+"""The central node as one object: config, the alerting engine (checkd/engine/), and
+the aiohttp application that routes ingest and API calls to them.
 
 `Central.start()/stop()` let a test run the whole node in-process;
 central.main is the daemon entry point around it.
@@ -21,9 +21,9 @@ from central.api import ReadApi
 from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
-from checkd.engine.db import Database, Op
+from checkd.engine.db import Op, WriteError
 from checkd.engine.deployments import Deployments
-from checkd.engine.events import Events
+from checkd.engine.engine import Engine
 from central.graphs.alerts import AlertGraphs
 from central.graphs.api import GraphsApi
 from central.graphs.graphs import Graphs
@@ -32,14 +32,8 @@ from central.ingest import Ingest
 from central.operations import Operations
 from central.polling import Polling
 from checkd.engine.notify import channels
-from checkd.engine.notify.dispatch import Dispatcher
-from checkd.engine.notify.email import EmailChannel
 from checkd.engine.notify.links import Links, base_url
-from checkd.engine.notify.notification import Channel
-from checkd.engine.notify.webhook import WebhookChannel
-from checkd.engine.notify.downtimes import DowntimeNotices
-from checkd.engine.notify.notifier import Notifier, Plan, Planned
-from checkd.engine.store import Store
+from checkd.engine.notify.notifier import Plan
 from central.web.forms import Forms
 from central.web.pages import Pages
 from checkd import metrics
@@ -49,29 +43,26 @@ from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
 
 log = logging.getLogger(__name__)
-TICK = 1.0                      # seconds between notification timer checks
 BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_every")   # reloadable
 
 
 class Central:
     def __init__(self, node: NodeConfig, objs: Objects):
         self.node, self.objs = node, objs
-        self.db = Database(node.state_dir / "central.sqlite")
-        self.store = Store()
+        self.ids = IdAllocator()
+        self.channels = channels.build(node, objs, Links(lambda: self.public_url))
+        self.engine = Engine(node.state_dir / "central.sqlite", objs, self.channels, self.ids,
+                             system=system_contacts(node), fatal=self.fatal)
+        e = self.engine
+        self.db, self.store, self.events, self.notifier = e.db, e.store, e.events, e.notifier
+        self.downtime_notices = e.downtimes
         self.auth = Auth(node.pollers, node.api_tokens, node.deploy_tokens)
         self.commands = CommandQueue()
-        self.ids: IdAllocator
-        self.events: Events
         self.ingest = Ingest(self)
         self.operations = Operations(self)
         self.polling = Polling(self)
-        self.channels = channels.build(node, objs, Links(lambda: self.public_url))
         self.graphs = Graphs.from_node(self)       # None without an rrd: section
-        self.notifier: Notifier
-        self.downtime_notices: DowntimeNotices
-        self.dispatcher: Dispatcher
-        self._pending: list[Planned] = []
-        self._tick_task: asyncio.Task[None] | None = None
+        e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
         self._rate_mark = (time.monotonic(), 0)
         self.bot: Bot | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
@@ -91,22 +82,6 @@ class Central:
     def fatal(self, reason: str) -> None:
         log.critical("%s; stopping so a restart reloads the stored state", reason)
         self.failed.set()
-
-    def _load(self) -> None:
-        """Blocking: schema and every stored row (run in a thread)."""
-        self.db.open()
-        tables = self.db.load_all()
-        self.store.load(tables)
-        self.ids = IdAllocator.from_tables(self.store.meta, tables["events"], tables["id_blocks"],
-                                           tables["poller_event_ids"])
-        self.events = Events(self.store, self.ids)
-        fresh = self.node.section("freshness")
-        self.notifier = Notifier(self.objs, self.store, self.events, self.channels.senders,
-                                 room=self.channels.jabber.room if self.channels.jabber else None,
-                                 system=Notify(contacts=tuple(fresh.get("contacts", ())),
-                                               contact_groups=tuple(fresh.get("contact_groups", ()))))
-        self._pending = self.notifier.load(tables["notification_log"], self.store.meta)
-        self.downtime_notices = DowntimeNotices(self.notifier)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.node.max_body)
@@ -144,28 +119,17 @@ class Central:
         return ctx
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._load)
-        self.db.start()
+        await asyncio.to_thread(self.engine.load)
+        self.engine.start_writing()
         # Reserve the first chunk of event IDs before anything can be shown.
-        await self.db.write(self.ids.refill())
+        await self.engine.write(self.ids.refill())
         if self.graphs is not None:
             await self.graphs.start()       # the RRD writer process, before any result can arrive
         jabber = self.channels.jabber
-        self.dispatcher = Dispatcher(
-            self.db, self.channels.senders, self.channels.settings, notices=jabber,
-            jabber_of=lambda name: c.jabber if (c := self.objs.contacts.get(name)) else "",
-            graphs=AlertGraphs(self.graphs) if self.graphs is not None else None)
         if jabber is not None:
             self.bot = Bot(self, jabber)
-            jabber.on_message = self.bot.on_message
-            await jabber.start()
-        await self.dispatcher.start()
-        if self._pending:
-            log.info("%d notification(s) decided before the restart but not confirmed sent: sending now",
-                     len(self._pending))
-            self.dispatcher.submit(self._pending)
-            self._pending = []
-        self._tick_task = asyncio.create_task(self._ticker(), name="notify-tick")
+            jabber.on_message = self.bot.on_message     # before the client connects
+        await self.engine.run(sending=True)
         await self.polling.start()
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
@@ -181,26 +145,13 @@ class Central:
             log.info("public_url: not set; links in alerts and chat point at %s", self.public_url)
 
     async def commit_and_notify(self, ops: list[Op], plan: Plan) -> None:
-        """Commit the change with its pending notifications, then send them."""
-        await self.ingest._durable(ops + plan.ops)
-        if plan.notes:
-            self.dispatcher.submit(plan.notes)
-
-    async def _ticker(self) -> None:
-        """Once a second: downtimes starting and ending, escalations, re-notifications, held
-        problems whose hold ended (after the DOWNTIMEEND that lets them out, as in Nagios)."""
-        while True:
-            await asyncio.sleep(TICK)
-            try:
-                now = time.time()
-                expired = self.store.deployments.expire(now)     # before the tick: it unmutes
-                plan = self.downtime_notices.tick(now).add(self.notifier.tick(now))
-                if plan.ops or expired:
-                    await self.commit_and_notify(expired, plan)
-            except web.HTTPException:
-                return                  # storage failed: central is stopping
-            except Exception:
-                log.exception("notification tick failed; trying again in %gs", TICK)
+        """Commit the change with its pending notifications, then send them; a refused write
+        stops central (fatal) and answers 503."""
+        try:
+            await self.engine.commit(ops, plan)
+        except WriteError:
+            raise web.HTTPServiceUnavailable(text='{"error": "central cannot store results"}',
+                                             content_type="application/json") from None
 
     # --- reload, status, metrics ------------------------------------------------------------
 
@@ -227,9 +178,7 @@ class Central:
         self.node, self.objs = node, objs
         logging.getLogger().setLevel(node.log_level.upper())
         self.auth = Auth(node.pollers, node.api_tokens, node.deploy_tokens)
-        fresh = node.section("freshness")
-        self.notifier.reconfigure(objs, Notify(contacts=tuple(fresh.get("contacts", ())),
-                                               contact_groups=tuple(fresh.get("contact_groups", ()))))
+        self.engine.reconfigure(objs, system_contacts(node))
         self.polling.reconfigure()
         if self.bot is not None:
             self.bot.reconfigure()
@@ -240,23 +189,23 @@ class Central:
     def status_line(self) -> str:
         now = time.monotonic()
         prev_t, prev_n = self._rate_mark
-        rate = (self.ingest.results_total - prev_n) / (now - prev_t) if now > prev_t else 0.0
-        self._rate_mark = (now, self.ingest.results_total)
+        rate = (self.engine.results_total - prev_n) / (now - prev_t) if now > prev_t else 0.0
+        self._rate_mark = (now, self.engine.results_total)
         taken = [s for s in self.polling.sites if self.polling.polled_by_central(s)]
         return (f"{rate:.0f} results/s, {len(self.store.open_events)} open problems, "
-                f"{self.dispatcher.queued() if hasattr(self, 'dispatcher') else 0} notifications queued"
+                f"{self.engine.queued()} notifications queued"
                 + (f", polling {', '.join(taken)} itself" if taken else ""))
 
     def collect(self) -> list[Any]:
         now = time.time()
         seen = {name: now - ps.last_seen for name, ps in self.store.pollers.items()}
         return [
-            metrics.counter("checkd_results", "Results stored since start", self.ingest.results_total),
+            metrics.counter("checkd_results", "Results stored since start", self.engine.results_total),
             metrics.gauge("checkd_open_events", "Open problems", len(self.store.open_events)),
             metrics.counter("checkd_notifications_sent", "Notifications accepted by a channel since start",
-                            self.dispatcher.sent if hasattr(self, "dispatcher") else 0),
+                            self.engine.sent()),
             metrics.gauge("checkd_notifications_queued", "Notifications waiting (queued, held, retrying)",
-                          self.dispatcher.queued() if hasattr(self, "dispatcher") else 0),
+                          self.engine.queued()),
             metrics.labelled("checkd_site_takeover", "1 while central polls the site itself", "site",
                              {s: float(self.polling.polled_by_central(s)) for s in self.polling.sites}),
             metrics.labelled("checkd_poller_silent_seconds", "Seconds since a poller was last heard", "poller",
@@ -274,21 +223,13 @@ class Central:
         await self.polling.stop()
         if self.graphs is not None:
             await self.graphs.stop()        # after the last result: the writer stores what it holds
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            await asyncio.gather(self._tick_task, return_exceptions=True)
-            self._tick_task = None
-        if hasattr(self, "dispatcher"):
-            await self.dispatcher.stop()
         if self.bot is not None:
-            await self.bot.stop()
-        if self.channels.jabber is not None:
-            await self.channels.jabber.stop()
-        webhook = self.channels.senders.get(Channel.WEBHOOK)
-        if isinstance(webhook, WebhookChannel):
-            await webhook.close()
-        mail = self.channels.senders.get(Channel.EMAIL)
-        if isinstance(mail, EmailChannel):
-            await mail.close()      # QUIT on the SMTP connections kept open
-        await asyncio.to_thread(self.db.stop)
+            await self.bot.stop()           # chat commands under way, while the engine still writes
+        await self.engine.stop()
         log.info("central stopped")
+
+
+def system_contacts(node: NodeConfig) -> Notify:
+    """Who hears about central's own events (a site taken over): the `freshness:` contacts."""
+    fresh = node.section("freshness")
+    return Notify(contacts=tuple(fresh.get("contacts", ())), contact_groups=tuple(fresh.get("contact_groups", ())))

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from central import validate
-from checkd.engine.db import UPSERT_CHECK, Op, WriteError
-from checkd.engine.events import apply_result
-from checkd.engine.notify.notifier import LOG_FIELDS
-from checkd.engine.store import PollerState
+from checkd.engine.db import Op
+from checkd.engine.notify.notifier import LOG_FIELDS, Plan
+from checkd.engine.store import CheckView, PollerState
 from checkd.config.node import PollerAuth
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 class Ingest:
     def __init__(self, central: Central):
         self.c = central
-        self.results_total = 0          # results stored since start (metrics)
 
     def _poller_state(self, name: str, site: str, now: float) -> PollerState:
         ps = self.c.store.pollers.get(name)
@@ -40,13 +38,9 @@ class Ingest:
         return ps
 
     async def _durable(self, ops: list[Op]) -> None:
-        try:
-            await self.c.db.write(ops)
-        except WriteError as e:
-            # Memory is now ahead of disk: stop, so a restart reloads the truth and pollers resend.
-            self.c.fatal(f"database write failed: {e}")
-            raise web.HTTPServiceUnavailable(text='{"error": "central cannot store results"}',
-                                             content_type="application/json") from None
+        # A refused write is fatal (memory is ahead of disk): a restart reloads the truth and
+        # pollers resend what was not acknowledged.
+        await self.c.commit_and_notify(ops, Plan())
 
     async def results(self, request: web.Request) -> web.Response:
         auth = self.c.auth.poller(request)
@@ -107,38 +101,23 @@ class Ingest:
             ps.seq = max(hwm, items[-1]["seq"])   # rejected items too, so the poller can trim its spool
         ops, stale = self._apply_results(poller, accepted)
         ops.append(ps.op())
-        plan = self.c.notifier.on_changes(self.c.events.take_changes(), now)
+        plan = self.c.engine.decide(now)
         return {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
                 "rejected": rejected, "_ops": ops, "_plan": plan}
 
-    def _apply_results(self, poller: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
-        store, events = self.c.store, self.c.events
-        graph = self.c.graphs.record if self.c.graphs is not None else None
-        ops: list[Op] = []
-        rows = []
-        stale = 0
-        items.sort(key=lambda i: i["finished"])        # check-time order; stable for equal times
-        for item in items:
-            applied = apply_result(store, events, poller, item)
-            if applied is None:
-                stale += 1                              # older than what we hold: never overwrite
-                continue
-            view, event_ops = applied
-            ops.extend(event_ops)
-            self.results_total += 1
-            rows.append(view.row())
-            if graph is not None and view.perfdata and view.service is not None:
-                graph(view)                             # queued for the RRD writer; never waits
-        if rows:
-            ops.insert(0, (UPSERT_CHECK, rows))
-        return ops, stale
+    def _apply_results(self, source: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
+        return self.c.engine.apply(source, items, self._graph if self.c.graphs is not None else None)
+
+    def _graph(self, view: CheckView) -> None:
+        if view.perfdata and view.service is not None and self.c.graphs is not None:
+            self.c.graphs.record(view)          # queued for the RRD writer; never waits
 
     async def store_local(self, items: list[dict[str, Any]]) -> None:
         """Results of checks central ran itself (its own site, a takeover, a freshness check):
         the same path as a poller's batch, without the per-poller sequence numbers."""
         now = time.time()
         ops, _ = self._apply_results("central", items)
-        plan = self.c.notifier.on_changes(self.c.events.take_changes(), now)
+        plan = self.c.engine.decide(now)
         await self.c.commit_and_notify(ops, plan)
         self.c.operations.results_stored(items)
 
@@ -194,7 +173,7 @@ class Ingest:
         for p in problems:
             ops += self.c.events.adopt(auth.name, p["id"], (p["host"], p.get("service")), p["status"], p["opened"],
                                        bool(p.get("flapping")), now)
-        plan.add(self.c.notifier.on_changes(self.c.events.take_changes(), now))
+        plan.add(self.c.engine.decide(now))
         await self.c.commit_and_notify(ops + [self.c.store.pollers[auth.name].op()], plan)
         log.info("poller %s handed over %d notification(s) and %d open problem(s) from while central was "
                  "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(rows),

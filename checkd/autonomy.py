@@ -1,9 +1,9 @@
 """A poller's own alerting, for when central cannot be reached.
 
-The poller runs central's event and notification code on its own results all
-the time (a small SQLite file in its state directory), so that when it has to
-alert on its own it knows which problems are open, under which event IDs, and
-who has been told:
+The poller runs the same alerting engine as central (checkd/engine/) on its own
+results all the time (a small SQLite file in its state directory), so that when
+it has to alert on its own it knows which problems are open, under which event
+IDs, and who has been told:
 
 - Events get IDs from blocks central reserved for this poller in advance
   (POST /api/v1/ids/reserve), and each result carries its event's ID to
@@ -28,14 +28,14 @@ import logging
 import time
 from typing import Any
 
-from checkd.engine.db import Database, Op
-from checkd.engine.events import Events, apply_result
-from checkd.engine.notify import channels
-from checkd.engine.notify.dispatch import Dispatcher
-from checkd.engine.notify.notifier import LOG_FIELDS, Notifier, Plan, Planned, from_payload
-from checkd.engine.store import Store
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
+from checkd.engine.db import Op
+from checkd.engine.engine import Engine
+from checkd.engine.events import apply_result
+from checkd.engine.ids import NoIds, PollerIds
+from checkd.engine.notify import channels
+from checkd.engine.notify.notifier import LOG_FIELDS, Planned, from_payload
 from checkd.forwarder import DeliveryError, Forwarder
 
 log = logging.getLogger(__name__)
@@ -43,107 +43,49 @@ log = logging.getLogger(__name__)
 BLOCK = 1000                    # event IDs asked for at a time
 LOW_WATER = 200                 # ask for more below this many
 RESERVE_RETRY = 30.0            # after central refused a reservation (an error answer)
-TICK = 1.0
-SET_META = "INSERT OR REPLACE INTO meta VALUES (?,?)"
-INSERT_BLOCK = "INSERT OR IGNORE INTO id_blocks VALUES (?,?,?,?)"
-DELEGATED = """CREATE TABLE IF NOT EXISTS delegated (row_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"""
+DELEGATED = """CREATE TABLE IF NOT EXISTS delegated (row_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);\n"""
 INSERT_DELEGATED = "INSERT OR REPLACE INTO delegated VALUES (?,?)"
 SET_STATUS = "UPDATE notification_log SET status = ? WHERE id = ?"
-
-
-class NoIds(Exception):
-    """No reserved event ID left (central never reached since the block ran out)."""
-
-
-class PollerIds:
-    """Event IDs from the blocks central reserved for this poller."""
-
-    def __init__(self, blocks: list[tuple[int, int]], next_id: int):
-        self.blocks = sorted(blocks)
-        self.next = next_id
-        self.used_poller_ids: set[int] = set()      # Events' interface; unused on a poller
-
-    def poller_may_use(self, poller: str, eid: int) -> bool:
-        return False                                # a poller never adopts someone else's IDs
-
-    def available(self) -> int:
-        return sum(last - max(first, self.next) + 1 for first, last in self.blocks if last >= self.next)
-
-    def allocate(self) -> tuple[int, list[Op]]:
-        for first, last in self.blocks:
-            if last >= self.next:
-                eid = max(first, self.next)
-                self.next = eid + 1
-                return eid, [(SET_META, [("next_poller_id", self.next)])]
-        raise NoIds("no event ID left in this poller's reserved blocks")
-
-    def add(self, first: int, last: int) -> None:
-        self.blocks = sorted([*self.blocks, (first, last)])
 
 
 class LocalAlerting:
     def __init__(self, node: NodeConfig, objs: Objects):
         self.node, self.objs = node, objs
-        self.db = Database(node.state_dir / "alerts.sqlite")
-        self.store = Store()
-        self.ids = PollerIds([], 1)
-        self.events = Events(self.store, self.ids)   # type: ignore[arg-type]  # the same interface
-        self.channels = channels.build(node, objs)
-        jabber = self.channels.jabber
-        self.notifier = Notifier(objs, self.store, self.events, self.channels.senders,
-                                 room=jabber.room if jabber else None)
-        self.notifier.new_status = "delegated"
-        self.notifier.via = f"{node.site} poller, central unreachable"
-        self.dispatcher: Dispatcher | None = None
+        self.ids = PollerIds()
+        self.via = f"{node.site} poller, central unreachable"
+        self.engine = Engine(node.state_dir / "alerts.sqlite", objs, channels.build(node, objs), self.ids,
+                             via=self.via, decided="delegated")
+        self.engine.deliver = self._deliver
+        self.db, self.store = self.engine.db, self.engine.store
         self.autonomous = False
-        self._pending: list[Planned] = []
         self._reserve_refused = float("-inf")     # when central last answered a reservation with an error
-        self._tick_task: asyncio.Task[None] | None = None
         self._no_ids_logged = False
         self.last_seq: Any = lambda: 0          # the spool's newest seq (set by the poller)
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._load)
-        self.db.start()
-        self._tick_task = asyncio.create_task(self._ticker(), name="alerting-tick")
-        if self._pending:
+        await asyncio.to_thread(self.engine.load, DELEGATED, False)
+        self.engine.start_writing()
+        await self.engine.run(sending=False)
+        if self.engine.pending:
             # Decided while alerting on its own before a restart, not confirmed sent.
             await self.go_autonomous(acked_seq=None)
 
-    def _load(self) -> None:
-        self.db.open()
-        conn = self.db._connect()
-        try:
-            conn.execute(DELEGATED)
-        finally:
-            conn.close()
-        tables = self.db.load_all()
-        self.store.load({**tables, "checks": []})
-        blocks = [(first, last) for first, last, _poller, _ in tables["id_blocks"]]
-        self.ids.blocks, self.ids.next = sorted(blocks), self.store.meta.get("next_poller_id", 1)
-        self._pending = self.notifier.load(tables["notification_log"], self.store.meta)
-
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            await asyncio.gather(self._tick_task, return_exceptions=True)
-            self._tick_task = None
-        await self._stop_sending()
-        await asyncio.to_thread(self.db.stop)
+        await self.engine.stop()
 
     def reconfigure(self, objs: Objects) -> None:
         """A reloaded configuration: who is told, from the next decision on."""
-        self.objs = self.notifier.objs = objs
-        self.notifier._level_cache.clear()
+        self.objs = objs
+        self.engine.reconfigure(objs)
 
     # --- every result, before it is spooled ----------------------------------------------
 
     def process(self, record: dict[str, Any]) -> tuple[list[Op], list[Planned]]:
         """Apply one result; puts its event's ID into `record` (central opens the event under it)."""
         try:
-            applied = apply_result(self.store, self.events, self.node.name, record)
+            applied = apply_result(self.store, self.engine.events, self.node.name, record)
         except NoIds:
             if not self._no_ids_logged:
                 log.warning("no event IDs reserved from central yet: problems are left to central until "
@@ -155,20 +97,17 @@ class LocalAlerting:
         view, ops = applied
         if view.event_id is not None:
             record["event_id"] = view.event_id
-        plan = self.notifier.on_changes(self.events.take_changes(), time.time())
+        plan = self.engine.decide(time.time())
         return ops + plan.ops, plan.notes
 
     async def record(self, ops: list[Op], notes: list[Planned], seq_of: Any) -> int:
         """Commit the decisions, spool the result (`seq_of()` appends it), and note which
         spooled result each delegated notification came from."""
         if ops:
-            await self.db.write(ops)
+            await self.engine.write(ops)
         seq = await seq_of()
         if notes:
-            if self.autonomous:
-                self._submit(notes)
-            else:
-                self.db.write([(INSERT_DELEGATED, [(p.row_id, seq) for p in notes])])
+            self._deliver(notes, seq)
         return seq
 
     # --- alerting on its own ----------------------------------------------------------------
@@ -178,19 +117,13 @@ class LocalAlerting:
         if self.autonomous:
             return
         self.autonomous = True
-        self.notifier.new_status = "pending"
-        jabber = self.channels.jabber
-        self.dispatcher = Dispatcher(self.db, self.channels.senders, self.channels.settings, notices=jabber,
-                                     jabber_of=lambda n: c.jabber if (c := self.objs.contacts.get(n)) else "")
-        if jabber is not None:
-            await jabber.start()
-        await self.dispatcher.start()
-        backlog = self._pending
-        self._pending = []
+        self.engine.notifier.new_status = "pending"
+        await self.engine.start_sending()
+        backlog, self.engine.pending = self.engine.pending, []
         if acked_seq is not None:
             backlog += await asyncio.to_thread(self._unconfirmed, acked_seq)
         if backlog:
-            await self.db.write([(SET_STATUS, [("pending", p.row_id) for p in backlog])])
+            await self.engine.write([(SET_STATUS, [("pending", p.row_id) for p in backlog])])
             self._submit(backlog)
         log.warning("central unreachable: poller %s alerts on its own now (%d notification(s) central "
                     "never got the results for)", self.node.name, len(backlog))
@@ -202,32 +135,16 @@ class LocalAlerting:
         return [Planned(rid, from_payload(payload)) for rid, payload in rows]
 
     def _submit(self, notes: list[Planned]) -> None:
-        assert self.dispatcher is not None
-        via = self.notifier.via
-        self.dispatcher.submit([Planned(p.row_id, dataclasses.replace(p.n, via=via)) for p in notes])
+        self.engine.submit([Planned(p.row_id, dataclasses.replace(p.n, via=self.via)) for p in notes])
 
-    async def _ticker(self) -> None:
-        """Escalations and re-notifications: sent when autonomous, else recorded like central's."""
-        while True:
-            await asyncio.sleep(TICK)
-            try:
-                plan: Plan = self.notifier.tick(time.time())
-                if plan.ops:
-                    await self.db.write(plan.ops)
-                if plan.notes and self.autonomous:
-                    self._submit(plan.notes)
-                elif plan.notes:
-                    seq = self.last_seq()
-                    self.db.write([(INSERT_DELEGATED, [(p.row_id, seq) for p in plan.notes])])
-            except Exception:
-                log.exception("poller notification tick failed")
-
-    async def _stop_sending(self) -> None:
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
-            self.dispatcher = None
-        if self.channels.jabber is not None:
-            await self.channels.jabber.stop()
+    def _deliver(self, notes: list[Planned], seq: int | None = None) -> None:
+        """Committed decisions: sent when alerting on its own; else noted with the spooled
+        result they came from (`seq`; the newest for the ticker's), for central to confirm."""
+        if self.autonomous:
+            self._submit(notes)
+        else:
+            seq = self.last_seq() if seq is None else seq
+            self.engine.db.write([(INSERT_DELEGATED, [(p.row_id, seq) for p in notes])])
 
     # --- talking to central again -----------------------------------------------------------
 
@@ -253,12 +170,11 @@ class LocalAlerting:
                 self._reserve_refused = time.monotonic()
                 log.warning("could not reserve event IDs from central: malformed answer %r", block)
                 return
-            self.ids.add(first, last)
-            await self.db.write([(INSERT_BLOCK, [(first, last, self.node.name, time.time())])])
+            await self.engine.write(self.ids.add(self.node.name, first, last, time.time()))
             log.info("event IDs %d-%d reserved for alerting on our own", first, last)
 
     async def _handover(self, fwd: Forwarder) -> None:
-        await self._stop_sending()                        # nothing changes while central takes over
+        await self.engine.stop_sending()                  # nothing changes while central takes over
         rows = await asyncio.to_thread(
             self.db.read, "SELECT * FROM notification_log WHERE status IN "
                           "('pending', 'sent', 'failed', 'summarised') ORDER BY id")
@@ -272,13 +188,12 @@ class LocalAlerting:
         except DeliveryError:
             # Not taken over: go on alerting (what was pending goes out again).
             self.autonomous = False
-            pending = [Planned(r[0], from_payload(r[12])) for r in rows if r[8] == "pending"]
-            self._pending = pending
+            self.engine.pending = [Planned(r[0], from_payload(r[12])) for r in rows if r[8] == "pending"]
             await self.go_autonomous(acked_seq=None)
             raise
-        await self.db.write([(SET_STATUS, [("handed", r[0]) for r in rows])])
+        await self.engine.write([(SET_STATUS, [("handed", r[0]) for r in rows])])
         self.autonomous = False
-        self.notifier.new_status = "delegated"
+        self.engine.notifier.new_status = "delegated"
         log.warning("central reachable again: handed %d notification(s) and %d open problem(s) over (central "
                     "confirmed %s); poller %s no longer alerts on its own", len(rows), len(events),
                     answer.get("adopted"), self.node.name)

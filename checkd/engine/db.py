@@ -106,12 +106,12 @@ class Database:
         conn.execute("PRAGMA cache_size=-262144")
         return conn
 
-    def open(self) -> None:
-        """Create the schema (blocking; call before serving)."""
+    def open(self, extra_schema: str = "") -> None:
+        """Create the schema, plus a node's own tables (blocking; call before serving)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         _migrate(conn)
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + extra_schema)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         _fold(conn)
         conn.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from checkd.engine.db import Op
-from checkd.engine.ids import IdAllocator
+from checkd.engine.ids import EventIds
 from checkd.engine.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
 from checkd.result import CheckKey
 from checkd.states import StateType
@@ -22,7 +22,7 @@ class EventError(Exception):
 
 
 class Events:
-    def __init__(self, store: Store, ids: IdAllocator):
+    def __init__(self, store: Store, ids: EventIds):
         self.store, self.ids = store, ids
         # (what, event) since the last take_changes(): what the notifier looks at.
         self.changes: list[tuple[str, Event]] = []

@@ -10,7 +10,7 @@ cut off from central; see docs/events.md.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from checkd.engine.db import Op
 
@@ -18,10 +18,26 @@ CHUNK = 10_000
 MAX_BLOCK = 100_000
 SET_META = "INSERT OR REPLACE INTO meta VALUES (?,?)"
 INSERT_BLOCK = "INSERT INTO id_blocks VALUES (?,?,?,?)"
+INSERT_OWN_BLOCK = "INSERT OR IGNORE INTO id_blocks VALUES (?,?,?,?)"
+Tables = dict[str, list[tuple[Any, ...]]]
+
+
+class EventIds(Protocol):
+    """Where Events takes new IDs from: central's allocator, or a poller's reserved blocks."""
+
+    used_poller_ids: set[int]
+
+    def load(self, meta: dict[str, int], tables: Tables) -> None: ...
+    def allocate(self) -> tuple[int, list[Op]]: ...
+    def poller_may_use(self, poller: str, eid: int) -> bool: ...
+
+
+class NoIds(Exception):
+    """No reserved event ID left (central never reached since the block ran out)."""
 
 
 class IdAllocator:
-    def __init__(self, start: int, blocks: list[tuple[Any, ...]], used_poller_ids: set[int]):
+    def __init__(self, start: int = 1, blocks: list[tuple[Any, ...]] = (), used_poller_ids: set[int] | None = None):
         """`start`: the first ID that may be handed out (above every persisted mark,
         event and block); `blocks` are id_blocks rows (first, last, poller, issued)."""
         self.next = start
@@ -29,7 +45,13 @@ class IdAllocator:
         self.blocks: dict[str, list[tuple[int, int]]] = {}
         for first, last, poller, _ in blocks:
             self.blocks.setdefault(poller, []).append((first, last))
-        self.used_poller_ids = used_poller_ids
+        self.used_poller_ids = used_poller_ids if used_poller_ids is not None else set()
+
+    def load(self, meta: dict[str, int], tables: Tables) -> None:
+        """Continue above everything the database holds (start-up)."""
+        loaded = IdAllocator.from_tables(meta, tables["events"], tables["id_blocks"], tables["poller_event_ids"])
+        self.next, self.mark, self.blocks = loaded.next, loaded.mark, loaded.blocks
+        self.used_poller_ids = loaded.used_poller_ids
 
     @classmethod
     def from_tables(cls, meta: dict[str, int], events: list[tuple[Any, ...]],
@@ -74,3 +96,36 @@ class IdAllocator:
     def in_blocks(self, poller: str, eid: int) -> bool:
         """Whether `eid` lies in a block reserved for `poller` (used or not)."""
         return any(a <= eid <= b for a, b in self.blocks.get(poller, ()))
+
+
+class PollerIds:
+    """A poller's event IDs: from the blocks central reserved for it in advance
+    (POST /api/v1/ids/reserve), so IDs stay unique while it alerts on its own."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, int]] = []
+        self.next = 1
+        self.used_poller_ids: set[int] = set()      # EventIds' interface; unused on a poller
+
+    def load(self, meta: dict[str, int], tables: Tables) -> None:
+        self.blocks = sorted((first, last) for first, last, _poller, _ in tables["id_blocks"])
+        self.next = meta.get("next_poller_id", 1)
+
+    def poller_may_use(self, poller: str, eid: int) -> bool:
+        return False                                # a poller never adopts someone else's IDs
+
+    def available(self) -> int:
+        return sum(last - max(first, self.next) + 1 for first, last in self.blocks if last >= self.next)
+
+    def allocate(self) -> tuple[int, list[Op]]:
+        for first, last in self.blocks:
+            if last >= self.next:
+                eid = max(first, self.next)
+                self.next = eid + 1
+                return eid, [(SET_META, [("next_poller_id", self.next)])]
+        raise NoIds("no event ID left in this poller's reserved blocks")
+
+    def add(self, poller: str, first: int, last: int, now: float) -> list[Op]:
+        """A block central reserved for this poller; the ops record it."""
+        self.blocks = sorted([*self.blocks, (first, last)])
+        return [(INSERT_OWN_BLOCK, [(first, last, poller, now)])]

@@ -30,6 +30,15 @@ class Channels:
     jabber: JabberClient | None
     settings: Settings
 
+    async def close(self) -> None:
+        """The connections kept open between sends (SMTP: QUIT; the webhook's HTTP session)."""
+        webhook = self.senders.get(Channel.WEBHOOK)
+        if isinstance(webhook, WebhookChannel):
+            await webhook.close()
+        mail = self.senders.get(Channel.EMAIL)
+        if isinstance(mail, EmailChannel):
+            await mail.close()
+
 
 def build(node: NodeConfig, objs: Objects, links: Links | None = None) -> Channels:
     """`links`: central passes its own (it knows the port it bound); default: from the node file."""
