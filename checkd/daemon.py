@@ -1,5 +1,7 @@
 """What makes checkd a well-behaved daemon under systemd: the sd_notify protocol
-(READY=1, STATUS=..., WATCHDOG=1, RELOADING=1) and a watch on its own event loop.
+(READY=1, STATUS=..., WATCHDOG=1, RELOADING=1), a watch on its own event loop, and
+`serve`, the one lifecycle both daemons (poller and central) run: start, reload on
+SIGHUP, stop on SIGTERM/SIGINT or a fatal error, within a deadline.
 
 WATCHDOG=1 is sent from the event loop itself, so a loop that is stuck (a
 blocking call, a busy loop) stops the pings and systemd restarts the daemon
@@ -13,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 BLOCKED_AFTER = 5.0             # seconds without a loop turn before it is reported
+STOP_DEADLINE = 30.0            # seconds stop() may take before serve gives up on it
 
 
 def notify(message: str) -> bool:
@@ -114,3 +119,64 @@ class LoopWatch:
             elif stalled < self.blocked_after and reported:
                 reported = False
                 log.warning("event loop running again")
+
+
+class Daemon(Protocol):
+    """What `serve` runs: the poller's `Poller` and central's `Central`."""
+
+    failed: asyncio.Event           # set on a fatal error: serve stops and returns 1
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def reload(self) -> bool: ...   # all or nothing: False leaves the running configuration
+
+    def status_line(self) -> str: ...
+
+
+async def serve(app: Daemon, stop_deadline: float = STOP_DEADLINE, *, stop_if_start_fails: bool = False) -> int:
+    """Run `app` until SIGTERM/SIGINT or `app.failed`, then stop it within `stop_deadline`;
+    SIGHUP reloads. Returns the exit code: 1 after a fatal error, else 0. An exception from
+    start() propagates; `stop_if_start_fails` says whether stop() cleans up after it first
+    (central's stop copes with a half-done start, the poller's is not meant to)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, app)
+    started = False
+    watch: LoopWatch | None = None
+    try:
+        await app.start()
+        started = True
+        watch = LoopWatch(status=app.status_line)
+        watch.start()
+        notify("READY=1")
+        await _first_set(stop, app.failed)
+    finally:
+        if started or stop_if_start_fails:
+            notify("STOPPING=1")
+            if watch is not None:
+                await watch.stop()
+            await asyncio.wait_for(app.stop(), timeout=stop_deadline)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return 1 if app.failed.is_set() else 0
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+def _reload(app: Daemon) -> None:
+    # sd_notify's reload handshake: RELOADING=1 with the time, then READY=1 when done (done
+    # also when the reload was refused: the old configuration goes on running).
+    notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+    app.reload()
+    notify("READY=1")

@@ -1,7 +1,7 @@
 """The poller daemon: its site's checks -> scheduler -> spool -> forwarder -> central.
 
 `Poller` has start/stop so tests can run it in-process; `main` is the
-`checkd poller -c FILE` entry point and the only place that handles signals.
+`checkd poller -c FILE` entry point, run by daemon.serve (signals, sd_notify, stop).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import ssl
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ class Poller:
         self._tasks: list[asyncio.Task[Any]] = []
         self._rate_mark = (time.monotonic(), 0)
         self._status_runner: Any = None
+        self.failed = asyncio.Event()       # daemon.serve's stop signal for a fatal error; none sets it yet
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -235,39 +235,13 @@ def _shipped() -> list[Any]:
     return SHIPPED_PLUGINS
 
 
-async def serve(poller: Poller) -> None:
-    """Run until SIGTERM or SIGINT, then stop within a deadline; SIGHUP reloads."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, poller)
-    await poller.start()
-    watch = daemon.LoopWatch(status=poller.status_line)
-    watch.start()
-    daemon.notify("READY=1")
-    try:
-        await stop.wait()
-    finally:
-        daemon.notify("STOPPING=1")
-        await watch.stop()
-        await asyncio.wait_for(poller.stop(), timeout=30)
-
-
-def _reload(poller: Poller) -> None:
-    daemon.notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
-    poller.reload()
-    daemon.notify("READY=1")
-
-
 def main(args: argparse.Namespace) -> int:
     node, objs = load_node(args.config)
     if node.role != "poller":
         raise SystemExit(f"{args.config}: `checkd poller` needs a poller: node file, not {node.role}:")
     logging.getLogger().setLevel(node.log_level.upper())
     try:
-        asyncio.run(serve(Poller(node, objs)))
+        return asyncio.run(daemon.serve(Poller(node, objs)))
     except SpoolFormatError as e:
         log.critical("%s", e)
         return 1
-    return 0

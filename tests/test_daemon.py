@@ -226,3 +226,37 @@ def test_state_from_a_newer_checkd_is_refused(tmp_path):
                          capture_output=True, text=True, cwd=REPO, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 1 and "has format 7, written by a newer checkd" in out.stderr
+
+
+class FakeDaemon:
+    """What daemon.serve runs, reduced to a log of its calls."""
+
+    def __init__(self, start_fails: bool = False):
+        self.failed = asyncio.Event()
+        self.calls: list[str] = []
+        self.start_fails = start_fails
+
+    async def start(self) -> None:
+        self.calls.append("start")
+        if self.start_fails:
+            raise RuntimeError("start failed")
+        asyncio.get_running_loop().call_later(0.05, self.failed.set)     # a fatal error, soon
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+    def reload(self) -> bool:
+        return True
+
+    def status_line(self) -> str:
+        return "fine"
+
+
+def test_serve_stops_on_a_fatal_error_with_exit_code_1_and_stops_after_a_failed_start_only_when_asked():
+    app = FakeDaemon()
+    assert asyncio.run(daemon.serve(app)) == 1 and app.calls == ["start", "stop"]
+    for stop_if_start_fails, calls in ((False, ["start"]), (True, ["start", "stop"])):
+        app = FakeDaemon(start_fails=True)
+        with pytest.raises(RuntimeError):
+            asyncio.run(daemon.serve(app, stop_if_start_fails=stop_if_start_fails))
+        assert app.calls == calls
