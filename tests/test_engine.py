@@ -1,0 +1,290 @@
+"""The alerting engine in-process, on a fake clock: results, acks, mutes, downtimes and
+the passing of time go in; what is asserted is exactly which notifications the
+engine logs (notification_log), in order. No servers: a SQLite file and, for the
+storm, a dispatcher whose channel records what it is handed.
+
+The same engine runs in central and in a poller (checkd/engine/engine.py); the
+end-to-end tests (test_notify.py, test_autonomy.py, ...) run it as real daemons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkd.config import load_objects
+from checkd.engine.engine import Engine
+from checkd.engine.ids import IdAllocator
+from checkd.engine.notify.channels import Channels
+from checkd.engine.notify.dispatch import Settings
+from checkd.engine.notify.notification import Channel, Notification
+from checkd.engine.store import Downtime, Event, Mute
+
+T0 = 1_800_000_000.0            # a fixed start: the clock is ours
+OK, WARNING, CRITICAL = 0, 1, 2
+UP, DOWN = 0, 1
+
+OBJECTS = """\
+commands:
+  check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$ '$ARG2$'"
+timeperiods:
+  - {name: never, alias: "a period that is never active"}
+contacts:
+  - {name: ops, email: ops@example.com}
+  - {name: boss, email: boss@example.com}
+  - {name: dba, email: dba@example.com}
+hosts:
+  - {name: db1.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops]}
+  - {name: web1.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops], max_attempts: 2, retry_interval: 10s}
+services:
+  - host: db1.ladc1
+    description: Mysql
+    command: "check_dummy!0!ok"
+    contacts: [ops, dba]
+    max_attempts: 3
+    notification_interval: 0
+    escalations:
+      - {after: 10m, contacts: [boss]}
+  - {host: db1.ladc1, description: Disk, command: "check_dummy!0!ok", contacts: [ops], notification_interval: 30m}
+  - {host: db1.ladc1, description: Night, command: "check_dummy!0!ok", contacts: [ops], notification_period: never}
+  - {hosts: [web1.ladc1], description: HTTP, command: "check_dummy!0!ok", contacts: [ops]}
+  - {hosts: [web1.ladc1], description: HTTPS, command: "check_dummy!0!ok", contacts: [ops]}
+"""
+
+
+class Recorder:
+    """A channel that keeps what it is handed (the storm test's dispatcher sends to it)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    async def send(self, n: Notification) -> None:
+        self.sent.append(n)
+
+
+class Timeline:
+    """One engine, a clock that moves only when told, and a poller's results."""
+
+    def __init__(self, tmp: Path, objects: str = OBJECTS, settings: Settings = Settings()):
+        (tmp / "objects").mkdir()
+        (tmp / "objects" / "objects.yaml").write_text(objects)
+        self.now = T0
+        self.channel = Recorder()
+        channels = Channels({Channel.EMAIL: self.channel}, None, settings)
+        self.ids = IdAllocator()
+        self.engine = Engine(tmp / "engine.sqlite", load_objects(tmp / "objects"), channels, self.ids,
+                             clock=lambda: self.now)
+        self.delivered: list[int] = []          # log rows handed on after their commit
+        self.seq = 0
+
+    async def start(self, sending: bool = False) -> None:
+        await asyncio.to_thread(self.engine.load)
+        self.engine.start_writing()
+        await self.engine.write(self.ids.refill())
+        if sending:
+            await self.engine.start_sending()
+        else:
+            self.engine.deliver = lambda notes: self.delivered.extend(p.row_id for p in notes)
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+    async def result(self, host: str, service: str | None, status: int, state_type: str = "HARD",
+                     attempt: int = 1, **extra: Any) -> None:
+        """A poller's result, finished now: applied, decided on and committed like ingest does."""
+        self.seq += 1
+        item = {"seq": self.seq, "host": host, "service": service, "status": status, "state_type": state_type,
+                "attempt": attempt, "output": f"status {status}", "long_output": "", "perfdata": "",
+                "finished": self.now, **extra}
+        ops, _stale = self.engine.apply("poller-ladc1", [item])
+        await self.engine.commit(ops, self.engine.decide(self.now))
+
+    async def advance(self, seconds: float) -> None:
+        """Time passes, one engine tick a second (as the ticker does)."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + 1.0)
+            ops, plan = self.engine.tick(self.now)
+            if ops or plan.ops:
+                await self.engine.commit(ops, plan)
+
+    def event(self, host: str, service: str | None) -> Event:
+        ev = self.engine.store.open_event((host, service))
+        assert ev is not None, f"no open event on {host}/{service}"
+        return ev
+
+    async def ack(self, host: str, service: str | None, author: str = "alice") -> None:
+        ev = self.event(host, service)
+        ops = self.engine.events.ack(ev.id, author, "on it", self.now)
+        await self.engine.commit(ops, self.engine.notifier.on_ack(ev, self.now))
+
+    async def mute(self, host: str, service: str | None, until: float | None = None) -> None:
+        self.engine.store.mutes[(host, service)] = Mute(host, service, until, "alice")
+
+    async def unmute(self, host: str, service: str | None) -> None:
+        self.engine.store.mutes.pop((host, service), None)
+
+    async def downtime(self, host: str, service: str | None, start: float, end: float) -> Downtime:
+        did = len(self.engine.store.downtimes) + 1
+        dt = Downtime(did, host, service, start, end, "alice", "maintenance")
+        self.engine.store.downtimes[did] = dt
+        await self.engine.commit([], self.engine.downtimes.added(dt, self.now))
+        return dt
+
+    async def logged(self) -> list[tuple[Any, ...]]:
+        """(kind, contact, number, level, seconds after T0) of every decision, in order."""
+        await self.engine.write([])             # after everything queued
+        rows = await asyncio.to_thread(self.engine.db.read,
+                                       "SELECT kind, contact, number, level, created FROM notification_log ORDER BY id")
+        return [(kind, contact, number, level, round(created - T0)) for kind, contact, number, level, created in rows]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Callable[[Callable[[Timeline], Awaitable[None]]], None]]:
+    """run(scenario): a fresh engine on the fake clock, the scenario, then a clean stop."""
+    def go(scenario: Callable[[Timeline], Awaitable[None]], **kw: Any) -> None:
+        async def main() -> None:
+            t = Timeline(tmp_path, **kw)
+            await t.start(sending="settings" in kw)
+            try:
+                await asyncio.wait_for(scenario(t), timeout=20)
+            finally:
+                await t.stop()
+        asyncio.run(main())
+    yield go
+
+
+def test_soft_then_hard_is_told_once_and_an_ack_stops_the_escalation(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        for attempt in (1, 2):
+            await t.result("db1.ladc1", "Mysql", CRITICAL, "SOFT", attempt)
+            await t.advance(30)
+            assert await t.logged() == [], "a SOFT state tells nobody"
+        await t.result("db1.ladc1", "Mysql", CRITICAL, "HARD", 3)
+        await t.result("db1.ladc1", "Mysql", CRITICAL, "HARD", 3)      # the same again: nothing new
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 60), ("PROBLEM", "dba", 1, 1, 60)]
+        await t.advance(5 * 60)
+        await t.ack("db1.ladc1", "Mysql")
+        await t.advance(15 * 60)                # past the 10-minute escalation to boss
+        await t.result("db1.ladc1", "Mysql", OK, "HARD", 1)
+        assert await t.logged() == [
+            ("PROBLEM", "ops", 1, 1, 60), ("PROBLEM", "dba", 1, 1, 60),
+            ("ACKNOWLEDGEMENT", "dba", 1, 1, 360), ("ACKNOWLEDGEMENT", "ops", 1, 1, 360),
+            ("RECOVERY", "dba", 1, 1, 1260), ("RECOVERY", "ops", 1, 1, 1260)]
+        assert sorted(t.delivered) == list(range(1, 7)), "every decision is handed on after its commit"
+    run(scenario)
+
+
+def test_an_unacknowledged_problem_escalates_and_the_recovery_reaches_everyone_told(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("db1.ladc1", "Mysql", CRITICAL, "HARD", 3)
+        await t.advance(9 * 60 + 58)
+        assert [r[1] for r in await t.logged()] == ["ops", "dba"]
+        await t.advance(3)                      # 10 minutes after the problem opened
+        await t.result("db1.ladc1", "Mysql", WARNING, "HARD", 3)        # a new state: a second round
+        await t.result("db1.ladc1", "Mysql", OK, "HARD", 1)
+        assert await t.logged() == [
+            ("PROBLEM", "ops", 1, 1, 0), ("PROBLEM", "dba", 1, 1, 0),
+            ("ESCALATION", "boss", 2, 2, 600),
+            ("PROBLEM", "ops", 2, 1, 601), ("PROBLEM", "dba", 2, 1, 601), ("PROBLEM", "boss", 2, 2, 601),
+            ("RECOVERY", "boss", 1, 1, 601), ("RECOVERY", "dba", 1, 1, 601), ("RECOVERY", "ops", 1, 1, 601)]
+    run(scenario)
+
+
+def test_renotification_follows_the_interval_and_a_replayed_result_is_never_told_twice(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        before = t.seq
+        await t.advance(30 * 60)
+        await t.advance(29 * 60)
+        t.seq = before - 1                      # the poller replays its spool after a restart
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 0), ("PROBLEM", "ops", 2, 1, 1800)]
+    run(scenario)
+
+
+def test_a_muted_host_tells_nothing_until_unmuted_and_then_tells_the_problem_once(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.mute("db1.ladc1", None)
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        await t.advance(120)
+        assert await t.logged() == []
+        await t.unmute("db1.ladc1", None)
+        await t.advance(2)
+        await t.advance(60)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 121)]
+        await t.mute("db1.ladc1", "Disk")
+        await t.result("db1.ladc1", "Disk", OK)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 121)], "a recovery while muted is not told"
+    run(scenario)
+
+
+def test_a_downtime_holds_the_problem_and_tells_its_start_and_end(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.downtime("db1.ladc1", "Disk", T0 + 60, T0 + 600)
+        await t.advance(60)
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        await t.advance(300)
+        assert await t.logged() == [("DOWNTIMESTART", "ops", 1, 1, 60)]
+        await t.advance(300)
+        assert await t.logged() == [("DOWNTIMESTART", "ops", 1, 1, 60), ("DOWNTIMEEND", "ops", 1, 1, 600),
+                                    ("PROBLEM", "ops", 1, 1, 600)]
+    run(scenario)
+
+
+def test_a_flapping_check_tells_its_flapping_not_its_states(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        for i in range(4):
+            await t.advance(60)
+            await t.result("db1.ladc1", "Disk", WARNING if i % 2 == 0 else CRITICAL, flapping=True)
+        await t.advance(60)
+        await t.result("db1.ladc1", "Disk", CRITICAL, flapping=False)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 0), ("FLAPPINGSTART", "ops", 1, 1, 60),
+                                    ("FLAPPINGSTOP", "ops", 1, 1, 300)]
+    run(scenario)
+
+
+def test_a_host_going_down_is_told_for_the_host_not_for_each_service(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("web1.ladc1", None, DOWN, "SOFT", 1)
+        await t.result("web1.ladc1", "HTTP", CRITICAL)
+        await t.result("web1.ladc1", "HTTPS", CRITICAL)
+        await t.advance(10)
+        assert await t.logged() == [], "services wait while their host's check settles"
+        await t.result("web1.ladc1", None, DOWN, "HARD", 2)
+        await t.advance(400)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 10)]
+        assert t.event("web1.ladc1", "HTTP").parent_id == t.event("web1.ladc1", None).id
+    run(scenario)
+
+
+def test_outside_the_notification_period_nothing_is_told(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("db1.ladc1", "Night", CRITICAL)
+        await t.advance(600)
+        assert await t.logged() == []
+    run(scenario)
+
+
+def test_a_storm_is_summarised_after_the_threshold(run) -> None:
+    services = "\n".join(f"  - {{host: db1.ladc1, description: Disk {i}, command: \"check_dummy!0!ok\", "
+                         f"contacts: [ops]}}" for i in range(6))
+    objects = OBJECTS + services + "\n"
+
+    async def scenario(t: Timeline) -> None:
+        for i in range(6):
+            await t.result("db1.ladc1", f"Disk {i}", CRITICAL)
+        deadline = time.monotonic() + 5
+        while t.engine.queued() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await t.engine.write([])
+        rows = await asyncio.to_thread(t.engine.db.read, "SELECT status FROM notification_log ORDER BY id")
+        assert [r[0] for r in rows] == ["sent"] * 3 + ["summarised"] * 3
+        assert [len(n.summary_ids) for n in t.channel.sent] == [0, 0, 0, 3], "three alone, then one summary"
+    run(scenario, objects=objects, settings=Settings(storm_threshold=3, storm_window=60, storm_hold=0.1))
