@@ -61,3 +61,12 @@ def test_split_check_names_a_checkd_module_that_imports_central(tmp_path: Path) 
     assert done.returncode == 1
     assert "checkd/poller.py imports central.app: the checkd package never imports central" in done.stdout
     assert "checkd/cli.py imports central.bot" in done.stdout
+
+
+def test_every_source_folder_is_a_package() -> None:
+    # setup.cfg's packages = find: skips a folder without __init__.py, so the
+    # installed .deb would lack it while the checkout (namespace import) works.
+    missing = [str(d.relative_to(REPO)) for top in ("checkd", "central")
+               for d in [REPO / top, *(REPO / top).rglob("*")]
+               if d.is_dir() and any(d.glob("*.py")) and not (d / "__init__.py").exists()]
+    assert not missing, f"add an __init__.py to: {missing}"
