@@ -21,6 +21,7 @@ from central.api import ReadApi
 from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
+from central.live import Live
 from checkd.engine.db import Op, WriteError
 from checkd.engine.deployments import Deployments
 from checkd.engine.engine import Engine
@@ -48,7 +49,7 @@ BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_ev
 
 class Central:
     def __init__(self, node: NodeConfig, objs: Objects):
-        self.node, self.objs = node, objs
+        self.live = Live.of(node, objs)
         self.ids = IdAllocator()
         self.channels = channels.build(node, objs, Links(lambda: self.public_url))
         self.engine = Engine(node.state_dir / "central.sqlite", objs, self.channels, self.ids,
@@ -56,7 +57,6 @@ class Central:
         e = self.engine
         self.db, self.store, self.events, self.notifier = e.db, e.store, e.events, e.notifier
         self.downtime_notices = e.downtimes
-        self.auth = Auth(node.pollers, node.api_tokens, node.deploy_tokens)
         self.commands = CommandQueue()
         self.ingest = Ingest(self)
         self.operations = Operations(self)
@@ -68,6 +68,18 @@ class Central:
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    @property
+    def node(self) -> NodeConfig:
+        return self.live.node
+
+    @property
+    def objs(self) -> Objects:
+        return self.live.objs
+
+    @property
+    def auth(self) -> Auth:
+        return self.live.auth
 
     @property
     def deployments(self) -> Deployments:
@@ -175,9 +187,8 @@ class Central:
             log.error("reload refused, the running configuration stays: %s changed, which needs a restart",
                       ", ".join(changed))
             return False
-        self.node, self.objs = node, objs
+        self.live.replace(node, objs)
         logging.getLogger().setLevel(node.log_level.upper())
-        self.auth = Auth(node.pollers, node.api_tokens, node.deploy_tokens)
         self.engine.reconfigure(objs, system_contacts(node))
         self.polling.reconfigure()
         if self.bot is not None:
