@@ -16,7 +16,8 @@ from aiohttp import web
 
 from central import validate
 from checkd.engine.db import Op
-from checkd.engine.notify.notifier import LOG_FIELDS, Plan
+from checkd.engine.nflog import LOG_FIELDS, LogRow
+from checkd.engine.notify.notifier import Plan
 from checkd.engine.store import CheckView, PollerState
 from checkd.config.node import PollerAuth
 
@@ -164,7 +165,7 @@ class Ingest:
                 problem = f"event_id {row['event_id']} is not from a block reserved for {auth.name}"
             if problem is not None:
                 raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
-            tuples.append(tuple(row.get(f) for f in LOG_FIELDS))
+            tuples.append(LogRow(*(row.get(f) for f in LOG_FIELDS)))
         problems = self._open_problems(doc, auth)
         now = time.time()
         self._poller_state(auth.name, auth.site, now)

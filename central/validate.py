@@ -140,7 +140,7 @@ _LOG_STATUSES = {"pending", "sent", "failed", "summarised"}
 
 def log_row_problem(row: Any) -> str | None:
     """What is wrong with one handed-over notification_log row (None: nothing)."""
-    from checkd.engine.notify.notifier import from_payload
+    from checkd.engine.nflog import from_payload
     if type(row) is not dict:
         return "expected an object"
     for key, types in (("id", (int,)), ("event_id", (int,)), ("kind", (str,)), ("contact", (str,)),

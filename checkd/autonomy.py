@@ -35,7 +35,9 @@ from checkd.engine.engine import Engine
 from checkd.engine.events import apply_result
 from checkd.engine.ids import NoIds, PollerIds
 from checkd.engine.notify import channels
-from checkd.engine.notify.notifier import LOG_FIELDS, Planned, from_payload
+from checkd.engine import nflog
+from checkd.engine.nflog import from_payload
+from checkd.engine.notify.notifier import Planned
 from checkd.forwarder import DeliveryError, Forwarder
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,6 @@ log = logging.getLogger(__name__)
 BLOCK = 1000                    # event IDs asked for at a time
 LOW_WATER = 200                 # ask for more below this many
 RESERVE_RETRY = 30.0            # after central refused a reservation (an error answer)
-DELEGATED = """CREATE TABLE IF NOT EXISTS delegated (row_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);\n"""
-INSERT_DELEGATED = "INSERT OR REPLACE INTO delegated VALUES (?,?)"
-SET_STATUS = "UPDATE notification_log SET status = ? WHERE id = ?"
 
 
 class LocalAlerting:
@@ -65,7 +64,7 @@ class LocalAlerting:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.engine.load, DELEGATED, False)
+        await asyncio.to_thread(self.engine.load, nflog.DELEGATED_SCHEMA, False)
         self.engine.start_writing()
         await self.engine.run(sending=False)
         if self.engine.pending:
@@ -123,16 +122,13 @@ class LocalAlerting:
         if acked_seq is not None:
             backlog += await asyncio.to_thread(self._unconfirmed, acked_seq)
         if backlog:
-            await self.engine.write([(SET_STATUS, [("pending", p.row_id) for p in backlog])])
+            await self.engine.write([(nflog.SET_STATUS, [("pending", p.row_id) for p in backlog])])
             self._submit(backlog)
         log.warning("central unreachable: poller %s alerts on its own now (%d notification(s) central "
                     "never got the results for)", self.node.name, len(backlog))
 
     def _unconfirmed(self, acked_seq: int) -> list[Planned]:
-        rows = self.db.read(
-            "SELECT n.id, n.payload FROM notification_log n LEFT JOIN delegated d ON d.row_id = n.id "
-            "WHERE n.status = 'delegated' AND (d.seq IS NULL OR d.seq > ?) ORDER BY n.id", (acked_seq,))
-        return [Planned(rid, from_payload(payload)) for rid, payload in rows]
+        return [Planned(r.id, from_payload(r.payload)) for r in nflog.unconfirmed(self.db, acked_seq)]
 
     def _submit(self, notes: list[Planned]) -> None:
         self.engine.submit([Planned(p.row_id, dataclasses.replace(p.n, via=self.via)) for p in notes])
@@ -144,7 +140,7 @@ class LocalAlerting:
             self._submit(notes)
         else:
             seq = self.last_seq() if seq is None else seq
-            self.engine.db.write([(INSERT_DELEGATED, [(p.row_id, seq) for p in notes])])
+            self.engine.db.write([(nflog.INSERT_DELEGATED, [(p.row_id, seq) for p in notes])])
 
     # --- talking to central again -----------------------------------------------------------
 
@@ -175,23 +171,21 @@ class LocalAlerting:
 
     async def _handover(self, fwd: Forwarder) -> None:
         await self.engine.stop_sending()                  # nothing changes while central takes over
-        rows = await asyncio.to_thread(
-            self.db.read, "SELECT * FROM notification_log WHERE status IN "
-                          "('pending', 'sent', 'failed', 'summarised') ORDER BY id")
+        rows = await asyncio.to_thread(nflog.to_hand_over, self.db)
         # The problems it has open go along: central opens them under the same IDs before a
         # result is replayed, so its own checks (a takeover) join them instead of opening new ones.
         events = [{"id": ev.id, "host": ev.host, "service": ev.service, "status": ev.status,
                    "opened": ev.opened, "flapping": ev.flapping} for ev in self.store.open_events.values()]
         try:
             answer = await fwd.call("/api/v1/notifications/adopt",
-                                    {"rows": [dict(zip(LOG_FIELDS, r)) for r in rows], "events": events})
+                                    {"rows": [r._asdict() for r in rows], "events": events})
         except DeliveryError:
             # Not taken over: go on alerting (what was pending goes out again).
             self.autonomous = False
-            self.engine.pending = [Planned(r[0], from_payload(r[12])) for r in rows if r[8] == "pending"]
+            self.engine.pending = [Planned(r.id, from_payload(r.payload)) for r in rows if r.status == "pending"]
             await self.go_autonomous(acked_seq=None)
             raise
-        await self.engine.write([(SET_STATUS, [("handed", r[0]) for r in rows])])
+        await self.engine.write([(nflog.SET_STATUS, [("handed", r.id) for r in rows])])
         self.autonomous = False
         self.engine.notifier.new_status = "delegated"
         log.warning("central reachable again: handed %d notification(s) and %d open problem(s) over (central "

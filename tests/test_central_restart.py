@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from checkd.engine.notify.notification import Channel, Kind, Notification
-from checkd.engine.notify.notifier import to_payload
+from checkd.engine.nflog import to_payload
 from tests.central_proc import POLLER_TOKENS, CentralProc, result, start_poller, write_config
 from tests.helpers import require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra

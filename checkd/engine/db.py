@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from checkd.engine import nflog
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -125,13 +127,7 @@ class Database:
                                 "deployments")}
             # Closed events stay on disk (GET /events/{id} reads them there).
             tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
-            # What open events have been told, and what was decided but not yet sent.
-            # ... and what a poller sent about events its spool has not delivered yet
-            # (not event 0: downtime notices about a check without a problem).
-            tables["notification_log"] = conn.execute(
-                "SELECT * FROM notification_log WHERE status = 'pending' OR event_id IN "
-                "(SELECT id FROM events WHERE closed IS NULL) OR "
-                "(event_id NOT IN (SELECT id FROM events) AND event_id != 0) ORDER BY id").fetchall()
+            tables["notification_log"] = conn.execute(nflog.LOAD).fetchall()
             # Event IDs pollers allocated are never opened twice, even long after they closed.
             tables["poller_event_ids"] = conn.execute(
                 "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases").fetchall()

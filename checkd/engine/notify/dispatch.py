@@ -23,14 +23,14 @@ from typing import Any, Protocol
 
 from checkd.engine.db import Database, Op
 from checkd.engine.notify.notification import Channel, DeliveryError, Kind, Notification
-from checkd.engine.notify.notifier import ROOM, Planned
+from checkd.engine.nflog import ROOM, SET_OUTCOME
+from checkd.engine.notify.notifier import Planned
 from checkd.engine.notify.recipients import mail_address
 from checkd.engine.notify.webhook import redact
 from checkd.durations import format_duration
 
 log = logging.getLogger(__name__)
 
-UPDATE_LOG = "UPDATE notification_log SET status = ?, done = ?, attempts = ?, error = ? WHERE id = ?"
 RETRY_DELAYS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 WORKERS = {Channel.EMAIL: 8, Channel.JABBER: 2, Channel.WEBHOOK: 4}
 STOP_GRACE = 10.0               # at shutdown, how long sends already under way may take
@@ -248,7 +248,7 @@ class Dispatcher:
 
     def _mark(self, rows: list[int], status: str, attempts: int, error: str | None) -> None:
         done = self.clock() if status != "pending" else None
-        ops: list[Op] = [(UPDATE_LOG, [(status, done, attempts, error, r) for r in rows])]
+        ops: list[Op] = [(SET_OUTCOME, [(status, done, attempts, error, r) for r in rows])]
         fut = self.db.write(ops)
         self._writes.add(fut)
         fut.add_done_callback(self._written)

@@ -21,6 +21,7 @@ from typing import Any
 from checkd.engine.db import Op
 from checkd.engine.events import Events
 from checkd.engine.ids import SET_META
+from checkd.engine.nflog import ADOPT, INSERT, ROOM, LogRow, from_payload, to_payload
 from checkd.engine.notify import recipients as rc
 from checkd.engine.notify.notification import Channel, Kind, Notification
 from checkd.engine.store import UPSERT_EVENT, Event, Store
@@ -29,11 +30,6 @@ from checkd.states import StateType, state_name
 
 log = logging.getLogger(__name__)
 
-ROOM = "#room"                  # the contact name of the group chat room in the log
-INSERT_LOG = "INSERT INTO notification_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-ADOPT_LOG = "INSERT OR IGNORE INTO notification_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-LOG_FIELDS = ("id", "event_id", "kind", "contact", "channel", "number", "level", "created", "status", "done",
-              "attempts", "error", "payload")
 HOST_HOLD_MAX = 300.0           # longest a service problem waits for its host's check to settle
 
 
@@ -55,21 +51,6 @@ class Plan:
         return self
 
 
-_PAYLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(Notification) if f.name != "graph_png")
-
-
-def to_payload(n: Notification) -> str:
-    d = {name: getattr(n, name) for name in _PAYLOAD_FIELDS}     # not asdict: it deep-copies
-    d["kind"], d["channel"], d["summary_ids"] = n.kind.value, n.channel.value, list(n.summary_ids)
-    return json.dumps(d)
-
-
-def from_payload(text: str) -> Notification:
-    d: dict[str, Any] = json.loads(text)
-    d["kind"], d["channel"], d["summary_ids"] = Kind(d["kind"]), Channel(d["channel"]), tuple(d["summary_ids"])
-    return Notification(**d)
-
-
 class Notifier:
     def __init__(self, objs: Objects, store: Store, events: Events, channels: Iterable[Channel],
                  room: str | None = None, system: Notify = Notify()):
@@ -84,7 +65,7 @@ class Notifier:
         self.new_status = "pending"         # a poller alerting for central records its decisions "delegated"
         self.via = "central"
         # Rows a poller sent about events not open here yet (its spool is on the way).
-        self.adopted: dict[int, list[tuple[Any, ...]]] = {}
+        self.adopted: dict[int, list[LogRow]] = {}
         self._level_cache: dict[tuple[str, str | None], list[rc.Level]] = {}
 
     def reconfigure(self, objs: Objects, system: Notify) -> None:
@@ -98,17 +79,16 @@ class Notifier:
         the pending ones, decided before the restart but not confirmed sent."""
         self.next_id = meta.get("next_notification_id", 1)
         pending = []
-        for r in rows:
-            rid, eid, kind, contact, channel, number, _lvl, _created, status = r[:9]
-            self.next_id = max(self.next_id, rid + 1)
-            if eid in self.store.open_events:
-                self.keys.setdefault(eid, set()).add((kind, contact, channel, number))
-                if kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and contact != ROOM:
-                    self.told.setdefault(eid, set()).add(contact)
-            elif status != "pending":
-                self.adopted.setdefault(eid, []).append(r)
-            if status == "pending":
-                pending.append(Planned(rid, from_payload(r[12])))
+        for r in map(LogRow._make, rows):
+            self.next_id = max(self.next_id, r.id + 1)
+            if r.event_id in self.store.open_events:
+                self.keys.setdefault(r.event_id, set()).add((r.kind, r.contact, r.channel, r.number))
+                if r.kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and r.contact != ROOM:
+                    self.told.setdefault(r.event_id, set()).add(r.contact)
+            elif r.status != "pending":
+                self.adopted.setdefault(r.event_id, []).append(r)
+            if r.status == "pending":
+                pending.append(Planned(r.id, from_payload(r.payload)))
         return pending
 
     # --- what causes notifications --------------------------------------------------
@@ -129,28 +109,28 @@ class Notifier:
                 self._simple(ev, kind, now, plan, self._level_audience(ev, now))
         return plan
 
-    def adopt(self, rows: list[tuple[Any, ...]]) -> Plan:
+    def adopt(self, rows: list[LogRow]) -> Plan:
         """A poller's notification log from a time it alerted on its own (before its spool
         is replayed): recorded, and never sent again. Rows it had not sent are sent now."""
         plan = Plan()
         logged = []
         for r in rows:
-            _, eid, kind, contact, channel, number, level, created, status, done, attempts, error, payload = r
-            target = self.store.aliases.get(eid, eid)
-            if (kind, contact, channel, number) in self.keys.get(target, ()):
+            target = self.store.aliases.get(r.event_id, r.event_id)
+            if (r.kind, r.contact, r.channel, r.number) in self.keys.get(target, ()):
                 continue                    # known already (the handover was repeated)
             rid, self.next_id = self.next_id, self.next_id + 1
-            row = (rid, eid, kind, contact, channel, number, level, created, status, done, attempts, error, payload)
+            row = r._replace(id=rid)
             logged.append(row)
-            if status == "pending":
-                plan.notes.append(Planned(rid, dataclasses.replace(from_payload(payload), log_id=rid, via=self.via)))
+            if row.status == "pending":
+                plan.notes.append(Planned(rid, dataclasses.replace(from_payload(row.payload), log_id=rid,
+                                                                   via=self.via)))
             ev = self.store.open_events.get(target)
             if ev is None:
                 self.adopted.setdefault(target, []).append(row)
             else:
                 self._take(ev, row, plan)
         if logged:
-            plan.ops.append((ADOPT_LOG, logged))
+            plan.ops.append((ADOPT, logged))
             plan.ops.append((SET_META, [("next_notification_id", self.next_id)]))
         return plan
 
@@ -158,21 +138,20 @@ class Notifier:
         for row in self.adopted.pop(eid, ()):
             self._take(ev, row, plan)
 
-    def _take(self, ev: Event, row: tuple[Any, ...], plan: Plan) -> None:
+    def _take(self, ev: Event, row: LogRow, plan: Plan) -> None:
         """What a poller already told about `ev`: counted as told here."""
-        kind, contact, channel, number, level, created = row[2], row[3], row[4], row[5], row[6], row[7]
-        self.keys.setdefault(ev.id, set()).add((kind, contact, channel, number))
-        if kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and contact != ROOM:
-            self.told.setdefault(ev.id, set()).add(contact)
-        if kind == Kind.PROBLEM.value:
-            state = json.loads(row[12]).get("state")
+        self.keys.setdefault(ev.id, set()).add((row.kind, row.contact, row.channel, row.number))
+        if row.kind in (Kind.PROBLEM.value, Kind.ESCALATION.value) and row.contact != ROOM:
+            self.told.setdefault(ev.id, set()).add(row.contact)
+        if row.kind == Kind.PROBLEM.value:
+            state = json.loads(row.payload).get("state")
             ev.notified_status = rc.STATUS_OF.get(state, ev.notified_status)
-            ev.rounds = max(ev.rounds, number)
-            ev.level = max(ev.level, level)     # its audience included the levels already due
-            ev.notified_at = max(ev.notified_at, created)
-        elif kind == Kind.ESCALATION.value:
-            ev.level = max(ev.level, number)
-            ev.notified_at = max(ev.notified_at, created)
+            ev.rounds = max(ev.rounds, row.number)
+            ev.level = max(ev.level, row.level)     # its audience included the levels already due
+            ev.notified_at = max(ev.notified_at, row.created)
+        elif row.kind == Kind.ESCALATION.value:
+            ev.level = max(ev.level, row.number)
+            ev.notified_at = max(ev.notified_at, row.created)
         plan.ops.append((UPSERT_EVENT, [ev.row()]))
 
     def on_ack(self, ev: Event, now: float) -> Plan:
@@ -324,11 +303,11 @@ class Notifier:
             rid, self.next_id = self.next_id, self.next_id + 1
             n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level,
                                     log_id=rid)
-            rows.append((rid, base.event_id, kind.value, name, channel.value, number, level, now, self.new_status,
-                         None, 0, None, to_payload(n)))
+            rows.append(LogRow(rid, base.event_id, kind.value, name, channel.value, number, level, now,
+                               self.new_status, None, 0, None, to_payload(n)))
             plan.notes.append(Planned(rid, n))
         if rows:
-            plan.ops.append((INSERT_LOG, rows))
+            plan.ops.append((INSERT, rows))
             plan.ops.append((SET_META, [("next_notification_id", self.next_id)]))
 
     def _addresses(self, contact: Contact) -> list[tuple[Channel, str]]:
