@@ -22,6 +22,7 @@ from checkd.engine.engine import Engine
 from checkd.engine.ids import IdAllocator
 from checkd.engine.notify.channels import Channels
 from checkd.engine.notify.dispatch import Settings
+from checkd.engine.notify import recipients, stages
 from checkd.engine.notify.notification import Channel, Notification
 from checkd.engine.store import Downtime, Event, Mute
 
@@ -117,6 +118,11 @@ class Timeline:
         ev = self.engine.store.open_event((host, service))
         assert ev is not None, f"no open event on {host}/{service}"
         return ev
+
+    def held(self, host: str, service: str | None) -> str | None:
+        """Why the engine tells nothing about this problem now (checkd/engine/notify/stages.py)."""
+        n = self.engine.notifier
+        return stages.held(n, self.event(host, service), recipients.config_of(n.objs, host, service), self.now)
 
     async def ack(self, host: str, service: str | None, author: str = "alice") -> None:
         ev = self.event(host, service)
@@ -214,6 +220,7 @@ def test_a_muted_host_tells_nothing_until_unmuted_and_then_tells_the_problem_onc
         await t.result("db1.ladc1", "Disk", CRITICAL)
         await t.advance(120)
         assert await t.logged() == []
+        assert t.held("db1.ladc1", "Disk") == "muted"
         await t.unmute("db1.ladc1", None)
         await t.advance(2)
         await t.advance(60)
@@ -231,6 +238,7 @@ def test_a_downtime_holds_the_problem_and_tells_its_start_and_end(run) -> None:
         await t.result("db1.ladc1", "Disk", CRITICAL)
         await t.advance(300)
         assert await t.logged() == [("DOWNTIMESTART", "ops", 1, 1, 60)]
+        assert t.held("db1.ladc1", "Disk") == "in downtime"
         await t.advance(300)
         assert await t.logged() == [("DOWNTIMESTART", "ops", 1, 1, 60), ("DOWNTIMEEND", "ops", 1, 1, 600),
                                     ("PROBLEM", "ops", 1, 1, 600)]
@@ -243,6 +251,7 @@ def test_a_flapping_check_tells_its_flapping_not_its_states(run) -> None:
         for i in range(4):
             await t.advance(60)
             await t.result("db1.ladc1", "Disk", WARNING if i % 2 == 0 else CRITICAL, flapping=True)
+            assert t.held("db1.ladc1", "Disk") == "flapping"
         await t.advance(60)
         await t.result("db1.ladc1", "Disk", CRITICAL, flapping=False)
         assert await t.logged() == [("PROBLEM", "ops", 1, 1, 0), ("FLAPPINGSTART", "ops", 1, 1, 60),
@@ -257,9 +266,11 @@ def test_a_host_going_down_is_told_for_the_host_not_for_each_service(run) -> Non
         await t.result("web1.ladc1", "HTTPS", CRITICAL)
         await t.advance(10)
         assert await t.logged() == [], "services wait while their host's check settles"
+        assert t.held("web1.ladc1", "HTTP") == "host check settling"
         await t.result("web1.ladc1", None, DOWN, "HARD", 2)
         await t.advance(400)
         assert await t.logged() == [("PROBLEM", "ops", 1, 1, 10)]
+        assert t.held("web1.ladc1", "HTTPS") == "inhibited by its host"
         assert t.event("web1.ladc1", "HTTP").parent_id == t.event("web1.ladc1", None).id
     run(scenario)
 
@@ -269,6 +280,7 @@ def test_outside_the_notification_period_nothing_is_told(run) -> None:
         await t.result("db1.ladc1", "Night", CRITICAL)
         await t.advance(600)
         assert await t.logged() == []
+        assert t.held("db1.ladc1", "Night") == "outside the notification period"
     run(scenario)
 
 

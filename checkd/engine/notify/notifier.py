@@ -18,19 +18,19 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.engine.db import Op
 from checkd.engine.events import Events
 from checkd.engine.ids import SET_META
 from checkd.engine.nflog import ADOPT, INSERT, ROOM, LogRow, from_payload, to_payload
 from checkd.engine.notify import recipients as rc
+from checkd.engine.notify import stages
 from checkd.engine.notify.notification import Channel, Kind, Notification
 from checkd.engine.store import UPSERT_EVENT, Event, Store
-from checkd.config.model import Contact, Host, Notify, Objects, Service
-from checkd.states import StateType, state_name
+from checkd.states import state_name
 
 log = logging.getLogger(__name__)
 
-HOST_HOLD_MAX = 300.0           # longest a service problem waits for its host's check to settle
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -177,28 +177,6 @@ class Notifier:
             return self._system
         return rc.config_of(self.objs, ev.host, ev.service)
 
-    def _quiet(self, ev: Event, now: float, flapping_too: bool = True) -> bool:
-        """Nothing about this problem goes out now (it may later). While the check flaps
-        only the flapping notices themselves go out."""
-        cfg = self._config(ev)
-        if cfg is None or not cfg.notify.notifications_enabled:
-            return True
-        if (flapping_too and ev.flapping) or self.events.suppressed(ev):
-            return True
-        return self.store.muted(ev.host, ev.service, now)
-
-    def _host_settling(self, ev: Event, now: float) -> bool:
-        """A service problem while its host's check is failing but not yet HARD: wait, so
-        a host going down is told once for the host, not once per service."""
-        if ev.service is None:
-            return False
-        hv = self.store.checks.get((ev.host, None))
-        host = self.objs.hosts.get(ev.host)
-        if hv is None or host is None or hv.status == 0 or hv.state_type is not StateType.SOFT:
-            return False
-        hold = min(HOST_HOLD_MAX, host.schedule.max_attempts * host.schedule.retry_interval + 30)
-        return now - ev.opened < hold
-
     def _levels(self, ev: Event, cfg: Host | Service) -> list[rc.Level]:
         lv = self._level_cache.get(ev.key)
         if lv is None:
@@ -206,24 +184,16 @@ class Notifier:
         return lv
 
     def _evaluate(self, ev: Event, now: float, plan: Plan) -> None:
-        """Runs for every open event every second: the cheap "is anything due" test first."""
-        if ev.acknowledged:
-            return
+        """The stages of checkd/engine/notify/stages.py: due, holds, audience (dedup in emit)."""
         cfg = self._config(ev)
         if cfg is None:
             return
         lv = self._levels(ev, cfg)
-        due = 1 if len(lv) == 1 else max(level.number for level in lv if now >= ev.opened + level.after)
-        every = lv[min(ev.level, len(lv)) - 1].every     # min: the config may have lost a level since
-        interval = cfg.notify.notification_interval if every is None else every
-        if (ev.notified_status == ev.status and due <= ev.level
-                and not (interval > 0 and now >= ev.notified_at + interval)):
+        d = stages.due(ev, lv, cfg, now)
+        if d is None or stages.held(self, ev, cfg, now) is not None:
             return
-        if self._quiet(ev, now) or self._host_settling(ev, now):
-            return
-        if not rc.in_period(self.objs, cfg.notify.notification_period, now):
-            return
-        if ev.notified_status != ev.status:
+        due = d.level
+        if d.new_state:
             self._round(ev, Kind.PROBLEM, ev.rounds + 1, rc.audience(self.objs, lv, max(due, ev.level), now),
                         now, plan)
             ev.rounds += 1
@@ -243,14 +213,14 @@ class Notifier:
     def _recovery(self, ev: Event, now: float, plan: Plan) -> None:
         told = self.told.pop(ev.id, set())
         already = any(k[0] == Kind.RECOVERY.value for k in self.keys.get(ev.id, ()))   # a poller sent it
-        if told and not already and not ev.flapping and not self.store.muted(ev.host, ev.service, now):
+        if told and not already and stages.held(self, ev, self._config(ev), now, stages.RECOVERY_HOLDS) is None:
             self._simple(ev, Kind.RECOVERY, now, plan,
                          [(self.objs.contacts[c], 1) for c in sorted(told) if c in self.objs.contacts])
         self.keys.pop(ev.id, None)
 
     def _level_audience(self, ev: Event, now: float) -> list[tuple[Contact, int]]:
         cfg = self._config(ev)
-        if cfg is None or self._quiet(ev, now, flapping_too=False):
+        if cfg is None or stages.held(self, ev, cfg, now, stages.NOTICE_HOLDS) is not None:
             return []
         return rc.audience(self.objs, self._levels(ev, cfg), ev.level, now)
 
