@@ -38,7 +38,7 @@ from checkd.engine.notify import channels
 from checkd.engine import nflog
 from checkd.engine.nflog import from_payload
 from checkd.engine.notify.notifier import Planned
-from checkd.forwarder import DeliveryError, Forwarder
+from checkd.forwarder import Forwarder, PostError
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class LocalAlerting:
         if self.ids.available() < LOW_WATER and time.monotonic() - self._reserve_refused > RESERVE_RETRY:
             try:
                 block = await fwd.call("/api/v1/ids/reserve", {"count": BLOCK})
-            except DeliveryError as e:
+            except PostError as e:
                 if not e.answered:
                     # Central is not there: this counts as a failed delivery, and the reservation
                     # is the first thing tried on the next contact (not RESERVE_RETRY later).
@@ -179,7 +179,7 @@ class LocalAlerting:
         try:
             answer = await fwd.call("/api/v1/notifications/adopt",
                                     {"rows": [r._asdict() for r in rows], "events": events})
-        except DeliveryError:
+        except PostError:
             # Not taken over: go on alerting (what was pending goes out again).
             self.autonomous = False
             self.engine.pending = [Planned(r.id, from_payload(r.payload)) for r in rows if r.status == "pending"]

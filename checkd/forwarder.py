@@ -31,7 +31,7 @@ log = logging.getLogger("checkd.forwarder")
 _TRANSIENT_4XX = {408, 429}
 
 
-class DeliveryError(Exception):
+class PostError(Exception):
     """One failed delivery. kind names the state for logging; rejected means
     central refused us (4xx), which retrying fast will not fix."""
 
@@ -60,7 +60,7 @@ class Forwarder:
         self.base = url.rstrip("/")
         self.endpoint = self.base + "/api/v1/results"
         # Awaited before each delivery (a poller that alerted on its own hands over first);
-        # raising DeliveryError counts as a failed delivery.
+        # raising PostError counts as a failed delivery.
         self.before_post: Callable[[Forwarder], Awaitable[None]] | None = None
         self.poller = poller
         self.site = site
@@ -135,18 +135,18 @@ class Forwarder:
                     continue
             try:
                 acked, commands = await self._post(batch)
-            except DeliveryError as exc:
+            except PostError as exc:
                 self._failed(exc)
                 await self._back_off(exc)
                 continue
             if not await self._delivered(batch, acked, commands):
                 # Central answered but stored nothing of the batch: re-sending
                 # at once would spin, so treat it like a failure.
-                exc = DeliveryError("not storing", f"acked {acked} after a batch from seq {batch[0]['seq']}")
+                exc = PostError("not storing", f"acked {acked} after a batch from seq {batch[0]['seq']}")
                 self._failed(exc)
                 await self._back_off(exc)
 
-    async def _back_off(self, exc: DeliveryError) -> None:
+    async def _back_off(self, exc: PostError) -> None:
         """Wait before sending results again, but send a heartbeat every heartbeat interval
         meanwhile: central hears that this poller lives (it must not take the site over),
         and the first heartbeat it answers ends the wait (the backoff starts again from
@@ -163,7 +163,7 @@ class Forwarder:
                 return                          # the backoff is over: the real delivery goes next
             try:
                 acked, commands = await self._post([])
-            except DeliveryError as probe:
+            except PostError as probe:
                 log.debug("heartbeat during backoff failed: %s", probe)
                 continue
             await self._delivered([], acked, commands)
@@ -179,7 +179,7 @@ class Forwarder:
         await asyncio.sleep(self.linger)
 
     async def call(self, path: str, body: Any) -> Any:
-        """POST JSON to central (`/api/v1/...`) as this poller; the answer, or DeliveryError."""
+        """POST JSON to central (`/api/v1/...`) as this poller; the answer, or PostError."""
         assert self._session is not None, "start() first"
         extra: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
         try:
@@ -187,18 +187,18 @@ class Forwarder:
                 text = await resp.text()
                 status, reason = resp.status, resp.reason
         except asyncio.TimeoutError:
-            raise DeliveryError("timeout", f"no answer within {self._timeout:g}s") from None
+            raise PostError("timeout", f"no answer within {self._timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError("unreachable", str(exc) or type(exc).__name__) from None
+            raise PostError("unreachable", str(exc) or type(exc).__name__) from None
         if status not in (200, 201):
             detail = f"HTTP {status} {reason}: {_short(text)}"
             if 400 <= status < 500 and status not in _TRANSIENT_4XX:
-                raise DeliveryError(f"rejected (HTTP {status})", detail, rejected=True)
-            raise DeliveryError(f"HTTP {status}", detail)
+                raise PostError(f"rejected (HTTP {status})", detail, rejected=True)
+            raise PostError(f"HTTP {status}", detail)
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise DeliveryError("malformed answer", f"{exc!r} in {_short(text)}") from None
+            raise PostError("malformed answer", f"{exc!r} in {_short(text)}") from None
 
     async def _post(self, batch: list[dict[str, Any]]) -> tuple[int, list[Any]]:
         if self.before_post is not None:
@@ -210,7 +210,7 @@ class Forwarder:
             if not isinstance(acked, int) or isinstance(acked, bool) or not isinstance(commands, list):
                 raise TypeError("acked must be an integer and commands a list")
         except (KeyError, TypeError, AttributeError) as exc:
-            raise DeliveryError("malformed answer", f"{exc!r} in {_short(json.dumps(answer))}") from None
+            raise PostError("malformed answer", f"{exc!r} in {_short(json.dumps(answer))}") from None
         return acked, commands
 
     async def _delivered(self, batch: list[dict[str, Any]], acked: int, commands: list[Any]) -> bool:
@@ -242,7 +242,7 @@ class Forwarder:
                 log.exception("handling commands from central failed: %r", commands)
         return not batch or acked >= batch[0]["seq"]
 
-    def _failed(self, exc: DeliveryError) -> None:
+    def _failed(self, exc: PostError) -> None:
         self.connected = False
         self._failures += 1
         if self._down_since is None:
@@ -259,7 +259,7 @@ class Forwarder:
                         "retrying with backoff up to %.0fs",
                         self.endpoint, exc.kind, exc.detail, self.backlog, self.backoff_cap)
 
-    def _backoff(self, exc: DeliveryError) -> float:
+    def _backoff(self, exc: PostError) -> float:
         if exc.rejected:
             return self.backoff_cap  # slowly: only an operator can fix it
         # Exponential backoff with full jitter, so pollers spread out when

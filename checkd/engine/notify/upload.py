@@ -35,7 +35,7 @@ class UploadError(Exception):
     """The upload did not work; the message says why, for one log line."""
 
 
-class Service(enum.Enum):
+class UploadService(enum.Enum):
     UNKNOWN = "not asked yet this session"
     NONE = "the server has no upload service"
 
@@ -53,7 +53,7 @@ class GraphUpload:
         self.ca_file = ca_file
         self._ssl_context: ssl.SSLContext | None = None
         self.clock = clock
-        self.service: slixmpp.JID | Service = self.configured or Service.UNKNOWN
+        self.service: slixmpp.JID | UploadService = self.configured or UploadService.UNKNOWN
         self.max_size: int | None = None
         self.paused_until = 0.0
         self._urls: collections.OrderedDict[str, tuple[float, str]] = collections.OrderedDict()
@@ -61,7 +61,7 @@ class GraphUpload:
         self._pending: dict[str, asyncio.Future[str | None]] = {}
 
     def reset(self) -> None:
-        self.service = self.configured or Service.UNKNOWN
+        self.service = self.configured or UploadService.UNKNOWN
         self.max_size = None
         self.paused_until = 0.0
 
@@ -77,7 +77,7 @@ class GraphUpload:
         hit = self._urls.get(key)
         if hit is not None and now - hit[0] < KEEP_URL:
             return hit[1]
-        if self.service is Service.NONE or now < self.paused_until:
+        if self.service is UploadService.NONE or now < self.paused_until:
             return None
         pending = self._pending.get(key)
         if pending is None:
@@ -105,7 +105,7 @@ class GraphUpload:
         return url
 
     def _pause(self, why: str) -> None:
-        if self.service is Service.NONE:
+        if self.service is UploadService.NONE:
             # Until the next session: asking again for every alert would only repeat the answer.
             log.warning("jabber: %s (%s); Jabber alerts go without graphs", why, self.xmpp.boundjid.domain)
             return
@@ -180,8 +180,8 @@ class GraphUpload:
                 self.service, self.max_size = jid, _max_size(info)
                 log.info("jabber: graphs in Jabber alerts are uploaded to %s", jid)
                 return jid
-        self.service = Service.NONE
-        raise UploadError(Service.NONE.value)
+        self.service = UploadService.NONE
+        raise UploadError(UploadService.NONE.value)
 
 
 def _max_size(info: Any) -> int | None:
