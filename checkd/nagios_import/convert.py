@@ -36,7 +36,8 @@ class Context:
     resolved: Callable[[Definition], dict[str, str]]
 
 
-def _seconds(value: str, ctx: Context) -> float | int:
+def interval_seconds(value: str, ctx: Context) -> float | int:
+    """A Nagios interval (in interval_length units, 60 s by default) in seconds."""
     seconds = float(value) * ctx.interval_length
     return int(seconds) if seconds == int(seconds) else seconds
 
@@ -54,14 +55,14 @@ Rule = Callable[[str, Context], Any]
 CHECK_RULES: dict[str, tuple[str, Rule]] = {
     "alias": ("alias", lambda v, c: v),
     "check_command": ("command", lambda v, c: v),
-    "check_interval": ("interval", _seconds), "normal_check_interval": ("interval", _seconds),
-    "retry_interval": ("retry_interval", _seconds), "retry_check_interval": ("retry_interval", _seconds),
+    "check_interval": ("interval", interval_seconds), "normal_check_interval": ("interval", interval_seconds),
+    "retry_interval": ("retry_interval", interval_seconds), "retry_check_interval": ("retry_interval", interval_seconds),
     "max_check_attempts": ("max_attempts", lambda v, c: int(v)),
     "check_period": ("check_period", lambda v, c: v),
     "active_checks_enabled": ("active", lambda v, c: _bool(v)),
     "contacts": ("contacts", lambda v, c: split_list(v)),
     "contact_groups": ("contact_groups", lambda v, c: split_list(v)),
-    "notification_interval": ("notification_interval", _seconds),
+    "notification_interval": ("notification_interval", interval_seconds),
     "notification_period": ("notification_period", lambda v, c: v),
     "notifications_enabled": ("notifications_enabled", lambda v, c: _bool(v)),
     "notes": ("notes", lambda v, c: v), "notes_url": ("runbook", lambda v, c: v),

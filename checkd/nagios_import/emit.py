@@ -181,7 +181,7 @@ class Importer:
                     if ha.get(key):
                         vals[key] = split_list(ha[key])
             if "notification_interval" not in a and "notification_interval" in ha:
-                vals["notification_interval"] = cv._seconds(ha["notification_interval"], self.ctx)
+                vals["notification_interval"] = cv.interval_seconds(ha["notification_interval"], self.ctx)
             if "notification_period" not in a and "notification_period" in ha:
                 vals["notification_period"] = ha["notification_period"]
             groups.setdefault(json.dumps(vals, sort_keys=True), ([], vals))[0].append(h)
