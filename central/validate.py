@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from checkd.durations import format_duration
+from checkd.states import StateType
 
 try:
     # A quarter of ingest's CPU went to decoding batches: orjson does it 3x faster than json.
@@ -25,7 +26,7 @@ except ImportError:         # pragma: no cover - the packaged build on Debian 12
 
 FUTURE_SLACK = 300.0           # a poller clock this far ahead is wrong, not early
 MAX_AGE = 7 * 86400.0          # older results are not news any more (the spool is replayed long before)
-STATE_TYPES = ("SOFT", "HARD")
+STATE_TYPES = tuple(t.value for t in StateType)
 _NUM = (int, float)
 _INT64 = 2**63 - 1             # SQLite's INTEGER: a larger one would fail the whole group commit
 

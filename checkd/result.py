@@ -46,12 +46,5 @@ class CheckResult:
         d["state_type"] = self.state_type.value
         return d
 
-    @classmethod
-    def from_record(cls, d: dict[str, Any]) -> CheckResult:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in fields}
-        kw["state_type"] = StateType(kw["state_type"])
-        return cls(**kw)
-
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CheckResult))

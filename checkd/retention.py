@@ -16,7 +16,7 @@ from typing import Any
 
 from checkd.flapping import FlapDetector
 from checkd.result import CheckKey
-from checkd.states import StateType
+from checkd.states import StateType, settled_type
 from checkd.transitions import CheckState
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,10 @@ def overlay(states: dict[CheckKey, CheckState], records: Iterable[dict[str, Any]
         st = states.setdefault(key, CheckState())
         if r.get("finished", 0) <= st.last_check:
             continue
-        hard = r["state_type"] == "HARD" or r["status"] == 0
         if r["status"] != st.status:
             st.last_state_change = r["finished"]
         st.status = r["status"]
-        st.state_type = StateType.HARD if hard else StateType.SOFT
+        st.state_type = settled_type(r["status"], StateType(r["state_type"]))
         st.attempt = 1 if hard else r["attempt"]
         st.last_check = r["finished"]
         st.output = r.get("output", "")

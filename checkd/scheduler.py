@@ -22,7 +22,7 @@ from checkd.plugin_output import PluginOutput, interpret
 from checkd.result import CheckKey, CheckResult
 from checkd.run.prepare import PreparedCheck, is_static, prepare
 from checkd.run.runner import Runner
-from checkd.states import HostStatus, Status
+from checkd.states import HostStatus, Status, is_retrying
 from checkd.timeperiods import next_valid_time
 from checkd.transitions import CheckState, advance, apply
 
@@ -304,7 +304,7 @@ class Scheduler:
                 return
             result = self._result(key, host, service, output, scheduled_mono + offset,
                                   started + offset, finished + offset, check_type)
-            retrying = result.state_type.value == "SOFT" and result.status != 0
+            retrying = is_retrying(result.status, result.state_type)
             if service is not None and result.status != 0:
                 self._check_host_now(host.name, loop.time())
             self.checks_done += 1

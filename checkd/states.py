@@ -50,8 +50,19 @@ class HostStatus(enum.IntEnum):
 
 
 class StateType(enum.Enum):
+    """The soft/hard rules live here; transitions.py decides the type of a new result."""
     SOFT = "SOFT"
     HARD = "HARD"
+
+
+def is_retrying(status: int, state_type: StateType) -> bool:
+    """A problem not confirmed yet: the check runs again at its retry interval."""
+    return state_type is StateType.SOFT and status != 0
+
+
+def settled_type(status: int, state_type: StateType) -> StateType:
+    """An OK result is HARD whatever it was recorded as (a recovery is never soft)."""
+    return StateType.HARD if status == 0 else state_type
 
 
 def state_name(service: str | None, status: int) -> str:

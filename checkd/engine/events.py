@@ -14,7 +14,6 @@ from checkd.engine.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, Chec
 from checkd.result import CheckKey
 from checkd.states import StateType
 
-_STATE_TYPE = {"SOFT": StateType.SOFT, "HARD": StateType.HARD}
 
 
 class EventError(Exception):
@@ -176,7 +175,7 @@ def apply_result(store: Store, events: Events, poller: str, item: dict[str, Any]
     if status != view.status or view.last_check == 0:
         view.last_state_change = finished
     view.status = status
-    view.state_type = _STATE_TYPE[item["state_type"]]
+    view.state_type = StateType(item["state_type"])
     view.attempt = item["attempt"]
     view.output = item["output"]
     view.long_output = item.get("long_output") or ""
