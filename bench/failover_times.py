@@ -75,7 +75,7 @@ from tests.test_takeover import wait_for  # noqa: E402
 
 from checkd.config.node import NodeConfig  # noqa: E402
 from checkd.durations import parse_duration  # noqa: E402
-from central.polling import DEFAULT_HOLD_DOWN, WATCH_EVERY  # noqa: E402
+from central.takeover import DEFAULT_HOLD_DOWN, WATCH_EVERY  # noqa: E402
 from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE, reconnect_bound  # noqa: E402
 
 POLLER = "poller-ladc1"

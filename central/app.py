@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from central.actions import WriteApi
-from central.api import ReadApi
+from central.write_api import WriteApi
+from central.read_api import ReadApi
 from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
@@ -31,7 +31,7 @@ from central.graphs.graphs import Graphs
 from checkd.engine.ids import IdAllocator
 from central.ingest import Ingest
 from central.operations import Operations
-from central.polling import Polling
+from central.takeover import Takeover
 from checkd.engine.notify import channels
 from checkd.engine.notify.links import Links, base_url
 from checkd.engine.notify.notifier import Plan
@@ -60,7 +60,7 @@ class Central:
         self.commands = CommandQueue()
         self.ingest = Ingest(self)
         self.operations = Operations(self)
-        self.polling = Polling(self)
+        self.takeover = Takeover(self)
         self.graphs = Graphs.from_node(self)       # None without an rrd: section
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
         self._rate_mark = (time.monotonic(), 0)
@@ -142,15 +142,15 @@ class Central:
             self.bot = Bot(self, jabber)
             jabber.on_message = self.bot.on_message     # before the client connects
         await self.engine.run(sending=True)
-        await self.polling.start()
+        await self.takeover.start()
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         host, port = self.node.listen
         site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl(), backlog=1024)
         await site.start()
-        server: Any = site._server      # the bound port, when the config asked for port 0
-        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
-        self.polling.answering(time.time())
+        addresses = self._runner.addresses      # the bound port, when the config asked for port 0
+        self.port = addresses[0][1] if addresses else port
+        self.takeover.answering(time.time())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
         if not self.node.public_url:
@@ -190,7 +190,7 @@ class Central:
         self.live.replace(node, objs)
         logging.getLogger().setLevel(node.log_level.upper())
         self.engine.reconfigure(objs, system_contacts(node))
-        self.polling.reconfigure()
+        self.takeover.reconfigure()
         if self.bot is not None:
             self.bot.reconfigure()
         log.info("configuration reloaded: %d hosts, %d services, %d contacts, %d pollers", len(objs.hosts),
@@ -202,7 +202,7 @@ class Central:
         prev_t, prev_n = self._rate_mark
         rate = (self.engine.results_total - prev_n) / (now - prev_t) if now > prev_t else 0.0
         self._rate_mark = (now, self.engine.results_total)
-        taken = [s for s in self.polling.sites if self.polling.polled_by_central(s)]
+        taken = [s for s in self.takeover.sites if self.takeover.polled_by_central(s)]
         return (f"{rate:.0f} results/s, {len(self.store.open_events)} open problems, "
                 f"{self.engine.queued()} notifications queued"
                 + (f", polling {', '.join(taken)} itself" if taken else ""))
@@ -218,7 +218,7 @@ class Central:
             metrics.gauge("checkd_notifications_queued", "Notifications waiting (queued, held, retrying)",
                           self.engine.queued()),
             metrics.labelled("checkd_site_takeover", "1 while central polls the site itself", "site",
-                             {s: float(self.polling.polled_by_central(s)) for s in self.polling.sites}),
+                             {s: float(self.takeover.polled_by_central(s)) for s in self.takeover.sites}),
             metrics.labelled("checkd_poller_silent_seconds", "Seconds since a poller was last heard", "poller",
                              seen),
             metrics.counter("checkd_db_commits", "SQLite transactions since start", self.db.commits),
@@ -231,7 +231,7 @@ class Central:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.polling.stop()
+        await self.takeover.stop()
         if self.graphs is not None:
             await self.graphs.stop()        # after the last result: the writer stores what it holds
         if self.bot is not None:

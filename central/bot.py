@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from checkd import wassup
-from central.api import ReadApi
+from central.read_api import ReadApi
 from checkd.engine.notify.jabber import JabberClient
 from central.operations import OpError, target_name
 from checkd.durations import format_duration, parse_duration

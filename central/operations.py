@@ -1,7 +1,7 @@
 """What operators can do, once: acknowledge, unacknowledge, run a check now,
 mute and unmute notifications, schedule downtime.
 
-The HTTP API (central/actions.py), the Jabber bot (central/bot.py) and
+The HTTP API (central/write_api.py), the Jabber bot (central/bot.py) and
 through the API the `checkd` CLI are thin layers over these functions. Each
 change is applied to the store, recorded in the history of the events it
 touches with who did it, committed, and only then reported done.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from checkd.engine import nflog
 from checkd.engine.store import CheckView, Event
 from checkd.durations import parse_duration
 from checkd.states import state_name
@@ -35,10 +36,10 @@ class ReadApi:
         for name, auth in sorted(self.c.node.pollers.items()):
             ps = self.c.store.pollers.get(name)
             last_seen = ps.last_seen if ps else None
-            connected = last_seen is not None and now - last_seen <= self.c.polling.stale_after(auth.site)
+            connected = last_seen is not None and now - last_seen <= self.c.takeover.stale_after(auth.site)
             out.append({"name": name, "site": auth.site, "last_seen": last_seen, "seq": ps.seq if ps else 0,
                         "connected": connected, "stale": not connected,
-                        "takeover": self.c.polling.polled_by_central(auth.site)})
+                        "takeover": self.c.takeover.polled_by_central(auth.site)})
         return out
 
     def check_json(self, v: CheckView, now: float) -> dict[str, Any]:
@@ -107,21 +108,16 @@ class ReadApi:
         d["history"] = [{"ts": ts, "kind": kind, "state": None if st is None else state_name(ev.service, st),
                          "status": st, "output": out, "author": author}
                         for ts, kind, st, out, author in history]
-        d["notifications"] = [{"id": nid, "type": kind, "contact": contact, "channel": channel, "number": number,
-                               "level": level, "created": created, "status": status, "done": done,
-                               "attempts": attempts, "error": error}
-                              for nid, kind, contact, channel, number, level, created, status, done, attempts, error
-                              in notes]
+        d["notifications"] = [{"id": n.id, "type": n.kind, "contact": n.contact, "channel": n.channel,
+                               "number": n.number, "level": n.level, "created": n.created, "status": n.status,
+                               "done": n.done, "attempts": n.attempts, "error": n.error} for n in notes]
         return web.json_response(d)
 
-    def _read_event(self, eid: int) -> tuple[list[tuple[Any, ...]], ...]:
+    def _read_event(self, eid: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[nflog.LogRow]]:
         rows = self.c.db.read("SELECT * FROM events WHERE id = ?", (eid,))
         history = self.c.db.read("SELECT ts, kind, status, output, author FROM event_history WHERE event_id = ? "
                                  "ORDER BY rowid", (eid,))
-        # With the notifications a poller sent under its own ID for the same problem (split brain).
-        notes = self.c.db.read("SELECT id, kind, contact, channel, number, level, created, status, done, attempts, "
-                               "error FROM notification_log WHERE event_id = ? OR event_id IN "
-                               "(SELECT alias FROM event_aliases WHERE event_id = ?) ORDER BY id", (eid, eid))
+        notes = nflog.of_event(self.c.db, eid)
         return rows, history, notes
 
     async def downtimes(self, request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from checkd.engine.notify.recipients import SYSTEM_HOST
 from checkd.durations import format_duration
+from checkd.states import StateType
 from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE
 from checkd.result import CheckKey, CheckResult
 from checkd.run.runner import Runner
@@ -42,7 +43,7 @@ def site_service(site: str) -> str:
     return f"Site {site}"
 
 
-class Polling:
+class Takeover:
     def __init__(self, central: Central):
         self.c = central
         self.runner: Runner | None = None
@@ -192,7 +193,7 @@ class Polling:
     async def _system_result(self, site: str, status: int, output: str) -> None:
         t = time.time()
         await self.c.ingest.store_local([{
-            "host": SYSTEM_HOST, "service": site_service(site), "status": status, "state_type": "HARD",
+            "host": SYSTEM_HOST, "service": site_service(site), "status": status, "state_type": StateType.HARD.value,
             "attempt": 1, "output": output, "long_output": "", "perfdata": "", "scheduled": t, "started": t,
             "finished": t, "polled_by": CENTRAL_SITE, "flapping": False}])
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from central.api import ReadApi
+from central.read_api import ReadApi
+from checkd.engine import nflog
 from checkd.engine.deployments import headline
 from checkd.engine.store import CheckView
 from central.web.views import check_url, host_url
@@ -48,8 +49,8 @@ def _rows(db: Database, host: str, service: str | None, open_id: int | None, who
     comments = db.read("SELECT ts, author, text, service FROM comments WHERE host = ? AND " +
                        ("1" if whole_host else "service IS ?") + " ORDER BY ts DESC, id DESC LIMIT ?",
                        (host, COMMENTS) if whole_host else (host, service, COMMENTS))
-    notes = db.read("SELECT kind, contact, channel, created, status, done, error FROM notification_log "
-                    "WHERE event_id = ? ORDER BY id DESC LIMIT ?", (open_id, NOTIFICATIONS)) if open_id else []
+    notes = [(n.kind, n.contact, n.channel, n.created, n.status, n.done, n.error)
+             for n in nflog.latest(db, open_id, NOTIFICATIONS)] if open_id else []
     return {"events": events, "history": history, "comments": comments, "notes": notes}
 
 
@@ -99,7 +100,7 @@ async def page(central: Central, read: ReadApi, host: str, service: str | None, 
                                              "notes": svc.notes, "runbook": svc.runbook,
                                              "url": check_url(host, service)},
         "check": check, "event": event, "perf": perf, "perf_errors": perf_errors,
-        "takeover": central.polling.polled_by_central(h.site),
+        "takeover": central.takeover.polled_by_central(h.site),
         "mutes": [{"service": m.service, "until": m.until, "author": m.author} for m in mutes],
         "own_mute": (host, service) in store.mutes and store.mutes[(host, service)].active(now),
         "deploying": None if deploying is None else deploying.json(),

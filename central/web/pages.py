@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
-from central.api import ReadApi
+from central.read_api import ReadApi
 from central.web import checks, views
 from central.web.forms import DONE
 from central.web.rows import Rows, row_key

@@ -10,12 +10,14 @@ import dataclasses
 import fnmatch
 import functools
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from central.api import ReadApi
-from central.polling import CENTRAL_SITE
+from multidict import MultiMapping
+
+from central.read_api import ReadApi
+from central.takeover import CENTRAL_SITE
 from checkd.wassup import worst_first
 
 if TYPE_CHECKING:
@@ -66,9 +68,10 @@ class Filters:
     limit: str = ""                     # rows shown: a number, "all", or "" for the configured default
 
     @classmethod
-    def from_query(cls, q: Mapping[str, str] | Any) -> Filters:
+    def from_query(cls, q: MultiMapping[str]) -> Filters:
+        """`q`: the request's query (repeated keys: ?state=critical&state=warning)."""
         states: list[str] = []
-        for value in q.getall("state", []) if hasattr(q, "getall") else [q.get("state", "")]:
+        for value in q.getall("state", []):
             states += [s.strip().upper() for s in value.split(",") if s.strip().upper() in STATES]
         return cls(host=q.get("host", "")[:200], service=q.get("service", "")[:200], site=q.get("site", "")[:200],
                    group=q.get("group", "")[:200], states=tuple(dict.fromkeys(states)),
@@ -171,9 +174,9 @@ def sites(central: Central, f: Filters, now: float) -> list[dict[str, Any]]:
                 continue
             ps = central.store.pollers.get(name)
             seen = ps.last_seen if ps is not None and ps.last_seen else None
-            connected = seen is not None and now - seen <= central.polling.stale_after(site)
+            connected = seen is not None and now - seen <= central.takeover.stale_after(site)
             pollers.append({"name": name, "connected": connected, "last_seen": None if connected else seen})
-        takeover = site != CENTRAL_SITE and central.polling.polled_by_central(site)
+        takeover = site != CENTRAL_SITE and central.takeover.polled_by_central(site)
         if site == CENTRAL_SITE:
             state = "central"
         elif takeover:
