@@ -16,32 +16,30 @@ from typing import Any
 
 from aiohttp import web
 
-from central.write_api import WriteApi
-from central.read_api import ReadApi
 from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
-from central.live import Live
-from checkd.engine.db import Op, WriteError
-from checkd.engine.deployments import Deployments
-from checkd.engine.engine import Engine
 from central.graphs.alerts import AlertGraphs
 from central.graphs.api import GraphsApi
 from central.graphs.graphs import Graphs
-from checkd.engine.ids import IdAllocator
 from central.ingest import Ingest
+from central.live import Live
 from central.operations import Operations
+from central.read_api import ReadApi
 from central.takeover import Takeover
-from checkd.engine.notify import channels
-from checkd.engine.notify.links import Links, base_url
-from checkd.engine.notify.notifier import Plan
 from central.web.forms import Forms
 from central.web.pages import Pages
+from central.write_api import WriteApi
 from checkd import metrics
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
+from checkd.engine.deployments import Deployments
+from checkd.engine.engine import Engine
+from checkd.engine.ids import IdAllocator
+from checkd.engine.notify import channels
+from checkd.engine.notify.links import Links, base_url
 
 log = logging.getLogger(__name__)
 BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_every")   # reloadable
@@ -58,10 +56,10 @@ class Central:
         self.db, self.store, self.events, self.notifier = e.db, e.store, e.events, e.notifier
         self.downtime_notices = e.downtimes
         self.commands = CommandQueue()
-        self.ingest = Ingest(self)
-        self.operations = Operations(self)
-        self.takeover = Takeover(self)
         self.graphs = Graphs.from_node(self)       # None without an rrd: section
+        self.operations = Operations(self.live, e, self.commands)
+        self.ingest = Ingest(self.live, e, self.operations, self.commands, self.graphs)
+        self.takeover = Takeover(self.live, e.store, self.ingest.store_local)
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
         self._rate_mark = (time.monotonic(), 0)
         self.bot: Bot | None = None
@@ -155,15 +153,6 @@ class Central:
                  len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
         if not self.node.public_url:
             log.info("public_url: not set; links in alerts and chat point at %s", self.public_url)
-
-    async def commit_and_notify(self, ops: list[Op], plan: Plan) -> None:
-        """Commit the change with its pending notifications, then send them; a refused write
-        stops central (fatal) and answers 503."""
-        try:
-            await self.engine.commit(ops, plan)
-        except WriteError:
-            raise web.HTTPServiceUnavailable(text='{"error": "central cannot store results"}',
-                                             content_type="application/json") from None
 
     # --- reload, status, metrics ------------------------------------------------------------
 

@@ -15,50 +15,51 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from central import validate
+from central.commit import commit
 from checkd.engine.db import Op
 from checkd.engine.nflog import LOG_FIELDS, LogRow
-from checkd.engine.notify.notifier import Plan
-from checkd.engine.store import CheckView, PollerState
 from checkd.config.node import PollerAuth
+from checkd.engine.store import CheckView, PollerState
 
 if TYPE_CHECKING:
-    from central.app import Central
+    from central.commands import CommandQueue
+    from central.graphs.graphs import Graphs
+    from central.live import Live
+    from central.operations import Operations
+    from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
 
 class Ingest:
-    def __init__(self, central: Central):
-        self.c = central
+    def __init__(self, live: Live, engine: Engine, operations: Operations, commands: CommandQueue,
+                 graphs: Graphs | None):
+        self.live, self.engine, self.operations, self.commands, self.graphs = (
+            live, engine, operations, commands, graphs)
 
     def _poller_state(self, name: str, site: str, now: float) -> PollerState:
-        ps = self.c.store.pollers.get(name)
+        ps = self.engine.store.pollers.get(name)
         if ps is None:
-            ps = self.c.store.pollers[name] = PollerState(name, site)
+            ps = self.engine.store.pollers[name] = PollerState(name, site)
         ps.last_seen = now
         return ps
 
-    async def _durable(self, ops: list[Op]) -> None:
-        # A refused write is fatal (memory is ahead of disk): a restart reloads the truth and
-        # pollers resend what was not acknowledged.
-        await self.c.commit_and_notify(ops, Plan())
-
     async def results(self, request: web.Request) -> web.Response:
-        auth = self.c.auth.poller(request)
+        auth = self.live.auth.poller(request)
         doc = validate.parse_json(await request.read())
         items = validate.batch(doc, auth.name, auth.site)
         now = time.time()
         answer = self.apply(auth.name, auth.site, items, now)
         plan = answer.pop("_plan")
-        await self.c.commit_and_notify(answer.pop("_ops"), plan)
-        self.c.operations.results_stored(items)
-        answer["commands"] = self.c.commands.take(auth.name)
+        await commit(self.engine, answer.pop("_ops"), plan)
+        self.operations.results_stored(items)
+        answer["commands"] = self.commands.take(auth.name)
         return web.json_response(answer)
 
     def apply(self, poller: str, site: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
         """Check items against the configuration and apply them to the store (no await
         inside: concurrent batches never interleave). Returns the answer plus its ops."""
-        hosts, services = self.c.objs.hosts, self.c.objs.services
+        hosts, services = self.live.objs.hosts, self.live.objs.services
         ps = self._poller_state(poller, site, now)
         hwm = ps.seq
         accepted: list[dict[str, Any]] = []
@@ -102,28 +103,28 @@ class Ingest:
             ps.seq = max(hwm, items[-1]["seq"])   # rejected items too, so the poller can trim its spool
         ops, stale = self._apply_results(poller, accepted)
         ops.append(ps.op())
-        plan = self.c.engine.decide(now)
+        plan = self.engine.decide(now)
         return {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
                 "rejected": rejected, "_ops": ops, "_plan": plan}
 
     def _apply_results(self, source: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
-        return self.c.engine.apply(source, items, self._graph if self.c.graphs is not None else None)
+        return self.engine.apply(source, items, self._graph if self.graphs is not None else None)
 
     def _graph(self, view: CheckView) -> None:
-        if view.perfdata and view.service is not None and self.c.graphs is not None:
-            self.c.graphs.record(view)          # queued for the RRD writer; never waits
+        if view.perfdata and view.service is not None and self.graphs is not None:
+            self.graphs.record(view)          # queued for the RRD writer; never waits
 
     async def store_local(self, items: list[dict[str, Any]]) -> None:
         """Results of checks central ran itself (its own site, a takeover, a freshness check):
         the same path as a poller's batch, without the per-poller sequence numbers."""
         now = time.time()
         ops, _ = self._apply_results("central", items)
-        plan = self.c.engine.decide(now)
-        await self.c.commit_and_notify(ops, plan)
-        self.c.operations.results_stored(items)
+        plan = self.engine.decide(now)
+        await commit(self.engine, ops, plan)
+        self.operations.results_stored(items)
 
     async def heartbeat(self, request: web.Request) -> web.Response:
-        auth = self.c.auth.poller(request)
+        auth = self.live.auth.poller(request)
         body = await request.read()
         if body.strip():
             doc = validate.parse_json(body)
@@ -132,12 +133,12 @@ class Ingest:
             if doc.get("poller", auth.name) != auth.name or doc.get("site", auth.site) != auth.site:
                 raise validate.bad_request("poller/site do not match the token", status=403)
         ps = self._poller_state(auth.name, auth.site, time.time())
-        await self._durable([ps.op()])
-        return web.json_response({"acked": ps.seq, "commands": self.c.commands.take(auth.name)})
+        await commit(self.engine, [ps.op()])
+        return web.json_response({"acked": ps.seq, "commands": self.commands.take(auth.name)})
 
     async def reserve_ids(self, request: web.Request) -> web.Response:
         """A block of event IDs for a poller to use while it cannot reach central."""
-        auth = self.c.auth.poller(request)
+        auth = self.live.auth.poller(request)
         body = await request.read()
         count = 1000
         if body.strip():
@@ -145,15 +146,15 @@ class Ingest:
             count = doc.get("count", count) if type(doc) is dict else None
             if type(count) is not int or count < 1:
                 raise validate.bad_request("count: expected an integer >= 1")
-        first, last, ops = self.c.ids.reserve_block(auth.name, count)
-        await self._durable(ops)
+        first, last, ops = self.engine.ids.reserve_block(auth.name, count)
+        await commit(self.engine, ops)
         log.info("reserved event IDs %d-%d for poller %s", first, last, auth.name)
         return web.json_response({"first": first, "last": last})
 
     async def adopt_notifications(self, request: web.Request) -> web.Response:
         """A poller that alerted on its own hands over its notification log, before replaying its
         spool: central records it, never sends those again, and sends what the poller had not."""
-        auth = self.c.auth.poller(request)
+        auth = self.live.auth.poller(request)
         doc = validate.parse_json(await request.read())
         rows = doc.get("rows") if type(doc) is dict else None
         if type(rows) is not list:
@@ -161,7 +162,7 @@ class Ingest:
         tuples = []
         for i, row in enumerate(rows):
             problem = validate.log_row_problem(row)
-            if problem is None and not self.c.ids.in_blocks(auth.name, row["event_id"]):
+            if problem is None and not self.engine.ids.in_blocks(auth.name, row["event_id"]):
                 problem = f"event_id {row['event_id']} is not from a block reserved for {auth.name}"
             if problem is not None:
                 raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
@@ -169,13 +170,13 @@ class Ingest:
         problems = self._open_problems(doc, auth)
         now = time.time()
         self._poller_state(auth.name, auth.site, now)
-        plan = self.c.notifier.adopt(tuples)
+        plan = self.engine.notifier.adopt(tuples)
         ops: list[Op] = []
         for p in problems:
-            ops += self.c.events.adopt(auth.name, p["id"], (p["host"], p.get("service")), p["status"], p["opened"],
+            ops += self.engine.events.adopt(auth.name, p["id"], (p["host"], p.get("service")), p["status"], p["opened"],
                                        bool(p.get("flapping")), now)
-        plan.add(self.c.engine.decide(now))
-        await self.c.commit_and_notify(ops + [self.c.store.pollers[auth.name].op()], plan)
+        plan.add(self.engine.decide(now))
+        await commit(self.engine, ops + [self.engine.store.pollers[auth.name].op()], plan)
         log.info("poller %s handed over %d notification(s) and %d open problem(s) from while central was "
                  "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(rows),
                  len(problems), len(plan.notes))
@@ -190,13 +191,13 @@ class Ingest:
         out = []
         for i, p in enumerate(docs):
             problem = validate.open_event_problem(p)
-            if problem is None and not self.c.ids.in_blocks(auth.name, p["id"]):
+            if problem is None and not self.engine.ids.in_blocks(auth.name, p["id"]):
                 problem = f"id {p['id']} is not from a block reserved for {auth.name}"
             if problem is not None:
                 raise validate.bad_request(f"events[{i}]: {problem}; nothing adopted")
             host, service = p["host"], p.get("service")
-            h = self.c.objs.hosts.get(host)
-            if h is None or h.site != auth.site or (service is not None and (host, service) not in self.c.objs.services):
+            h = self.live.objs.hosts.get(host)
+            if h is None or h.site != auth.site or (service is not None and (host, service) not in self.live.objs.services):
                 log.warning("poller %s handed over problem [ID#:%d] on %s, which is not a check of site %s here; "
                             "skipped", auth.name, p["id"], host if service is None else f"{host}/{service}", auth.site)
                 continue

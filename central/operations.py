@@ -14,15 +14,19 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from central.commit import commit
 from checkd.engine.db import Op
 from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
 from checkd.engine.events import EventError
 from checkd.engine.ids import SET_META
+from checkd.engine.notify.notifier import Plan
 from checkd.engine.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
 from checkd.result import CheckKey
 
 if TYPE_CHECKING:
-    from central.app import Central
+    from central.commands import CommandQueue
+    from central.live import Live
+    from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 INSERT_COMMENT = "INSERT INTO comments (host, service, ts, author, text) VALUES (?,?,?,?,?)"
@@ -41,8 +45,8 @@ def target_name(host: str, service: str | None) -> str:
 
 
 class Operations:
-    def __init__(self, central: Central):
-        self.c = central
+    def __init__(self, live: Live, engine: Engine, commands: CommandQueue):
+        self.live, self.engine, self.commands = live, engine, commands
         # Checks someone asked to run now, waiting for their next result.
         self._watchers: dict[CheckKey, list[tuple[float, asyncio.Future[CheckView]]]] = {}
 
@@ -50,9 +54,9 @@ class Operations:
 
     def target(self, host: str, service: str | None) -> tuple[str, str | None]:
         """Check that the host (and service) exist; names are exact, as in the config."""
-        if host not in self.c.objs.hosts:
+        if host not in self.live.objs.hosts:
             raise OpError(f"unknown host {host!r}", 404)
-        if service is not None and (host, service) not in self.c.objs.services:
+        if service is not None and (host, service) not in self.live.objs.services:
             raise OpError(f"unknown service {service!r} on host {host!r}", 404)
         return host, service
 
@@ -63,7 +67,7 @@ class Operations:
 
     def open_event(self, eid: int) -> Event:
         """By ID, or by the ID a poller gave the same problem while it alerted on its own."""
-        ev = self.c.store.open_events.get(self.c.store.aliases.get(eid, eid))
+        ev = self.engine.store.open_events.get(self.engine.store.aliases.get(eid, eid))
         if ev is None:
             raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404)
         return ev
@@ -71,28 +75,27 @@ class Operations:
     async def event_target(self, eid: int) -> tuple[str, str | None]:
         """The host (and service) an event is about, open or recovered: `ena 367768` still
         finds the check after its problem is over. 404 when no such event exists."""
-        eid = self.c.store.aliases.get(eid, eid)
-        ev = self.c.store.open_events.get(eid)
+        eid = self.engine.store.aliases.get(eid, eid)
+        ev = self.engine.store.open_events.get(eid)
         if ev is not None:
             return self.target(ev.host, ev.service)
-        await self.c.db.write([])           # reads wait for queued writes
-        rows = await asyncio.to_thread(self.c.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
+        await self.engine.db.write([])           # reads wait for queued writes
+        rows = await asyncio.to_thread(self.engine.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
         if not rows:
             raise OpError(f"no event {eid} (see wassup for the IDs of open problems)", 404)
         return self.target(rows[0][0], rows[0][1] or None)
 
     def _events_of(self, host: str, service: str | None) -> list[Event]:
         """Open events a host-wide or service change touches."""
-        return [ev for ev in self.c.store.open_events.values()
+        return [ev for ev in self.engine.store.open_events.values()
                 if ev.host == host and (service is None or ev.service == service)]
 
     def _history(self, events: list[Event], kind: str, text: str, author: str, now: float) -> list[Op]:
         rows = [(ev.id, now, kind, ev.status, text, author) for ev in events]
         return [(INSERT_HISTORY, rows)] if rows else []
 
-    async def _commit(self, ops: list[Op], plan: Any = None) -> None:
-        from checkd.engine.notify.notifier import Plan
-        await self.c.commit_and_notify(ops, plan if plan is not None else Plan())
+    async def _commit(self, ops: list[Op], plan: Plan | None = None) -> None:
+        await commit(self.engine, ops, plan)
 
     # --- operations -------------------------------------------------------------------
 
@@ -101,12 +104,12 @@ class Operations:
         now = time.time()
         eid = self.open_event(eid).id
         try:
-            ops = self.c.events.ack(eid, author, comment, now)
+            ops = self.engine.events.ack(eid, author, comment, now)
         except EventError:
             raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404) from None
-        ev = self.c.store.open_events[eid]
+        ev = self.engine.store.open_events[eid]
         ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"ack #{eid}: {comment}")]))
-        await self._commit(ops, self.c.notifier.on_ack(ev, now))
+        await self._commit(ops, self.engine.notifier.on_ack(ev, now))
         log.info("event %d acknowledged by %s: %s", eid, author, comment)
         return ev
 
@@ -116,7 +119,7 @@ class Operations:
         ev = self.open_event(eid)
         if not ev.acknowledged:
             raise OpError(f"event {eid} is not acknowledged", 409)
-        ops = self.c.events.unack(ev.id, author, now)
+        ops = self.engine.events.unack(ev.id, author, now)
         ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"unack #{eid}")]))
         await self._commit(ops)
         log.info("event %d unacknowledged by %s", eid, author)
@@ -124,14 +127,14 @@ class Operations:
 
     async def reschedule(self, host: str, service: str | None, author: str) -> list[str]:
         """The owning poller runs the check at once (told in its next heartbeat answer)."""
-        site = self.c.objs.hosts[host].site
-        view = self.c.store.checks.get((host, service))
-        owners = [view.polled_by] if view is not None and view.polled_by in self.c.node.pollers else \
-            [p.name for p in self.c.node.pollers.values() if p.site == site]
+        site = self.live.objs.hosts[host].site
+        view = self.engine.store.checks.get((host, service))
+        owners = [view.polled_by] if view is not None and view.polled_by in self.live.node.pollers else \
+            [p.name for p in self.live.node.pollers.values() if p.site == site]
         if not owners:
             raise OpError(f"no poller configured for site {site!r}", 409)
         for poller in owners:
-            self.c.commands.reschedule(poller, host, service)
+            self.commands.reschedule(poller, host, service)
         now = time.time()
         ops = self._history(self._events_of(host, service) if service else
                             [e for e in self._events_of(host, None) if e.service is None],
@@ -152,7 +155,7 @@ class Operations:
         if not self._watchers:
             return
         for key in {(i["host"], i.get("service")) for i in items} & self._watchers.keys():
-            view = self.c.store.checks[key]
+            view = self.engine.store.checks[key]
             waiting = []
             for after, fut in self._watchers.pop(key):
                 if fut.done():
@@ -171,14 +174,14 @@ class Operations:
         key = (host, service)
         events = self._events_of(host, service)
         if enabled:
-            self.c.store.mutes.pop(key, None)
+            self.engine.store.mutes.pop(key, None)
             ops: list[Op] = [("DELETE FROM mutes WHERE host = ? AND service = ?", [(host, service or "")])]
             ops += self._history(events, "notifications_enabled", "notifications enabled", author, now)
             mute = None
         else:
             until = None if duration is None else now + duration
             mute = Mute(host, service, until, author)
-            self.c.store.mutes[key] = mute
+            self.engine.store.mutes[key] = mute
             ops = [("INSERT OR REPLACE INTO mutes VALUES (?,?,?,?)", [(host, service or "", until, author)])]
             text = "notifications disabled" + ("" if until is None else f" until {_clock(until)}")
             ops += self._history(events, "notifications_disabled", text, author, now)
@@ -194,29 +197,29 @@ class Operations:
         if end <= start:
             raise OpError("a downtime must end after it starts")
         now = time.time()
-        did = self.c.store.meta.get("next_downtime_id", 1)
-        self.c.store.meta["next_downtime_id"] = did + 1
+        did = self.engine.store.meta.get("next_downtime_id", 1)
+        self.engine.store.meta["next_downtime_id"] = did + 1
         dt = Downtime(did, host, service, float(start), float(end), author, comment)
-        self.c.store.downtimes[did] = dt
+        self.engine.store.downtimes[did] = dt
         text = f"downtime #{did} {_clock(start)} - {_clock(end)}: {comment}"
         # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
-        plan = self.c.downtime_notices.added(dt, now)
+        plan = self.engine.downtimes.added(dt, now)
         await self._commit([(SET_META, [("next_downtime_id", did + 1)]),
                             ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)", [dt.row()]),
                             (INSERT_COMMENT, [(host, service, now, author, f"downtime #{did}: {comment}")]),
                             *self._history(self._events_of(host, service), "downtime", text, author, now)], plan)
         log.info("downtime #%d for %s by %s: %s", did, target_name(host, service), author, comment)
-        return self.c.store.downtimes.get(did, dt)
+        return self.engine.store.downtimes.get(did, dt)
 
     async def delete_downtime(self, did: int, author: str) -> Downtime:
-        dt = self.c.store.downtimes.pop(did, None)
+        dt = self.engine.store.downtimes.pop(did, None)
         if dt is None:
             raise OpError(f"no downtime {did}", 404)
         now = time.time()
         await self._commit([("DELETE FROM downtimes WHERE id = ?", [(did,)]),
                             *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
                                            f"downtime #{did} deleted", author, now)],
-                           self.c.downtime_notices.deleted(dt, now))
+                           self.engine.downtimes.deleted(dt, now))
         log.info("downtime #%d for %s deleted by %s", did, target_name(dt.host, dt.service), author)
         return dt
 
@@ -227,18 +230,18 @@ class Operations:
             self.target(h, None)
         wanted = set(hosts)
         for g in hostgroups:
-            group = self.c.objs.host_groups.get(g)
+            group = self.live.objs.host_groups.get(g)
             if group is None:
                 raise OpError(f"unknown host group {g!r}", 404)
-            wanted |= set(group.members) | {h.name for h in self.c.objs.hosts.values() if g in h.groups}
+            wanted |= set(group.members) | {h.name for h in self.live.objs.hosts.values() if g in h.groups}
         if not wanted:
             raise OpError("give hosts and/or hostgroups")
-        return tuple(h for h in self.c.objs.hosts if h in wanted)
+        return tuple(h for h in self.live.objs.hosts if h in wanted)
 
     async def deploy(self, action: str, hosts: tuple[str, ...], module: str, revision: str, engineer: str,
                      mute_for: float, did: str | None, summary: str = "") -> tuple[Deployment, bool]:
         """start | finish | abort; the deployment, and whether this call changed anything."""
-        deps = self.c.store.deployments
+        deps = self.engine.store.deployments
         now = time.time()
         try:
             if action == "start":

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from checkd.engine.notify.recipients import SYSTEM_HOST
 from checkd.durations import format_duration
@@ -30,7 +31,8 @@ from checkd.scheduler import Scheduler, site_checks
 from checkd.transitions import CheckState
 
 if TYPE_CHECKING:
-    from central.app import Central
+    from central.live import Live
+    from checkd.engine.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,9 @@ def site_service(site: str) -> str:
 
 
 class Takeover:
-    def __init__(self, central: Central):
-        self.c = central
+    def __init__(self, live: Live, store: Store, store_local: Callable[[list[dict[str, Any]]], Awaitable[None]]):
+        """`store_local`: how a result central ran itself is stored (Ingest.store_local)."""
+        self.live, self.store, self.store_local = live, store, store_local
         self.runner: Runner | None = None
         self.schedulers: dict[str, Scheduler] = {}      # site -> central's scheduler for it
         self._heard_since: dict[str, float] = {}        # taken-over site -> since when its poller is back
@@ -53,16 +56,16 @@ class Takeover:
         self._freshness: Scheduler | None = None
         self._task: asyncio.Task[None] | None = None
         self.answering_since: float | None = None      # set when central's listener is up
-        fresh = central.node.section("freshness")
+        fresh = live.node.section("freshness")
         self.hold_down = float(fresh.get("hold_down", DEFAULT_HOLD_DOWN))
         self.start_grace = float(fresh.get("start_grace", DEFAULT_START_GRACE))
-        self.sites = sorted({h.site for h in central.objs.hosts.values()} - {CENTRAL_SITE})
-        self.freshness_keys = [(s.host, s.description) for s in central.objs.services.values()
+        self.sites = sorted({h.site for h in live.objs.hosts.values()} - {CENTRAL_SITE})
+        self.freshness_keys = [(s.host, s.description) for s in live.objs.services.values()
                                if s.schedule.freshness_threshold]
 
     def reconfigure(self) -> None:
         """A reloaded configuration: sites, thresholds, and the checks central runs itself."""
-        c = self.c
+        c = self.live
         self.hold_down = float(c.node.section("freshness").get("hold_down", DEFAULT_HOLD_DOWN))
         self.start_grace = float(c.node.section("freshness").get("start_grace", DEFAULT_START_GRACE))
         self.sites = sorted({h.site for h in c.objs.hosts.values()} - {CENTRAL_SITE})
@@ -76,10 +79,10 @@ class Takeover:
             self._freshness.reconfigure(c.objs, self.freshness_keys)
 
     def stale_after(self, site: str) -> float:
-        s = self.c.objs.sites.get(site)
+        s = self.live.objs.sites.get(site)
         if s is not None and s.stale_after:
             return s.stale_after
-        return float(self.c.node.section("freshness").get("site_stale_after", DEFAULT_STALE_AFTER))
+        return float(self.live.node.section("freshness").get("site_stale_after", DEFAULT_STALE_AFTER))
 
     def polled_by_central(self, site: str) -> bool:
         return site in self.schedulers
@@ -87,7 +90,7 @@ class Takeover:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if site_checks(self.c.objs, CENTRAL_SITE):
+        if site_checks(self.live.objs, CENTRAL_SITE):
             self._start_site(CENTRAL_SITE)
         self._task = asyncio.create_task(self._watch(), name="site-watch")
 
@@ -107,24 +110,24 @@ class Takeover:
         if self.runner is None:
             from checkd.config.load import SHIPPED_PLUGINS
             # Worker processes spawn the plugins: central's own loop (uvloop) never forks.
-            self.runner = Runner([*self.c.node.plugin_dirs, *SHIPPED_PLUGINS],
-                                 exec_workers=max(1, self.c.node.exec_workers))
+            self.runner = Runner([*self.live.node.plugin_dirs, *SHIPPED_PLUGINS],
+                                 exec_workers=max(1, self.live.node.exec_workers))
         return self.runner
 
     def _states(self, keys: list[CheckKey]) -> dict[CheckKey, CheckState]:
         """Where each check's state machine stands, from what central last heard."""
         out = {}
         for key in keys:
-            v = self.c.store.checks.get(key)
+            v = self.store.checks.get(key)
             if v is not None and v.last_check:
                 out[key] = CheckState(v.status, v.state_type, v.attempt, v.last_check, v.last_state_change,
                                       v.last_state_change, v.output)
         return out
 
     def _start_site(self, site: str) -> Scheduler:
-        keys = site_checks(self.c.objs, site)
-        sched = Scheduler(self.c.objs, keys, self._runner(), self._sink, node=CENTRAL_SITE,
-                          max_concurrent=self.c.node.max_concurrent_checks, default_ssh=self.c.node.ssh,
+        keys = site_checks(self.live.objs, site)
+        sched = Scheduler(self.live.objs, keys, self._runner(), self._sink, node=CENTRAL_SITE,
+                          max_concurrent=self.live.node.max_concurrent_checks, default_ssh=self.live.node.ssh,
                           states=self._states(keys))
         self.schedulers[site] = sched
         sched.start()
@@ -133,7 +136,7 @@ class Takeover:
     # --- results --------------------------------------------------------------------------
 
     async def _sink(self, result: CheckResult) -> None:
-        await self.c.ingest.store_local([result.to_record()])
+        await self.store_local([result.to_record()])
 
     # --- watching the sites -----------------------------------------------------------------
 
@@ -161,8 +164,8 @@ class Takeover:
                 log.exception("site watch failed; trying again in %gs", WATCH_EVERY)
 
     def last_heard(self, site: str) -> float | None:
-        seen = [ps.last_seen for name, auth in self.c.node.pollers.items() if auth.site == site
-                if (ps := self.c.store.pollers.get(name)) is not None]
+        seen = [ps.last_seen for name, auth in self.live.node.pollers.items() if auth.site == site
+                if (ps := self.store.pollers.get(name)) is not None]
         return max(seen) if seen else None
 
     async def _check_site(self, site: str, now: float) -> None:
@@ -171,7 +174,7 @@ class Takeover:
         silent_for = now - max(heard or 0.0, self.answering_since or now)
         silent = silent_for > self.stale_after(site)
         if silent and site not in self.schedulers:
-            names = [n for n, a in self.c.node.pollers.items() if a.site == site] or ["(no poller configured)"]
+            names = [n for n, a in self.live.node.pollers.items() if a.site == site] or ["(no poller configured)"]
             sched = self._start_site(site)
             what = (f"no word from {', '.join(names)} for {format_duration(silent_for)}; central polls site {site} "
                     f"itself ({len(sched.keys)} checks)")
@@ -192,7 +195,7 @@ class Takeover:
 
     async def _system_result(self, site: str, status: int, output: str) -> None:
         t = time.time()
-        await self.c.ingest.store_local([{
+        await self.store_local([{
             "host": SYSTEM_HOST, "service": site_service(site), "status": status, "state_type": StateType.HARD.value,
             "attempt": 1, "output": output, "long_output": "", "perfdata": "", "scheduled": t, "started": t,
             "finished": t, "polled_by": CENTRAL_SITE, "flapping": False}])
@@ -200,11 +203,11 @@ class Takeover:
     def _check_freshness(self, now: float) -> None:
         """A service silent past its freshness_threshold while its poller is alive: central runs it once."""
         for key in self.freshness_keys:
-            svc = self.c.objs.services[key]
-            site = self.c.objs.hosts[key[0]].site
+            svc = self.live.objs.services[key]
+            site = self.live.objs.hosts[key[0]].site
             if site in self.schedulers and svc.schedule.active:
                 continue                            # taken over: central's timers run it anyway
-            v = self.c.store.checks.get(key)
+            v = self.store.checks.get(key)
             # A result from before central started answering may be on its way in a poller's spool.
             last = max(v.last_check if v is not None else 0.0, self.answering_since or now)
             threshold = svc.schedule.freshness_threshold or 0
@@ -212,8 +215,8 @@ class Takeover:
                 continue
             self._fresh_asked[key] = now
             if self._freshness is None:
-                self._freshness = Scheduler(self.c.objs, self.freshness_keys, self._runner(), self._sink,
-                                            node=CENTRAL_SITE, default_ssh=self.c.node.ssh)
+                self._freshness = Scheduler(self.live.objs, self.freshness_keys, self._runner(), self._sink,
+                                            node=CENTRAL_SITE, default_ssh=self.live.node.ssh)
             self._freshness.states.update(self._states([key]))
             if self._freshness.run_once(key, "freshness"):      # not outside its check_period
                 log.warning("freshness: no result for %s/%s for %s (threshold %s); central runs it now",

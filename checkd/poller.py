@@ -20,13 +20,13 @@ from checkd.config.errors import ConfigError
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
 from checkd.forwarder import Forwarder
-
-if TYPE_CHECKING:
-    from checkd.autonomy import LocalAlerting
 from checkd.result import CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
 from checkd.spool import Spool, SpoolFormatError
+
+if TYPE_CHECKING:
+    from checkd.autonomy import LocalAlerting
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY = 5.0

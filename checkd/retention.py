@@ -97,6 +97,6 @@ def overlay(states: dict[CheckKey, CheckState], records: Iterable[dict[str, Any]
             st.last_state_change = r["finished"]
         st.status = r["status"]
         st.state_type = settled_type(r["status"], StateType(r["state_type"]))
-        st.attempt = 1 if hard else r["attempt"]
+        st.attempt = 1 if st.state_type is StateType.HARD else r["attempt"]
         st.last_check = r["finished"]
         st.output = r.get("output", "")
