@@ -16,7 +16,6 @@ from typing import Any
 
 from aiohttp import web
 
-from central.auth import Auth
 from central.bot import Bot
 from central.commands import CommandQueue
 from central.graphs.alerts import AlertGraphs
@@ -35,7 +34,6 @@ from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
-from checkd.engine.deployments import Deployments
 from checkd.engine.engine import Engine
 from checkd.engine.ids import IdAllocator
 from checkd.engine.notify import channels
@@ -49,17 +47,17 @@ class Central:
     def __init__(self, node: NodeConfig, objs: Objects):
         self.live = Live.of(node, objs)
         self.ids = IdAllocator()
-        self.channels = channels.build(node, objs, Links(lambda: self.public_url))
+        self.links = Links(lambda: self.public_url)
+        self.channels = channels.build(node, objs, self.links)
         self.engine = Engine(node.state_dir / "central.sqlite", objs, self.channels, self.ids,
                              system=system_contacts(node), fatal=self.fatal)
         e = self.engine
-        self.db, self.store, self.events, self.notifier = e.db, e.store, e.events, e.notifier
-        self.downtime_notices = e.downtimes
         self.commands = CommandQueue()
-        self.graphs = Graphs.from_node(self)       # None without an rrd: section
+        self.graphs = Graphs.from_node(self.live, e.store)     # None without an rrd: section
         self.operations = Operations(self.live, e, self.commands)
         self.ingest = Ingest(self.live, e, self.operations, self.commands, self.graphs)
         self.takeover = Takeover(self.live, e.store, self.ingest.store_local)
+        self.read = ReadApi(self.live, e, self.takeover)
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
         self._rate_mark = (time.monotonic(), 0)
         self.bot: Bot | None = None
@@ -76,14 +74,6 @@ class Central:
         return self.live.objs
 
     @property
-    def auth(self) -> Auth:
-        return self.live.auth
-
-    @property
-    def deployments(self) -> Deployments:
-        return self.store.deployments
-
-    @property
     def public_url(self) -> str:
         """How people reach this central (links in alerts and chat replies): `public_url:`,
         else the listen address (checkd/engine/notify/links.py)."""
@@ -95,7 +85,7 @@ class Central:
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.node.max_body)
-        read, write = ReadApi(self), WriteApi(self)
+        read, write = self.read, WriteApi(self.live, self.operations)
         app.router.add_post("/api/v1/results", self.ingest.results)
         app.router.add_post("/api/v1/heartbeat", self.ingest.heartbeat)
         app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
@@ -113,10 +103,10 @@ class Central:
         app.router.add_delete("/api/v1/downtimes/{id}", write.delete_downtime)
         app.router.add_post("/api/v1/deployments", write.deployment)
         app.router.add_get("/api/v1/deployments", read.deployments)
-        pages = Pages(self)                 # the NOC page, host and service pages (docs/web.md)
+        pages = Pages(self.live, read, graphing=self.graphs is not None)    # the NOC page (docs/web.md)
         pages.add_routes(app)
-        Forms(self, pages).add_routes(app)
-        GraphsApi(self).add_routes(app)
+        Forms(self.live, self.operations, pages).add_routes(app)
+        GraphsApi(self.graphs).add_routes(app)
         return app
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -137,7 +127,7 @@ class Central:
             await self.graphs.start()       # the RRD writer process, before any result can arrive
         jabber = self.channels.jabber
         if jabber is not None:
-            self.bot = Bot(self, jabber)
+            self.bot = Bot(self.live, self.read, self.operations, self.links, jabber)
             jabber.on_message = self.bot.on_message     # before the client connects
         await self.engine.run(sending=True)
         await self.takeover.start()
@@ -150,7 +140,7 @@ class Central:
         self.port = addresses[0][1] if addresses else port
         self.takeover.answering(time.time())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
-                 len(self.objs.hosts), len(self.objs.services), len(self.store.open_events))
+                 len(self.objs.hosts), len(self.objs.services), len(self.engine.store.open_events))
         if not self.node.public_url:
             log.info("public_url: not set; links in alerts and chat point at %s", self.public_url)
 
@@ -192,16 +182,16 @@ class Central:
         rate = (self.engine.results_total - prev_n) / (now - prev_t) if now > prev_t else 0.0
         self._rate_mark = (now, self.engine.results_total)
         taken = [s for s in self.takeover.sites if self.takeover.polled_by_central(s)]
-        return (f"{rate:.0f} results/s, {len(self.store.open_events)} open problems, "
+        return (f"{rate:.0f} results/s, {len(self.engine.store.open_events)} open problems, "
                 f"{self.engine.queued()} notifications queued"
                 + (f", polling {', '.join(taken)} itself" if taken else ""))
 
     def collect(self) -> list[Any]:
         now = time.time()
-        seen = {name: now - ps.last_seen for name, ps in self.store.pollers.items()}
+        seen = {name: now - ps.last_seen for name, ps in self.engine.store.pollers.items()}
         return [
             metrics.counter("checkd_results", "Results stored since start", self.engine.results_total),
-            metrics.gauge("checkd_open_events", "Open problems", len(self.store.open_events)),
+            metrics.gauge("checkd_open_events", "Open problems", len(self.engine.store.open_events)),
             metrics.counter("checkd_notifications_sent", "Notifications accepted by a channel since start",
                             self.engine.sent()),
             metrics.gauge("checkd_notifications_queued", "Notifications waiting (queued, held, retrying)",
@@ -210,7 +200,7 @@ class Central:
                              {s: float(self.takeover.polled_by_central(s)) for s in self.takeover.sites}),
             metrics.labelled("checkd_poller_silent_seconds", "Seconds since a poller was last heard", "poller",
                              seen),
-            metrics.counter("checkd_db_commits", "SQLite transactions since start", self.db.commits),
+            metrics.counter("checkd_db_commits", "SQLite transactions since start", self.engine.db.commits),
         ]
 
     async def metrics_page(self, _request: web.Request) -> web.Response:

@@ -18,19 +18,17 @@ import dataclasses
 import logging
 import re
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from checkd import wassup
+from central.live import Live
+from central.operations import OpError, Operations, target_name
 from central.read_api import ReadApi
-from checkd.engine.notify.jabber import JabberClient
-from central.operations import OpError, target_name
+from checkd import wassup
 from checkd.durations import format_duration, parse_duration
+from checkd.engine.notify.jabber import JabberClient
+from checkd.engine.notify.links import Links
 from checkd.states import state_name
-
-if TYPE_CHECKING:
-    from central.app import Central
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +64,14 @@ class Bucket:
 
 
 class Bot:
-    def __init__(self, central: Central, client: JabberClient):
-        self.c, self.client = central, client
+    def __init__(self, live: Live, read: ReadApi, operations: Operations, links: Links, client: JabberClient):
+        self.live, self.read, self.ops, self.links, self.client = live, read, operations, links, client
+        self.store = read.store
         self.reconfigure()
         self.nick = client.nick
         self._buckets: dict[str, Bucket] = {}
         self._refused: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.read = ReadApi(central)
         self.commands: dict[str, Callable[[str, str, Reply], Awaitable[str]]] = {
             "wassup": self.wassup, "status": self.status, "ack": self.ack, "unack": self.unack,
             "resched": self.resched, "dis": self.dis, "ena": self.ena, "downtime": self.downtime,
@@ -81,7 +79,7 @@ class Bot:
 
     def reconfigure(self) -> None:
         """Who may do what, from the node file's jabber: and the contact groups."""
-        settings, objs = self.c.node.section("jabber"), self.c.objs
+        settings, objs = self.live.node.section("jabber"), self.live.objs
         self.burst = int(settings.get("commands_burst", BURST))
         self.every = float(settings.get("commands_every", EVERY))
         self.admins = {j.lower() for j in settings.get("admins", ())}
@@ -215,19 +213,19 @@ class Bot:
         word, _, rest = args.partition(" ")
         if _digits(word).isdigit():
             eid = self._event_id(word, usage)
-            return await self.c.operations.event_target(eid), rest.split(), f" [ID#:{eid}]"
+            return await self.ops.event_target(eid), rest.split(), f" [ID#:{eid}]"
         target, more = self._target_then(args, usage)
         return target, more, ""
 
     def _target(self, text: str) -> tuple[str, str | None]:
         """HOST or HOST/SERVICE, names in any case (phones capitalise)."""
         host, sep, service = text.partition("/")
-        real_host = self._find(host, self.c.objs.hosts)
+        real_host = self._find(host, self.live.objs.hosts)
         if real_host is None:
             raise Usage(f"Unknown host {host[:80]!r}.")
         if not sep:
             return real_host, None
-        services = {s: s for h, s in self.c.objs.services if h == real_host}
+        services = {s: s for h, s in self.live.objs.services if h == real_host}
         real_service = self._find(service, services)
         if real_service is None:
             raise Usage(f"Unknown service {service[:80]!r} on {real_host}.")
@@ -262,9 +260,9 @@ class Bot:
             raise Usage("Usage: wassup [all]")
         now = time.time()
         problems = []
-        for ev in self.c.store.open_events.values():
+        for ev in self.store.open_events.values():
             p = self.read.event_json(ev, now)
-            v = self.c.store.checks.get(ev.key)
+            v = self.store.checks.get(ev.key)
             p["output"] = v.output if v else ""
             problems.append(p)
         return wassup.render(problems, now, limit=None if args else wassup.CHAT_LINES)
@@ -275,19 +273,19 @@ class Bot:
         host, service = self._target(args)
         now = time.time()
         keys = [(host, service)] if service is not None else \
-            [(host, None)] + sorted(k for k in self.c.objs.services if k[0] == host)
+            [(host, None)] + sorted(k for k in self.live.objs.services if k[0] == host)
         lines = []
         for key in keys:
-            v = self.c.store.checks.get(key)
+            v = self.store.checks.get(key)
             label = key[0] if key[1] is None else (key[1] if service is None else target_name(*key))
-            if key[1] is None and self.c.objs.hosts[host].check is None:
+            if key[1] is None and self.live.objs.hosts[host].check is None:
                 lines.append(f"{label}: UP (no host check)")
                 continue
             if v is None or not v.last_check:
                 lines.append(f"{label}: no result yet")
                 continue
             event = f" [ID#:{v.event_id}]" if v.event_id else ""
-            muted = " muted" if self.c.store.muted(key[0], key[1], now) else ""
+            muted = " muted" if self.store.muted(key[0], key[1], now) else ""
             lines.append(f"{label}: {state_name(key[1], v.status)} {v.state_type.value} "
                          f"{format_duration(now - v.last_state_change)}{event}{muted}, checked "
                          f"{format_duration(now - v.last_check)} ago: {v.output}")
@@ -296,25 +294,25 @@ class Bot:
     async def ack(self, jid: str, args: str, reply: Reply) -> str:
         word, _, comment = args.partition(" ")
         eid = self._event_id(word, "ack ID [comment]")
-        ev = await self.c.operations.ack(eid, jid, comment.strip())
+        ev = await self.ops.ack(eid, jid, comment.strip())
         return f"Acknowledged [ID#:{eid}] {target_name(ev.host, ev.service)}; escalation stopped."
 
     async def unack(self, jid: str, args: str, reply: Reply) -> str:
         eid = self._event_id(args, "unack ID")
-        ev = await self.c.operations.unack(eid, jid)
+        ev = await self.ops.unack(eid, jid)
         return f"[ID#:{eid}] {target_name(ev.host, ev.service)} is no longer acknowledged."
 
     async def resched(self, jid: str, args: str, reply: Reply) -> str:
         if not args:
             raise Usage("Usage: resched ID|HOST[/SERVICE]")
         if _digits(args).isdigit():
-            ev = self.c.operations.open_event(self._event_id(args, "resched ID|HOST[/SERVICE]"))
+            ev = self.ops.open_event(self._event_id(args, "resched ID|HOST[/SERVICE]"))
             host, service = ev.host, ev.service
         else:
             host, service = self._target(args)
         asked = time.time()
-        result = self.c.operations.next_result(host, service, asked)
-        pollers = await self.c.operations.reschedule(host, service, jid)
+        result = self.ops.next_result(host, service, asked)
+        pollers = await self.ops.reschedule(host, service, jid)
         task = asyncio.get_running_loop().create_task(self._report(host, service, asked, result, reply))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -335,7 +333,7 @@ class Bot:
         usage = "dis ID|HOST[/SERVICE] [DURATION]"
         (host, service), rest, named = await self._event_or_target(args, usage)
         duration = self._duration(rest, usage, required=False)
-        mute = await self.c.operations.set_notifications(host, service, False, duration, jid)
+        mute = await self.ops.set_notifications(host, service, False, duration, jid)
         until = "until `ena`" if mute is None or mute.until is None else f"for {format_duration(duration or 0)}"
         scope = " and its services" if service is None else ""
         return f"Notifications for {target_name(host, service)}{named}{scope} disabled {until}."
@@ -345,7 +343,7 @@ class Bot:
         (host, service), rest, named = await self._event_or_target(args, usage)
         if rest:
             raise Usage(f"Usage: {usage} (what is {' '.join(rest)[:40]!r}?)")
-        await self.c.operations.set_notifications(host, service, True, None, jid)
+        await self.ops.set_notifications(host, service, True, None, jid)
         return f"Notifications for {target_name(host, service)}{named} enabled."
 
     async def downtime(self, jid: str, args: str, reply: Reply) -> str:
@@ -358,7 +356,7 @@ class Bot:
             except (Usage, ValueError):
                 continue
             now = time.time()
-            dt = await self.c.operations.add_downtime(host, service, now, now + duration, jid,
+            dt = await self.ops.add_downtime(host, service, now, now + duration, jid,
                                                       " ".join(words[i + 1:]))
             return (f"Downtime #{dt.id} for {target_name(host, service)} for {format_duration(duration)} "
                     f"(until {time.strftime('%H:%M UTC', time.gmtime(dt.end))}).")
@@ -368,7 +366,7 @@ class Bot:
         host, service = self._target(args) if args else (None, None)
         if host is None or service is None:
             raise Usage("Usage: graph HOST/SERVICE")
-        return f"{self.c.public_url}/graph/{urllib.parse.quote(host)}/{urllib.parse.quote(service, safe='')}.png"
+        return self.links.graph(host, service)
 
     def _duration(self, words: list[str], usage: str, required: bool) -> float | None:
         if not words:

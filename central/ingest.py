@@ -8,6 +8,7 @@ overwrites it. The answer goes out only after the group commit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,12 @@ from aiohttp import web
 
 from central import validate
 from central.commit import commit
+from checkd.config.node import PollerAuth
 from checkd.engine.db import Op
 from checkd.engine.nflog import LOG_FIELDS, LogRow
-from checkd.config.node import PollerAuth
+from checkd.engine.notify.notifier import Plan
 from checkd.engine.store import CheckView, PollerState
+from checkd.result import CheckResult
 
 if TYPE_CHECKING:
     from central.commands import CommandQueue
@@ -29,6 +32,16 @@ if TYPE_CHECKING:
     from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch applied: the poller's answer, the results stored, and what to commit."""
+
+    answer: dict[str, Any]
+    results: list[CheckResult]
+    ops: list[Op]
+    plan: Plan
 
 
 class Ingest:
@@ -49,20 +62,18 @@ class Ingest:
         doc = validate.parse_json(await request.read())
         items = validate.batch(doc, auth.name, auth.site)
         now = time.time()
-        answer = self.apply(auth.name, auth.site, items, now)
-        plan = answer.pop("_plan")
-        await commit(self.engine, answer.pop("_ops"), plan)
-        self.operations.results_stored(items)
-        answer["commands"] = self.commands.take(auth.name)
-        return web.json_response(answer)
+        batch = self.apply(auth.name, auth.site, items, now)
+        await commit(self.engine, batch.ops, batch.plan)
+        self.operations.results_stored(batch.results)
+        return web.json_response({**batch.answer, "commands": self.commands.take(auth.name)})
 
-    def apply(self, poller: str, site: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    def apply(self, poller: str, site: str, items: list[dict[str, Any]], now: float) -> Batch:
         """Check items against the configuration and apply them to the store (no await
-        inside: concurrent batches never interleave). Returns the answer plus its ops."""
+        inside: concurrent batches never interleave)."""
         hosts, services = self.live.objs.hosts, self.live.objs.services
         ps = self._poller_state(poller, site, now)
         hwm = ps.seq
-        accepted: list[dict[str, Any]] = []
+        accepted: list[CheckResult] = []
         rejected: list[dict[str, Any]] = []
         forbidden: list[dict[str, Any]] = []
         duplicates = 0
@@ -88,7 +99,7 @@ class Ingest:
             if reason is not None:
                 rejected.append({"seq": seq, "host": host, "service": service, "status": 422, "reason": reason})
             else:
-                accepted.append(item)
+                accepted.append(CheckResult.from_record(item))
         if forbidden:
             log.warning("poller %s (site %s) reported hosts of other sites, batch refused: %s", poller, site,
                         ", ".join(sorted({f["host"] for f in forbidden})))
@@ -104,24 +115,25 @@ class Ingest:
         ops, stale = self._apply_results(poller, accepted)
         ops.append(ps.op())
         plan = self.engine.decide(now)
-        return {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
-                "rejected": rejected, "_ops": ops, "_plan": plan}
+        answer = {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
+                  "rejected": rejected}
+        return Batch(answer, accepted, ops, plan)
 
-    def _apply_results(self, source: str, items: list[dict[str, Any]]) -> tuple[list[Op], int]:
-        return self.engine.apply(source, items, self._graph if self.graphs is not None else None)
+    def _apply_results(self, source: str, results: list[CheckResult]) -> tuple[list[Op], int]:
+        return self.engine.apply(source, results, self._graph if self.graphs is not None else None)
 
     def _graph(self, view: CheckView) -> None:
         if view.perfdata and view.service is not None and self.graphs is not None:
             self.graphs.record(view)          # queued for the RRD writer; never waits
 
-    async def store_local(self, items: list[dict[str, Any]]) -> None:
+    async def store_local(self, results: list[CheckResult]) -> None:
         """Results of checks central ran itself (its own site, a takeover, a freshness check):
         the same path as a poller's batch, without the per-poller sequence numbers."""
         now = time.time()
-        ops, _ = self._apply_results("central", items)
+        ops, _ = self._apply_results("central", results)
         plan = self.engine.decide(now)
         await commit(self.engine, ops, plan)
-        self.operations.results_stored(items)
+        self.operations.results_stored(results)
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         auth = self.live.auth.poller(request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from central.commit import commit
 from checkd.engine.db import Op
@@ -20,8 +20,10 @@ from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError
 from checkd.engine.events import EventError
 from checkd.engine.ids import SET_META
 from checkd.engine.notify.notifier import Plan
-from checkd.engine.store import INSERT_HISTORY, CheckView, Downtime, Event, Mute
-from checkd.result import CheckKey
+from checkd.engine import history
+from checkd.engine.store import (DELETE_DOWNTIME, DELETE_MUTE, INSERT_COMMENT, INSERT_DOWNTIME, INSERT_HISTORY,
+                                  UPSERT_MUTE, CheckView, Downtime, Event, Mute)
+from checkd.result import CheckKey, CheckResult
 
 if TYPE_CHECKING:
     from central.commands import CommandQueue
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
-INSERT_COMMENT = "INSERT INTO comments (host, service, ts, author, text) VALUES (?,?,?,?,?)"
 
 
 class OpError(Exception):
@@ -80,10 +81,10 @@ class Operations:
         if ev is not None:
             return self.target(ev.host, ev.service)
         await self.engine.db.write([])           # reads wait for queued writes
-        rows = await asyncio.to_thread(self.engine.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
-        if not rows:
+        key = await asyncio.to_thread(history.event_key, self.engine.db, eid)
+        if key is None:
             raise OpError(f"no event {eid} (see wassup for the IDs of open problems)", 404)
-        return self.target(rows[0][0], rows[0][1] or None)
+        return self.target(*key)
 
     def _events_of(self, host: str, service: str | None) -> list[Event]:
         """Open events a host-wide or service change touches."""
@@ -149,12 +150,12 @@ class Operations:
         self._watchers.setdefault((host, service), []).append((after, fut))
         return fut
 
-    def results_stored(self, items: list[dict[str, Any]]) -> None:
+    def results_stored(self, results: list[CheckResult]) -> None:
         """Called by ingest after a commit: wake whoever waits for these checks (nobody,
         nearly always: then the batch is not even looked at)."""
         if not self._watchers:
             return
-        for key in {(i["host"], i.get("service")) for i in items} & self._watchers.keys():
+        for key in {r.key for r in results} & self._watchers.keys():
             view = self.engine.store.checks[key]
             waiting = []
             for after, fut in self._watchers.pop(key):
@@ -175,14 +176,14 @@ class Operations:
         events = self._events_of(host, service)
         if enabled:
             self.engine.store.mutes.pop(key, None)
-            ops: list[Op] = [("DELETE FROM mutes WHERE host = ? AND service = ?", [(host, service or "")])]
+            ops: list[Op] = [(DELETE_MUTE, [(host, service or "")])]
             ops += self._history(events, "notifications_enabled", "notifications enabled", author, now)
             mute = None
         else:
             until = None if duration is None else now + duration
             mute = Mute(host, service, until, author)
             self.engine.store.mutes[key] = mute
-            ops = [("INSERT OR REPLACE INTO mutes VALUES (?,?,?,?)", [(host, service or "", until, author)])]
+            ops = [(UPSERT_MUTE, [(host, service or "", until, author)])]
             text = "notifications disabled" + ("" if until is None else f" until {_clock(until)}")
             ops += self._history(events, "notifications_disabled", text, author, now)
         ops.append((INSERT_COMMENT, [(host, service, now, author,
@@ -205,7 +206,7 @@ class Operations:
         # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
         plan = self.engine.downtimes.added(dt, now)
         await self._commit([(SET_META, [("next_downtime_id", did + 1)]),
-                            ("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)", [dt.row()]),
+                            (INSERT_DOWNTIME, [dt.row()]),
                             (INSERT_COMMENT, [(host, service, now, author, f"downtime #{did}: {comment}")]),
                             *self._history(self._events_of(host, service), "downtime", text, author, now)], plan)
         log.info("downtime #%d for %s by %s: %s", did, target_name(host, service), author, comment)
@@ -216,7 +217,7 @@ class Operations:
         if dt is None:
             raise OpError(f"no downtime {did}", 404)
         now = time.time()
-        await self._commit([("DELETE FROM downtimes WHERE id = ?", [(did,)]),
+        await self._commit([(DELETE_DOWNTIME, [(did,)]),
                             *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
                                            f"downtime #{did} deleted", author, now)],
                            self.engine.downtimes.deleted(dt, now))

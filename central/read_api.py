@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from checkd.engine import nflog
-from checkd.engine.store import CheckView, Event
+from central.live import Live
 from checkd.durations import parse_duration
+from checkd.engine import history, nflog
+from checkd.engine.engine import Engine
+from checkd.engine.store import CheckView, Event
 from checkd.states import state_name
 
 if TYPE_CHECKING:
-    from central.app import Central
-
+    from central.takeover import Takeover
 
 
 def _svc(s: str) -> str | None:
@@ -28,35 +29,36 @@ def _svc(s: str) -> str | None:
 
 
 class ReadApi:
-    def __init__(self, central: Central):
-        self.c = central
+    def __init__(self, live: Live, engine: Engine, takeover: Takeover):
+        self.live, self.takeover = live, takeover
+        self.db, self.store, self.events = engine.db, engine.store, engine.events
 
     def _pollers(self, now: float) -> list[dict[str, Any]]:
         out = []
-        for name, auth in sorted(self.c.node.pollers.items()):
-            ps = self.c.store.pollers.get(name)
+        for name, auth in sorted(self.live.node.pollers.items()):
+            ps = self.store.pollers.get(name)
             last_seen = ps.last_seen if ps else None
-            connected = last_seen is not None and now - last_seen <= self.c.takeover.stale_after(auth.site)
+            connected = last_seen is not None and now - last_seen <= self.takeover.stale_after(auth.site)
             out.append({"name": name, "site": auth.site, "last_seen": last_seen, "seq": ps.seq if ps else 0,
                         "connected": connected, "stale": not connected,
-                        "takeover": self.c.takeover.polled_by_central(auth.site)})
+                        "takeover": self.takeover.polled_by_central(auth.site)})
         return out
 
     def check_json(self, v: CheckView, now: float) -> dict[str, Any]:
-        ev = self.c.store.open_events.get(v.event_id) if v.event_id is not None else None
+        ev = self.store.open_events.get(v.event_id) if v.event_id is not None else None
         return {"host": v.host, "service": v.service, "state": state_name(v.service, v.status),
                 "status": v.status, "state_type": v.state_type.value, "attempt": v.attempt,
                 "last_check": v.last_check or None, "last_state_change": v.last_state_change or None,
                 "output": v.output, "long_output": v.long_output, "perfdata": v.perfdata, "flapping": v.flapping,
                 "event_id": v.event_id, "acknowledged": bool(ev and ev.acknowledged),
-                "muted": self.c.store.muted(v.host, v.service, now), "polled_by": v.polled_by or None}
+                "muted": self.store.muted(v.host, v.service, now), "polled_by": v.polled_by or None}
 
     async def status(self, request: web.Request) -> web.Response:
         """Pollers, hosts and services; `?host=NAME` narrows to one host."""
         now = time.time()
         only = request.query.get("host")
         hosts, services = [], []
-        objs, checks = self.c.objs, self.c.store.checks
+        objs, checks = self.live.objs, self.store.checks
         for name, h in objs.hosts.items():
             if only is not None and name != only:
                 continue
@@ -74,17 +76,17 @@ class ReadApi:
         return {"id": ev.id, "host": ev.host, "service": ev.service, "state": state_name(ev.service, ev.status),
                 "status": ev.status, "since": ev.opened, "closed": ev.closed, "acknowledged": ev.acknowledged,
                 "ack_author": ev.ack_author, "ack_comment": ev.ack_comment,
-                "muted": self.c.store.muted(ev.host, ev.service, now), "flapping": ev.flapping,
-                "parent_id": ev.parent_id, "suppressed": self.c.events.suppressed(ev), "source": ev.source}
+                "muted": self.store.muted(ev.host, ev.service, now), "flapping": ev.flapping,
+                "parent_id": ev.parent_id, "suppressed": self.events.suppressed(ev), "source": ev.source}
 
     async def problems(self, request: web.Request) -> web.Response:
         """Open events, newest first."""
         now = time.time()
-        evs = sorted(self.c.store.open_events.values(), key=lambda e: (e.opened, e.id), reverse=True)
+        evs = sorted(self.store.open_events.values(), key=lambda e: (e.opened, e.id), reverse=True)
         out = []
         for ev in evs:
             d = self.event_json(ev, now)
-            v = self.c.store.checks.get(ev.key)
+            v = self.store.checks.get(ev.key)
             d["output"] = v.output if v else ""
             out.append(d)
         return web.json_response({"now": now, "problems": out})
@@ -95,37 +97,32 @@ class ReadApi:
         except ValueError:
             raise web.HTTPBadRequest(text='{"error": "event id must be an integer"}',
                                      content_type="application/json") from None
-        eid = self.c.store.aliases.get(eid, eid)       # a poller's ID for the same problem
+        eid = self.store.aliases.get(eid, eid)       # a poller's ID for the same problem
         # Reads wait for queued writes, so a just-acknowledged change is visible.
-        await self.c.db.write([])
-        rows, history, notes = await asyncio.to_thread(self._read_event, eid)
-        if not rows:
+        await self.db.write([])
+        stored, steps, notes = await asyncio.to_thread(self._read_event, eid)
+        if stored is None:
             raise web.HTTPNotFound(text=f'{{"error": "no event {eid}"}}', content_type="application/json")
-        r = rows[0]
-        ev = self.c.store.open_events.get(eid) or Event.from_row(r)
+        ev = self.store.open_events.get(eid) or stored
         d = self.event_json(ev, time.time())
         d["open"] = ev.closed is None
         d["history"] = [{"ts": ts, "kind": kind, "state": None if st is None else state_name(ev.service, st),
                          "status": st, "output": out, "author": author}
-                        for ts, kind, st, out, author in history]
+                        for ts, kind, st, out, author in steps]
         d["notifications"] = [{"id": n.id, "type": n.kind, "contact": n.contact, "channel": n.channel,
                                "number": n.number, "level": n.level, "created": n.created, "status": n.status,
                                "done": n.done, "attempts": n.attempts, "error": n.error} for n in notes]
         return web.json_response(d)
 
-    def _read_event(self, eid: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[nflog.LogRow]]:
-        rows = self.c.db.read("SELECT * FROM events WHERE id = ?", (eid,))
-        history = self.c.db.read("SELECT ts, kind, status, output, author FROM event_history WHERE event_id = ? "
-                                 "ORDER BY rowid", (eid,))
-        notes = nflog.of_event(self.c.db, eid)
-        return rows, history, notes
+    def _read_event(self, eid: int) -> tuple[Event | None, list[tuple[Any, ...]], list[nflog.LogRow]]:
+        return history.event(self.db, eid), history.event_history(self.db, eid), nflog.of_event(self.db, eid)
 
     async def downtimes(self, request: web.Request) -> web.Response:
         now = time.time()
         return web.json_response({"downtimes": [
             {"id": d.id, "host": d.host, "service": d.service, "start": d.start, "end": d.end,
              "author": d.author, "comment": d.comment, "active": d.start <= now < d.end, "phase": d.phase.value}
-            for d in sorted(self.c.store.downtimes.values(), key=lambda d: d.id)]})
+            for d in sorted(self.store.downtimes.values(), key=lambda d: d.id)]})
 
     async def deployments(self, request: web.Request) -> web.Response:
         """The change log, newest first: `?host=&since=&module=`."""
@@ -140,5 +137,5 @@ class ReadApi:
                 except ValueError:
                     raise web.HTTPBadRequest(text='{"error": "since: a Unix time or a duration like 7d"}',
                                              content_type="application/json") from None
-        entries = self.c.store.deployments.log(q.get("host"), since, q.get("module"))
+        entries = self.store.deployments.log(q.get("host"), since, q.get("module"))
         return web.json_response({"deployments": [d.json() for d in entries]})

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from checkd.engine.notify.recipients import SYSTEM_HOST
 from checkd.durations import format_duration
@@ -46,7 +46,7 @@ def site_service(site: str) -> str:
 
 
 class Takeover:
-    def __init__(self, live: Live, store: Store, store_local: Callable[[list[dict[str, Any]]], Awaitable[None]]):
+    def __init__(self, live: Live, store: Store, store_local: Callable[[list[CheckResult]], Awaitable[None]]):
         """`store_local`: how a result central ran itself is stored (Ingest.store_local)."""
         self.live, self.store, self.store_local = live, store, store_local
         self.runner: Runner | None = None
@@ -136,7 +136,7 @@ class Takeover:
     # --- results --------------------------------------------------------------------------
 
     async def _sink(self, result: CheckResult) -> None:
-        await self.store_local([result.to_record()])
+        await self.store_local([result])
 
     # --- watching the sites -----------------------------------------------------------------
 
@@ -195,10 +195,8 @@ class Takeover:
 
     async def _system_result(self, site: str, status: int, output: str) -> None:
         t = time.time()
-        await self.store_local([{
-            "host": SYSTEM_HOST, "service": site_service(site), "status": status, "state_type": StateType.HARD.value,
-            "attempt": 1, "output": output, "long_output": "", "perfdata": "", "scheduled": t, "started": t,
-            "finished": t, "polled_by": CENTRAL_SITE, "flapping": False}])
+        await self.store_local([CheckResult(SYSTEM_HOST, site_service(site), status, StateType.HARD, 1, output, "", "",
+                                            t, t, t, polled_by=CENTRAL_SITE)])
 
     def _check_freshness(self, now: float) -> None:
         """A service silent past its freshness_threshold while its poller is alive: central runs it once."""

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from checkd.engine.deployments import DEFAULT_MUTE
-from central.operations import OpError
+from central.live import Live
+from central.operations import OpError, Operations
 from central.validate import bad_request, parse_json
 from checkd.durations import parse_duration
-
-if TYPE_CHECKING:
-    from central.app import Central
+from checkd.engine.deployments import DEFAULT_MUTE
 
 
 def _str(d: dict[str, Any], key: str, required: bool = False) -> str | None:
@@ -55,12 +53,11 @@ def _event_id(d: dict[str, Any]) -> int:
 
 
 class WriteApi:
-    def __init__(self, central: Central):
-        self.c = central
-        self.ops = central.operations
+    def __init__(self, live: Live, operations: Operations):
+        self.live, self.ops = live, operations
 
     async def _body(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        who = self.c.auth.writer(request)
+        who = self.live.auth.writer(request)
         doc = parse_json(await request.read())
         if type(doc) is not dict:
             raise bad_request("expected a JSON object")
@@ -146,7 +143,7 @@ class WriteApi:
                                  status=201)
 
     async def delete_downtime(self, request: web.Request) -> web.Response:
-        who = self.c.auth.writer(request)
+        who = self.live.auth.writer(request)
         try:
             did = int(request.match_info["id"])
         except ValueError:
@@ -160,7 +157,7 @@ class WriteApi:
     async def deployment(self, request: web.Request) -> web.Response:
         """The deploy hook: {"action": start|finish|abort, "hosts"?, "hostgroups"?, "module", "revision",
         "engineer", "summary"?, "mute_for"?, "id"?}."""
-        who = self.c.auth.deployer(request)
+        who = self.live.auth.deployer(request)
         d = parse_json(await request.read())
         if type(d) is not dict:
             raise bad_request("expected a JSON object")

@@ -39,6 +39,7 @@ from checkd.engine import nflog
 from checkd.engine.nflog import from_payload
 from checkd.engine.notify.notifier import Planned
 from checkd.forwarder import Forwarder, PostError
+from checkd.result import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +82,24 @@ class LocalAlerting:
 
     # --- every result, before it is spooled ----------------------------------------------
 
-    def process(self, record: dict[str, Any]) -> tuple[list[Op], list[Planned]]:
-        """Apply one result; puts its event's ID into `record` (central opens the event under it)."""
+    def process(self, result: CheckResult) -> tuple[CheckResult, list[Op], list[Planned]]:
+        """Apply one result; returns it with its event's ID (central opens the event under
+        that ID), and the ops and decisions to commit."""
         try:
-            applied = apply_result(self.store, self.engine.events, self.node.name, record)
+            applied = apply_result(self.store, self.engine.events, self.node.name, result)
         except NoIds:
             if not self._no_ids_logged:
                 log.warning("no event IDs reserved from central yet: problems are left to central until "
                             "it has been reached once")
                 self._no_ids_logged = True
-            return [], []
+            return result, [], []
         if applied is None:
-            return [], []
+            return result, [], []
         view, ops = applied
         if view.event_id is not None:
-            record["event_id"] = view.event_id
+            result = dataclasses.replace(result, event_id=view.event_id)
         plan = self.engine.decide(time.time())
-        return ops + plan.ops, plan.notes
+        return result, ops + plan.ops, plan.notes
 
     async def record(self, ops: list[Op], notes: list[Planned], seq_of: Any) -> int:
         """Commit the decisions, spool the result (`seq_of()` appends it), and note which

@@ -83,14 +83,14 @@ class Poller:
 
     async def _spool_result(self, result: CheckResult) -> None:
         # Returns once the result is durable: only then is it "done" for the scheduler.
-        record = result.to_record()
         if self.scheduler is not None:
             key = (result.host, result.service)
             self.retained.update(key, self.scheduler.states[key])
         if self.alerting is None:
-            await self.spool.append(record)
+            await self.spool.append(result.to_record())
             return
-        ops, notes = self.alerting.process(record)      # sets the event ID the record carries
+        result, ops, notes = self.alerting.process(result)      # with its event's ID, if it has one
+        record = result.to_record()
         await self.alerting.record(ops, notes, lambda: self.spool.append(record))
 
     async def _watch_central(self) -> None:

@@ -25,6 +25,7 @@ from checkd.engine.notify.dispatch import Settings
 from checkd.engine.notify import recipients, stages
 from checkd.engine.notify.notification import Channel, Notification
 from checkd.engine.store import Downtime, Event, Mute
+from checkd.result import CheckResult
 
 T0 = 1_800_000_000.0            # a fixed start: the clock is ours
 OK, WARNING, CRITICAL = 0, 1, 2
@@ -60,6 +61,8 @@ services:
 
 class Recorder:
     """A channel that keeps what it is handed (the storm test's dispatcher sends to it)."""
+
+    carries_graphs = False
 
     def __init__(self) -> None:
         self.sent: list[Notification] = []
@@ -102,7 +105,7 @@ class Timeline:
         item = {"seq": self.seq, "host": host, "service": service, "status": status, "state_type": state_type,
                 "attempt": attempt, "output": f"status {status}", "long_output": "", "perfdata": "",
                 "finished": self.now, **extra}
-        ops, _stale = self.engine.apply("poller-ladc1", [item])
+        ops, _stale = self.engine.apply("poller-ladc1", [CheckResult.from_record(item)])
         await self.engine.commit(ops, self.engine.decide(self.now))
 
     async def advance(self, seconds: float) -> None:

@@ -4,6 +4,7 @@ the ones the units start. Fast; tests/test_package.py builds and runs the real t
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -70,3 +71,15 @@ def test_every_source_folder_is_a_package() -> None:
                for d in [REPO / top, *(REPO / top).rglob("*")]
                if d.is_dir() and any(d.glob("*.py")) and not (d / "__init__.py").exists()]
     assert not missing, f"add an __init__.py to: {missing}"
+
+
+def test_no_two_classes_share_a_name() -> None:
+    # A traceback, a log line or a grep names a class: it must point at one place.
+    seen: dict[str, list[str]] = {}
+    for top in ("checkd", "central"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            for node in ast.parse(path.read_text(), str(path)).body:
+                if isinstance(node, ast.ClassDef):
+                    seen.setdefault(node.name, []).append(str(path.relative_to(REPO)))
+    shared = {name: where for name, where in seen.items() if len(where) > 1}
+    assert not shared, f"rename one of each: {shared}"

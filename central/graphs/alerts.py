@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from central.graphs.graphs import Graphs, NotFound
+from central.graphs.graphs import Graphs, NoGraph
 from central.graphs.request import Window
 from checkd.perfdata import Metric
 
@@ -63,7 +63,7 @@ class AlertGraphs:
     async def _draw(self, host: str, service: str, now: float) -> bytes | None:
         try:
             labels = await self.graphs.labels(host, service)
-        except NotFound:
+        except NoGraph:
             return None                 # not graphed
         if not labels:
             return None

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from aiohttp import web
 
-from central.graphs.graphs import Busy, Graphs, NotFound
+from central.graphs.graphs import Busy, Graphs, NoGraph
 from central.graphs.render import RenderError
 from central.graphs.request import BadRequest, window
 from checkd.durations import parse_duration
-
-if TYPE_CHECKING:
-    from central.app import Central
 
 SPAN = (60, 86400)              # ?window= of the metrics call
 DEFAULT_SPAN = 900
@@ -34,8 +31,8 @@ def _fail(status: type[web.HTTPException], message: str, **headers: str) -> NoRe
 
 
 class GraphsApi:
-    def __init__(self, central: Central):
-        self.c = central
+    def __init__(self, graphs: Graphs | None):
+        self.graphs = graphs        # None: no rrd: section, every route answers 404
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/graph/{host}/{service}.png", self.png)
@@ -44,9 +41,9 @@ class GraphsApi:
         app.router.add_get("/api/v1/graphs", self.counters)
 
     def _graphs(self) -> Graphs:
-        if self.c.graphs is None:
+        if self.graphs is None:
             _fail(web.HTTPNotFound, "graphs are not configured (no rrd: section in central's node file)")
-        return self.c.graphs
+        return self.graphs
 
     async def _answer(self, request: web.Request, fn: Any) -> Any:
         """Shared error mapping: 400 bad input, 404 unknown, 503 busy, 500 rrdtool failed."""
@@ -55,7 +52,7 @@ class GraphsApi:
             return await fn(graphs, request.match_info["host"], request.match_info["service"])
         except BadRequest as e:
             _fail(web.HTTPBadRequest, str(e))
-        except NotFound as e:
+        except NoGraph as e:
             _fail(web.HTTPNotFound, str(e))
         except Busy as e:
             _fail(web.HTTPServiceUnavailable, f"{e}; try again shortly", **{"Retry-After": "1"})

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from checkd.engine.deployments import headline
 from central.graphs import render
 from central.graphs.catalog import Catalog, Entry
 from central.graphs.feed import Feed
@@ -23,10 +22,12 @@ from central.graphs.render import Deploy, Graph, average, bounds, png, series
 from central.graphs.request import DeployScope, Window
 from central.graphs.rra import step_of
 from central.graphs.settings import RrdSettings
+from central.live import Live
 from checkd import perfdata
+from checkd.engine.deployments import headline
+from checkd.engine.store import Store
 
 if TYPE_CHECKING:
-    from central.app import Central
     from checkd.engine.store import CheckView
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ MAX_RULES = 300                 # deployment lines one graph draws (a year of th
 WEEK = 604800
 
 
-class NotFound(LookupError):
+class NoGraph(LookupError):
     """No such host, service or metric (a 404)."""
 
 
@@ -45,26 +46,26 @@ class Busy(RuntimeError):
 
 
 class Graphs:
-    def __init__(self, central: Central, settings: RrdSettings):
-        self.c, self.s = central, settings
+    def __init__(self, live: Live, store: Store, settings: RrdSettings):
+        self.live, self.store, self.s = live, store, settings
         self.layout = Layout(settings.dir)
         self.catalog = Catalog(self.layout)
-        self.feed = Feed(settings, central.node.log_level)
+        self.feed = Feed(settings, live.node.log_level)
         self._rrd = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrd")
         self._waiting = 0
         self.rendered = 0
 
     @classmethod
-    def from_node(cls, central: Central) -> Graphs | None:
+    def from_node(cls, live: Live, store: Store) -> Graphs | None:
         """None without an `rrd:` section: no graphs."""
-        node = central.node
+        node = live.node
         if "rrd" not in node.sections:
             return None
         if render.rrdtool is None:
             raise RuntimeError("rrd: is configured, but the rrdtool Python binding is missing "
                                "(apt-get install python3-rrdtool, or pip install rrdtool with librrd-dev)")
         base = Path(node.file).resolve().parent
-        return cls(central, RrdSettings.from_section(node.section("rrd"), base, node.state_dir))
+        return cls(live, store, RrdSettings.from_section(node.section("rrd"), base, node.state_dir))
 
     async def start(self) -> None:
         try:
@@ -84,7 +85,7 @@ class Graphs:
 
     def record(self, view: CheckView) -> None:
         """A service result just stored, with perfdata: to the writer if the service is graphed."""
-        svc = self.c.objs.services.get((view.host, view.service))     # type: ignore[arg-type]
+        svc = self.live.objs.services.get((view.host, view.service))     # type: ignore[arg-type]
         if svc is not None and svc.graph:
             self.feed.put((view.host, view.service, step_of(svc.schedule.interval), view.last_check,  # type: ignore[arg-type]
                            view.perfdata))
@@ -102,13 +103,13 @@ class Graphs:
             self._waiting -= 1
 
     def service(self, host: str, service: str) -> None:
-        if host not in self.c.objs.hosts:
-            raise NotFound(f"unknown host {host!r}")
-        svc = self.c.objs.services.get((host, service))
+        if host not in self.live.objs.hosts:
+            raise NoGraph(f"unknown host {host!r}")
+        svc = self.live.objs.services.get((host, service))
         if svc is None:
-            raise NotFound(f"unknown service {service!r} on host {host!r}")
+            raise NoGraph(f"unknown service {service!r} on host {host!r}")
         if not svc.graph:
-            raise NotFound(f"{host}/{service} is not graphed (graph: false)")
+            raise NoGraph(f"{host}/{service} is not graphed (graph: false)")
 
     async def labels(self, host: str, service: str) -> dict[str, Entry]:
         """The service's metrics with a file, in the order its latest perfdata names them."""
@@ -119,18 +120,18 @@ class Graphs:
                                                             kv[0])))
 
     def latest(self, host: str, service: str) -> list[perfdata.Metric]:
-        view = self.c.store.checks.get((host, service))
+        view = self.store.checks.get((host, service))
         return perfdata.parse(view.perfdata)[0] if view is not None and view.perfdata else []
 
     async def graph(self, host: str, service: str, label: str | None, w: Window) -> Graph:
         labels = await self.labels(host, service)
         if not labels:
-            raise NotFound(f"{host}/{service} has no metrics stored yet")
+            raise NoGraph(f"{host}/{service} has no metrics stored yet")
         if label is None:
             label = next(iter(labels))
         entry = labels.get(label)
         if entry is None:
-            raise NotFound(f"{host}/{service} has no metric {label!r}; it has: {', '.join(labels)}")
+            raise NoGraph(f"{host}/{service} has no metric {label!r}; it has: {', '.join(labels)}")
         m = next((m for m in self.latest(host, service) if m.label == label), None)
         deploys = self.deploys(host, w)
         return Graph(host, service, label, self.layout.path(host, entry.file), entry.ds, entry.uom,
@@ -144,7 +145,7 @@ class Graphs:
         others, each newest first (the legend names the first few, the newest matter most)."""
         if w.deploys is DeployScope.NONE:
             return []
-        marks = self.c.deployments.markers(w.start, w.end, host if w.deploys is DeployScope.HOST else None)
+        marks = self.store.deployments.markers(w.start, w.end, host if w.deploys is DeployScope.HOST else None)
         out = [Deploy(d.ts, d.module, d.revision, d.engineer, headline(d.summary), d.hosts,
                       host in d.hosts) for d in marks]
         return sorted(out, key=lambda d: (not d.own, -d.ts))
@@ -162,7 +163,7 @@ class Graphs:
         span a week earlier, and the difference: what a weather map colours a link by."""
         labels = await self.labels(host, service)
         latest = {m.label: m for m in self.latest(host, service)}
-        view = self.c.store.checks.get((host, service))
+        view = self.store.checks.get((host, service))
         end = int(now)
         jobs = [(self.layout.path(host, e.file), e.ds) for e in labels.values()]
 

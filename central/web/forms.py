@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from central.operations import OpError
+from central.live import Live
+from central.operations import OpError, Operations
 from central.web.session import COOKIE, Session
 from checkd.durations import parse_duration
 
 if TYPE_CHECKING:
-    from central.app import Central
     from central.web.pages import Pages
 
 MAX_COMMENT = 2000
@@ -64,10 +64,9 @@ def _field(form: Any, key: str, required: bool = True, limit: int = 500) -> str:
 
 
 class Forms:
-    def __init__(self, central: Central, pages: Pages):
-        self.c, self.pages = central, pages
+    def __init__(self, live: Live, operations: Operations, pages: Pages):
+        self.live, self.ops, self.pages = live, operations, pages
         self.sessions = pages.sessions
-        self.ops = central.operations
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/login", self.login_form)
@@ -85,13 +84,13 @@ class Forms:
         if origin is None:
             return
         allowed = {request.host}
-        if self.c.node.public_url:
-            allowed.add(urlsplit(self.c.node.public_url).netloc)
+        if self.live.node.public_url:
+            allowed.add(urlsplit(self.live.node.public_url).netloc)
         if urlsplit(origin).netloc not in allowed:
             raise FormError("this form was sent from another site", 403)
 
     def _secure(self, request: web.Request) -> bool:
-        return request.secure or self.c.node.public_url.startswith("https:")
+        return request.secure or self.live.node.public_url.startswith("https:")
 
     def _error(self, request: web.Request, message: str, status: int) -> web.Response:
         ctx = self.pages.context(request, time.time())

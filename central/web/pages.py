@@ -14,21 +14,20 @@ import time
 from importlib import resources
 from pathlib import Path
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
 
+from central.live import Live
 from central.read_api import ReadApi
 from central.web import checks, views
 from central.web.forms import DONE
 from central.web.rows import Rows, row_key
 from central.web.session import COOKIE, DEFAULT_LIFETIME, Session, Sessions
 from checkd.durations import format_duration
-
-if TYPE_CHECKING:
-    from central.app import Central
+from checkd.engine import history
 
 STATIC = Path(str(resources.files("central") / "static"))
 DEFAULT_REFRESH = 5.0
@@ -58,11 +57,11 @@ def _state_class(state: str) -> str:
 
 
 class Pages:
-    def __init__(self, central: Central):
-        self.c = central
-        self.read = ReadApi(central)
+    def __init__(self, live: Live, read: ReadApi, *, graphing: bool):
+        self.live, self.read, self.graphing = live, read, graphing
+        self.store, self.db = read.store, read.db
         # Settings and tokens are read at each use: a reload (SIGHUP) may change them.
-        self.sessions = Sessions(central.node.state_dir, lambda: central.node.api_tokens,
+        self.sessions = Sessions(live.node.state_dir, lambda: live.node.api_tokens,
                                  lambda: float(self.settings.get("session_lifetime", DEFAULT_LIFETIME)))
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("central", "templates/web"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True,
@@ -76,7 +75,7 @@ class Pages:
 
     @property
     def settings(self) -> Mapping[str, Any]:
-        return self.c.node.section("web")
+        return self.live.node.section("web")
 
     @property
     def refresh(self) -> float:
@@ -165,7 +164,7 @@ class Pages:
     async def overview(self, request: web.Request) -> web.Response:
         now = time.time()
         f = views.Filters.from_query(request.query)
-        model = views.overview(self.c, self.read, f, now)
+        model = views.overview(self.read, f, now)
         limit = f.rows(self.max_rows)
         shown = model["problems"] if limit is None else model["problems"][:limit]
         keys = [row_key(p) for p in shown]
@@ -173,9 +172,9 @@ class Pages:
         digest = f"{hash(tuple(keys)):x}:{len(model['problems'])}:" \
                  f"{repr((model['totals'], model['sites'], model['unhandled_by_state']))}"
         ctx = self.context(request, now)
-        all_sites = sorted({h.site for h in self.c.objs.hosts.values()})
-        groups = sorted({*self.c.objs.host_groups, *(g for h in self.c.objs.hosts.values() for g in h.groups),
-                         *(g for s in self.c.objs.services.values() for g in s.groups)})
+        all_sites = sorted({h.site for h in self.live.objs.hosts.values()})
+        groups = sorted({*self.live.objs.host_groups, *(g for h in self.live.objs.hosts.values() for g in h.groups),
+                         *(g for s in self.live.objs.services.values() for g in s.groups)})
         more = len(model["problems"]) - len(shown)
         ctx.update(m=model, f=f, all_sites=all_sites, all_groups=groups, all_states=views.TOTALS_ORDER,
                    more=more, all_url="/?" + urlencode([*((k, v) for k, v in f.pairs() if k != "limit"),
@@ -186,8 +185,8 @@ class Pages:
     async def _check(self, request: web.Request, host: str, service: str | None) -> web.Response:
         now = time.time()
         try:
-            model = await checks.page(self.c, self.read, host, service, now)
-        except checks.NotFound as e:
+            model = await checks.page(self.read, host, service, now, graphing=self.graphing)
+        except checks.UnknownCheck as e:
             return self.not_found(request, str(e))
         ctx = self.context(request, now)
         ctx.update(m=model, period=request.query.get("period", "day") if request.query.get("period") in
@@ -207,15 +206,15 @@ class Pages:
             eid = int(request.match_info["id"])
         except ValueError:
             return self.not_found(request, "an event ID is a number")
-        eid = self.c.store.aliases.get(eid, eid)
-        ev = self.c.store.open_events.get(eid)
+        eid = self.store.aliases.get(eid, eid)
+        ev = self.store.open_events.get(eid)
         if ev is None:
-            rows = await asyncio.to_thread(self.c.db.read, "SELECT host, service FROM events WHERE id = ?", (eid,))
-            if not rows:
+            key = await asyncio.to_thread(history.event_key, self.db, eid)
+            if key is None:
                 return self.not_found(request, f"no event {eid}")
-            host, service = rows[0][0], rows[0][1] or None
+            host, service = key
         else:
             host, service = ev.host, ev.service
-        if host not in self.c.objs.hosts:
+        if host not in self.live.objs.hosts:
             return self.not_found(request, f"event {eid} is about {host}, which has no page")
         raise web.HTTPSeeOther(views.check_url(host, service))

@@ -11,7 +11,7 @@ import fnmatch
 import functools
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from multidict import MultiMapping
@@ -20,8 +20,6 @@ from central.read_api import ReadApi
 from central.takeover import CENTRAL_SITE
 from checkd.wassup import worst_first
 
-if TYPE_CHECKING:
-    from central.app import Central
 
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
@@ -105,8 +103,8 @@ class Filters:
 class Scope:
     """Which hosts and services the filter keeps (states aside)."""
 
-    def __init__(self, central: Central, f: Filters):
-        objs = central.objs
+    def __init__(self, read: ReadApi, f: Filters):
+        objs = read.live.objs
         self.host_ok = _matcher(f.host)
         self.service_ok = _matcher(f.service)
         self.site = f.site
@@ -119,8 +117,8 @@ class Scope:
             self.group_hosts |= set(g.members) if g is not None else set()
             self.group_services = {k for k, s in objs.services.items() if f.group in s.groups}
 
-    def site_of(self, central: Central, host: str) -> str:
-        h = central.objs.hosts.get(host)
+    def site_of(self, read: ReadApi, host: str) -> str:
+        h = read.live.objs.hosts.get(host)
         return h.site if h is not None else CENTRAL_SITE
 
     def keeps(self, host: str, service: str | None, site: str) -> bool:
@@ -136,11 +134,11 @@ class Scope:
         return True
 
 
-def totals(central: Central, scope: Scope) -> list[tuple[str, int]]:
+def totals(read: ReadApi, scope: Scope) -> list[tuple[str, int]]:
     """(state, count) for every state with a count, hosts and services in one line."""
     counts: Counter[str] = Counter()
-    checks = central.store.checks
-    for name, h in central.objs.hosts.items():
+    checks = read.store.checks
+    for name, h in read.live.objs.hosts.items():
         if not scope.keeps(name, None, h.site) or scope.has_service_filter:
             continue
         v = checks.get((name, None))
@@ -148,35 +146,35 @@ def totals(central: Central, scope: Scope) -> list[tuple[str, int]]:
             counts[HOST_STATES[v.status] if 0 <= v.status < 3 else "UNREACHABLE"] += 1
         else:
             counts["UP" if h.check is None else "PENDING"] += 1
-    for key in central.objs.services:
-        if not scope.keeps(key[0], key[1], central.objs.hosts[key[0]].site):
+    for key in read.live.objs.services:
+        if not scope.keeps(key[0], key[1], read.live.objs.hosts[key[0]].site):
             continue
         v = checks.get(key)
         counts[SERVICE_STATES[v.status] if v is not None and v.last_check and 0 <= v.status < 4 else "PENDING"] += 1
     # Central's own checks (a site taken over: @checkd/Site NAME) are not in the config.
     for (host, service), v in checks.items():
-        if host not in central.objs.hosts and service is not None and scope.keeps(host, service, CENTRAL_SITE):
+        if host not in read.live.objs.hosts and service is not None and scope.keeps(host, service, CENTRAL_SITE):
             counts[SERVICE_STATES[v.status] if 0 <= v.status < 4 else "UNKNOWN"] += 1
     return [(s, counts[s]) for s in TOTALS_ORDER if counts[s]]
 
 
-def sites(central: Central, f: Filters, now: float) -> list[dict[str, Any]]:
+def sites(read: ReadApi, f: Filters, now: float) -> list[dict[str, Any]]:
     """Per site: its pollers (connected or stale) and whether central polls it itself.
     A connected poller's last-heard time is left out: it changes with every heartbeat."""
-    names = sorted({h.site for h in central.objs.hosts.values()} | {a.site for a in central.node.pollers.values()})
+    names = sorted({h.site for h in read.live.objs.hosts.values()} | {a.site for a in read.live.node.pollers.values()})
     out = []
     for site in names:
         if f.site and site != f.site:
             continue
         pollers = []
-        for name, auth in sorted(central.node.pollers.items()):
+        for name, auth in sorted(read.live.node.pollers.items()):
             if auth.site != site:
                 continue
-            ps = central.store.pollers.get(name)
+            ps = read.store.pollers.get(name)
             seen = ps.last_seen if ps is not None and ps.last_seen else None
-            connected = seen is not None and now - seen <= central.takeover.stale_after(site)
+            connected = seen is not None and now - seen <= read.takeover.stale_after(site)
             pollers.append({"name": name, "connected": connected, "last_seen": None if connected else seen})
-        takeover = site != CENTRAL_SITE and central.takeover.polled_by_central(site)
+        takeover = site != CENTRAL_SITE and read.takeover.polled_by_central(site)
         if site == CENTRAL_SITE:
             state = "central"
         elif takeover:
@@ -189,13 +187,13 @@ def sites(central: Central, f: Filters, now: float) -> list[dict[str, Any]]:
     return out
 
 
-def problems(central: Central, read: ReadApi, scope: Scope, f: Filters, now: float) -> list[dict[str, Any]]:
+def problems(read: ReadApi, scope: Scope, f: Filters, now: float) -> list[dict[str, Any]]:
     """Open events under the filter: unhandled first, then worst and newest first.
     Handled: acknowledged, notifications muted, or a service on a host that is down."""
     out = []
-    checks = central.store.checks
-    for ev in central.store.open_events.values():
-        site = scope.site_of(central, ev.host)
+    checks = read.store.checks
+    for ev in read.store.open_events.values():
+        site = scope.site_of(read, ev.host)
         if not scope.keeps(ev.host, ev.service, site):
             continue
         p = read.event_json(ev, now)
@@ -208,7 +206,7 @@ def problems(central: Central, read: ReadApi, scope: Scope, f: Filters, now: flo
         p["output"] = v.output if v is not None else ""
         p["site"] = site
         p["taken_over"] = v is not None and v.polled_by == CENTRAL_SITE and site != CENTRAL_SITE
-        known = ev.host in central.objs.hosts        # not central's own @checkd events
+        known = ev.host in read.live.objs.hosts        # not central's own @checkd events
         p["url"] = check_url(ev.host, ev.service) if known else None
         p["host_url"] = host_url(ev.host) if known else None
         out.append(p)
@@ -216,12 +214,12 @@ def problems(central: Central, read: ReadApi, scope: Scope, f: Filters, now: flo
     return out
 
 
-def overview(central: Central, read: ReadApi, f: Filters, now: float) -> dict[str, Any]:
-    scope = Scope(central, f)
-    rows = problems(central, read, scope, f, now)
+def overview(read: ReadApi, f: Filters, now: float) -> dict[str, Any]:
+    scope = Scope(read, f)
+    rows = problems(read, scope, f, now)
     unhandled = Counter(p["state"] for p in rows if not p["handled"])
-    counts = totals(central, scope)
-    strip = sites(central, f, now)
+    counts = totals(read, scope)
+    strip = sites(read, f, now)
     # "ALL OK" only when it is known: not while checks have no result yet or a site has gone quiet.
     caveats = [f"{n} check{'s have' if n != 1 else ' has'} no result yet" for s, n in counts if s == "PENDING"]
     caveats += [f"site {s['site']}: no word from its poller" for s in strip if s["state"] == "stale"]

@@ -40,7 +40,7 @@ def resolve(node: Node, templates: dict[str, Node], problems: Problems) -> Node:
     """`node` with inherited keys filled in (`use` and template `name` dropped)."""
     merged = Node()
     merged.file, merged.line, merged.key_lines = node.file, node.line, {}
-    merged.key_files = {}  # type: ignore[attr-defined]
+    merged.key_files = {}
     _merge_into(merged, node, templates, problems, chain=())
     merged.pop("use", None)
     return merged
@@ -54,7 +54,7 @@ def _merge_into(merged: Node, node: Node, templates: dict[str, Node], problems: 
         if key not in merged:
             merged[key] = value
             merged.key_lines[key] = node.line_of(key)
-            merged.key_files[key] = node.file  # type: ignore[attr-defined]
+            merged.key_files[key] = node.file
     if "use" in node and not isinstance(node["use"], (str, list)):
         problems.add(node.file, node.line_of("use"), "use: expected a template name or a list of names")
     for name in _uses(node):

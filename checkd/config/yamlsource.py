@@ -23,14 +23,14 @@ class Node(dict):
     file: str = "?"
     line: int = 0
     key_lines: dict[Any, int]
+    key_files: dict[Any, str]           # keys merged from a template's file (config/templates.py)
 
     def line_of(self, key: Any) -> int:
         return self.key_lines.get(key, self.line)
 
     def where_of(self, key: Any) -> tuple[str, int]:
         """File and line of `key`; merged template keys keep their own file."""
-        files = getattr(self, "key_files", None) or {}
-        return files.get(key, self.file), self.line_of(key)
+        return self.key_files.get(key, self.file), self.line_of(key)
 
 
 class Seq(list):
@@ -48,7 +48,7 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
     loader.flatten_mapping(node)
     out = Node()
-    out.file, out.line, out.key_lines = loader.filename, node.start_mark.line + 1, {}
+    out.file, out.line, out.key_lines, out.key_files = loader.filename, node.start_mark.line + 1, {}, {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:

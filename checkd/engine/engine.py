@@ -24,6 +24,7 @@ from checkd.engine.notify.dispatch import Dispatcher, GraphSource
 from checkd.engine.notify.downtimes import DowntimeNotices
 from checkd.engine.notify.notifier import Notifier, Plan, Planned
 from checkd.engine.store import CheckView, Store
+from checkd.result import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Engine:
 
     # --- the path of a result ----------------------------------------------------------
 
-    def apply(self, source: str, items: list[dict[str, Any]],
+    def apply(self, source: str, results: list[CheckResult],
               stored: Callable[[CheckView], None] | None = None) -> tuple[list[Op], int]:
         """Results into the store and their events, in check-time order (no await: batches
         never interleave). Returns the ops and how many were older than what the store holds
@@ -143,9 +144,9 @@ class Engine:
         ops: list[Op] = []
         rows = []
         stale = 0
-        items.sort(key=lambda i: i["finished"])        # check-time order; stable for equal times
-        for item in items:
-            applied = apply_result(self.store, self.events, source, item)
+        results.sort(key=lambda r: r.finished)         # check-time order; stable for equal times
+        for r in results:
+            applied = apply_result(self.store, self.events, source, r)
             if applied is None:
                 stale += 1
                 continue

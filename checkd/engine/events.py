@@ -6,12 +6,10 @@ closes it. A service problem on a DOWN host is linked to the host's event
 
 from __future__ import annotations
 
-from typing import Any
-
 from checkd.engine.db import Op
 from checkd.engine.ids import EventIds
 from checkd.engine.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
-from checkd.result import CheckKey
+from checkd.result import CheckKey, CheckResult
 from checkd.states import StateType
 
 
@@ -162,28 +160,28 @@ class Events:
         return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "unack", ev.status, "", author)])]
 
 
-def apply_result(store: Store, events: Events, poller: str, item: dict[str, Any]) -> tuple[CheckView, list[Op]] | None:
-    """One result (a poller's record) into the store and its event; None when it is older
-    than what the store holds (it never overwrites a newer one). Shared by central's
-    ingest and a poller's own alerting."""
-    view = store.check(item["host"], item.get("service"))
-    finished = item["finished"]
+def apply_result(store: Store, events: Events, source: str, r: CheckResult) -> tuple[CheckView, list[Op]] | None:
+    """One result into the store and its event; None when it is older than what the store
+    holds (it never overwrites a newer one). Shared by central's ingest and a poller's own
+    alerting; `source` (a poller's name, or central) is who ran it unless it says."""
+    view = store.check(r.host, r.service)
+    finished = r.finished
     if finished < view.last_check:
         return None
-    status = item["status"]
+    status = r.status
     prev_flapping = view.flapping
     if status != view.status or view.last_check == 0:
         view.last_state_change = finished
     view.status = status
-    view.state_type = StateType(item["state_type"])
-    view.attempt = item["attempt"]
-    view.output = item["output"]
-    view.long_output = item.get("long_output") or ""
-    view.perfdata = item.get("perfdata") or ""
+    view.state_type = r.state_type
+    view.attempt = r.attempt
+    view.output = r.output
+    view.long_output = r.long_output
+    view.perfdata = r.perfdata
     view.last_check = finished
-    view.polled_by = item.get("polled_by") or poller
-    view.flapping = bool(item.get("flapping"))
+    view.polled_by = r.polled_by or source
+    view.flapping = r.flapping
     ops: list[Op] = []
     if status != 0 or view.event_id is not None or view.flapping != prev_flapping:
-        ops = events.on_result(view, prev_flapping, poller, item.get("event_id"), finished)
+        ops = events.on_result(view, prev_flapping, source, r.event_id, finished)
     return view, ops

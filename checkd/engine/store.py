@@ -87,6 +87,12 @@ UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,
 INSERT_HISTORY = "INSERT INTO event_history VALUES (?,?,?,?,?,?)"
 UPSERT_POLLER = "INSERT OR REPLACE INTO pollers VALUES (?,?,?,?)"
 INSERT_ALIAS = "INSERT OR IGNORE INTO event_aliases VALUES (?,?)"
+INSERT_COMMENT = "INSERT INTO comments (host, service, ts, author, text) VALUES (?,?,?,?,?)"
+UPSERT_MUTE = "INSERT OR REPLACE INTO mutes VALUES (?,?,?,?)"          # (host, service or "", until, author)
+DELETE_MUTE = "DELETE FROM mutes WHERE host = ? AND service = ?"
+INSERT_DOWNTIME = "INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)"     # Downtime.row()
+DELETE_DOWNTIME = "DELETE FROM downtimes WHERE id = ?"
+UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"         # (Phase.value, id)
 
 
 @dataclasses.dataclass(slots=True)

@@ -40,7 +40,9 @@ GRAPH_WAIT = 10.0               # an alert waits at most this long for its trend
 
 class Sender(Protocol):
     """A channel. One whose `carries_graphs` is true (email, Jabber) gets the trend
-    graph in `graph_png`; the attribute may be missing (false)."""
+    graph in `graph_png`."""
+
+    carries_graphs: bool
 
     async def send(self, n: Notification) -> None: ...
 
@@ -182,7 +184,7 @@ class Dispatcher:
     async def _attempt(self, sender: Sender, job: Job) -> None:
         n = job.n
         job.attempts += 1
-        if (self.graphs is not None and getattr(sender, "carries_graphs", False) and n.service is not None
+        if (self.graphs is not None and sender.carries_graphs and n.service is not None
                 and n.kind in (Kind.PROBLEM, Kind.ESCALATION) and n.graph_png is None):
             try:
                 n = dataclasses.replace(n, graph_png=await asyncio.wait_for(self.graphs(n), GRAPH_WAIT))

@@ -13,10 +13,8 @@ import dataclasses
 from checkd.engine.notify import recipients as rc
 from checkd.engine.notify.notification import Channel, Kind, Notification
 from checkd.engine.notify.notifier import Notifier, Plan
-from checkd.engine.store import Downtime, Phase, Store
+from checkd.engine.store import UPDATE_PHASE, Downtime, Phase, Store
 from checkd.states import state_name
-
-UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"
 
 
 class DowntimeNotices:

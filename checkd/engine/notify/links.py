@@ -42,6 +42,10 @@ class Links:
     def event(self, event_id: int) -> str:
         return f"{self.base()}/event/{event_id}"
 
+    def graph(self, host: str, service: str) -> str:
+        """The service's graph image (central/graphs/api.py), for the chat's `graph`."""
+        return f"{self.base()}/graph/{quote(host)}/{quote(service, safe='')}.png"
+
     def __call__(self, n: Notification) -> str:
         if n.kind is Kind.SUMMARY:
             return f"{self.base()}/"

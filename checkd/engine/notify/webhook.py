@@ -77,6 +77,8 @@ class WebhookChannel:
     loop); `await close()` when done.
     """
 
+    carries_graphs = False              # JSON only: no image
+
     def __init__(self, settings: Mapping[str, Any] | None = None):
         settings = dict(settings or {})
         unknown = set(settings) - SETTINGS
