@@ -59,15 +59,17 @@ class Ingest:
 
     async def results(self, request: web.Request) -> web.Response:
         auth = self.live.auth.poller(request)
-        doc = validate.parse_json(await request.read())
-        items = validate.batch(doc, auth.name, auth.site)
-        now = time.time()
-        batch = self.apply(auth.name, auth.site, items, now)
+        # Neither the posted JSON nor the validated pairs are kept across the commit's await:
+        # what outlives a few hundred allocations is promoted by the cyclic collector, and
+        # holding both doubled its full collections during ingest (measured at 100k services).
+        items = validate.batch(validate.parse_json(await request.read()), auth.name, auth.site)
+        batch = self.apply(auth.name, auth.site, items, time.time())
+        del items
         await commit(self.engine, batch.ops, batch.plan)
         self.operations.results_stored(batch.results)
         return web.json_response({**batch.answer, "commands": self.commands.take(auth.name)})
 
-    def apply(self, poller: str, site: str, items: list[dict[str, Any]], now: float) -> Batch:
+    def apply(self, poller: str, site: str, items: list[tuple[int, CheckResult]], now: float) -> Batch:
         """Check items against the configuration and apply them to the store (no await
         inside: concurrent batches never interleave)."""
         hosts, services = self.live.objs.hosts, self.live.objs.services
@@ -78,12 +80,11 @@ class Ingest:
         forbidden: list[dict[str, Any]] = []
         duplicates = 0
         lo, hi = now - validate.MAX_AGE, now + validate.FUTURE_SLACK
-        for item in items:
-            seq = item["seq"]
+        for seq, r in items:
             if seq <= hwm:
                 duplicates += 1
                 continue
-            host, service = item["host"], item.get("service")
+            host, service = r.host, r.service
             h = hosts.get(host)
             reason = None
             if h is None:
@@ -94,12 +95,12 @@ class Ingest:
                 continue
             elif service is not None and (host, service) not in services:
                 reason = f"unknown service {service!r} on host {host!r}"
-            elif not lo <= item["finished"] <= hi:
-                reason = validate.time_problem(item["finished"], now)
+            elif not lo <= r.finished <= hi:
+                reason = validate.time_problem(r.finished, now)
             if reason is not None:
                 rejected.append({"seq": seq, "host": host, "service": service, "status": 422, "reason": reason})
             else:
-                accepted.append(CheckResult.from_record(item))
+                accepted.append(r)
         if forbidden:
             log.warning("poller %s (site %s) reported hosts of other sites, batch refused: %s", poller, site,
                         ", ".join(sorted({f["host"] for f in forbidden})))
@@ -108,10 +109,10 @@ class Ingest:
         if rejected:
             log.warning("poller %s: %d result(s) skipped, first: seq %s: %s", poller, len(rejected),
                         rejected[0]["seq"], rejected[0]["reason"])
-        if items and items[0]["seq"] > hwm + 1 and hwm > 0:
-            log.warning("poller %s: seq gap, %d..%d never arrived", poller, hwm + 1, items[0]["seq"] - 1)
+        if items and items[0][0] > hwm + 1 and hwm > 0:
+            log.warning("poller %s: seq gap, %d..%d never arrived", poller, hwm + 1, items[0][0] - 1)
         if items:
-            ps.seq = max(hwm, items[-1]["seq"])   # rejected items too, so the poller can trim its spool
+            ps.seq = max(hwm, items[-1][0])   # rejected items too, so the poller can trim its spool
         ops, stale = self._apply_results(poller, accepted)
         ops.append(ps.op())
         plan = self.engine.decide(now)

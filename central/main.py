@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def main(args: argparse.Namespace) -> int:
+    daemon.tune_gc()
     node, objs = load_node(args.config)
     if node.role != "central":
         raise SystemExit(f"{args.config}: `checkd central` needs a central: node file, not {node.role}:")

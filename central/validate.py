@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from checkd.durations import format_duration
+from checkd.result import CheckResult
 from checkd.states import StateType
 
 try:
@@ -26,7 +27,7 @@ except ImportError:         # pragma: no cover - the packaged build on Debian 12
 
 FUTURE_SLACK = 300.0           # a poller clock this far ahead is wrong, not early
 MAX_AGE = 7 * 86400.0          # older results are not news any more (the spool is replayed long before)
-STATE_TYPES = tuple(t.value for t in StateType)
+_STATE_TYPES = {t.value: t for t in StateType}
 _NUM = (int, float)
 _INT64 = 2**63 - 1             # SQLite's INTEGER: a larger one would fail the whole group commit
 
@@ -55,50 +56,62 @@ def parse_json(body: bytes) -> Any:
         raise bad_request("broken JSON: nested too deeply") from None
 
 
-def item_shape(item: Any) -> str | None:
-    """Why `item` is not a well-formed batch item, or None. Kept flat: it runs per result."""
-    if type(item) is not dict:
-        return "item is not an object"
+class Malformed(ValueError):
+    """Why a batch item is not well-formed (docs/api.md)."""
+
+
+def item(raw: Any) -> tuple[int, CheckResult]:
+    """A batch item as its seq and CheckResult, or Malformed saying why not. Kept flat and
+    in one pass: it runs per result, and the record is read once (ingest's hot path)."""
+    if type(raw) is not dict:
+        raise Malformed("item is not an object")
+    get = raw.get
     try:
-        seq, host, status = item["seq"], item["host"], item["status"]
-        state_type, attempt, output, finished = item["state_type"], item["attempt"], item["output"], item["finished"]
+        seq, host, status = raw["seq"], raw["host"], raw["status"]
+        state_type, attempt, output, finished = raw["state_type"], raw["attempt"], raw["output"], raw["finished"]
     except KeyError as e:
-        return f"missing field {e.args[0]!r}"
+        raise Malformed(f"missing field {e.args[0]!r}") from None
     if type(seq) is not int or not 1 <= seq <= _INT64:
-        return "seq: expected an integer >= 1 (64-bit)"
+        raise Malformed("seq: expected an integer >= 1 (64-bit)")
     if type(host) is not str or not host:
-        return "host: expected a non-empty string"
-    service = item.get("service")
+        raise Malformed("host: expected a non-empty string")
+    service = get("service")
     if service is not None and (type(service) is not str or not service):
-        return "service: expected a non-empty string or null (host check)"
+        raise Malformed("service: expected a non-empty string or null (host check)")
     if type(status) is not int or not 0 <= status <= (3 if service is not None else 2):
-        return "status: expected 0-3 for a service, 0-2 for a host"
-    if state_type not in STATE_TYPES:
-        return 'state_type: expected "SOFT" or "HARD"'
+        raise Malformed("status: expected 0-3 for a service, 0-2 for a host")
+    st = _STATE_TYPES.get(state_type) if type(state_type) is str else None
+    if st is None:
+        raise Malformed('state_type: expected "SOFT" or "HARD"')
     if type(attempt) is not int or not 1 <= attempt <= _INT64:
-        return "attempt: expected an integer >= 1 (64-bit)"
+        raise Malformed("attempt: expected an integer >= 1 (64-bit)")
     if type(output) is not str:
-        return "output: expected a string"
-    for key in ("long_output", "perfdata", "polled_by", "check_type"):
-        v = item.get(key)
+        raise Malformed("output: expected a string")
+    long_output, perfdata, polled_by, check_type = get("long_output"), get("perfdata"), get("polled_by"), get("check_type")
+    for key, v in (("long_output", long_output), ("perfdata", perfdata), ("polled_by", polled_by),
+                   ("check_type", check_type)):
         if v is not None and type(v) is not str:
-            return f"{key}: expected a string"
+            raise Malformed(f"{key}: expected a string")
     if type(finished) not in _NUM or not math.isfinite(finished):
-        return "finished: expected a number (Unix time)"
-    for key in ("scheduled", "started"):
-        v = item.get(key)
+        raise Malformed("finished: expected a number (Unix time)")
+    scheduled, started = get("scheduled"), get("started")
+    for key, v in (("scheduled", scheduled), ("started", started)):
         if v is not None and (type(v) not in _NUM or not math.isfinite(v)):
-            return f"{key}: expected a number (Unix time)"
-    flapping = item.get("flapping")
+            raise Malformed(f"{key}: expected a number (Unix time)")
+    flapping = get("flapping")
     if flapping is not None and type(flapping) is not bool:
-        return "flapping: expected true or false"
-    eid = item.get("event_id")
+        raise Malformed("flapping: expected true or false")
+    eid = get("event_id")
     if eid is not None and (type(eid) is not int or not 1 <= eid <= _INT64):
-        return "event_id: expected an integer >= 1 (64-bit) or null"
-    return None
+        raise Malformed("event_id: expected an integer >= 1 (64-bit) or null")
+    max_attempts = get("max_attempts")
+    return seq, CheckResult(host, service, status, st, attempt, output, long_output or "", perfdata or "",
+                            finished if scheduled is None else scheduled, finished if started is None else started,
+                            finished, max_attempts if type(max_attempts) is int else 1, flapping is True,
+                            check_type or "active", polled_by or "", eid)
 
 
-def batch(doc: Any, poller: str, site: str) -> list[dict[str, Any]]:
+def batch(doc: Any, poller: str, site: str) -> list[tuple[int, CheckResult]]:
     """The items of a well-formed results document, or a 400/403 for the whole request."""
     if type(doc) is not dict:
         raise bad_request("expected a JSON object {poller, site, batch}")
@@ -106,22 +119,24 @@ def batch(doc: Any, poller: str, site: str) -> list[dict[str, Any]]:
         raise bad_request(f"poller {doc.get('poller')!r} does not match the token (poller {poller!r})", status=403)
     if "site" in doc and doc["site"] != site:
         raise bad_request(f"site {doc['site']!r} is not this poller's site {site!r}", status=403)
-    items = doc.get("batch", [])
-    if type(items) is not list:
+    raws = doc.get("batch", [])
+    if type(raws) is not list:
         raise bad_request("batch: expected a list of results")
+    items: list[tuple[int, CheckResult]] = []
     errors = []
     last = 0
-    for i, item in enumerate(items):
-        reason = item_shape(item)
-        if reason is None and item["seq"] <= last:
-            reason = f"seq {item['seq']} does not rise (previous item has {last})"
-        if reason is not None:
-            seq = item.get("seq") if type(item) is dict else None
-            errors.append({"index": i, "seq": seq, "reason": reason})
+    for i, raw in enumerate(raws):
+        try:
+            seq, r = item(raw)
+            if seq <= last:
+                raise Malformed(f"seq {seq} does not rise (previous item has {last})")
+        except Malformed as e:
+            errors.append({"index": i, "seq": raw.get("seq") if type(raw) is dict else None, "reason": str(e)})
             if len(errors) >= 100:
                 break       # enough to see the pattern; the answer stays small
-        else:
-            last = item["seq"]
+            continue
+        last = seq
+        items.append((seq, r))
     if errors:
         raise bad_request(f"{len(errors)} malformed item(s); nothing stored", errors)
     return items

@@ -13,6 +13,7 @@ comes with its reason in the journal.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -28,6 +29,17 @@ log = logging.getLogger(__name__)
 
 BLOCKED_AFTER = 5.0             # seconds without a loop turn before it is reported
 STOP_DEADLINE = 30.0            # seconds stop() may take before serve gives up on it
+GC_YOUNG = 20_000               # net allocations before a young collection (CPython's default: 700)
+
+
+def tune_gc() -> None:
+    """Young collections every 20k allocations instead of 700. A daemon streams short-lived
+    objects (a batch of 500 results, its rows and answer) that live across one await; at
+    700 most of them were promoted and then died old, so full collections of the whole
+    heap ran every second or so. Measured on central at 100k services (bench
+    central_ingest): gc time during ingest 0.5 s -> 0.15 s, start-up 3.2-3.8 s -> 1.9-2.5 s,
+    RSS 263-271 MB -> 219 MB. Called first thing, so that loading the config gains too."""
+    gc.set_threshold(GC_YOUNG, 10, 10)
 
 
 def notify(message: str) -> bool:
