@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -101,14 +102,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--services", type=int, default=100_000)
     ap.add_argument("--batches", type=int, default=120, help="batches per client")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="postgresql: a throwaway PostgreSQL 15 cluster on 127.0.0.1 (tests/postgres.py)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from tests.helpers import free_port
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         port = free_port()
-        node = write_config(Path(tmp), port, args.services)
+        node_extra = ""
+        if args.store == "postgresql":
+            from tests.postgres import Postgres
+            pg = stack.enter_context(Postgres())
+            node_extra = f'  store: postgresql\n  postgresql: {{dsn: "{pg.new_database()}"}}\n'
+        node = write_config(Path(tmp), port, args.services, node_extra=node_extra)
         url = f"http://127.0.0.1:{port}"
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "checkd", "central", "-c", str(node)], cwd=REPO,
@@ -148,11 +156,11 @@ def main() -> int:
           f"Python {platform.python_version()}")
     print(f"services configured: {args.services} (startup {startup:.1f} s, RSS {rss_idle:.0f} MB idle)")
     print(f"ingest: {total} results in {wall:.2f} s = {total / wall:,.0f} results/s "
-          f"({CLIENTS} clients, batches of {BATCH}, durable acks)")
+          f"({CLIENTS} clients, batches of {BATCH}, durable acks, store {args.store})")
     print(f"services with a stored state: {known}; open problems: {problems}; RSS {rss_full:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "bench": "central_ingest", "services": args.services, "clients": CLIENTS, "batch": BATCH,
+            "bench": "central_ingest", "store": args.store, "services": args.services, "clients": CLIENTS, "batch": BATCH,
             "startup_s": startup, "rss_idle_mb": rss_idle, "results": total, "wall_s": wall,
             "results_per_s": total / wall, "known": known, "problems": problems, "rss_mb": rss_full}) + "\n")
     return 0

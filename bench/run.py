@@ -65,6 +65,11 @@ BENCHES = [
           ["--services", "100000", "--batches", "20"],
           ["--services", "100000", "--batches", "120"],
           (3, 3), (180, 300)),
+    # The same on PostgreSQL (store: postgresql, a throwaway cluster on the same machine).
+    Bench("ingest_pg", "central_ingest.py",
+          ["--services", "100000", "--batches", "20", "--store", "postgresql"],
+          ["--services", "100000", "--batches", "120", "--store", "postgresql"],
+          (1, 3), (240, 400)),
     Bench("rrd", "rrd_updates.py",
           ["--metrics", "10000", "--rounds", "3", "--renders", "50", "--modes", "rrdcached"],
           ["--metrics", "100000", "--rounds", "5", "--renders", "200", "--modes", "rrdcached,direct,off"],
@@ -242,7 +247,7 @@ def machine() -> dict[str, Any]:
     mem = next((int(ln.split()[1]) for ln in read("/proc/meminfo").splitlines() if ln.startswith("MemTotal")), 0)
     os_rel = dict(ln.split("=", 1) for ln in read("/etc/os-release").splitlines() if "=" in ln)
     pips = {}
-    for mod in ("aiohttp", "asyncssh", "uvloop", "jinja2", "slixmpp", "aiosmtplib"):
+    for mod in ("aiohttp", "asyncssh", "uvloop", "jinja2", "slixmpp", "aiosmtplib", "psycopg"):
         try:
             pips[mod] = __import__(mod).__version__
         except (ImportError, AttributeError):
@@ -258,7 +263,7 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "loadavg": os.getloadavg(),
             "packages": {p: pkg_version(p) for p in (
                 "nagios4-core", "icinga2-bin", "monitoring-plugins-basic", "rrdtool", "rrdcached",
-                "openssh-server", "openssh-client", "prosody", "chromium", "sqlite3", "libsqlite3-0")},
+                "openssh-server", "openssh-client", "prosody", "chromium", "sqlite3", "libsqlite3-0", "postgresql-15")},
             "python_packages": pips}
 
 

@@ -67,6 +67,12 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out.append(_t("ingest", "central RSS at 100k services < 600 MB", x, x is not None and x < 600,
                   f"{x or 0:,.0f} MB with {_get(i, 'services') or 0:,.0f} services configured", "central issue"))
 
+    x = _get(data.get("ingest_pg"), "results_per_s")
+    out.append(_t("ingest", "central ingest on PostgreSQL >= 30,000 results/s with durable commits", x,
+                  x is not None and x >= 30_000,
+                  f"{x or 0:,.0f} results/s (SQLite in the same run: {_get(i, 'results_per_s') or 0:,.0f})",
+                  "issue 20"))
+
     c = _get(data.get("rrd"), "modes", "rrdcached")
     x = _get(c, "updates_per_s")
     out.append(_t("rrd", "RRD updates >= 20,000/s through rrdcached, none dropped", x,

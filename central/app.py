@@ -25,6 +25,7 @@ from central.ingest import Ingest
 from central.live import Live
 from central.operations import Operations
 from central.read_api import ReadApi
+from central.store_choice import database
 from central.takeover import Takeover
 from central.web.forms import Forms
 from central.web.pages import Pages
@@ -49,7 +50,7 @@ class Central:
         self.ids = IdAllocator()
         self.links = Links(lambda: self.public_url)
         self.channels = channels.build(node, objs, self.links)
-        self.engine = Engine(node.state_dir / "central.sqlite", objs, self.channels, self.ids,
+        self.engine = Engine(database(node), objs, self.channels, self.ids,
                              system=system_contacts(node), fatal=self.fatal)
         e = self.engine
         self.commands = CommandQueue()

@@ -30,7 +30,7 @@ from typing import Any
 
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
-from checkd.engine.db import Op
+from checkd.engine.db import Op, SqliteDatabase
 from checkd.engine.engine import Engine
 from checkd.engine.events import apply_result
 from checkd.engine.ids import NoIds, PollerIds
@@ -53,7 +53,7 @@ class LocalAlerting:
         self.node, self.objs = node, objs
         self.ids = PollerIds()
         self.via = f"{node.site} poller, central unreachable"
-        self.engine = Engine(node.state_dir / "alerts.sqlite", objs, channels.build(node, objs), self.ids,
+        self.engine = Engine(SqliteDatabase(node.state_dir / "alerts.sqlite"), objs, channels.build(node, objs), self.ids,
                              via=self.via, decided="delegated")
         self.engine.deliver = self._deliver
         self.db, self.store = self.engine.db, self.engine.store

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.postgres import Postgres, require_postgres
 from tests.sshd import Sshd, ensure_test_user, require_sshd
 
 
@@ -17,3 +18,17 @@ def sshd() -> Iterator[Sshd]:
     require_sshd()
     with Sshd(user=ensure_test_user()) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Postgres]:
+    """One throwaway PostgreSQL on 127.0.0.1 for the session (tests/postgres.py)."""
+    require_postgres()
+    with Postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def postgres_dsn(postgres_cluster: Postgres) -> str:
+    """A fresh database of that cluster for one test."""
+    return postgres_cluster.new_database()

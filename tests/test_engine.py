@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from checkd.config import load_objects
+from checkd.engine.db import Database, SqliteDatabase
 from checkd.engine.engine import Engine
 from checkd.engine.ids import IdAllocator
 from checkd.engine.notify.channels import Channels
@@ -75,14 +76,14 @@ class Recorder:
 class Timeline:
     """One engine, a clock that moves only when told, and a poller's results."""
 
-    def __init__(self, tmp: Path, objects: str = OBJECTS, settings: Settings = Settings()):
+    def __init__(self, tmp: Path, db: Database, objects: str = OBJECTS, settings: Settings = Settings()):
         (tmp / "objects").mkdir()
         (tmp / "objects" / "objects.yaml").write_text(objects)
         self.now = T0
         self.channel = Recorder()
         channels = Channels({Channel.EMAIL: self.channel}, None, settings)
         self.ids = IdAllocator()
-        self.engine = Engine(tmp / "engine.sqlite", load_objects(tmp / "objects"), channels, self.ids,
+        self.engine = Engine(db, load_objects(tmp / "objects"), channels, self.ids,
                              clock=lambda: self.now)
         self.delivered: list[int] = []          # log rows handed on after their commit
 
@@ -151,12 +152,22 @@ class Timeline:
         return [(kind, contact, number, level, round(created - T0)) for kind, contact, number, level, created in rows]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Database]:
+    """Each timeline runs on both stores: the engine must not care which it has."""
+    if request.param == "postgresql":
+        dsn = request.getfixturevalue("postgres_dsn")
+        from checkd.engine.pgdb import PostgresDatabase
+        return lambda: PostgresDatabase(dsn)
+    return lambda: SqliteDatabase(tmp_path / "engine.sqlite")
+
+
 @pytest.fixture
-def run(tmp_path: Path) -> Iterator[Callable[[Callable[[Timeline], Awaitable[None]]], None]]:
+def run(tmp_path: Path, store: Callable[[], Database]) -> Iterator[Callable[[Callable[[Timeline], Awaitable[None]]], None]]:
     """run(scenario): a fresh engine on the fake clock, the scenario, then a clean stop."""
     def go(scenario: Callable[[Timeline], Awaitable[None]], **kw: Any) -> None:
         async def main() -> None:
-            t = Timeline(tmp_path, **kw)
+            t = Timeline(tmp_path, store(), **kw)
             await t.start(sending="settings" in kw)
             try:
                 await asyncio.wait_for(scenario(t), timeout=20)

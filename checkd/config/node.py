@@ -36,6 +36,7 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "rrd": {"dir": f.text, "rrdcached": f.text, "keep_full": f.positive_duration, "mid_step": f.positive_duration,
             "keep_mid": f.positive_duration, "long_step": f.positive_duration, "keep_long": f.positive_duration,
             "queue": f.positive_int},
+    "postgresql": {"dsn": f.text, "password": f.text, "password_file": f.text},
     "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
     "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text,
             "max_rows": f.positive_int},
@@ -46,7 +47,7 @@ COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_l
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "freshness": f.raw, "web": f.raw,
-                "rrd": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
+                "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
@@ -73,6 +74,7 @@ class NodeConfig:
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     central: str = ""
     token: str = ""
+    store: str = "sqlite"                # central: "sqlite" (state_dir/central.sqlite) or "postgresql"
     pollers: Mapping[str, PollerAuth] = dataclasses.field(default_factory=dict)
     api_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)
     deploy_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)   # the deploy hook's
@@ -220,7 +222,7 @@ def read_node(path: Path) -> NodeConfig:
             problems.add(*node.where_of(name), f"{name}: expected a mapping")
             continue
         sections[name] = f.convert(sub, keys, problems, f"{name} settings")
-    for name in ("email", "jabber"):
+    for name in ("email", "jabber", "postgresql"):
         if name in sections:
             pw = _secret(sections[name], node[name], "password", base, problems)
             sections[name] = {**sections[name], "password": pw} if pw else sections[name]
@@ -241,6 +243,7 @@ def read_node(path: Path) -> NodeConfig:
                 problems.add(*node.where_of(key), f"{key}: expected a mapping of name: token")
             else:
                 kw[key] = {str(k): v for k, v in tokens.items()}
+        kw["store"] = _store(d, sections, node, problems)
     else:
         for key in ("name", "site", "central"):
             if key not in d:
@@ -270,13 +273,31 @@ def read_node(path: Path) -> NodeConfig:
         problems.add(*node.where_of("objects"), f"objects: directory {objects} does not exist")
     problems.raise_if_any()
     fresh = node.get("freshness")
-    lines = {"heartbeat_interval": node.line_of("heartbeat_interval") if "heartbeat_interval" in d else node.line}
+    lines = {key: node.line_of(key) if key in d else node.line for key in ("heartbeat_interval", "store")}
     for key in ("site_stale_after", "start_grace"):
         lines[f"freshness.{key}"] = (fresh.line_of(key) if isinstance(fresh, Node) and key in fresh
                                      else node.line_of("freshness") if "freshness" in d else node.line)
     return NodeConfig(role=role, file=str(path), state_dir=base / d["state_dir"], objects=objects,
                       plugin_dirs=tuple(base / p for p in d.get("plugin_dirs", ())), log_level=level,
                       macros=d.get("macros", {}), sections=sections, lines=lines, **kw)
+
+
+STORES = ("sqlite", "postgresql")
+
+
+def _store(d: dict[str, Any], sections: dict[str, dict[str, Any]], node: Node, problems: Problems) -> str:
+    store = d.get("store", "sqlite")
+    if store not in STORES:
+        problems.add(*node.where_of("store"), f"store: one of {', '.join(STORES)}{did_you_mean(store, STORES)}")
+        return "sqlite"
+    if store == "postgresql" and not sections.get("postgresql", {}).get("dsn"):
+        pg = node.get("postgresql")
+        problems.add(*(pg.where_of("dsn") if isinstance(pg, Node) else node.where_of("store")),
+                     "store: postgresql needs `postgresql: {dsn: \"host=... dbname=... user=...\"}` "
+                     "(a libpq connection string or postgresql:// URL; the password in password_file:)")
+    elif store == "sqlite" and "postgresql" in sections:
+        problems.add(*node.where_of("postgresql"), "postgresql: settings are used only with `store: postgresql`")
+    return store
 
 
 def _is_listen(text: str) -> bool:

@@ -1,4 +1,4 @@
-"""SQLite persistence of the central store: WAL, one writer thread, group commit.
+"""Persistence of the store: one writer thread, group commit; SQLite here (pgdb.py: PostgreSQL).
 
 Every change is a list of `Op`s submitted with `write()`; the writer thread
 takes everything queued, runs it in ONE transaction with one fsync, and only
@@ -92,58 +92,55 @@ class WriteError(Exception):
     """The database refused a transaction; the in-memory state is ahead of the disk."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached at start (a PostgreSQL server down, a wrong DSN)."""
+
+
+TABLES = ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases", "deployments")
+
+
 class Database:
-    def __init__(self, path: Path):
-        self.path = path
+    """Group commit on one writer thread, whatever holds the rows: every `write()` queued
+    while a transaction runs goes into the next one, so a burst costs one commit. The
+    stores say how to connect, what a transaction is and what to load (SqliteDatabase
+    here, PostgresDatabase in pgdb.py)."""
+
+    where = "?"                           # the file or the server, for messages
+    checks_sql = ""                       # how this store writes coalesced check rows
+
+    def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[list[Op], asyncio.Future[None]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.commits = 0                      # transactions, for the benchmark's "group size"
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk when it returns (NORMAL may lose the last ones on power loss).
-        conn.execute("PRAGMA synchronous=FULL")
-        # The whole current state (~200 B a check) fits: updates never wait for page reads.
-        conn.execute("PRAGMA cache_size=-262144")
-        return conn
+    # --- what each store provides ----------------------------------------------------------
 
     def open(self, extra_schema: str = "") -> None:
-        """Create the schema, plus a node's own tables (blocking; call before serving)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        _migrate(conn)
-        conn.executescript(SCHEMA + extra_schema)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        _fold(conn)
-        conn.close()
+        """Create or upgrade the schema, plus a node's own tables (blocking; before serving)."""
+        raise NotImplementedError
 
     def load_all(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every table's rows, for the in-memory store (blocking; start-up only)."""
-        conn = self._connect()
-        try:
-            tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall()
-                      for t in ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases",
-                                "deployments")}
-            # Closed events stay on disk (GET /events/{id} reads them there).
-            tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
-            tables["notification_log"] = conn.execute(nflog.LOAD).fetchall()
-            # Event IDs pollers allocated are never opened twice, even long after they closed.
-            tables["poller_event_ids"] = conn.execute(
-                "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases").fetchall()
-            # Rows not folded yet (a kill -9 before the fold) are newer than checks'.
-            tables["checks"] += conn.execute("SELECT * FROM journal ORDER BY rowid").fetchall()
-            return tables
-        finally:
-            conn.close()
+        raise NotImplementedError
 
     def read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """A one-off read on its own connection (blocking: run it in a thread)."""
-        conn = self._connect()
-        try:
-            return conn.execute(sql, tuple(args)).fetchall()
-        finally:
-            conn.close()
+        raise NotImplementedError
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _transaction(self, conn: Any, ops: list[Op]) -> None:
+        """Run `ops` as one transaction, rolled back when anything fails."""
+        raise NotImplementedError
+
+    def _after_commit(self, conn: Any, ops: list[Op], idle: bool) -> None:
+        """Upkeep between transactions (SQLite folds its journal)."""
+
+    def _closing(self, conn: Any) -> None:
+        """Upkeep before the writer's connection closes."""
+
+    # --- the writer ------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="central-db-writer", daemon=True)
@@ -165,16 +162,15 @@ class Database:
 
     def _run(self) -> None:
         conn = self._connect()
-        self._journal_rows, self._folded_at = 0, time.monotonic()
         try:
             while True:
                 try:
                     first = self._queue.get(timeout=FOLD_EVERY)
                 except queue.Empty:
-                    self._maybe_fold(conn, idle=True)
+                    self._after_commit(conn, [], idle=True)
                     continue
                 if first is None:
-                    _fold(conn)
+                    self._closing(conn)
                     return
                 jobs = [first]
                 stop = False
@@ -187,36 +183,100 @@ class Database:
                         stop = True
                         break
                     jobs.append(nxt)
-                self._commit(conn, jobs)
-                self._maybe_fold(conn)
+                ops = _merge([op for ops, _ in jobs for op in ops], self.checks_sql)
+                self._commit(conn, jobs, ops)
+                self._after_commit(conn, ops, idle=False)
                 if stop:
-                    _fold(conn)
+                    self._closing(conn)
                     return
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, jobs: list[tuple[list[Op], asyncio.Future[None]]]) -> None:
+    def _commit(self, conn: Any, jobs: list[tuple[list[Op], asyncio.Future[None]]], ops: list[Op]) -> None:
         error: BaseException | None = None
         try:
-            conn.execute("BEGIN")
-            for sql, rows in _merge([op for ops, _ in jobs for op in ops]):
-                conn.executemany(sql, rows)
-                if sql is APPEND_JOURNAL:
-                    self._journal_rows += len(rows)
-            conn.execute("COMMIT")
+            self._transaction(conn, ops)
             self.commits += 1
-        except Exception as e:      # sqlite3.Error, or a value SQLite cannot hold: never kill the writer
-            log.critical("database write failed: %s", e)
+        except Exception as e:      # a database error, or a value it cannot hold: never kill the writer
+            log.critical("database write failed (%s): %s", self.where, e)
             error = WriteError(str(e))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, fut in jobs:
             by_loop.setdefault(fut.get_loop(), []).append(fut)
         for loop, futs in by_loop.items():
             loop.call_soon_threadsafe(_resolve, futs, error)
 
-    def _maybe_fold(self, conn: sqlite3.Connection, idle: bool = False) -> None:
+
+class SqliteDatabase(Database):
+    """One SQLite file in WAL mode: the embedded store (a poller's alerting, a single
+    central). Check rows go to an append-only journal folded into `checks` every few
+    seconds: sequential writes are what makes one fsync per group cheap."""
+
+    checks_sql = APPEND_JOURNAL
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.where = str(path)
+        self._journal_rows, self._folded_at = 0, time.monotonic()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk when it returns (NORMAL may lose the last ones on power loss).
+        conn.execute("PRAGMA synchronous=FULL")
+        # The whole current state (~200 B a check) fits: updates never wait for page reads.
+        conn.execute("PRAGMA cache_size=-262144")
+        return conn
+
+    def open(self, extra_schema: str = "") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            _migrate(conn)
+        except SchemaError as e:
+            conn.close()
+            raise SchemaError(f"{self.where}: {e}") from None
+        conn.executescript(SCHEMA + extra_schema)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        _fold(conn)
+        conn.close()
+
+    def load_all(self) -> dict[str, list[tuple[Any, ...]]]:
+        conn = self._connect()
+        try:
+            tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+            # Closed events stay on disk (GET /events/{id} reads them there).
+            tables["events"] = conn.execute("SELECT * FROM events WHERE closed IS NULL").fetchall()
+            tables["notification_log"] = conn.execute(nflog.LOAD).fetchall()
+            # Event IDs pollers allocated are never opened twice, even long after they closed.
+            tables["poller_event_ids"] = conn.execute(POLLER_EVENT_IDS).fetchall()
+            # Rows not folded yet (a kill -9 before the fold) are newer than checks'.
+            tables["checks"] += conn.execute("SELECT * FROM journal ORDER BY rowid").fetchall()
+            return tables
+        finally:
+            conn.close()
+
+    def read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self._connect()
+        try:
+            return conn.execute(sql, tuple(args)).fetchall()
+        finally:
+            conn.close()
+
+    def _transaction(self, conn: sqlite3.Connection, ops: list[Op]) -> None:
+        try:
+            conn.execute("BEGIN")
+            for sql, rows in ops:
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _after_commit(self, conn: sqlite3.Connection, ops: list[Op], idle: bool) -> None:
+        self._journal_rows += sum(len(rows) for sql, rows in ops if sql is APPEND_JOURNAL)
         if self._journal_rows and (idle or self._journal_rows >= FOLD_ROWS
                                    or time.monotonic() - self._folded_at >= FOLD_EVERY):
             try:
@@ -225,6 +285,12 @@ class Database:
                 log.error("folding the journal into checks failed (will retry): %s", e)
                 return
             self._journal_rows, self._folded_at = 0, time.monotonic()
+
+    def _closing(self, conn: sqlite3.Connection) -> None:
+        _fold(conn)
+
+
+POLLER_EVENT_IDS = "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases"
 
 
 _EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",
@@ -236,7 +302,7 @@ SCHEMA_VERSION = 3     # 1: before notification progress and deployments; 2: bef
 
 
 class SchemaError(Exception):
-    """central.sqlite from a newer checkd: refuse rather than damage it."""
+    """A database from a newer checkd: refuse rather than damage it."""
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -283,9 +349,9 @@ def _fold(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _merge(ops: list[Op]) -> list[Op]:
-    """Keep op order, but write each check row once: the newest wins (group commit
-    of a busy check writes its final state, not every step)."""
+def _merge(ops: list[Op], checks_sql: str) -> list[Op]:
+    """Keep op order, but write each check row once, first, with `checks_sql`: the newest
+    wins (group commit of a busy check writes its final state, not every step)."""
     out: list[Op] = []
     checks: dict[tuple[Any, Any], tuple[Any, ...]] = {}
     for sql, rows in ops:
@@ -295,7 +361,7 @@ def _merge(ops: list[Op]) -> list[Op]:
         else:
             out.append((sql, rows))
     if checks:
-        out.insert(0, (APPEND_JOURNAL, list(checks.values())))
+        out.insert(0, (checks_sql, list(checks.values())))
     return out
 
 

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from checkd.config.model import Notify, Objects
@@ -33,7 +32,7 @@ Deliver = Callable[[list[Planned]], None]
 
 
 class Engine:
-    def __init__(self, path: Path, objs: Objects, channels: Channels, ids: EventIds, *,
+    def __init__(self, db: Database, objs: Objects, channels: Channels, ids: EventIds, *,
                  system: Notify = Notify(), via: str = "central", decided: str = "pending",
                  graphs: GraphSource | None = None, fatal: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time):
@@ -42,7 +41,7 @@ class Engine:
         logged with (a poller that alerts for central logs "delegated"); `fatal`: told when
         the database refuses a write (central stops, so a restart reloads the truth)."""
         self.objs, self.channels, self.ids = objs, channels, ids
-        self.db = Database(path)
+        self.db = db
         self.store = Store()
         self.events = Events(self.store, ids)
         jabber = channels.jabber
