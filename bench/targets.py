@@ -106,4 +106,10 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out.append(_t("failover", "a restarted central hears a reconnecting poller within its reconnect bound", x,
                   x is not None and bound is not None and x <= bound,
                   f"{x or 0:.2f} s, bound {bound or 0:g} s", "issue 18"))
+    h = data.get("ha_failover")
+    x = _get(h, "ack", "max")
+    out.append(_t("ha_failover", "central pair on PostgreSQL: kill -9 of the active -> first poller ack < 15 s (every round)",
+                  x, x is not None and x < 15,
+                  f"max {x or 0:.1f} s, median {_get(h, 'ack', 'median') or 0:.1f} s over {_get(h, 'rounds') or 0:.0f} "
+                  f"rounds (first mail: median {_get(h, 'mail', 'median') or 0:.1f} s)", "issue 20"))
     return out

@@ -24,6 +24,7 @@ from central.graphs.graphs import Graphs
 from central.ingest import Ingest
 from central.live import Live
 from central.operations import Operations
+from central.ha import Leadership, Standby
 from central.read_api import ReadApi
 from central.store_choice import database
 from central.takeover import Takeover
@@ -50,7 +51,8 @@ class Central:
         self.ids = IdAllocator()
         self.links = Links(lambda: self.public_url)
         self.channels = channels.build(node, objs, self.links)
-        self.engine = Engine(database(node), objs, self.channels, self.ids,
+        db, self.lease = database(node)
+        self.engine = Engine(db, objs, self.channels, self.ids,
                              system=system_contacts(node), fatal=self.fatal)
         e = self.engine
         self.commands = CommandQueue()
@@ -63,6 +65,7 @@ class Central:
         self._rate_mark = (time.monotonic(), 0)
         self.bot: Bot | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
+        self.leadership: Leadership | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -120,6 +123,14 @@ class Central:
         return ctx
 
     async def start(self) -> None:
+        if self.lease is not None:
+            # Two centrals on one database: win the lease first (a standby meanwhile), then
+            # load the state the other one left, send what it decided and did not send, and
+            # start checks and takeovers with the start grace (docs/ha.md, "Takeover").
+            await asyncio.to_thread(self.lease.setup)
+            await Standby(self.lease, self.node.listen, self._ssl()).wait_for_lease()
+            self.leadership = Leadership(self.lease, self.fatal)
+            self.leadership.start()
         await asyncio.to_thread(self.engine.load)
         self.engine.start_writing()
         # Reserve the first chunk of event IDs before anything can be shown.
@@ -201,7 +212,7 @@ class Central:
                              {s: float(self.takeover.polled_by_central(s)) for s in self.takeover.sites}),
             metrics.labelled("checkd_poller_silent_seconds", "Seconds since a poller was last heard", "poller",
                              seen),
-            metrics.counter("checkd_db_commits", "SQLite transactions since start", self.engine.db.commits),
+            metrics.counter("checkd_db_commits", "store transactions since start (SQLite or PostgreSQL)", self.engine.db.commits),
         ]
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
@@ -217,6 +228,8 @@ class Central:
         if self.bot is not None:
             await self.bot.stop()           # chat commands under way, while the engine still writes
         await self.engine.stop()
+        if self.leadership is not None:
+            await self.leadership.stop()
         log.info("central stopped")
 
 

@@ -160,7 +160,13 @@ async def serve(app: Daemon, stop_deadline: float = STOP_DEADLINE, *, stop_if_st
     started = False
     watch: LoopWatch | None = None
     try:
-        await app.start()
+        if stop_if_start_fails:
+            # A start that can wait a long time (a standby central waiting for the lease)
+            # ends with SIGTERM too; stop() undoes what it did.
+            if not await _started(app, stop):
+                return 0
+        else:
+            await app.start()
         started = True
         watch = LoopWatch(status=app.status_line)
         watch.start()
@@ -175,6 +181,22 @@ async def serve(app: Daemon, stop_deadline: float = STOP_DEADLINE, *, stop_if_st
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return 1 if app.failed.is_set() else 0
+
+
+async def _started(app: Daemon, stop: asyncio.Event) -> bool:
+    """app.start(), unless SIGTERM/SIGINT comes first (then the start is cancelled): whether it finished."""
+    starting = asyncio.create_task(app.start(), name="start")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        return False
+    starting.result()           # start's exception, if any
+    return True
 
 
 async def _first_set(*events: asyncio.Event) -> None:

@@ -24,6 +24,15 @@ def connect_timeout(heartbeat_interval: float) -> float:
     return max(1.0, heartbeat_interval)
 
 
+ANSWER_TIMEOUT = 30.0           # seconds a poller waits for central's answer to one post
+ANSWER_TIMEOUT_PAIR = 10.0      # ... when it knows two centrals: a stalled one (a frozen VM that
+                                # still accepts connections) must not hold its results for long
+
+
+def answer_timeout(centrals: int) -> float:
+    return ANSWER_TIMEOUT_PAIR if centrals > 1 else ANSWER_TIMEOUT
+
+
 def reconnect_bound(heartbeat_interval: float) -> float:
     """The longest a poller takes to be heard by a central that has just begun to answer:
     one heartbeat interval until its next probe, plus that probe's connect timeout."""

@@ -16,7 +16,7 @@ import logging
 import random
 import ssl as ssl_module
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -48,7 +48,7 @@ class PostError(Exception):
 
 
 class Forwarder:
-    def __init__(self, spool: Spool, url: str, token: str, poller: str, site: str,
+    def __init__(self, spool: Spool, url: str | Sequence[str], token: str, poller: str, site: str,
                  batch_size: int = 500, heartbeat_interval: float = 5.0,
                  on_commands: Callable[[list[Any]], Any] | None = None,
                  ssl: ssl_module.SSLContext | bool | None = None, *,
@@ -57,8 +57,10 @@ class Forwarder:
                  clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = random.random):
         self.spool = spool
-        self.base = url.rstrip("/")
-        self.endpoint = self.base + "/api/v1/results"
+        # Two centrals on one database (docs/ha.md): the one that answers as active gets
+        # the results; a connection error or a standby's 503 moves on to the next.
+        self.urls = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
+        self.base = self.urls[0]
         # Awaited before each delivery (a poller that alerted on its own hands over first);
         # raising PostError counts as a failed delivery.
         self.before_post: Callable[[Forwarder], Awaitable[None]] | None = None
@@ -83,6 +85,10 @@ class Forwarder:
         self._last_sent = float("-inf")
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.base + "/api/v1/results"
 
     @property
     def down_for(self) -> float:
@@ -187,9 +193,13 @@ class Forwarder:
                 text = await resp.text()
                 status, reason = resp.status, resp.reason
         except asyncio.TimeoutError:
+            self._next_central()
             raise PostError("timeout", f"no answer within {self._timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
+            self._next_central()
             raise PostError("unreachable", str(exc) or type(exc).__name__) from None
+        if status == 503 and len(self.urls) > 1:
+            self._next_central(_active_of(text))
         if status not in (200, 201):
             detail = f"HTTP {status} {reason}: {_short(text)}"
             if 400 <= status < 500 and status not in _TRANSIENT_4XX:
@@ -266,6 +276,25 @@ class Forwarder:
         # central comes back.
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(self._failures - 1, 30))
         return self._jitter() * ceiling
+
+
+    def _next_central(self, active: str = "") -> None:
+        """Send to `active` when a standby named it and it is one of ours (never to a URL
+        only the answer gave), else to the next configured central."""
+        if len(self.urls) < 2:
+            return
+        was = self.base
+        self.base = active if active in self.urls else self.urls[(self.urls.index(self.base) + 1) % len(self.urls)]
+        if self.base != was:
+            log.info("poller %s: results go to central %s now (%s did not take them)", self.poller, self.base, was)
+
+
+def _active_of(text: str) -> str:
+    try:
+        doc = json.loads(text)
+        return str(doc.get("active") or "").rstrip("/") if isinstance(doc, dict) else ""
+    except ValueError:
+        return ""
 
 
 def _short(text: str, limit: int = 200) -> str:

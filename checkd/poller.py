@@ -19,6 +19,7 @@ from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
+from checkd.failover_timing import answer_timeout
 from checkd.forwarder import Forwarder
 from checkd.result import CheckResult
 from checkd.run.runner import Runner
@@ -63,10 +64,12 @@ class Poller:
         self.scheduler = Scheduler(self.objs, keys, self.runner, self._spool_result,
                                    max_concurrent=self.node.max_concurrent_checks, node=self.node.name,
                                    default_ssh=self.node.ssh, states=states)
-        self.forwarder = Forwarder(self.spool, self.node.central, self.node.token, self.node.name, self.node.site,
+        self.forwarder = Forwarder(self.spool, self.node.centrals or self.node.central, self.node.token,
+                                   self.node.name, self.node.site,
                                    batch_size=self.node.batch_size,
                                    heartbeat_interval=self.node.heartbeat_interval,
-                                   on_commands=self.on_commands, ssl=client_tls(self.node))
+                                   on_commands=self.on_commands, ssl=client_tls(self.node),
+                                   timeout=answer_timeout(len(self.node.centrals)))
         if self.alerting is not None:
             self.alerting.last_seq = lambda: self.spool.last_seq
             await self.alerting.start()

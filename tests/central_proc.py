@@ -81,7 +81,9 @@ class CentralProc:
         self.ssl_context: Any = None   # set with an https url for a central with tls:
         self.log = directory / "central.log"
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0, standby: bool = False) -> None:
+        """Start and wait until it answers: as the active central, or `standby` (503, naming
+        the active one: two centrals on one PostgreSQL, docs/ha.md)."""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "checkd", "central", "-c", str(self.config)],
@@ -92,7 +94,12 @@ class CentralProc:
                 raise RuntimeError(f"central exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
                 urllib.request.urlopen(f"{self.url}/api/v1/problems", timeout=1, context=self.ssl_context).read()
-                return
+                if not standby:
+                    return
+            except urllib.error.HTTPError as e:
+                if standby and e.code == 503:
+                    return
+                time.sleep(0.05)
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)
         self.stop()

@@ -21,20 +21,8 @@ from checkd.engine.nflog import to_payload
 from tests.central_proc import POLLER_TOKENS, CentralProc, result, start_poller, write_config
 from tests.helpers import require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
+from tests.state_checks import OBJECTS
 
-OBJECTS = """\
-commands:
-  from_file: "/bin/sh -c 'read s < {dir}/$ARG1$; echo \\"state $s at $(date +%s.%N)\\"; exit $s'"
-contacts:
-  - {{name: ops, email: ops@example.com}}
-hosts:
-  - {{name: db1.ladc1, address: 127.0.0.1, contacts: [ops]}}
-services:
-  - {{host: db1.ladc1, description: Replication, command: "from_file!repl", interval: 0.5s, retry_interval: 0.3s,
-     max_attempts: 2, contacts: [ops]}}
-  - {{host: db1.ladc1, description: Backup, command: "from_file!backup", interval: 0.5s, retry_interval: 2s,
-     max_attempts: 3, contacts: [ops]}}
-"""
 STALE = 3.0                     # site_stale_after in these tests: above the poller's reconnect bound (1.3 s)
 AUTONOMY = 1.0
 

@@ -73,6 +73,14 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def urls(value: Any) -> tuple[str, ...]:
+    """A URL or a list of them (two centrals sharing one database: docs/ha.md)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("expected a URL or a list of URLs, got an empty list")
+    return tuple(url(v) for v in items)
+
+
 def names(value: Any) -> tuple[str, ...]:
     """A name or a list of names (a comma-separated string is accepted, as in Nagios)."""
     if isinstance(value, str):

@@ -48,7 +48,7 @@ COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_l
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "freshness": f.raw, "web": f.raw,
                 "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
-POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.text, "token": f.text, "token_file": f.text,
+POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
                "exec_workers": f.non_negative_int, "public_url": f.url,
@@ -72,7 +72,8 @@ class NodeConfig:
     name: str = "central"
     site: str = "central"
     listen: tuple[str, int] = ("127.0.0.1", 8080)
-    central: str = ""
+    central: str = ""                    # poller: the (first) central's URL
+    centrals: tuple[str, ...] = ()       # poller: every central it may send to, in order (docs/ha.md)
     token: str = ""
     store: str = "sqlite"                # central: "sqlite" (state_dir/central.sqlite) or "postgresql"
     pollers: Mapping[str, PollerAuth] = dataclasses.field(default_factory=dict)
@@ -248,7 +249,8 @@ def read_node(path: Path) -> NodeConfig:
         for key in ("name", "site", "central"):
             if key not in d:
                 problems.add(node.file, node.line, f"poller: missing `{key}: ...`")
-        kw.update(name=d.get("name", "poller"), site=d.get("site", "?"), central=d.get("central", ""),
+        centrals = d.get("central", ("",))
+        kw.update(name=d.get("name", "poller"), site=d.get("site", "?"), central=centrals[0], centrals=centrals,
                   token=_secret(d, node, "token", base, problems))
         if not kw["token"]:
             problems.add(node.file, node.line, "poller: missing `token:` (or `token_file:`) for central")

@@ -137,6 +137,11 @@ class Database:
     def _after_commit(self, conn: Any, ops: list[Op], idle: bool) -> None:
         """Upkeep between transactions (SQLite folds its journal)."""
 
+    def acting(self) -> bool:
+        """Whether this node may act on what it stores (send messages): always, except for
+        a central that shares its database and whose lease lapsed (pgdb.py)."""
+        return True
+
     def _closing(self, conn: Any) -> None:
         """Upkeep before the writer's connection closes."""
 

@@ -13,6 +13,7 @@ on for every session, so an ack to a poller means the commit is on disk.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from checkd.engine import nflog
+from checkd.engine.lease import FENCE, Fenced, Lease
 from checkd.engine.db import (POLLER_EVENT_IDS, SCHEMA, SCHEMA_VERSION, TABLES, UPSERT_CHECK, Database, Op,
                               SchemaError, StoreUnavailable)
 
@@ -39,11 +41,14 @@ class PostgresDatabase(Database):
         info = psycopg.conninfo.conninfo_to_dict(dsn)
         self.where = f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
         self._keys: dict[str, tuple[list[str], list[str]]] = {}    # table: (primary key, other columns)
+        self.lease: Lease | None = None      # two centrals on one database: this one's lease, once taken
         self._sql: dict[str, str] = {}                               # SQLite's statement: ours
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        kw: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT,
-                              "options": "-c synchronous_commit=on"}
+    def connect(self, timeout: float = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
+        """A new connection, named after this process in pg_stat_activity."""
+        kw: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(timeout)),
+                              "options": "-c synchronous_commit=on",
+                              "application_name": f"checkd-central-{os.getpid()}"}
         if self._password:
             kw["password"] = self._password
         try:
@@ -52,6 +57,12 @@ class PostgresDatabase(Database):
             raise StoreUnavailable(f"{self.where}: cannot connect: {_one_line(e)}") from None
         conn.adapters.register_dumper(bool, _BoolAsInt)    # SQLite's 0/1 columns are BIGINT here
         return conn
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return self.connect()
+
+    def acting(self) -> bool:
+        return self.lease is None or self.lease.held()
 
     def open(self, extra_schema: str = "") -> None:
         with self._connect() as conn:
@@ -101,6 +112,11 @@ class PostgresDatabase(Database):
 
     def _run_ops(self, conn: psycopg.Connection[Any], ops: list[Op]) -> None:
         with conn.transaction(), conn.cursor() as cur:
+            if self.lease is not None:
+                # Fencing: inside the transaction, the lease is still this epoch's. A standby
+                # that takes it waits for this transaction; every one after it fails here.
+                if cur.execute(FENCE, (self.lease.epoch,)).fetchone() is None:
+                    raise Fenced(f"the central lease (epoch {self.lease.epoch}) is no longer this central's")
             for sql, rows in ops:
                 if rows:
                     cur.executemany(self.translate(sql), rows)

@@ -192,6 +192,12 @@ class Dispatcher:
                 log.warning("no trend graph for %s: not drawn within %gs", n.target, GRAPH_WAIT)
             except Exception as e:     # no graph is better than no alert
                 log.warning("no trend graph for %s: %s", n.target, e)
+        if not self.db.acting():
+            # A central whose lease lapsed sends nothing more: the row stays pending, and the
+            # central that holds the lease now sends it (it loads pending rows as it takes over).
+            log.warning("notification %s to %s not sent: this central no longer holds the lease", n.subject,
+                        shown(n))
+            return
         try:
             await sender.send(n)
         except DeliveryError as e:

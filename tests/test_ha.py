@@ -1,0 +1,174 @@
+"""Two centrals on one PostgreSQL (a throwaway cluster on 127.0.0.1): one holds the
+lease and is active, the other answers as the standby and takes over when the active
+one dies, stalls past its lease or loses the database. Real central and poller
+processes, a shell check reading a state file, aiosmtpd for the mail."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkd.engine.lease import TTL
+from tests.central_proc import CentralProc, start_poller
+from tests.helpers import require_plugins, wait_for
+from tests.notify_env import MailSink, node_extra
+from tests.state_checks import OBJECTS
+
+FAILOVER_TARGET = 15.0          # seconds from losing the active central to the standby answering as active
+
+
+class Pair:
+    """Centrals a and b sharing one database, the ladc1 poller knowing both, the mailbox."""
+
+    def __init__(self, tmp: Path, dsn: str, sink: MailSink):
+        self.tmp, self.sink = tmp, sink
+        self.states = tmp / "states"
+        self.states.mkdir()
+        for name in ("repl", "backup"):
+            self.set(name, 0)
+        objects = OBJECTS.format(dir=self.states)
+        extra = (f'  store: postgresql\n  postgresql: {{dsn: "{dsn}"}}\n' + node_extra(sink.port)
+                 + "  freshness: {site_stale_after: 30s, start_grace: 30s}\n")
+        self.a = CentralProc(tmp / "a", objects=objects, extra=extra)
+        self.b = CentralProc(tmp / "b", objects=objects, extra=extra)
+        self.poller: subprocess.Popen[bytes] | None = None
+
+    def set(self, name: str, status: int) -> None:
+        (self.states / name).write_text(f"{status}\n")
+
+    def start_poller(self) -> None:
+        self.poller = start_poller(self.tmp / "a", f"[{self.a.url}, {self.b.url}]",
+                                   extra="  autonomy_after: 60s\n")
+
+    def poller_log(self) -> str:
+        return (self.tmp / "a" / "poller.log").read_text()
+
+    def mails(self, kind: str, service: str) -> list[Any]:
+        return [m for m in self.sink.messages if m["X-Checkd-Type"] == kind and service in m["Subject"]]
+
+    def stop(self) -> None:
+        if self.poller is not None and self.poller.poll() is None:
+            self.poller.terminate()
+            self.poller.wait(timeout=30)
+        for c in (self.a, self.b):
+            c.stop()
+
+
+def active(c: CentralProc) -> bool:
+    try:
+        status, _ = c.call("GET", "/api/v1/problems")
+    except OSError:             # between the standby's answers and the active's: not listening
+        return False
+    return status == 200
+
+
+def standby_answer(c: CentralProc) -> Any:
+    status, doc = c.call("GET", "/api/v1/problems")
+    assert status == 503, (status, doc)
+    return doc
+
+
+def last_check(c: CentralProc, service: str) -> float:
+    status = c.get("/api/v1/status?host=db1.ladc1")
+    return next(s["last_check"] or 0.0 for s in status["services"] if s["service"] == service)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, postgres_dsn: str) -> Iterator[Pair]:
+    require_plugins()
+    sink = MailSink()
+    sink.start()
+    p = Pair(tmp_path, postgres_dsn, sink)
+    try:
+        p.a.start()
+        p.b.start(standby=True)
+        p.start_poller()
+        yield p
+    finally:
+        p.stop()
+        sink.stop()
+
+
+def test_the_standby_says_which_central_is_active(pair: Pair):
+    doc = standby_answer(pair.b)
+    assert doc == {"error": "this central is the standby", "active": pair.a.url}
+    status, page = pair.b.call("GET", "/")
+    assert status == 503 and pair.a.url in page
+    # Results go to the active one only, whichever URL the poller tried first.
+    wait_for(lambda: last_check(pair.a, "Replication") > 0, 10, "results at the active central")
+
+
+def test_killing_the_active_central_hands_over_within_seconds_and_tells_each_problem_once(pair: Pair):
+    pair.set("repl", 2)
+    pair.sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and "Replication" in m["Subject"])
+    eid = next(p["id"] for p in pair.a.get("/api/v1/problems")["problems"] if p["service"] == "Replication")
+    killed = time.monotonic()
+    pair.a.stop(kill=True)
+    wait_for(lambda: active(pair.b), FAILOVER_TARGET, "the standby to take over")
+    took = time.monotonic() - killed
+    assert took < FAILOVER_TARGET
+    # The poller moved over and its results keep coming: newer than the kill.
+    since = time.time()
+    wait_for(lambda: last_check(pair.b, "Replication") > since, 10, "results at the new active central")
+    assert [p["id"] for p in pair.b.get("/api/v1/problems")["problems"] if p["service"] == "Replication"] == [eid]
+    # A new problem after the takeover: a new, higher ID; one mail each, nothing told twice.
+    pair.set("backup", 2)
+    pair.sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and "Backup" in m["Subject"])
+    backup = next(p["id"] for p in pair.b.get("/api/v1/problems")["problems"] if p["service"] == "Backup")
+    assert backup > eid
+    pair.set("repl", 0)
+    pair.sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY" and "Replication" in m["Subject"])
+    time.sleep(1.0)
+    assert len(pair.mails("PROBLEM", "Replication")) == 1 and len(pair.mails("PROBLEM", "Backup")) == 1
+    assert len(pair.mails("RECOVERY", "Replication")) == 1
+    assert "alerts on its own" not in pair.poller_log()
+    assert "lease taken" in pair.b.log.read_text()
+
+
+def test_a_central_stalled_past_its_lease_writes_and_sends_nothing_when_it_wakes(pair: Pair):
+    assert pair.a.proc is not None
+    os.kill(pair.a.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: active(pair.b), FAILOVER_TARGET, "the standby to take over")
+        pair.set("repl", 2)
+        # The poller's post to the stalled central times out first (answer_timeout).
+        pair.sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and "Replication" in m["Subject"], timeout=30)
+    finally:
+        os.kill(pair.a.proc.pid, signal.SIGCONT)
+    # Awake, the old active finds its lease gone and stops: no write, no mail.
+    pair.a.proc.wait(timeout=TTL)
+    log = pair.a.log.read_text()
+    assert "lost the central lease" in log
+    pair.set("repl", 0)
+    pair.sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY" and "Replication" in m["Subject"])
+    time.sleep(1.0)
+    assert len(pair.mails("PROBLEM", "Replication")) == 1 and len(pair.mails("RECOVERY", "Replication")) == 1
+
+
+def test_a_central_that_loses_the_database_steps_down_and_the_standby_takes_over(pair: Pair, postgres_dsn: str):
+    import psycopg
+    assert pair.a.proc is not None
+    wait_for(lambda: last_check(pair.a, "Replication") > 0, 10, "results at the active central")
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        # Every connection of central a (the standby's are its lease tries, one at a time).
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                     "AND application_name = %s", (f"checkd-central-{pair.a.proc.pid}",))
+    pair.a.proc.wait(timeout=TTL + 5)
+    wait_for(lambda: active(pair.b), FAILOVER_TARGET, "the standby to take over")
+    since = time.time()
+    wait_for(lambda: last_check(pair.b, "Replication") > since, 10, "results at the new active central")
+
+
+def test_a_clean_stop_hands_the_lease_over_at_once(pair: Pair):
+    stopped = time.monotonic()
+    assert pair.a.stop() == 0
+    wait_for(lambda: active(pair.b), TTL / 2, "the standby to take over before the lease would lapse")
+    assert time.monotonic() - stopped < TTL / 2
