@@ -42,8 +42,7 @@ def main() -> int:
     from checkd.engine.lease import RENEW_EVERY, TTL
     from tests.notify_env import MailSink
     from tests.postgres import Postgres
-    from tests.test_central_restart import logged_at
-    from tests.test_ha import Pair, active, last_check
+    from tests.test_ha import Pair, failover_round, last_check
 
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp, Postgres() as pg:
@@ -61,30 +60,11 @@ def main() -> int:
             for n in range(args.rounds):
                 old, new = (pair.a, pair.b) if n % 2 == 0 else (pair.b, pair.a)
                 time.sleep(RENEW_EVERY * 1.5)           # a kill anywhere in the renewal cycle
-                mails = len(sink.messages)
                 state = 2 - state
-                killed = time.time()
-                old.stop(kill=True)
-                pair.set("repl", state)
-                row: dict[str, float] = {}
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and len(row) < 2:
-                    if "ack" not in row and active(new) and last_check(new, "Replication") > killed:
-                        row["ack"] = time.time() - killed
-                    if "mail" not in row and len(sink.messages) > mails:
-                        row["mail"] = sink.arrival[mails] - killed
-                    time.sleep(0.02)
-                if len(row) < 2:
-                    raise SystemExit(f"round {n + 1}: no takeover within 60 s ({row}); see {new.log}")
-                text = new.log.read_text()
-                taken = [ln for ln in text.splitlines() if "central lease taken" in ln][-1]
-                serving = [ln for ln in text.splitlines() if "central listening on" in ln][-1]
-                row["lease"] = logged_at(taken, "central lease taken") - killed
-                row["serving"] = logged_at(serving, "central listening on") - killed
+                row = failover_round(pair, old, new, state)
                 rows.append(row)
                 print(f"round {n + 1}: lease taken {row['lease']:.2f} s, serving {row['serving']:.2f} s, "
                       f"first poller ack {row['ack']:.2f} s, first mail {row['mail']:.2f} s", flush=True)
-                old.start(standby=True)
         finally:
             pair.stop()
             sink.stop()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,9 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def logged_at(log: str, needle: str) -> float:
+    """time.time() of the first line of a checkd log containing `needle` (its asctime, ms)."""
+    line = next(ln for ln in log.splitlines() if needle in ln)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()

@@ -74,6 +74,9 @@ class MailSink:
         self.rcpts: list[list[str]] = []        # each message's RCPT TO addresses (the envelope)
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+        # Called with each message after it is kept and before the 250 reply goes out
+        # (a test can kill the sender there: accepted, but never confirmed to it).
+        self.on_message: Callable[[email.message.EmailMessage], None] | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -81,6 +84,8 @@ class MailSink:
             self.messages.append(msg)            # type: ignore[arg-type]
             self.arrival.append(time.time())
             self.rcpts.append(list(envelope.rcpt_tos))
+        if self.on_message is not None:
+            self.on_message(msg)            # type: ignore[arg-type]
         return "250 OK"
 
     def start(self) -> None:

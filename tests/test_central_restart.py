@@ -10,7 +10,6 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from checkd.engine.notify.notification import Channel, Kind, Notification
 from checkd.engine.nflog import to_payload
 from tests.central_proc import POLLER_TOKENS, CentralProc, result, start_poller, write_config
-from tests.helpers import require_plugins, wait_for
+from tests.helpers import logged_at, require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
 from tests.state_checks import OBJECTS
 
@@ -72,12 +71,6 @@ class Site:
             self.poller.terminate()
             self.poller.wait(timeout=30)
         self.central.stop()
-
-
-def logged_at(log: str, needle: str) -> float:
-    """time.time() of the first line of a checkd log containing `needle` (its asctime, ms)."""
-    line = next(ln for ln in log.splitlines() if needle in ln)
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ processes, a shell check reading a state file, aiosmtpd for the mail."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
@@ -15,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from checkd.engine.lease import TTL
+from checkd.engine.lease import RENEW_EVERY, TTL
 from tests.central_proc import CentralProc, start_poller
-from tests.helpers import require_plugins, wait_for
+from tests.helpers import logged_at, require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
 from tests.state_checks import OBJECTS
 
@@ -172,3 +173,69 @@ def test_a_clean_stop_hands_the_lease_over_at_once(pair: Pair):
     assert pair.a.stop() == 0
     wait_for(lambda: active(pair.b), TTL / 2, "the standby to take over before the lease would lapse")
     assert time.monotonic() - stopped < TTL / 2
+
+
+def failover_round(pair: Pair, old: CentralProc, new: CentralProc, state: int) -> dict[str, float]:
+    """Kill the active central `old` and at once set Replication to `state`; seconds from the
+    kill until `new` took the lease, serves, has the poller's first newer result, and until
+    the mail for the change was accepted. `old` comes back as the standby."""
+    mails = len(pair.sink.messages)
+    killed = time.time()
+    old.stop(kill=True)
+    pair.set("repl", state)
+    row: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(row) < 2:
+        if "ack" not in row and active(new) and last_check(new, "Replication") > killed:
+            row["ack"] = time.time() - killed
+        if "mail" not in row and len(pair.sink.messages) > mails:
+            row["mail"] = pair.sink.arrival[mails] - killed
+        time.sleep(0.02)
+    assert len(row) == 2, f"no takeover within 60 s ({row}); see {new.log}"
+    lines = new.log.read_text().splitlines()
+    row["lease"] = logged_at([ln for ln in lines if "central lease taken" in ln][-1], "lease taken") - killed
+    row["serving"] = logged_at([ln for ln in lines if "central listening on" in ln][-1], "listening on") - killed
+    old.start(standby=True)
+    return row
+
+
+def test_ten_kills_of_the_active_lose_nothing_and_tell_each_change_once(pair: Pair):
+    """Kill -9 of whichever central is active, ten times, each time with a state change
+    in flight: the other takes over within the target, every change is mailed once, each
+    problem has its own rising event ID, and the poller never alerts on its own."""
+    wait_for(lambda: last_check(pair.a, "Replication") > 0, 10, "results at the active central")
+    old, new, state = pair.a, pair.b, 0
+    for _ in range(10):
+        time.sleep(RENEW_EVERY * random.random())       # anywhere in the renewal cycle
+        state = 2 - state
+        row = failover_round(pair, old, new, state)
+        assert row["ack"] < FAILOVER_TARGET, row
+        old, new = new, old
+    time.sleep(1.0)
+    told = [(m["X-Checkd-Type"], int(m["X-Checkd-Event-ID"])) for m in pair.sink.messages
+            if "Replication" in m["Subject"]]
+    assert [kind for kind, _ in told] == ["PROBLEM", "RECOVERY"] * 5
+    problems = [eid for kind, eid in told if kind == "PROBLEM"]
+    assert problems == sorted(set(problems))
+    assert len({m["Message-ID"] for m in pair.sink.messages}) == len(pair.sink.messages)
+    assert "alerts on its own" not in pair.poller_log()
+
+
+def test_a_kill_after_the_smtp_accept_repeats_that_mail_under_the_same_message_id(pair: Pair):
+    """The one repeat there can be: the SMTP server accepted a message and the active central
+    died before it marked it sent. The new active sends it again, recognisably."""
+    assert pair.a.proc is not None
+    victim = pair.a.proc.pid
+
+    def kill_the_sender(_msg: Any) -> None:
+        pair.sink.on_message = None
+        os.kill(victim, signal.SIGKILL)         # before the 250 reply reaches it
+
+    pair.sink.on_message = kill_the_sender
+    pair.set("repl", 2)
+    mails = pair.sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and "Replication" in m["Subject"],
+                           count=2, timeout=FAILOVER_TARGET + 10)
+    assert mails[0]["Message-ID"] == mails[1]["Message-ID"]
+    assert mails[0]["X-Checkd-Event-ID"] == mails[1]["X-Checkd-Event-ID"]
+    time.sleep(1.0)
+    assert len(pair.mails("PROBLEM", "Replication")) == 2
