@@ -4,10 +4,14 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick deb deps-demo deps-test deps-bench deps-deb venv clean
+.PHONY: demo demo-ha test bench bench-quick deb deps-demo deps-demo-ha deps-test deps-bench deps-deb venv clean
 
 demo: deps-demo venv
 	$(VENV)/bin/checkd demo
+
+# The demo with central as an active/standby pair on a throwaway PostgreSQL (docs/ha.md).
+demo-ha: deps-demo-ha venv
+	$(PY) contrib/demo_ha.py
 
 test: deps-test venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -29,6 +33,8 @@ deb: deps-deb
 
 deps-demo:
 	sh contrib/install-debian-deps demo
+deps-demo-ha:
+	sh contrib/install-debian-deps demo-ha
 deps-test:
 	sh contrib/install-debian-deps test
 deps-bench:

@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,9 @@ import pytest
 
 from checkd.engine.lease import RENEW_EVERY, TTL
 from tests.central_proc import CentralProc, start_poller
-from tests.helpers import logged_at, require_plugins, wait_for
+from tests.helpers import REPO, free_port, logged_at, require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
+from tests.postgres import require_postgres
 from tests.state_checks import OBJECTS
 
 FAILOVER_TARGET = 15.0          # seconds from losing the active central to the standby answering as active
@@ -239,3 +241,16 @@ def test_a_kill_after_the_smtp_accept_repeats_that_mail_under_the_same_message_i
     assert mails[0]["X-Checkd-Event-ID"] == mails[1]["X-Checkd-Event-ID"]
     time.sleep(1.0)
     assert len(pair.mails("PROBLEM", "Replication")) == 2
+
+
+def test_make_demo_ha_runs_the_example_configuration_as_a_pair(tmp_path: Path):
+    """contrib/demo_ha.py (make demo-ha) on free ports: one central active, the other standby."""
+    require_plugins()
+    require_postgres()
+    ports = [free_port(), free_port()]
+    out = subprocess.run([sys.executable, "contrib/demo_ha.py", "--ports", ",".join(map(str, ports)), "--for", "12",
+                          "--state", str(tmp_path / "state")], capture_output=True, text=True, cwd=REPO, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"active: http://127.0.0.1:{ports[0]}" in out.stdout
+    assert "central lease taken" in out.stderr and "standby: central" in out.stderr
