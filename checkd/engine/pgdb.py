@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,6 +44,8 @@ class PostgresDatabase(Database):
         self._keys: dict[str, tuple[list[str], list[str]]] = {}    # table: (primary key, other columns)
         self.lease: Lease | None = None      # two centrals on one database: this one's lease, once taken
         self._sql: dict[str, str] = {}                               # SQLite's statement: ours
+        self._reader: psycopg.Connection[Any] | None = None
+        self._reading = threading.Lock()
 
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
         """A new connection, named after this process in pg_stat_activity."""
@@ -95,8 +98,27 @@ class PostgresDatabase(Database):
             return tables
 
     def read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._connect() as conn:
-            return conn.execute(self.translate(sql), tuple(args)).fetchall()
+        """On one reader connection kept open (a connection per page view costs more than
+        the query), one read at a time; a broken one is replaced once."""
+        with self._reading:
+            for attempt in (1, 2):
+                if self._reader is None or self._reader.closed:
+                    self._reader = self.connect()
+                try:
+                    return self._reader.execute(self.translate(sql), tuple(args)).fetchall()
+                except psycopg.OperationalError:
+                    self._reader.close()
+                    self._reader = None
+                    if attempt == 2:
+                        raise
+        raise AssertionError("not reached")
+
+    def stop(self) -> None:
+        super().stop()
+        with self._reading:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def _transaction(self, conn: psycopg.Connection[Any], ops: list[Op]) -> None:
         try:
