@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from checkd.durations import format_duration
+from checkd.plugin_output import no_nul
 from checkd.result import CheckResult
 from checkd.states import StateType
 
@@ -54,13 +55,6 @@ def parse_json(body: bytes) -> Any:
         raise bad_request(f"broken JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
         raise bad_request("broken JSON: nested too deeply") from None
-
-
-NUL_SHOWN = "\ufffd"           # what a NUL in plugin output is stored as (no store or page can hold it)
-
-
-def _no_nul(text: str) -> str:
-    return text.replace("\x00", NUL_SHOWN) if "\x00" in text else text
 
 
 class Malformed(ValueError):
@@ -112,9 +106,8 @@ def item(raw: Any) -> tuple[int, CheckResult]:
     if eid is not None and (type(eid) is not int or not 1 <= eid <= _INT64):
         raise Malformed("event_id: expected an integer >= 1 (64-bit) or null")
     max_attempts = get("max_attempts")
-    if "\x00" in output:
-        output = output.replace("\x00", NUL_SHOWN)
-    long_output, perfdata = _no_nul(long_output or ""), _no_nul(perfdata or "")
+    # A poller's own output has none (checkd/plugin_output.py); other posters may send them.
+    output, long_output, perfdata = no_nul(output), no_nul(long_output or ""), no_nul(perfdata or "")
     return seq, CheckResult(host, service, status, st, attempt, output, long_output, perfdata,
                             finished if scheduled is None else scheduled, finished if started is None else started,
                             finished, max_attempts if type(max_attempts) is int else 1, flapping is True,

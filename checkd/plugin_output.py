@@ -41,9 +41,17 @@ class PluginOutput:
     perfdata: str        # all perfdata, joined by spaces
 
 
+NUL_SHOWN = "\ufffd"           # what a NUL in text to store becomes (no store or page can hold it)
+
+
+def no_nul(text: str) -> str:
+    """`text` without NUL characters (PostgreSQL's text cannot hold them, pages show nothing)."""
+    return text.replace("\x00", NUL_SHOWN) if "\x00" in text else text
+
+
 def _text(data: bytes) -> str:
     # Invalid UTF-8 must not lose the rest of the line; NULs would break storage.
-    return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return no_nul(data.decode("utf-8", errors="replace"))
 
 
 def split_output(text: str) -> tuple[str, str, str]:

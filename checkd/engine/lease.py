@@ -13,8 +13,8 @@ held by a session: a half-open connection would keep such a lock and leave two a
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any

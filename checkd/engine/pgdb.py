@@ -25,6 +25,7 @@ from psycopg.pq import Format
 
 from checkd.engine import nflog
 from checkd.engine.lease import FENCE, Fenced, Lease
+from checkd.plugin_output import no_nul
 from checkd.engine.db import (POLLER_EVENT_IDS, SCHEMA, SCHEMA_VERSION, TABLES, UPSERT_CHECK, Database, Op,
                               SchemaError, StoreUnavailable)
 
@@ -130,7 +131,8 @@ class PostgresDatabase(Database):
             if "NUL" not in str(e) and not isinstance(e, psycopg.errors.CharacterNotInRepertoire):
                 raise
             log.warning("a NUL character in text to store: written as U+FFFD")
-            self._run_ops(conn, [(sql, [tuple(_no_nul(v) for v in row) for row in rows]) for sql, rows in ops])
+            self._run_ops(conn, [(sql, [tuple(no_nul(v) if type(v) is str else v for v in row) for row in rows])
+                                 for sql, rows in ops])
 
     def _run_ops(self, conn: psycopg.Connection[Any], ops: list[Op]) -> None:
         with conn.transaction(), conn.cursor() as cur:
@@ -227,7 +229,3 @@ class _BoolAsInt(Dumper):
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
-
-
-def _no_nul(v: Any) -> Any:
-    return v.replace("\x00", "\ufffd") if type(v) is str else v
