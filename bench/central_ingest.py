@@ -104,6 +104,9 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=120, help="batches per client")
     ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
                     help="postgresql: a throwaway PostgreSQL 15 cluster on 127.0.0.1 (tests/postgres.py)")
+    ap.add_argument("--graphs", action="store_true",
+                    help="with an rrd: section (every result's perfdata graphed; on PostgreSQL also "
+                         "the shared feed a standby central follows, docs/ha.md)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
@@ -116,6 +119,8 @@ def main() -> int:
             from tests.postgres import Postgres
             pg = stack.enter_context(Postgres())
             node_extra = f'  store: postgresql\n  postgresql: {{dsn: "{pg.new_database()}"}}\n'
+        if args.graphs:
+            node_extra += "  rrd: {dir: rrd}\n"
         node = write_config(Path(tmp), port, args.services, node_extra=node_extra)
         url = f"http://127.0.0.1:{port}"
         t0 = time.perf_counter()
@@ -156,11 +161,12 @@ def main() -> int:
           f"Python {platform.python_version()}")
     print(f"services configured: {args.services} (startup {startup:.1f} s, RSS {rss_idle:.0f} MB idle)")
     print(f"ingest: {total} results in {wall:.2f} s = {total / wall:,.0f} results/s "
-          f"({CLIENTS} clients, batches of {BATCH}, durable acks, store {args.store})")
+          f"({CLIENTS} clients, batches of {BATCH}, durable acks, store {args.store}"
+          f"{', graphs' if args.graphs else ''})")
     print(f"services with a stored state: {known}; open problems: {problems}; RSS {rss_full:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "bench": "central_ingest", "store": args.store, "services": args.services, "clients": CLIENTS, "batch": BATCH,
+            "bench": "central_ingest", "store": args.store, "graphs": args.graphs, "services": args.services, "clients": CLIENTS, "batch": BATCH,
             "startup_s": startup, "rss_idle_mb": rss_idle, "results": total, "wall_s": wall,
             "results_per_s": total / wall, "known": known, "problems": problems, "rss_mb": rss_full}) + "\n")
     return 0

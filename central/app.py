@@ -20,6 +20,7 @@ from central.bot import Bot
 from central.commands import CommandQueue
 from central.graphs.alerts import AlertGraphs
 from central.graphs.api import GraphsApi
+from central.graphs import shared
 from central.graphs.graphs import Graphs
 from central.ingest import Ingest
 from central.live import Live
@@ -62,6 +63,13 @@ class Central:
         self.takeover = Takeover(self.live, e.store, self.ingest.store_local)
         self.read = ReadApi(self.live, e, self.takeover)
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
+        # Two centrals on one database: the active writes its graph items to the shared feed,
+        # the standby follows it, so both keep their RRD files current (docs/ha.md, "Graphs").
+        self.follower: shared.Follower | None = None
+        self.tidy: shared.Tidy | None = None
+        self.graph_position = shared.Position(self.node.state_dir / "graph_feed.position")
+        if self.lease is not None and self.graphs is not None:
+            self.graphs.shared = []
         self._rate_mark = (time.monotonic(), 0)
         self.bot: Bot | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
@@ -123,20 +131,34 @@ class Central:
         return ctx
 
     async def start(self) -> None:
+        sharing = self.graphs is not None and self.graphs.shared is not None
+        if sharing:
+            assert self.graphs is not None
+            await asyncio.to_thread(self.engine.db.open, shared.SCHEMA)
+            await self.graphs.start()       # the RRD writer, fed from the shared feed while a standby
+            self.follower = shared.Follower(self.engine.db, self.graphs.feed, self.graph_position)
+            await self.follower.start()
         if self.lease is not None:
             # Two centrals on one database: win the lease first (a standby meanwhile), then
-            # load the state the other one left, send what it decided and did not send, and
-            # start checks and takeovers with the start grace (docs/ha.md, "Takeover").
+            # catch up with the graphs and load the state the other one left, send what it
+            # decided and did not send, and start checks and takeovers with the start grace
+            # (docs/ha.md, "Takeover").
             await asyncio.to_thread(self.lease.setup)
             await Standby(self.lease, self.node.listen, self._ssl()).wait_for_lease()
             self.leadership = Leadership(self.lease, self.fatal)
             self.leadership.start()
-        await asyncio.to_thread(self.engine.load)
+        if self.follower is not None:
+            await self.follower.finish()    # the rows the old active committed that were not read yet
+            self.follower = None
+        await asyncio.to_thread(self.engine.load, shared.SCHEMA if sharing else "")
         self.engine.start_writing()
         # Reserve the first chunk of event IDs before anything can be shown.
         await self.engine.write(self.ids.refill())
-        if self.graphs is not None:
+        if self.graphs is not None and not sharing:
             await self.graphs.start()       # the RRD writer process, before any result can arrive
+        if sharing:
+            self.tidy = shared.Tidy(self.engine.db, self.graph_position)
+            self.tidy.start()
         jabber = self.channels.jabber
         if jabber is not None:
             self.bot = Bot(self.live, self.read, self.operations, self.links, jabber)
@@ -223,6 +245,10 @@ class Central:
             await self._runner.cleanup()
             self._runner = None
         await self.takeover.stop()
+        if self.follower is not None:
+            await self.follower.stop()      # stopped while a standby
+        if self.tidy is not None:
+            await self.tidy.stop()
         if self.graphs is not None:
             await self.graphs.stop()        # after the last result: the writer stores what it holds
         if self.bot is not None:

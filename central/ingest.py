@@ -121,7 +121,10 @@ class Ingest:
         return Batch(answer, accepted, ops, plan)
 
     def _apply_results(self, source: str, results: list[CheckResult]) -> tuple[list[Op], int]:
-        return self.engine.apply(source, results, self._graph if self.graphs is not None else None)
+        if self.graphs is None:
+            return self.engine.apply(source, results)
+        ops, stale = self.engine.apply(source, results, self._graph)
+        return ops + self.graphs.shared_ops(time.time()), stale
 
     def _graph(self, view: CheckView) -> None:
         if view.perfdata and view.service is not None and self.graphs is not None:

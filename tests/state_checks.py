@@ -1,9 +1,10 @@
 """Objects whose checks read their state from a file the test writes (0-3 in
-{dir}/repl and {dir}/backup): real processes, real plugin runs, states on demand."""
+{dir}/repl and {dir}/backup): real processes, real plugin runs, states on demand.
+Their perfdata is the state, so a central with `rrd:` graphs every result."""
 
 OBJECTS = """\
 commands:
-  from_file: "/bin/sh -c 'read s < {dir}/$ARG1$; echo \\"state $s at $(date +%s.%N)\\"; exit $s'"
+  from_file: "/bin/sh -c 'read s < {dir}/$ARG1$; echo \\"state $s at $(date +%s.%N) | state=$s\\"; exit $s'"
 contacts:
   - {{name: ops, email: ops@example.com}}
 hosts:

@@ -1,23 +1,29 @@
 """Two centrals on one PostgreSQL (a throwaway cluster on 127.0.0.1): one holds the
 lease and is active, the other answers as the standby and takes over when the active
 one dies, stalls past its lease or loses the database. Real central and poller
-processes, a shell check reading a state file, aiosmtpd for the mail."""
+processes, a shell check reading a state file, aiosmtpd for the mail, RRD files on
+each central (the standby follows the active's results into its own)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rrdtool
 
 from checkd.engine.lease import RENEW_EVERY, TTL
+from checkd.spool import Spool
 from tests.central_proc import CentralProc, start_poller
 from tests.helpers import REPO, free_port, logged_at, require_plugins, wait_for
 from tests.notify_env import MailSink, node_extra
@@ -38,7 +44,7 @@ class Pair:
             self.set(name, 0)
         objects = OBJECTS.format(dir=self.states)
         extra = (f'  store: postgresql\n  postgresql: {{dsn: "{dsn}"}}\n' + node_extra(sink.port)
-                 + "  freshness: {site_stale_after: 30s, start_grace: 30s}\n")
+                 + "  freshness: {site_stale_after: 30s, start_grace: 30s}\n  rrd: {dir: rrd}\n")
         self.a = CentralProc(tmp / "a", objects=objects, extra=extra)
         self.b = CentralProc(tmp / "b", objects=objects, extra=extra)
         self.poller: subprocess.Popen[bytes] | None = None
@@ -76,6 +82,17 @@ def standby_answer(c: CentralProc) -> Any:
     status, doc = c.call("GET", "/api/v1/problems")
     assert status == 503, (status, doc)
     return doc
+
+
+def rrd_file(c: CentralProc, service: str) -> Path | None:
+    """The central's own RRD file of `service`'s `state` metric, once it exists."""
+    found = sorted((c.dir / "rrd").glob(f"db1.ladc1-*/{service}__state-*.rrd"))
+    return found[0] if found else None
+
+
+def rrd_last(c: CentralProc, service: str) -> float:
+    path = rrd_file(c, service)
+    return float(rrdtool.last(str(path))) if path is not None else 0.0
 
 
 def last_check(c: CentralProc, service: str) -> float:
@@ -133,6 +150,34 @@ def test_killing_the_active_central_hands_over_within_seconds_and_tells_each_pro
     assert len(pair.mails("RECOVERY", "Replication")) == 1
     assert "alerts on its own" not in pair.poller_log()
     assert "lease taken" in pair.b.log.read_text()
+
+
+def known(c: CentralProc, service: str, start: float, end: float) -> list[float | None]:
+    """The central's own RRD values of `service` from `start` to `end`, a second apart."""
+    path = rrd_file(c, service)
+    assert path is not None
+    _, _, rows = rrdtool.fetch(str(path), "AVERAGE", "--start", str(int(start)), "--end", str(int(end)))
+    return [r[0] for r in rows]
+
+
+def test_the_standby_keeps_its_graphs_current_and_both_go_on_after_a_takeover(pair: Pair):
+    """The standby's RRD writer follows the results the active central commits. After a
+    kill -9 of the active the new one's graph has no gap (the poller's results from the
+    seconds of the takeover reach it), and the old one, back as the standby, fills its own."""
+    wait_for(lambda: rrd_last(pair.b, "Replication") > time.time() - 3, 20, "the standby's own RRD file, current")
+    assert "following the active central's results" in pair.b.log.read_text()
+    time.sleep(5)
+    killed = time.time()
+    pair.a.stop(kill=True)
+    wait_for(lambda: active(pair.b), FAILOVER_TARGET, "the standby to take over")
+    wait_for(lambda: rrd_last(pair.b, "Replication") > killed + TTL + 4, 20, "values after the takeover")
+    window = (killed - 4, killed + TTL + 2)
+    values = known(pair.b, "Replication", *window)
+    assert len(values) >= 8 and None not in values, [i for i, v in enumerate(values) if v is None]
+    pair.a.start(standby=True)
+    wait_for(lambda: rrd_last(pair.a, "Replication") > time.time() - 3, 20, "the old active's files, followed")
+    values = known(pair.a, "Replication", *window)
+    assert len(values) >= 8 and None not in values, [i for i, v in enumerate(values) if v is None]
 
 
 def test_a_central_stalled_past_its_lease_writes_and_sends_nothing_when_it_wakes(pair: Pair):
@@ -201,10 +246,50 @@ def failover_round(pair: Pair, old: CentralProc, new: CentralProc, state: int) -
     return row
 
 
-def test_ten_kills_of_the_active_lose_nothing_and_tell_each_change_once(pair: Pair):
+async def spooled(directory: Path) -> list[dict[str, Any]]:
+    """Every result in a stopped poller's spool, with its seq."""
+    spool = Spool(directory)
+    await spool.open()
+    try:
+        return await asyncio.to_thread(spool.read, 0, 1 << 30)
+    finally:
+        await spool.close()
+
+
+def assert_each_result_stored_once(pair: Pair, dsn: str) -> None:
+    """Stop the poller, then hold its spool against the database: every graphed result up
+    to the seq central stored for the poller is in the shared graph feed (written in the
+    transaction that stores the result) exactly once, none after it is, nothing else is,
+    and the seq the poller saw acknowledged is not past what central stored."""
+    import psycopg
+    assert pair.poller is not None
+    pair.poller.terminate()
+    assert pair.poller.wait(timeout=30) == 0
+    spool = pair.tmp / "a" / "state-poller" / "spool"
+    records = asyncio.run(spooled(spool))
+    assert records and records[0]["seq"] == 1, "the spool no longer holds every result: nothing to audit"
+    acked = int((spool / "acked").read_text())
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT seq FROM pollers WHERE name = 'poller-ladc1'").fetchone()[0]
+        feed = Counter((i[0], i[1], i[3]) for (text,) in conn.execute("SELECT items FROM graph_feed")
+                       for i in json.loads(text))
+    assert 0 < acked <= stored <= records[-1]["seq"]
+    graphed = [r for r in records if r["service"] is not None and r["perfdata"]]
+    keys = [(r["host"], r["service"], r["finished"]) for r in graphed if r["seq"] <= stored]
+    assert len(keys) > 100, len(keys)
+    twice = [k for k in keys if feed[k] > 1]
+    lost = [k for k in keys if feed[k] == 0]
+    early = [(r["seq"], r["service"]) for r in graphed if r["seq"] > stored and feed[(r["host"], r["service"],
+                                                                                      r["finished"])]]
+    assert not twice and not lost and not early, (twice[:5], lost[:5], early[:5])
+    assert sum(feed.values()) == len(keys)
+
+
+def test_ten_kills_of_the_active_lose_nothing_and_tell_each_change_once(pair: Pair, postgres_dsn: str):
     """Kill -9 of whichever central is active, ten times, each time with a state change
     in flight: the other takes over within the target, every change is mailed once, each
-    problem has its own rising event ID, and the poller never alerts on its own."""
+    problem has its own rising event ID, the poller never alerts on its own, and every
+    result it had acknowledged is stored exactly once."""
     wait_for(lambda: last_check(pair.a, "Replication") > 0, 10, "results at the active central")
     old, new, state = pair.a, pair.b, 0
     for _ in range(10):
@@ -221,6 +306,7 @@ def test_ten_kills_of_the_active_lose_nothing_and_tell_each_change_once(pair: Pa
     assert problems == sorted(set(problems))
     assert len({m["Message-ID"] for m in pair.sink.messages}) == len(pair.sink.messages)
     assert "alerts on its own" not in pair.poller_log()
+    assert_each_result_stored_once(pair, postgres_dsn)
 
 
 def test_a_kill_after_the_smtp_accept_repeats_that_mail_under_the_same_message_id(pair: Pair):

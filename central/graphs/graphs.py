@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from central.graphs import render
+from central.graphs import render, shared
 from central.graphs.catalog import Catalog, Entry
-from central.graphs.feed import Feed
+from central.graphs.feed import Feed, Item
 from central.graphs.naming import Layout
 from central.graphs.render import Deploy, Graph, average, bounds, png, series
 from central.graphs.request import DeployScope, Window
@@ -24,6 +24,7 @@ from central.graphs.rra import step_of
 from central.graphs.settings import RrdSettings
 from central.live import Live
 from checkd import perfdata
+from checkd.engine.db import Op
 from checkd.engine.deployments import headline
 from checkd.engine.store import Store
 
@@ -54,6 +55,9 @@ class Graphs:
         self._rrd = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrd")
         self._waiting = 0
         self.rendered = 0
+        # Two centrals on one database: the items of the batch being stored, for the shared
+        # feed the standby follows (shared.py); None for a central on its own.
+        self.shared: list[Item] | None = None
 
     @classmethod
     def from_node(cls, live: Live, store: Store) -> Graphs | None:
@@ -87,8 +91,19 @@ class Graphs:
         """A service result just stored, with perfdata: to the writer if the service is graphed."""
         svc = self.live.objs.services.get((view.host, view.service))     # type: ignore[arg-type]
         if svc is not None and svc.graph:
-            self.feed.put((view.host, view.service, step_of(svc.schedule.interval), view.last_check,  # type: ignore[arg-type]
-                           view.perfdata))
+            item: Item = (view.host, view.service, step_of(svc.schedule.interval), view.last_check,  # type: ignore[assignment]
+                          view.perfdata)
+            self.feed.put(item)
+            if self.shared is not None:
+                self.shared.append(item)
+
+    def shared_ops(self, now: float) -> list[Op]:
+        """The graph items recorded since the last call, as a write to the shared feed
+        (committed with the results they came from); none for a central on its own."""
+        if not self.shared:
+            return []
+        items, self.shared = self.shared, []
+        return [shared.append_op(items, now)]
 
     # --- reading ----------------------------------------------------------------------------
 

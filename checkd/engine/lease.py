@@ -33,7 +33,7 @@ TAKE = ("UPDATE central_lease SET holder = %s, url = %s, epoch = epoch + 1, "
         "expires = now() + make_interval(secs => %s) WHERE id = 1 AND expires < now() RETURNING epoch")
 RENEW = ("UPDATE central_lease SET expires = now() + make_interval(secs => %s) "
          "WHERE id = 1 AND epoch = %s AND expires > now() RETURNING epoch")
-RELEASE = "UPDATE central_lease SET expires = '-infinity' WHERE id = 1 AND epoch = %s"
+RELEASE = "UPDATE central_lease SET expires = '-infinity' WHERE id = 1 AND epoch = %s RETURNING epoch"
 WHO = "SELECT holder, url, epoch, EXTRACT(EPOCH FROM expires - now()) FROM central_lease WHERE id = 1"
 # The first statement of every write transaction of the active central.
 FENCE = "SELECT 1 FROM central_lease WHERE id = 1 AND epoch = %s AND expires > now() FOR SHARE"
