@@ -79,6 +79,10 @@ class Poller:
         self._tasks = [asyncio.create_task(self._save_retention_periodically(), name="retention")]
         if self.alerting is not None:
             self._tasks.append(asyncio.create_task(self._watch_central(), name="autonomy"))
+            # What central decided (acks, mutes, downtimes, rollouts), for alerting on our own.
+            from checkd.decision_sync import DecisionSync
+            sync = DecisionSync(self.alerting, self.node.heartbeat_interval)
+            self._tasks.append(asyncio.create_task(sync.run(self.forwarder), name="decisions"))
         if self.node.status_listen:
             await self._serve_status()
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
