@@ -103,7 +103,7 @@ class Central:
         app.router.add_post("/api/v1/heartbeat", self.ingest.heartbeat)
         app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
         app.router.add_post("/api/v1/notifications/adopt", self.ingest.adopt_notifications)
-        app.router.add_post("/api/v1/decisions", DecisionsApi(self.live, self.engine.store).decisions)
+        app.router.add_post("/api/v1/decisions", DecisionsApi(self.live, self.engine.store, self.engine.notifier.told).decisions)
         app.router.add_get("/api/v1/status", read.status)
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/api/v1/problems", read.problems)

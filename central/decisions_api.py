@@ -6,6 +6,7 @@ else only the version (a few bytes: most asks change nothing)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 
 class DecisionsApi:
-    def __init__(self, live: Live, store: Store):
-        self.live, self.store = live, store
+    def __init__(self, live: Live, store: Store, told: Mapping[int, Collection[str]]):
+        self.live, self.store, self.told = live, store, told
         self._hosts: tuple[Objects | None, dict[str, frozenset[str]]] = (None, {})
 
     def hosts_of(self, site: str) -> frozenset[str]:
@@ -43,7 +44,7 @@ class DecisionsApi:
         known = doc.get("known") if type(doc) is dict else None
         if known is not None and type(known) is not int:
             raise validate.bad_request("known: expected the integer version the poller holds")
-        answer = decisions.for_site(self.store, self.hosts_of(auth.site), time.time())
+        answer = decisions.for_site(self.store, self.told, self.hosts_of(auth.site), time.time())
         if answer["version"] == known:
             return web.json_response({"version": known, "unchanged": True})
         return web.json_response(answer)

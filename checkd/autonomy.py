@@ -30,6 +30,7 @@ from typing import Any
 
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
+from checkd.engine import decisions
 from checkd.engine.db import Op, SqliteDatabase
 from checkd.engine.engine import Engine
 from checkd.engine.events import apply_result
@@ -65,7 +66,9 @@ class LocalAlerting:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.engine.load, nflog.DELEGATED_SCHEMA, False)
+        await asyncio.to_thread(self.engine.load, nflog.DELEGATED_SCHEMA + decisions.TOLD_SCHEMA, False)
+        # Who central told of each problem: acknowledgement and recovery notices reach them.
+        decisions.load_told(await asyncio.to_thread(self.db.read, decisions.LOAD_TOLD), self.engine.notifier.told)
         self.engine.start_writing()
         await self.engine.run(sending=False)
         if self.engine.pending:

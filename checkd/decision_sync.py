@@ -50,7 +50,7 @@ class DecisionSync:
         if not isinstance(answer, dict) or answer.get("unchanged") or self.alerting.autonomous:
             return False
         try:
-            ops, summary = decisions.apply(self.alerting.store, answer)
+            ops, summary = decisions.apply(self.alerting.store, self.alerting.engine.notifier.told, answer)
         except decisions.BadDecisions as e:
             log.error("%s; the poller keeps the copy it has", e)
             return False

@@ -1,7 +1,7 @@
 """What central decided that a poller's own alerting must honour (docs/failover.md,
 "What a poller knows of central"): acknowledgements, disabled notifications,
 downtimes, rollouts in progress, and each open problem's notification progress
-(the state told, when, how many rounds, the escalation level), for one site.
+(the state told, when, to whom, how many rounds, the escalation level), for one site.
 
 Central builds the document for a poller's site (`for_site`) and sends it when its
 version differs from the one the poller holds; the poller applies it to its own
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from checkd.engine import deployments
@@ -29,16 +29,25 @@ VERSION_KEY = "decisions_version"           # in meta: the version of what the p
 CLEAR = ("DELETE FROM mutes", "DELETE FROM downtimes", "DELETE FROM deployments")
 INSERT_DOWNTIME = "INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)"
 PROGRESS = ("acknowledged", "ack_author", "ack_comment", "notified_status", "notified_at", "rounds", "level")
+# The poller's own table: who central told of each problem, so that its acknowledgement and
+# recovery notices reach them when the poller sends those itself (also after a restart).
+TOLD_SCHEMA = ("CREATE TABLE IF NOT EXISTS told_by_central (event_id INTEGER NOT NULL, contact TEXT NOT NULL, "
+               "PRIMARY KEY (event_id, contact));\n")
+CLEAR_TOLD = "DELETE FROM told_by_central"
+INSERT_TOLD = "INSERT OR IGNORE INTO told_by_central VALUES (?,?)"
+LOAD_TOLD = "SELECT event_id, contact FROM told_by_central"
 
 
 class BadDecisions(ValueError):
     """A document that is not what central sends: kept out, the poller's copy stays."""
 
 
-def for_site(store: Store, hosts: Collection[str], now: float) -> dict[str, Any]:
-    """Everything that decides a notification about the checks of `hosts`, with its version."""
+def for_site(store: Store, told: Mapping[int, Collection[str]], hosts: Collection[str],
+             now: float) -> dict[str, Any]:
+    """Everything that decides a notification about the checks of `hosts`, with its version;
+    `told`: the contacts told of each open problem (the notifier's)."""
     events = [{"id": ev.id, "host": ev.host, "service": ev.service, "status": ev.status, "opened": ev.opened,
-               **{k: getattr(ev, k) for k in PROGRESS}}
+               **{k: getattr(ev, k) for k in PROGRESS}, "told": sorted(told.get(ev.id, ()))}
               for ev in sorted(store.open_events.values(), key=lambda e: e.id) if ev.host in hosts]
     mutes = [{"host": m.host, "service": m.service, "until": m.until, "author": m.author}
              for m in store.mutes.values() if m.host in hosts and m.active(now)]
@@ -60,13 +69,13 @@ def version_of(doc: dict[str, Any]) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def apply(store: Store, doc: dict[str, Any]) -> tuple[list[Op], str]:
+def apply(store: Store, told: dict[int, set[str]], doc: dict[str, Any]) -> tuple[list[Op], str]:
     """Central's decisions into a poller's store: its mutes, downtimes and rollouts become
     central's; each problem it has open takes central's acknowledgement and notification
-    progress; a problem only central has open, on a check this poller sees failing (HARD),
-    is opened here under central's ID, as already told. Returns the ops that write the same
-    to the poller's database, and a summary for the log. Raises BadDecisions (nothing
-    changed) on a malformed document."""
+    progress, and counts whoever central told as told (`told`: the poller's notifier's); a
+    problem only central has open, on a check this poller sees failing (HARD), is opened
+    here under central's ID. Returns the ops that write the same to the poller's database,
+    and a summary for the log. Raises BadDecisions (nothing changed) on a malformed document."""
     try:
         version = int(doc["version"])
         mutes = {(m.host, m.service): m for m in (Mute(str(d["host"]), _opt(d["service"]), _num(d["until"]),
@@ -79,7 +88,7 @@ def apply(store: Store, doc: dict[str, Any]) -> tuple[list[Op], str]:
                                            float(d["expires"]), summary=str(d.get("summary", "")))
                     for d in doc["deployments"]]
         events = [(int(e["id"]), (str(e["host"]), _opt(e["service"])), int(e["status"]), float(e["opened"]),
-                   {k: e[k] for k in PROGRESS}) for e in doc["events"]]
+                   {k: e[k] for k in PROGRESS}, [str(c) for c in e["told"]]) for e in doc["events"]]
     except (KeyError, TypeError, ValueError) as e:
         raise BadDecisions(f"malformed decisions from central: {e!r}") from None
     ops: list[Op] = [(sql, [()]) for sql in CLEAR]
@@ -90,8 +99,8 @@ def apply(store: Store, doc: dict[str, Any]) -> tuple[list[Op], str]:
     store.deployments.running = {d.id: d for d in rollouts}
     store.deployments.all.update(store.deployments.running)
     ops.append((deployments.UPSERT, [d.row() for d in rollouts]))
-    changed = []
-    for eid, key, status, opened, progress in events:
+    changed, told_rows = [], []
+    for eid, key, status, opened, progress, contacts in events:
         ev = store.open_event(key)
         if ev is None:
             view = store.checks.get(key)
@@ -105,10 +114,13 @@ def apply(store: Store, doc: dict[str, Any]) -> tuple[list[Op], str]:
         for k, v in progress.items():
             setattr(ev, k, bool(v) if k == "acknowledged" else v)
         changed.append(ev.row())
+        told.setdefault(ev.id, set()).update(contacts)
+        told_rows += [(ev.id, c) for c in contacts]
     ops.append((UPSERT_EVENT, changed))
+    ops += [(CLEAR_TOLD, [()]), (INSERT_TOLD, told_rows)]
     store.meta[VERSION_KEY] = version
     ops.append((SET_META, [(VERSION_KEY, version)]))
-    acked = sum(1 for _, _, _, _, p in events if p["acknowledged"])
+    acked = sum(1 for *_, p, _ in events if p["acknowledged"])
     return ops, (f"{acked} acknowledged of {len(events)} open problem(s), {len(mutes)} mute(s), "
                  f"{len(downtimes)} downtime(s), {len(rollouts)} rollout(s)")
 
@@ -119,3 +131,9 @@ def _opt(value: Any) -> str | None:
 
 def _num(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def load_told(rows: list[tuple[Any, ...]], told: dict[int, set[str]]) -> None:
+    """At a poller's start: who central had told, from told_by_central (LOAD_TOLD's rows)."""
+    for eid, contact in rows:
+        told.setdefault(int(eid), set()).add(str(contact))
