@@ -73,23 +73,12 @@ class ReadApi:
         return web.json_response({"now": now, "pollers": self._pollers(now), "hosts": hosts, "services": services})
 
     def event_json(self, ev: Event, now: float) -> dict[str, Any]:
-        return {"id": ev.id, "host": ev.host, "service": ev.service, "state": state_name(ev.service, ev.status),
-                "status": ev.status, "since": ev.opened, "closed": ev.closed, "acknowledged": ev.acknowledged,
-                "ack_author": ev.ack_author, "ack_comment": ev.ack_comment,
-                "muted": self.store.muted(ev.host, ev.service, now), "flapping": ev.flapping,
-                "parent_id": ev.parent_id, "suppressed": self.events.suppressed(ev), "source": ev.source}
+        return problems.problem(self.store, self.events, ev, now)
 
     async def problems(self, request: web.Request) -> web.Response:
         """Open events, newest first."""
         now = time.time()
-        evs = sorted(self.store.open_events.values(), key=lambda e: (e.opened, e.id), reverse=True)
-        out = []
-        for ev in evs:
-            d = self.event_json(ev, now)
-            v = self.store.checks.get(ev.key)
-            d["output"] = v.output if v else ""
-            out.append(d)
-        return web.json_response({"now": now, "problems": out})
+        return web.json_response({"now": now, "problems": problems.open_problems(self.store, self.events, now)})
 
     async def event(self, request: web.Request) -> web.Response:
         try:
