@@ -1,350 +1,47 @@
-"""The Jabber bot: chat commands for the engineer on call with only a phone.
-
-`wassup`, `status`, `ack`, `unack`, `resched`, `dis`, `ena`, `downtime`,
-`graph`, `help`: a thin layer over central.operations (the same functions
-behind the HTTP API and the CLI). It listens on the notification channel's
-connection, in direct chats and, when addressed by name, in the group chat.
-
-Who may do what (`jabber:` in central's node file): `admins` (JIDs) and
-members of `admin_groups` (contact groups; their contacts' `jabber:` IDs)
-may use every command; `readonly` JIDs may use wassup, status, graph and
-help. Anyone else gets one refusal; every attempt is logged with the sender.
+"""Central's Jabber bot: the chat bot of checkd/chat/bot.py over central.operations
+(the same functions behind the HTTP API and the CLI), plus what only central
+has: `unack`, `downtime` and `graph` (links to its graphs).
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from central.live import Live
-from central.operations import OpError, Operations, target_name
+from central.operations import Operations
 from central.read_api import ReadApi
-from checkd import wassup
+from checkd.actions import target_name
+from checkd.chat.bot import ChatBot, Handler, Reply, Usage
 from checkd.durations import format_duration, parse_duration
 from checkd.engine.notify.jabber import JabberClient
 from checkd.engine.notify.links import Links
-from checkd.states import state_name
-
-log = logging.getLogger(__name__)
-
-MAX_CHARS = 1000                # longer messages are refused, not parsed
-BURST, EVERY = 10, 1.0          # per sender, by default: 10 commands at once, then one a second
-RESCHED_WAIT = 120.0            # longest wait for a rescheduled check's result
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-READ_ONLY = frozenset({"wassup", "status", "graph", "help"})
-HELP = """\
-wassup [all] - open problems, worst first
-status HOST[/SERVICE] - current state
-ack ID [comment] - acknowledge: stops re-notification and escalation
-unack ID - take the acknowledgement back
-resched ID|HOST[/SERVICE] - run the check now and tell me the result
-dis ID|HOST[/SERVICE] [DURATION] - disable notifications (e.g. 2h; default: until ena)
-ena ID|HOST[/SERVICE] - enable notifications
-downtime HOST[/SERVICE] DURATION [comment] - scheduled downtime from now
-graph HOST/SERVICE - link to the graph
-help - this list"""
-
-Reply = Callable[[str], Awaitable[None]]
 
 
-class Usage(Exception):
-    """A bad command line: the text is the reply."""
+class Bot(ChatBot):
+    READ_ONLY = ChatBot.READ_ONLY | {"graph"}
+    HELP_LINES = {**ChatBot.HELP_LINES,
+                  "unack": "unack ID - take the acknowledgement back",
+                  "downtime": "downtime HOST[/SERVICE] DURATION [comment] - scheduled downtime from now",
+                  "graph": "graph HOST/SERVICE - link to the graph"}
+    INTERNAL_ERROR = "internal error while doing that; it is in central's log"
+    log = logging.getLogger(__name__)   # the log lines say central.bot
+    ops: Operations                     # all of central's operations, not only ChatActions
 
-
-@dataclasses.dataclass
-class Bucket:
-    tokens: float
-    stamp: float
-    warned: bool = False
-
-
-class Bot:
     def __init__(self, live: Live, read: ReadApi, operations: Operations, links: Links, client: JabberClient):
-        self.live, self.read, self.ops, self.links, self.client = live, read, operations, links, client
-        self.store = read.store
-        self.reconfigure()
-        self.nick = client.nick
-        self._buckets: dict[str, Bucket] = {}
-        self._refused: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.commands: dict[str, Callable[[str, str, Reply], Awaitable[str]]] = {
-            "wassup": self.wassup, "status": self.status, "ack": self.ack, "unack": self.unack,
-            "resched": self.resched, "dis": self.dis, "ena": self.ena, "downtime": self.downtime,
-            "graph": self.graph, "help": self.help}
+        super().__init__(lambda: live.objs, lambda: live.node.section("jabber"), read.store, operations,
+                         read.event_json, client)
+        self.links = links
 
-    def reconfigure(self) -> None:
-        """Who may do what, from the node file's jabber: and the contact groups."""
-        settings, objs = self.live.node.section("jabber"), self.live.objs
-        self.burst = int(settings.get("commands_burst", BURST))
-        self.every = float(settings.get("commands_every", EVERY))
-        self.admins = {j.lower() for j in settings.get("admins", ())}
-        self.readonly = {j.lower() for j in settings.get("readonly", ())}
-        for group in settings.get("admin_groups", ()):
-            for name in objs.contact_groups[group].members if group in objs.contact_groups else ():
-                contact = objs.contacts.get(name)
-                if contact is not None and contact.jabber:
-                    self.admins.add(contact.jabber.lower())
-
-    # --- the chat side -----------------------------------------------------------------
-
-    def on_message(self, sender: str, body: str, is_room: bool) -> None:
-        """JabberClient's hook (sync): handle the message in a task of its own."""
-        task = asyncio.get_running_loop().create_task(self._handle(sender, body, is_room))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _handle(self, sender: str, body: str, is_room: bool) -> None:
-        if is_room:
-            room, _, nick = sender.partition("/")
-            text = self._addressed(body)
-            if text is None or nick == self.nick:
-                return                      # room talk not meant for us
-            jid = self.client.real_jid(sender)
-            to, prefix = room, f"{nick}: "
-            if jid is None:
-                await self._send(to, prefix + "I cannot see who you are in this room (make it non-anonymous, "
-                                              "or me a moderator); send me a direct message instead.")
-                log.warning("jabber: command from %s in the room, real JID hidden: refused", sender)
-                return
-        else:
-            jid, text, to, prefix = sender, body, sender, ""
-
-        async def reply(msg: str) -> None:
-            await self._send(to, prefix + msg)
-
-        try:
-            answer = await self.answer(jid, text, reply)
-        except Exception:
-            log.exception("jabber: command %r from %s failed", text[:80], jid)
-            answer = "internal error while doing that; it is in central's log"
-        if answer:
-            await reply(answer)
-
-    def _addressed(self, body: str) -> str | None:
-        """`checkd: wassup`, `checkd, ack 5`, `@checkd help`: the command; None when not for us."""
-        m = re.match(rf"\s*@?{re.escape(self.nick)}\b[\s:,]*(.*)", body, re.IGNORECASE | re.DOTALL)
-        return m.group(1) if m else None
-
-    async def _send(self, to: str, text: str) -> None:
-        try:
-            await self.client.send_text(to, text)
-        except Exception as e:
-            log.error("jabber: could not answer %s: %s", to, e)
-
-    # --- one command -------------------------------------------------------------------
-
-    async def answer(self, jid: str, text: str, reply: Reply) -> str | None:
-        """The reply to `text` from bare JID `jid` (None: say nothing)."""
-        who = jid.lower()
-        may_write = who in self.admins
-        if not may_write and who not in self.readonly:
-            log.warning("jabber: refused command from %s (not in admins, admin_groups or readonly): %r",
-                        jid, text[:80])
-            if who in self._refused:
-                return None
-            self._refused.add(who)
-            return "You may not give me commands. Ask whoever runs checkd to add your JID to jabber: admins."
-        if not self._allow(who):
-            return None
-        if len(text) > MAX_CHARS:
-            return f"That message is {len(text)} characters long; commands are at most {MAX_CHARS}. Try `help`."
-        text = _CONTROL.sub(" ", text).strip()
-        if not text:
-            return "Empty command. Try `help`."
-        word, _, args = text.partition(" ")
-        name = word.lower()
-        handler = self.commands.get(name)
-        if handler is None:
-            return f"Unknown command {word[:40]!r}. Commands: {', '.join(self.commands)}; `help` explains them."
-        if not may_write and name not in READ_ONLY:
-            log.warning("jabber: read-only user %s tried %r", jid, text[:80])
-            return f"You are read-only: {', '.join(sorted(READ_ONLY))}."
-        log.info("jabber: %s: %s", jid, text[:200])
-        try:
-            return await handler(jid, args.strip(), reply)
-        except Usage as e:
-            return str(e)
-        except OpError as e:
-            return str(e)
-
-    def _allow(self, who: str) -> bool:
-        """Token bucket per sender; one warning when it runs dry, then silence."""
-        now = time.monotonic()
-        b = self._buckets.setdefault(who, Bucket(self.burst, now))
-        b.tokens = min(self.burst, b.tokens + (now - b.stamp) / self.every)
-        b.stamp = now
-        if b.tokens >= 1:
-            b.tokens -= 1
-            b.warned = False
-            return True
-        if not b.warned:
-            b.warned = True
-            log.warning("jabber: %s is sending commands too fast; dropping them", who)
-            asyncio.get_running_loop().create_task(self._send(who, f"Too many commands: {self._rate()}, please."))
-        return False
-
-    def _rate(self) -> str:
-        """The rate limit as a person says it: "one every 2s", or "4 a second" below a second."""
-        if self.every < 1:
-            return f"{1 / self.every:g} a second"
-        return f"one every {format_duration(self.every)}"
-
-    # --- argument helpers ----------------------------------------------------------------
-
-    def _event_id(self, word: str, usage: str) -> int:
-        digits = _digits(word)
-        if not digits.isdigit() or len(digits) > 18:
-            raise Usage(f"Usage: {usage} (an event ID is a number, see wassup)")
-        return int(digits)
-
-    async def _event_or_target(self, args: str, usage: str) -> tuple[tuple[str, str | None], list[str], str]:
-        """`367768 2h` (the event's host or service) or `HOST[/SERVICE] 2h`: the target, the
-        words after it, and `[ID#:N] ` to show when an ID named it."""
-        word, _, rest = args.partition(" ")
-        if _digits(word).isdigit():
-            eid = self._event_id(word, usage)
-            return await self.ops.event_target(eid), rest.split(), f" [ID#:{eid}]"
-        target, more = self._target_then(args, usage)
-        return target, more, ""
-
-    def _target(self, text: str) -> tuple[str, str | None]:
-        """HOST or HOST/SERVICE, names in any case (phones capitalise)."""
-        host, sep, service = text.partition("/")
-        real_host = self._find(host, self.live.objs.hosts)
-        if real_host is None:
-            raise Usage(f"Unknown host {host[:80]!r}.")
-        if not sep:
-            return real_host, None
-        services = {s: s for h, s in self.live.objs.services if h == real_host}
-        real_service = self._find(service, services)
-        if real_service is None:
-            raise Usage(f"Unknown service {service[:80]!r} on {real_host}.")
-        return real_host, real_service
-
-    @staticmethod
-    def _find(name: str, names: Any) -> str | None:
-        if name in names:
-            return name
-        folded = name.casefold()
-        return next((n for n in names if n.casefold() == folded), None)
-
-    def _target_then(self, args: str, usage: str) -> tuple[tuple[str, str | None], list[str]]:
-        """A target (service names have spaces) followed by more words: the longest prefix that names one."""
-        words = args.split()
-        for i in range(len(words), 0, -1):
-            try:
-                return self._target(" ".join(words[:i])), words[i:]
-            except Usage:
-                continue
-        if not words:
-            raise Usage(f"Usage: {usage}")
-        return self._target(" ".join(words)), []        # raises the precise "unknown ..." message
-
-    # --- the commands ------------------------------------------------------------------
-
-    async def help(self, jid: str, args: str, reply: Reply) -> str:
-        return HELP
-
-    async def wassup(self, jid: str, args: str, reply: Reply) -> str:
-        if args and args.lower() != "all":
-            raise Usage("Usage: wassup [all]")
-        now = time.time()
-        problems = []
-        for ev in self.store.open_events.values():
-            p = self.read.event_json(ev, now)
-            v = self.store.checks.get(ev.key)
-            p["output"] = v.output if v else ""
-            problems.append(p)
-        return wassup.render(problems, now, limit=None if args else wassup.CHAT_LINES)
-
-    async def status(self, jid: str, args: str, reply: Reply) -> str:
-        if not args:
-            raise Usage("Usage: status HOST[/SERVICE]")
-        host, service = self._target(args)
-        now = time.time()
-        keys = [(host, service)] if service is not None else \
-            [(host, None)] + sorted(k for k in self.live.objs.services if k[0] == host)
-        lines = []
-        for key in keys:
-            v = self.store.checks.get(key)
-            label = key[0] if key[1] is None else (key[1] if service is None else target_name(*key))
-            if key[1] is None and self.live.objs.hosts[host].check is None:
-                lines.append(f"{label}: UP (no host check)")
-                continue
-            if v is None or not v.last_check:
-                lines.append(f"{label}: no result yet")
-                continue
-            event = f" [ID#:{v.event_id}]" if v.event_id else ""
-            muted = " muted" if self.store.muted(key[0], key[1], now) else ""
-            lines.append(f"{label}: {state_name(key[1], v.status)} {v.state_type.value} "
-                         f"{format_duration(now - v.last_state_change)}{event}{muted}, checked "
-                         f"{format_duration(now - v.last_check)} ago: {v.output}")
-        return "\n".join(lines)
-
-    async def ack(self, jid: str, args: str, reply: Reply) -> str:
-        word, _, comment = args.partition(" ")
-        eid = self._event_id(word, "ack ID [comment]")
-        ev = await self.ops.ack(eid, jid, comment.strip())
-        return f"Acknowledged [ID#:{eid}] {target_name(ev.host, ev.service)}; escalation stopped."
+    def handlers(self) -> dict[str, Handler]:
+        return {"wassup": self.wassup, "status": self.status, "ack": self.ack, "unack": self.unack,
+                "resched": self.resched, "dis": self.dis, "ena": self.ena, "downtime": self.downtime,
+                "graph": self.graph, "help": self.help}
 
     async def unack(self, jid: str, args: str, reply: Reply) -> str:
         eid = self._event_id(args, "unack ID")
         ev = await self.ops.unack(eid, jid)
         return f"[ID#:{eid}] {target_name(ev.host, ev.service)} is no longer acknowledged."
-
-    async def resched(self, jid: str, args: str, reply: Reply) -> str:
-        if not args:
-            raise Usage("Usage: resched ID|HOST[/SERVICE]")
-        if _digits(args).isdigit():
-            ev = self.ops.open_event(self._event_id(args, "resched ID|HOST[/SERVICE]"))
-            host, service = ev.host, ev.service
-        else:
-            host, service = self._target(args)
-        asked = time.time()
-        result = self.ops.next_result(host, service, asked)
-        pollers = await self.ops.reschedule(host, service, jid)
-        task = asyncio.get_running_loop().create_task(self._report(host, service, asked, result, reply))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return f"Running {target_name(host, service)} now on {', '.join(pollers)}; the result follows."
-
-    async def _report(self, host: str, service: str | None, asked: float, result: Any, reply: Reply) -> None:
-        try:
-            v = await asyncio.wait_for(result, RESCHED_WAIT)
-        except asyncio.TimeoutError:
-            await reply(f"{target_name(host, service)}: no result within {format_duration(RESCHED_WAIT)} "
-                        "(is the poller connected? see wassup)")
-            return
-        event = f" [ID#:{v.event_id}]" if v.event_id else ""
-        await reply(f"{target_name(host, service)}: {state_name(service, v.status)} {v.state_type.value}"
-                    f"{event} ({format_duration(v.last_check - asked)} after asking): {v.output}")
-
-    async def dis(self, jid: str, args: str, reply: Reply) -> str:
-        usage = "dis ID|HOST[/SERVICE] [DURATION]"
-        (host, service), rest, named = await self._event_or_target(args, usage)
-        duration = self._duration(rest, usage, required=False)
-        mute = await self.ops.set_notifications(host, service, False, duration, jid)
-        until = "until `ena`" if mute is None or mute.until is None else f"for {format_duration(duration or 0)}"
-        scope = " and its services" if service is None else ""
-        return f"Notifications for {target_name(host, service)}{named}{scope} disabled {until}."
-
-    async def ena(self, jid: str, args: str, reply: Reply) -> str:
-        usage = "ena ID|HOST[/SERVICE]"
-        (host, service), rest, named = await self._event_or_target(args, usage)
-        if rest:
-            raise Usage(f"Usage: {usage} (what is {' '.join(rest)[:40]!r}?)")
-        await self.ops.set_notifications(host, service, True, None, jid)
-        return f"Notifications for {target_name(host, service)}{named} enabled."
 
     async def downtime(self, jid: str, args: str, reply: Reply) -> str:
         usage = "downtime HOST[/SERVICE] DURATION [comment]"
@@ -367,20 +64,3 @@ class Bot:
         if host is None or service is None:
             raise Usage("Usage: graph HOST/SERVICE")
         return self.links.graph(host, service)
-
-    def _duration(self, words: list[str], usage: str, required: bool) -> float | None:
-        if not words:
-            if required:
-                raise Usage(f"Usage: {usage}")
-            return None
-        if len(words) > 1:
-            raise Usage(f"Usage: {usage}")
-        try:
-            return parse_duration(words[0])
-        except ValueError:
-            raise Usage(f"{words[0][:40]!r} is not a duration like 30m or 2h. Usage: {usage}") from None
-
-
-def _digits(word: str) -> str:
-    """An event ID as people write it: `367768`, `#367768` or `ID#:367768`, without the prefix."""
-    return word.removeprefix("#").removeprefix("ID#:").removeprefix("id#:")

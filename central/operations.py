@@ -2,8 +2,9 @@
 mute and unmute notifications, schedule downtime.
 
 The HTTP API (central/write_api.py), the Jabber bot (central/bot.py) and
-through the API the `checkd` CLI are thin layers over these functions. Each
-change is applied to the store, recorded in the history of the events it
+through the API the `checkd` CLI are thin layers over these functions
+(checkd/actions.py ChatActions names those checkd/chat/ uses). Each change
+is applied to the store, recorded in the history of the events it
 touches with who did it, committed, and only then reported done.
 """
 
@@ -15,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from central.commit import commit
+from checkd.actions import OpError, target_name
 from checkd.engine.db import Op
 from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
 from checkd.engine.events import EventError
@@ -31,18 +33,6 @@ if TYPE_CHECKING:
     from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
-
-
-class OpError(Exception):
-    """An operation that cannot be done; `status` is the HTTP status it maps to."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-def target_name(host: str, service: str | None) -> str:
-    return host if service is None else f"{host}/{service}"
 
 
 class Operations:

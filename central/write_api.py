@@ -14,8 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from central.live import Live
-from central.operations import OpError, Operations
+from central.operations import Operations
 from central.validate import bad_request, parse_json
+from checkd.actions import OpError
 from checkd.durations import parse_duration
 from checkd.engine.deployments import DEFAULT_MUTE
 

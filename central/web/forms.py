@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from central.live import Live
-from central.operations import OpError, Operations
+from central.operations import Operations
 from central.web.session import COOKIE, Session
+from checkd.actions import OpError
 from checkd.durations import parse_duration
 
 if TYPE_CHECKING:
