@@ -15,7 +15,7 @@ from aiohttp import web
 
 from central.live import Live
 from checkd.durations import parse_duration
-from checkd.engine import history, nflog
+from checkd.engine import history, nflog, problems
 from checkd.engine.engine import Engine
 from checkd.engine.store import CheckView, Event
 from checkd.states import state_name
