@@ -29,8 +29,8 @@ class Bot(ChatBot):
     ops: Operations                     # all of central's operations, not only ChatActions
 
     def __init__(self, live: Live, read: ReadApi, operations: Operations, links: Links, client: JabberClient):
-        super().__init__(lambda: live.objs, lambda: live.node.section("jabber"), read.store, operations,
-                         read.event_json, client)
+        super().__init__(lambda: live.objs, lambda: live.node.section("jabber"), read.store, read.events,
+                         operations, client)
         self.links = links
 
     def handlers(self) -> dict[str, Handler]:

@@ -19,7 +19,9 @@ from checkd.actions import ChatActions, OpError, target_name
 from checkd.config.model import Objects
 from checkd.durations import format_duration, parse_duration
 from checkd.engine.notify.jabber import JabberClient
-from checkd.engine.store import Event, Store
+from checkd.engine import problems
+from checkd.engine.events import Events
+from checkd.engine.store import Store
 from checkd.states import state_name
 
 MAX_CHARS = 1000                # longer messages are refused, not parsed
@@ -63,11 +65,11 @@ class ChatBot:
     log: ClassVar[logging.Logger] = logging.getLogger(__name__)
 
     def __init__(self, objects: Callable[[], Objects], settings: Callable[[], Mapping[str, Any]], store: Store,
-                 actions: ChatActions, problem: Callable[[Event, float], dict[str, Any]], client: JabberClient):
+                 events: Events, actions: ChatActions, client: JabberClient):
         """`objects` and `settings` (the node file's jabber:) are asked at each use, as a
-        reload swaps them; `problem` makes an open event the dict checkd/wassup.py renders."""
-        self.objects, self.settings, self.store, self.ops = objects, settings, store, actions
-        self.problem, self.client = problem, client
+        reload swaps them."""
+        self.objects, self.settings, self.store, self.events, self.ops = objects, settings, store, events, actions
+        self.client = client
         self.reconfigure()
         self.nick = client.nick
         self._buckets: dict[str, Bucket] = {}
@@ -279,13 +281,8 @@ class ChatBot:
         if args and args.lower() != "all":
             raise Usage("Usage: wassup [all]")
         now = time.time()
-        problems = []
-        for ev in self.store.open_events.values():
-            p = self.problem(ev, now)
-            v = self.store.checks.get(ev.key)
-            p["output"] = v.output if v else ""
-            problems.append(p)
-        return wassup.render(problems, now, limit=None if args else wassup.CHAT_LINES)
+        return wassup.render(problems.open_problems(self.store, self.events, now), now,
+                             limit=None if args else wassup.CHAT_LINES)
 
     async def status(self, jid: str, args: str, reply: Reply) -> str:
         if not args:
