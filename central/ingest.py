@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from central import validate
+from central import adopt_actions, validate
 from central.commit import commit
 from checkd.config.node import PollerAuth
 from checkd.engine.db import Op
@@ -184,6 +184,7 @@ class Ingest:
                 raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
             tuples.append(LogRow(*(row.get(f) for f in LOG_FIELDS)))
         problems = self._open_problems(doc, auth)
+        actions = adopt_actions.parse(doc.get("actions"))
         now = time.time()
         self._poller_state(auth.name, auth.site, now)
         plan = self.engine.notifier.adopt(tuples)
@@ -191,12 +192,15 @@ class Ingest:
         for p in problems:
             ops += self.engine.events.adopt(auth.name, p["id"], (p["host"], p.get("service")), p["status"], p["opened"],
                                        bool(p.get("flapping")), now)
+        # After the problems are open here, so that an ack made at the poller lands on its event,
+        # and before deciding, so that nothing is told about a problem someone acknowledged there.
+        ops += adopt_actions.adopt(self.engine, self.live.objs, auth.name, auth.site, actions, now)
         plan.add(self.engine.decide(now))
         await commit(self.engine, ops + [self.engine.store.pollers[auth.name].op()], plan)
         log.info("poller %s handed over %d notification(s) and %d open problem(s) from while central was "
                  "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(rows),
                  len(problems), len(plan.notes))
-        return web.json_response({"adopted": len(rows), "events": len(problems)})
+        return web.json_response({"adopted": len(rows), "events": len(problems), "actions": len(actions)})
 
     def _open_problems(self, doc: dict[str, Any], auth: PollerAuth) -> list[dict[str, Any]]:
         """The handover's `events`: the problems the poller has open. A malformed one refuses the

@@ -25,8 +25,13 @@ def target_name(host: str, service: str | None) -> str:
 
 
 class ChatActions(Protocol):
-    """The operations behind wassup, status, ack, resched, dis, ena; each raises OpError
-    for what cannot be done (404: no such event)."""
+    """The operations behind wassup, status, ack, resched, dis, ena and the operator HTTP
+    calls (checkd/operator_api.py); each raises OpError for what cannot be done (404: no
+    such event or check)."""
+
+    def target(self, host: str, service: str | None) -> tuple[str, str | None]:
+        """The host (and service), checked against the configuration."""
+        ...
 
     def open_event(self, eid: int) -> Event: ...
 

@@ -26,11 +26,12 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
-from checkd.engine import decisions
+from checkd.engine import decisions, oplog
 from checkd.engine.db import Op, SqliteDatabase
 from checkd.engine.engine import Engine
 from checkd.engine.events import apply_result
@@ -39,6 +40,7 @@ from checkd.engine.notify import channels
 from checkd.engine import nflog
 from checkd.engine.nflog import from_payload
 from checkd.engine.notify.notifier import Planned
+from checkd.engine.store import CheckView
 from checkd.forwarder import Forwarder, PostError
 from checkd.result import CheckResult
 
@@ -62,11 +64,13 @@ class LocalAlerting:
         self._reserve_refused = float("-inf")     # when central last answered a reservation with an error
         self._no_ids_logged = False
         self.last_seq: Any = lambda: 0          # the spool's newest seq (set by the poller)
+        self.result_seen: Callable[[CheckView], None] | None = None     # operators waiting for a check
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.engine.load, nflog.DELEGATED_SCHEMA + decisions.TOLD_SCHEMA, False)
+        await asyncio.to_thread(self.engine.load, nflog.DELEGATED_SCHEMA + decisions.TOLD_SCHEMA + oplog.SCHEMA,
+                                False)
         # Who central told of each problem: acknowledgement and recovery notices reach them.
         decisions.load_told(await asyncio.to_thread(self.db.read, decisions.LOAD_TOLD), self.engine.notifier.told)
         self.engine.start_writing()
@@ -99,6 +103,8 @@ class LocalAlerting:
         if applied is None:
             return result, [], []
         view, ops = applied
+        if self.result_seen is not None:
+            self.result_seen(view)
         if view.event_id is not None:
             result = dataclasses.replace(result, event_id=view.event_id)
         plan = self.engine.decide(time.time())
@@ -177,22 +183,26 @@ class LocalAlerting:
     async def _handover(self, fwd: Forwarder) -> None:
         await self.engine.stop_sending()                  # nothing changes while central takes over
         rows = await asyncio.to_thread(nflog.to_hand_over, self.db)
+        # What operators did here meanwhile (acks, mutes): central adopts it once.
+        actions = [oplog.Action.from_row(r) for r in await asyncio.to_thread(self.db.read, oplog.UNHANDED)]
         # The problems it has open go along: central opens them under the same IDs before a
         # result is replayed, so its own checks (a takeover) join them instead of opening new ones.
         events = [{"id": ev.id, "host": ev.host, "service": ev.service, "status": ev.status,
                    "opened": ev.opened, "flapping": ev.flapping} for ev in self.store.open_events.values()]
         try:
             answer = await fwd.call("/api/v1/notifications/adopt",
-                                    {"rows": [r._asdict() for r in rows], "events": events})
+                                    {"rows": [r._asdict() for r in rows], "events": events,
+                                     "actions": [a.json() for a in actions]})
         except PostError:
             # Not taken over: go on alerting (what was pending goes out again).
             self.autonomous = False
             self.engine.pending = [Planned(r.id, from_payload(r.payload)) for r in rows if r.status == "pending"]
             await self.go_autonomous(acked_seq=None)
             raise
-        await self.engine.write([(nflog.SET_STATUS, [("handed", r.id) for r in rows])])
+        await self.engine.write([(nflog.SET_STATUS, [("handed", r.id) for r in rows]),
+                                 (oplog.MARK_HANDED, [(actions[-1].id,)] if actions else [])])
         self.autonomous = False
         self.engine.notifier.new_status = "delegated"
-        log.warning("central reachable again: handed %d notification(s) and %d open problem(s) over (central "
-                    "confirmed %s); poller %s no longer alerts on its own", len(rows), len(events),
-                    answer.get("adopted"), self.node.name)
+        log.warning("central reachable again: handed %d notification(s), %d open problem(s) and %d operator "
+                    "action(s) over (central confirmed %s); poller %s no longer alerts on its own", len(rows),
+                    len(events), len(actions), answer.get("adopted"), self.node.name)
