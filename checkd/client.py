@@ -1,7 +1,8 @@
 """`checkd wassup | status | ack | unack | resched | dis | ena | downtime`: thin command-line clients of the central API.
 
 Where central is and the write token come from --url/--token, the
-CHECKD_URL/CHECKD_TOKEN environment, or a central node file given with -c.
+CHECKD_URL/CHECKD_TOKEN environment, or a central node file given with -c (a
+poller's node file: the poller itself, for acting while central is down).
 Synchronous urllib: a one-shot command needs no event loop.
 """
 
@@ -31,8 +32,15 @@ def _endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
     url, token = args.url or os.environ.get("CHECKD_URL"), args.token or env_token
     if args.config is not None and (url is None or token is None):
         node = read_node(args.config)
-        host, port = node.listen
-        scheme = "https" if node.section("tls").get("cert") else "http"
+        if node.role == "poller":
+            # A poller alerting on its own while central is down (docs/failover.md, "Acting at a poller").
+            if not node.status_listen:
+                raise ApiError(f"{args.config}: this poller has no status_listen: operators reach a poller there")
+            host, _, port_text = node.status_listen.rpartition(":")
+            host, port, scheme = host or "127.0.0.1", int(port_text), "http"
+        else:
+            host, port = node.listen
+            scheme = "https" if node.section("tls").get("cert") else "http"
         url = url or f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         tokens = [*node.deploy_tokens.values(), *node.api_tokens.values()] if deploy else [*node.api_tokens.values()]
         token = token or next(iter(tokens), None)

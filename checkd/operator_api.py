@@ -109,7 +109,10 @@ class OperatorApi:
         enabled = d.get("enabled")
         if type(enabled) is not bool:
             raise bad_request("enabled: expected true or false")
-        mute = await self.ops.set_notifications(host, service, enabled, duration_field(d, "duration"),
-                                                str_field(d, "author") or who)
+        try:
+            mute = await self.ops.set_notifications(host, service, enabled, duration_field(d, "duration"),
+                                                    str_field(d, "author") or who)
+        except OpError as e:
+            raise bad_request(str(e), status=e.status) from None
         return web.json_response({"host": host, "service": service, "enabled": enabled,
                                   "until": mute.until if mute else None})

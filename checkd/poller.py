@@ -50,7 +50,8 @@ class Poller:
             self.alerting = LocalAlerting(node, objs)
         self._tasks: list[asyncio.Task[Any]] = []
         self._rate_mark = (time.monotonic(), 0)
-        self._status_runner: Any = None
+        self._api: Any = None                 # PollerApi, on status_listen
+        self._bot: Any = None
         self.failed = asyncio.Event()       # daemon.serve's stop signal for a fatal error; none sets it yet
 
     async def start(self) -> None:
@@ -83,10 +84,28 @@ class Poller:
             from checkd.decision_sync import DecisionSync
             sync = DecisionSync(self.alerting, self.node.heartbeat_interval)
             self._tasks.append(asyncio.create_task(sync.run(self.forwarder), name="decisions"))
+        actions = self._operator_actions()
         if self.node.status_listen:
-            await self._serve_status()
+            from checkd.poller_api import PollerApi
+            self._api = PollerApi(self.node, self.collect, self.status, self.alerting, actions)
+            await self._api.start()
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
                  len(keys), self.node.central)
+
+    def _operator_actions(self) -> Any:
+        """What operators can do here while the poller alerts on its own (PollerActions), and
+        its chat bot on the poller's Jabber account; None for a poller that never alerts."""
+        if self.alerting is None or self.scheduler is None:
+            return None
+        from checkd.poller_actions import PollerActions
+        actions = PollerActions(self.alerting, lambda: self.objs, self.scheduler.reschedule_now)
+        self.alerting.result_seen = actions.result_seen
+        jabber = self.alerting.engine.channels.jabber
+        if jabber is not None:
+            from checkd.poller_bot import PollerBot
+            self._bot = PollerBot(lambda: self.node, lambda: self.objs, self.alerting.engine, actions, jabber)
+            jabber.on_message = self._bot.on_message     # heard while it is connected: alerting on its own
+        return actions
 
     async def _spool_result(self, result: CheckResult) -> None:
         # Returns once the result is durable: only then is it "done" for the scheduler.
@@ -186,32 +205,17 @@ class Poller:
                           1.0 if self.alerting and self.alerting.autonomous else 0.0, labels),
         ]
 
-    async def _serve_status(self) -> None:
-        from aiohttp import web
-
-        async def get_metrics(_: web.Request) -> web.Response:
-            return web.Response(body=metrics.exposition(self.collect),
-                                headers={"Content-Type": metrics.CONTENT_TYPE})
-
-        async def get_status(_: web.Request) -> web.Response:
-            return web.json_response({"poller": self.node.name, "site": self.node.site,
-                                      "status": self.status_line(), "backlog": self.spool.backlog,
-                                      "connected": bool(self.forwarder and self.forwarder.connected),
-                                      "autonomous": bool(self.alerting and self.alerting.autonomous)})
-
-        app = web.Application()
-        app.router.add_get("/metrics", get_metrics)
-        app.router.add_get("/status", get_status)
-        self._status_runner = web.AppRunner(app, access_log=None)
-        await self._status_runner.setup()
-        host, _, port = self.node.status_listen.rpartition(":")
-        await web.TCPSite(self._status_runner, host or "127.0.0.1", int(port)).start()
-        log.info("status and metrics on http://%s/metrics", self.node.status_listen)
+    def status(self) -> dict[str, Any]:
+        return {"poller": self.node.name, "site": self.node.site, "status": self.status_line(),
+                "backlog": self.spool.backlog, "connected": bool(self.forwarder and self.forwarder.connected),
+                "autonomous": bool(self.alerting and self.alerting.autonomous)}
 
     async def stop(self) -> None:
         """Finish running checks, save state, deliver what we can, close."""
-        if self._status_runner is not None:
-            await self._status_runner.cleanup()
+        if self._api is not None:
+            await self._api.stop()
+        if self._bot is not None:
+            await self._bot.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from tests.central_proc import CentralProc, start_poller
 from tests.helpers import require_plugins
 from tests.notify_env import MailSink, node_extra
-from tests.prosody import Prosody, Recorder, require_prosody
+from tests.prosody import Phone, Prosody, require_prosody
 
 OBJECTS = """\
 commands:
@@ -31,28 +30,6 @@ services:
 """
 SVC = "Mysql Health Slave Check"
 ROOM = "noc@conference.localhost"
-
-
-class Phone(Recorder):
-    """A person's chat client: `ask` sends to the bot and returns its next reply."""
-
-    def __init__(self, jid: str, password: str, port: int, bot: str, room: str | None = None):
-        super().__init__(jid, password, port, room=room, nick=jid.partition("@")[0])
-        self.bot = bot
-
-    async def ask(self, text: str, timeout: float = 10.0, to: str | None = None) -> str:
-        self.messages.clear()
-        await self.client.send_text(to or self.bot, text)
-        from_bot = (lambda s, b, r: s == self.bot) if to is None else (lambda s, b, r: r)
-        return (await self.wait_for(from_bot, timeout))[1]
-
-    async def next_reply(self, predicate: Any, timeout: float = 20.0) -> str:
-        return (await self.wait_for(lambda s, b, r: s == self.bot and predicate(b), timeout))[1]
-
-    async def quiet(self, seconds: float) -> list[str]:
-        self.messages.clear()
-        await asyncio.sleep(seconds)
-        return [b for s, b, r in self.messages if s == self.bot]
 
 
 def history(c: CentralProc, eid: int) -> list[tuple[str, str | None]]:

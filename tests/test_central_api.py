@@ -285,3 +285,31 @@ def test_a_handed_over_log_is_checked_and_only_for_the_pollers_own_ids(central: 
     assert [p["id"] for p in central.get("/api/v1/problems")["problems"]] == [eid]
     told = central.get(f"/api/v1/events/{eid}")["notifications"]
     assert [(n["type"], n["contact"], n["status"]) for n in told] == [("PROBLEM", "ops", "sent")]
+
+
+def test_operator_actions_handed_over_are_adopted_once_and_only_for_the_pollers_site(central: CentralProc) -> None:
+    """What operators did at a poller while central was down: checked whole, adopted once
+    however often the handover is retried, never about another site's hosts."""
+    tok = POLLER_TOKENS["poller-ladc1"][0]
+    _, block = central.call("POST", "/api/v1/ids/reserve", {"count": 10}, token=tok)
+    eid = block["first"]
+    adopt = "/api/v1/notifications/adopt"
+    problem = {"id": eid, "host": DISK[0], "service": DISK[1], "status": 2, "opened": time.time() - 60,
+               "flapping": False}
+    ack = {"id": 1, "ts": time.time() - 30, "kind": "ack", "event_id": eid, "host": DISK[0], "service": DISK[1],
+           "author": "ops@localhost", "comment": "looking", "until": None}
+    other = {**ack, "id": 2, "kind": "dis", "event_id": None, "host": "web2.nydc1", "service": "", "comment": "",
+             "until": time.time() + 3600}
+    for bad, why in (({**ack, "kind": "rm -rf"}, "kind: one of"), ({**ack, "ts": "soon"}, "ts: expected a time"),
+                     ({**ack, "author": "x" * 5000}, "author: expected a string"), ("x", "expected an object")):
+        st, doc = central.call("POST", adopt, {"rows": [], "events": [problem], "actions": [bad]}, token=tok)
+        assert st == 400 and why in doc["error"] and "nothing adopted" in doc["error"], doc
+    assert central.get("/api/v1/problems")["problems"] == []
+    for _ in range(2):          # the first answer lost: the poller hands the same over again
+        st, doc = central.call("POST", adopt, {"rows": [], "events": [problem], "actions": [ack, other]}, token=tok)
+        assert st == 200, doc
+    event = central.get(f"/api/v1/events/{eid}")
+    assert (event["acknowledged"], event["ack_author"], event["ack_comment"]) == (True, "ops@localhost", "looking")
+    assert [h["author"] for h in event["history"] if h["kind"] == "ack"] == ["ops@localhost"]
+    assert "not a check of site ladc1 here: skipped" in central.log.read_text()
+    assert central.get("/api/v1/status?host=web2.nydc1")["hosts"][0]["muted"] is False

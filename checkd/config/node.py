@@ -51,7 +51,7 @@ CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
-               "exec_workers": f.non_negative_int, "public_url": f.url,
+               "exec_workers": f.non_negative_int, "public_url": f.url, "api_tokens": f.raw,
                **COMMON}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -112,6 +112,18 @@ class NodeConfig:
     def section(self, name: str) -> Mapping[str, Any]:
         """email:, jabber:, tls:, freshness:, rrd: as validated mappings ({} when absent)."""
         return self.sections.get(name, {})
+
+
+def _tokens(node: Node, keys: tuple[str, ...], problems: Problems) -> dict[str, dict[str, str]]:
+    """`api_tokens:`-like mappings of name: token."""
+    out = {}
+    for key in keys:
+        tokens = node.get(key) or {}
+        if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
+            problems.add(*node.where_of(key), f"{key}: expected a mapping of name: token")
+        else:
+            out[key] = {str(k): v for k, v in tokens.items()}
+    return out
 
 
 def _secret(d: dict[str, Any], node: Node, key: str, base: Path, problems: Problems) -> str:
@@ -238,12 +250,7 @@ def read_node(path: Path) -> NodeConfig:
     if role == "central":
         kw["listen"] = _listen(d.get("listen", "127.0.0.1:8080"), node, problems)
         kw["pollers"] = _pollers(node.get("pollers"), node, base, problems)
-        for key in ("api_tokens", "deploy_tokens"):
-            tokens = node.get(key) or {}
-            if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
-                problems.add(*node.where_of(key), f"{key}: expected a mapping of name: token")
-            else:
-                kw[key] = {str(k): v for k, v in tokens.items()}
+        kw.update(_tokens(node, ("api_tokens", "deploy_tokens"), problems))
         kw["store"] = _store(d, sections, node, problems)
     else:
         for key in ("name", "site", "central"):
@@ -254,6 +261,11 @@ def read_node(path: Path) -> NodeConfig:
                   token=_secret(d, node, "token", base, problems))
         if not kw["token"]:
             problems.add(node.file, node.line, "poller: missing `token:` (or `token_file:`) for central")
+        # Operators' token for acting at the poller while it alerts on its own (docs/failover.md).
+        kw.update(_tokens(node, ("api_tokens",), problems))
+        if kw.get("api_tokens") and "status_listen" not in d:
+            problems.add(*node.where_of("api_tokens"), "api_tokens: operators reach the poller on status_listen; "
+                         "add `status_listen: 127.0.0.1:9101` (or remove api_tokens)")
         if "status_listen" in d:
             kw["status_listen"] = d["status_listen"]
             if not _is_listen(d["status_listen"]):

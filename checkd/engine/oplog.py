@@ -73,8 +73,15 @@ class Action:
             if type(v) is not str or len(v) > MAX_TEXT or (key in ("host", "author") and not v):
                 raise ValueError(f"{key}: expected a string of at most {MAX_TEXT} characters")
             texts[key] = v
-        ts = number(d.get("ts"))
+        ts, until = _time(d, "ts", number), _time(d, "until", number)
         if ts is None:
-            raise ValueError("ts: expected a time")
+            raise ValueError("ts: expected a time (a finite Unix time)")
         return cls(aid, ts, d["kind"], eid, texts["host"], texts["service"] or None, texts["author"],
-                   texts["comment"], number(d.get("until")))
+                   texts["comment"], until)
+
+
+def _time(d: dict[str, Any], key: str, number: Callable[[Any], float | None]) -> float | None:
+    try:
+        return number(d.get(key))
+    except ValueError:
+        raise ValueError(f"{key}: expected a time (a finite Unix time)") from None
