@@ -3,6 +3,8 @@ temp dir, a free port on 127.0.0.1, wait until it answers, stop it by PID."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +164,17 @@ class CentralProc:
 
     def write(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return self.call(method, path, body, token=API_TOKEN)
+
+
+@contextlib.asynccontextmanager
+async def running(c: CentralProc) -> AsyncIterator[CentralProc]:
+    """`async with running(c)`: central started and stopped off the event loop, so the
+    clients on that loop (a Jabber phone) are served while it starts and stops."""
+    await asyncio.to_thread(c.start)
+    try:
+        yield c
+    finally:
+        await asyncio.to_thread(c.stop)
 
 
 def result(seq: int, host: str, service: str | None, status: int, output: str = "out",

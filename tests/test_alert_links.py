@@ -17,7 +17,7 @@ from checkd.engine.notify.email import EmailChannel
 from checkd.engine.notify.links import Links, base_url
 from checkd.config import load_node
 from checkd.config.node import NodeConfig
-from tests.central_proc import CentralProc, result, start_poller
+from tests.central_proc import CentralProc, result, running, start_poller
 from tests.helpers import require_plugins, wait_for
 from tests.notify_env import MailSink, wait_logged
 from tests.png import SIGNATURE, decode
@@ -82,7 +82,7 @@ def test_mail_and_jabber_link_to_the_event_and_jabber_shows_the_graph(tmp_path: 
             phone = Recorder("ops@localhost", "opspw", prosody.port)
             await phone.start()
             try:
-                with central as c:
+                async with running(central) as c:
                     critical(c, 1, "Load", "load1=9;4;5;0")
                     [mail] = await asyncio.to_thread(sink.wait, lambda m: "Load CRITICAL" in m["Subject"])
                     eid = int(mail["X-Checkd-Event-ID"])
@@ -132,7 +132,7 @@ def test_without_an_upload_service_the_jabber_alert_goes_out_with_one_log_line(t
             phone = Recorder("ops@localhost", "opspw", prosody.port)
             await phone.start()
             try:
-                with central as c:
+                async with running(central) as c:
                     for seq, (service, perf) in enumerate((("Load", "load1=9;4;5;0"), ("Swap", "used=9;4;5;0")), 1):
                         critical(c, seq, service, perf)
                         [mail] = await asyncio.to_thread(sink.wait, lambda m: f"{service} CRITICAL" in m["Subject"])
