@@ -71,11 +71,14 @@ def _one(engine: Engine, poller: str, a: Action, now: float) -> list[Op]:
     where = f"at {poller} while central was unreachable"
     ev = _event(engine, a)
     if a.kind == "ack":
-        if ev is not None and not ev.acknowledged:
-            ops = engine.events.ack(ev.id, a.author, a.comment, a.ts)
-        else:
+        lapsed = a.until is not None and a.until <= now      # expired while central was away
+        if ev is not None and not ev.acknowledged and not lapsed:
+            ops = engine.events.ack(ev.id, a.author, a.comment, a.ts, a.sticky, a.until)
+        elif ev is not None or a.event_id is not None:      # the history keeps it
             ops = [(INSERT_HISTORY, [(ev.id if ev else a.event_id, a.ts, "ack", ev.status if ev else None,
-                                      a.comment, a.author)])] if ev or a.event_id else []
+                                      a.comment, a.author)])]
+        else:
+            ops = []
         return ops + [(INSERT_COMMENT, [(a.host, a.service, a.ts, a.author,
                                          f"ack #{ev.id if ev else a.event_id} {where}: {a.comment}")])]
     if a.kind == "resched":

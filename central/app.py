@@ -113,6 +113,7 @@ class Central:
         app.router.add_post("/api/v1/unack", write.unack)
         app.router.add_post("/api/v1/reschedule", write.reschedule)
         app.router.add_post("/api/v1/notifications", write.notifications)
+        app.router.add_post("/api/v1/comments", write.add_comment)
         app.router.add_post("/api/v1/downtimes", write.add_downtime)
         app.router.add_delete("/api/v1/downtimes/{id}", write.delete_downtime)
         app.router.add_post("/api/v1/deployments", write.deployment)

@@ -12,7 +12,7 @@ from central.live import Live
 from central.operations import Operations
 from central.read_api import ReadApi
 from checkd.actions import target_name
-from checkd.chat.bot import ChatBot, Handler, Reply, Usage
+from checkd.chat.bot import ChatBot, Handler, Reply, Usage, event_digits
 from checkd.durations import format_duration, parse_duration
 from checkd.engine.notify.jabber import JabberClient
 from checkd.engine.notify.links import Links
@@ -23,7 +23,8 @@ class Bot(ChatBot):
     HELP_LINES = {**ChatBot.HELP_LINES,
                   "unack": "unack ID - take the acknowledgement back",
                   "downtime": "downtime HOST[/SERVICE] DURATION [comment] - scheduled downtime from now",
-                  "graph": "graph HOST/SERVICE - link to the graph"}
+                  "graph": "graph HOST/SERVICE - link to the graph",
+                  "comment": "comment ID|HOST[/SERVICE] TEXT - a note on the check (and its problem)"}
     INTERNAL_ERROR = "internal error while doing that; it is in central's log"
     log = logging.getLogger(__name__)   # the log lines say central.bot
     ops: Operations                     # all of central's operations, not only ChatActions
@@ -36,7 +37,7 @@ class Bot(ChatBot):
     def handlers(self) -> dict[str, Handler]:
         return {"wassup": self.wassup, "status": self.status, "ack": self.ack, "unack": self.unack,
                 "resched": self.resched, "dis": self.dis, "ena": self.ena, "downtime": self.downtime,
-                "graph": self.graph, "help": self.help}
+                "comment": self.comment, "graph": self.graph, "help": self.help}
 
     async def unack(self, jid: str, args: str, reply: Reply) -> str:
         eid = self._event_id(args, "unack ID")
@@ -58,6 +59,15 @@ class Bot(ChatBot):
             return (f"Downtime #{dt.id} for {target_name(host, service)} for {format_duration(duration)} "
                     f"(until {time.strftime('%H:%M UTC', time.gmtime(dt.end))}).")
         raise Usage(f"Usage: {usage}")
+
+    async def comment(self, jid: str, args: str, reply: Reply) -> str:
+        usage = "comment ID|HOST[/SERVICE] TEXT"
+        (host, service), words, named = await self._event_or_target(args, usage)
+        if not words:
+            raise Usage(f"Usage: {usage}")
+        eid = event_digits(args.split()[0]) if named else None
+        shown = await self.ops.add_comment(host, service, jid, " ".join(words), int(eid) if eid else None)
+        return f"Noted on {target_name(host, service)}{f' [ID#:{shown}]' if shown else ''}."
 
     async def graph(self, jid: str, args: str, reply: Reply) -> str:
         host, service = self._target(args) if args else (None, None)

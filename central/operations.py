@@ -19,7 +19,6 @@ from central.commit import commit
 from checkd.actions import OpError, target_name
 from checkd.engine.db import Op
 from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
-from checkd.engine.events import EventError
 from checkd.engine.ids import SET_META
 from checkd.engine.notify.notifier import Plan
 from checkd.engine import history
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
+MAX_COMMENT = 2000              # characters of a comment
 
 
 class Operations:
@@ -90,19 +90,45 @@ class Operations:
 
     # --- operations -------------------------------------------------------------------
 
-    async def ack(self, eid: int, author: str, comment: str) -> Event:
-        """Sticky until recovery; stops re-notification and escalation; everyone told hears who took it."""
+    async def ack(self, eid: int, author: str, comment: str, sticky: bool = True,
+                  expires: float | None = None) -> Event:
+        """One problem: see `ack_many`."""
+        acked, _ = await self.ack_many([eid], author, comment, sticky, expires)
+        return acked[0]
+
+    async def ack_many(self, eids: list[int], author: str, comment: str, sticky: bool = True,
+                       expires: float | None = None) -> tuple[list[Event], list[int]]:
+        """Acknowledge open problems in one commit (`ack 1 2 3`, `ack host web1`, the page's
+        "ack all shown"): sticky until recovery, else until the state changes; with `expires`
+        at the latest until then. Re-notification and escalation stop; everyone told hears who
+        took it. Returns the problems acknowledged and the IDs that are not open (404 when
+        none is)."""
         now = time.time()
-        eid = self.open_event(eid).id
-        try:
-            ops = self.engine.events.ack(eid, author, comment, now)
-        except EventError:
-            raise OpError(f"no open event {eid} (it recovered, or the ID is wrong: see wassup)", 404) from None
-        ev = self.engine.store.open_events[eid]
-        ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"ack #{eid}: {comment}")]))
-        await self._commit(ops, self.engine.notifier.on_ack(ev, now))
-        log.info("event %d acknowledged by %s: %s", eid, author, comment)
-        return ev
+        if expires is not None and expires <= now:
+            raise OpError("the acknowledgement would expire before it starts: give a time in the future")
+        acked: list[Event] = []
+        missing: list[int] = []
+        for given in dict.fromkeys(eids):
+            ev = self.engine.store.open_events.get(self.engine.store.aliases.get(given, given))
+            if ev is None:
+                missing.append(given)
+            elif all(a.id != ev.id for a in acked):         # named twice: by its ID and an alias
+                acked.append(ev)
+        if not acked:
+            raise OpError(f"no open event {', '.join(map(str, missing))} (it recovered, or the ID is wrong: "
+                          "see wassup)", 404)
+        ops, plan = self.engine.acknowledge(acked, author, comment, now, sticky, expires)
+        ops.append((INSERT_COMMENT, [(ev.host, ev.service, now, author, f"ack #{ev.id}: {comment}") for ev in acked]))
+        await self._commit(ops, plan)
+        log.info("event(s) %s acknowledged by %s%s%s: %s", ", ".join(str(ev.id) for ev in acked), author,
+                 "" if sticky else " (not sticky)", "" if expires is None else f" until {_clock(expires)}", comment)
+        return acked, missing
+
+    def problems_of(self, host: str) -> list[int]:
+        """The open problems of a host and its services, oldest first (`ack host web1`)."""
+        self.target(host, None)
+        return [ev.id for ev in sorted(self.engine.store.open_events.values(), key=lambda e: e.id)
+                if ev.host == host]
 
     async def unack(self, eid: int, author: str) -> Event:
         """Re-notification and escalation resume from where they were."""
@@ -182,6 +208,26 @@ class Operations:
         log.info("notifications %s for %s by %s", "enabled" if enabled else "disabled",
                  target_name(host, service), author)
         return mute
+
+    async def add_comment(self, host: str, service: str | None, author: str, text: str,
+                          event_id: int | None = None) -> int | None:
+        """A free-text comment on a host or service (its page shows it), and, when it names a
+        problem (or the check has one open), in that problem's history too. Returns the event."""
+        text = " ".join(text.split())           # one line: it is shown in lists and logs
+        if not text:
+            raise OpError("a comment needs some text")
+        if len(text) > MAX_COMMENT:
+            raise OpError(f"a comment is at most {MAX_COMMENT} characters")
+        now = time.time()
+        ev = self.engine.store.open_event((host, service)) if event_id is None else \
+            self.engine.store.open_events.get(self.engine.store.aliases.get(event_id, event_id))
+        eid = ev.id if ev is not None else event_id
+        ops: list[Op] = [(INSERT_COMMENT, [(host, service, now, author, text)])]
+        if eid is not None:
+            ops.append((INSERT_HISTORY, [(eid, now, "comment", ev.status if ev else None, text, author)]))
+        await self._commit(ops)
+        log.info("comment on %s%s by %s", target_name(host, service), f" [ID#:{eid}]" if eid else "", author)
+        return eid
 
     async def add_downtime(self, host: str, service: str | None, start: float, end: float, author: str,
                            comment: str) -> Downtime:

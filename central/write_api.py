@@ -38,6 +38,24 @@ class WriteApi(OperatorApi):
             raise bad_request(str(e), status=e.status) from None
         return web.json_response({"event_id": eid, "acknowledged": False, "author": author})
 
+    async def add_comment(self, request: web.Request) -> web.Response:
+        """{"host", "service"?, "text", "author"?} or {"event_id", "text", ...} (that problem's check)."""
+        who, d = await self._body(request)
+        text = d.get("text")
+        if type(text) is not str:
+            raise bad_request("text: expected the comment as a string")
+        try:
+            if "event_id" in d:
+                eid: int | None = event_id_field(d)
+                assert eid is not None
+                host, service = await self.ops.event_target(eid)
+            else:
+                (host, service), eid = self._target(d), None
+            eid = await self.ops.add_comment(host, service, str_field(d, "author") or who, text, eid)
+        except OpError as e:
+            raise bad_request(str(e), status=e.status) from None
+        return web.json_response({"host": host, "service": service, "event_id": eid}, status=201)
+
     async def add_downtime(self, request: web.Request) -> web.Response:
         """{"host", "service"?, "start"?, "end" | "duration", "comment", "author"?}"""
         who, d = await self._body(request)

@@ -37,7 +37,18 @@ class ChatActions(Protocol):
 
     async def event_target(self, eid: int) -> tuple[str, str | None]: ...
 
-    async def ack(self, eid: int, author: str, comment: str) -> Event: ...
+    async def ack(self, eid: int, author: str, comment: str, sticky: bool = True,
+                  expires: float | None = None) -> Event: ...
+
+    async def ack_many(self, eids: list[int], author: str, comment: str, sticky: bool = True,
+                       expires: float | None = None) -> tuple[list[Event], list[int]]:
+        """Acknowledged in one step: those acknowledged, and the IDs not open (OpError 404
+        when none is)."""
+        ...
+
+    def problems_of(self, host: str) -> list[int]:
+        """The open problems of a host and its services."""
+        ...
 
     async def set_notifications(self, host: str, service: str | None, enabled: bool, duration: float | None,
                                 author: str) -> Mute | None: ...

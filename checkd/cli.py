@@ -65,11 +65,16 @@ def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
 
 
-@command("ack", "acknowledge an event: checkd ack ID [-m comment]", "checkd.client")
+@command("ack", "acknowledge problems: checkd ack ID [ID ...] | --host HOST [-m comment] [--expire 2h] "
+                "[--not-sticky]", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
-    p.add_argument("id", type=int, help="event ID")
+    p.add_argument("ids", type=int, nargs="*", metavar="ID", help="event IDs")
+    p.add_argument("--host", help="every open problem of this host and its services")
     p.add_argument("-m", "--message", help="comment")
+    p.add_argument("--expire", metavar="DURATION", help="the acknowledgement ends after this long (e.g. 2h)")
+    p.add_argument("--not-sticky", action="store_true",
+                   help="it ends when the state changes (WARNING -> CRITICAL), not only at recovery")
     p.add_argument("--author", help="who acknowledges (default: the token's name)")
 
 
@@ -105,6 +110,13 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="HOST or HOST/SERVICE")
     p.add_argument("duration", help="e.g. 30m, 2h")
     p.add_argument("-m", "--message", help="comment")
+
+
+@command("comment", "a note on a check or a problem: checkd comment host[/service]|ID text ...", "checkd.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
+    p.add_argument("text", nargs="+", help="the comment")
 
 
 @command("status", "a host's checks (checkd status host[/service]), or without one the daemon's own state",

@@ -78,11 +78,22 @@ def wassup(url: str, token: str | None, args: argparse.Namespace) -> int:
 
 
 def ack(url: str, token: str | None, args: argparse.Namespace) -> int:
-    body = {"event_id": args.id, "comment": args.message or ""}
+    if bool(args.ids) == bool(args.host):
+        raise ApiError("give event IDs or --host HOST")
+    body: dict[str, Any] = ({"event_id": args.ids[0]} if len(args.ids) == 1 else {"event_ids": args.ids}
+                            if args.ids else {"host": args.host})
+    body.update(comment=args.message or "", sticky=not args.not_sticky)
+    if args.expire:
+        body["expire"] = args.expire
     if args.author:
         body["author"] = args.author
     doc = call(url, "POST", "/api/v1/ack", body, token)
-    print(f"event #{doc['event_id']} acknowledged by {doc['author']}")
+    acked = [doc["event_id"]] if "event_id" in doc else doc["acknowledged"]
+    until = f" until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(doc['expires']))}" if doc.get("expires") else ""
+    print(f"event{'s' if len(acked) > 1 else ''} #{', #'.join(map(str, acked))} acknowledged by {doc['author']}"
+          f"{until}{'' if doc.get('sticky', True) else ' (not sticky: ends when the state changes)'}")
+    if doc.get("not_open"):
+        print(f"not open: {', '.join(map(str, doc['not_open']))}")
     return 0
 
 
@@ -115,6 +126,12 @@ def _event_or_target(text: str) -> dict[str, Any]:
 def _what(doc: dict[str, Any]) -> str:
     """The host or host/service an answer is about (an event ID resolved by central)."""
     return doc["host"] if doc["service"] is None else f"{doc['host']}/{doc['service']}"
+
+
+def comment(url: str, token: str | None, args: argparse.Namespace) -> int:
+    doc = call(url, "POST", "/api/v1/comments", {**_event_or_target(args.target), "text": " ".join(args.text)}, token)
+    print(f"noted on {_what(doc)}" + (f" [ID#:{doc['event_id']}]" if doc.get("event_id") else ""))
+    return 0
 
 
 def dis(url: str, token: str | None, args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ work, OpError becomes the HTTP error.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +17,9 @@ from aiohttp import web
 from checkd.actions import ChatActions, OpError
 from checkd.api_json import bad_request, parse_json
 from checkd.durations import parse_duration
+
+MAX_IDS = 1000                  # event IDs one acknowledgement names
+MAX_ACK_EXPIRY = 366 * 86400.0
 
 
 def str_field(d: dict[str, Any], key: str, required: bool = False) -> str | None:
@@ -49,6 +54,24 @@ def event_id_field(d: dict[str, Any]) -> int:
     return eid
 
 
+def ack_options(d: dict[str, Any]) -> tuple[bool, float | None]:
+    """An acknowledgement's `sticky` (default true) and when it expires, from `expire` (a
+    duration from now) or `expires` (a Unix time); None: never."""
+    sticky = d.get("sticky", True)
+    if type(sticky) is not bool:
+        raise bad_request("sticky: expected true or false")
+    expires = d.get("expires")
+    if d.get("expire") is not None:
+        duration = duration_field(d, "expire")
+        if duration is None or not 0 < duration <= MAX_ACK_EXPIRY:
+            raise bad_request("expire: a duration up to a year, e.g. 2h")
+        expires = time.time() + duration
+    elif expires is not None and (type(expires) not in (int, float) or not math.isfinite(expires)
+                                  or not time.time() < expires <= time.time() + MAX_ACK_EXPIRY):
+        raise bad_request("expires: a Unix time within the next year")
+    return sticky, None if expires is None else float(expires)
+
+
 class OperatorApi:
     def __init__(self, ops: ChatActions, writer: Callable[[web.Request], str]):
         """`writer`: the name of the token a write call carries (or raises 401)."""
@@ -70,13 +93,32 @@ class OperatorApi:
             raise bad_request(str(e), status=e.status) from None
 
     async def ack(self, request: web.Request) -> web.Response:
+        """{"event_id": N} or {"event_ids": [N, ...]} or {"host": NAME} (its open problems), with
+        "comment"?, "author"?, "sticky"? (default true), "expire"? (a duration) or "expires"?
+        (a Unix time)."""
         who, d = await self._body(request)
-        eid, author, comment = event_id_field(d), str_field(d, "author") or who, comment_field(d)
+        author, comment = str_field(d, "author") or who, comment_field(d)
+        sticky, expires = ack_options(d)
         try:
-            await self.ops.ack(eid, author, comment)
+            if "event_id" in d:
+                eids = [event_id_field(d)]
+            elif "event_ids" in d:
+                eids = d["event_ids"]
+                if type(eids) is not list or not 0 < len(eids) <= MAX_IDS or any(type(e) is not int for e in eids):
+                    raise bad_request(f"event_ids: expected a list of 1 to {MAX_IDS} event IDs")
+            elif "host" in d:
+                eids = self.ops.problems_of(str_field(d, "host", True) or "")
+                if not eids:
+                    raise OpError(f"no open problems on {d['host']}", 404)
+            else:
+                raise bad_request("give event_id, event_ids or host")
+            acked, missing = await self.ops.ack_many(eids, author, comment, sticky, expires)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"event_id": eid, "acknowledged": True, "author": author})
+        answer = {"author": author, "sticky": sticky, "expires": expires}
+        if "event_id" in d:
+            return web.json_response({"event_id": eids[0], "acknowledged": True, **answer})
+        return web.json_response({"acknowledged": [ev.id for ev in acked], "not_open": missing, **answer})
 
     async def reschedule(self, request: web.Request) -> web.Response:
         """The owning poller runs the check at once, told in its next heartbeat answer."""

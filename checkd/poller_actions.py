@@ -21,7 +21,6 @@ from checkd.actions import OpError, target_name
 from checkd.config.model import Objects
 from checkd.engine import history, oplog
 from checkd.engine.db import Op
-from checkd.engine.events import EventError
 from checkd.engine.notify.notifier import Plan
 from checkd.engine.store import DELETE_MUTE, UPSERT_MUTE, CheckView, Event, Mute
 from checkd.result import CheckKey
@@ -80,20 +79,32 @@ class PollerActions:
 
     # --- operations -------------------------------------------------------------------
 
-    async def ack(self, eid: int, author: str, comment: str) -> Event:
-        """As at central: sticky until recovery; whoever was told hears who took it."""
+    async def ack(self, eid: int, author: str, comment: str, sticky: bool = True,
+                  expires: float | None = None) -> Event:
+        acked, _ = await self.ack_many([eid], author, comment, sticky, expires)
+        return acked[0]
+
+    async def ack_many(self, eids: list[int], author: str, comment: str, sticky: bool = True,
+                       expires: float | None = None) -> tuple[list[Event], list[int]]:
+        """As at central: whoever was told hears who took it; re-notification and escalation stop."""
         self._acting()
-        ev = self.open_event(eid)
         now = time.time()
-        try:
-            ops = self.engine.events.ack(ev.id, author, comment, now)
-        except EventError:
-            raise OpError(f"no open event {eid} here", 404) from None
-        action = oplog.Action(0, now, "ack", ev.id, ev.host, ev.service, author, comment)
-        await self._record(ops, action, self.engine.notifier.on_ack(ev, now))
-        log.warning("event %d acknowledged at poller %s by %s (central unreachable): %s", ev.id, self.name,
-                    author, comment)
-        return ev
+        acked = [ev for eid in dict.fromkeys(eids) if (ev := self.store.open_events.get(eid)) is not None]
+        missing = [eid for eid in dict.fromkeys(eids) if eid not in self.store.open_events]
+        if not acked:
+            raise OpError(f"no open event {', '.join(map(str, missing))} here (it recovered, or the ID is wrong: "
+                          "see wassup)", 404)
+        ops, plan = self.engine.acknowledge(acked, author, comment, now, sticky, expires)
+        ops.append((oplog.INSERT, [oplog.Action(0, now, "ack", ev.id, ev.host, ev.service, author, comment, expires,
+                                                sticky).row() for ev in acked]))
+        await self.engine.commit(ops, plan)
+        log.warning("event(s) %s acknowledged at poller %s by %s (central unreachable): %s",
+                    ", ".join(str(ev.id) for ev in acked), self.name, author, comment)
+        return acked, missing
+
+    def problems_of(self, host: str) -> list[int]:
+        self.target(host, None)
+        return [ev.id for ev in sorted(self.store.open_events.values(), key=lambda e: e.id) if ev.host == host]
 
     async def set_notifications(self, host: str, service: str | None, enabled: bool, duration: float | None,
                                 author: str) -> Mute | None:

@@ -152,7 +152,8 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             assert await me.ask("   ") == "Empty command. Try `help`."
             assert "commands are at most 1000" in await me.ask("x" * 10_000)
             assert await me.ask("wassup ☃") == "Usage: wassup [all]"
-            assert await me.ask("ack") == "Usage: ack ID [comment] (an event ID is a number, see wassup)"
+            assert await me.ask("ack") == ("Usage: ack ID [ID ...] | ack host HOST, then [for DURATION] [nonsticky] "
+                                           "[comment] (an event ID is a number, see wassup)")
             assert await me.ask("ack 999999999") == \
                 "no open event 999999999 (it recovered, or the ID is wrong: see wassup)"
             assert (await me.ask("frobnicate now")).startswith("Unknown command 'frobnicate'.")

@@ -126,9 +126,10 @@ class Timeline:
         n = self.engine.notifier
         return stages.held(n, self.event(host, service), recipients.config_of(n.objs, host, service), self.now)
 
-    async def ack(self, host: str, service: str | None, author: str = "alice") -> None:
+    async def ack(self, host: str, service: str | None, author: str = "alice", sticky: bool = True,
+                  expires: float | None = None) -> None:
         ev = self.event(host, service)
-        ops = self.engine.events.ack(ev.id, author, "on it", self.now)
+        ops = self.engine.events.ack(ev.id, author, "on it", self.now, sticky, expires)
         await self.engine.commit(ops, self.engine.notifier.on_ack(ev, self.now))
 
     async def mute(self, host: str, service: str | None, until: float | None = None) -> None:
@@ -195,6 +196,37 @@ def test_soft_then_hard_is_told_once_and_an_ack_stops_the_escalation(run) -> Non
             ("ACKNOWLEDGEMENT", "dba", 1, 1, 360), ("ACKNOWLEDGEMENT", "ops", 1, 1, 360),
             ("RECOVERY", "dba", 1, 1, 1260), ("RECOVERY", "ops", 1, 1, 1260)]
         assert sorted(t.delivered) == list(range(1, 7)), "every decision is handed on after its commit"
+    run(scenario)
+
+
+def test_an_ack_that_is_not_sticky_ends_on_warning_to_critical_and_a_sticky_one_does_not(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        for service in ("Disk", "HTTP"):
+            host = "db1.ladc1" if service == "Disk" else "web1.ladc1"
+            await t.result(host, service, WARNING)
+            await t.ack(host, service, sticky=service == "HTTP")
+        await t.advance(60)
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        await t.result("web1.ladc1", "HTTP", CRITICAL)
+        assert not t.event("db1.ladc1", "Disk").acknowledged and t.event("web1.ladc1", "HTTP").acknowledged
+        logged = await t.logged()
+        assert [r for r in logged if r[0] == "PROBLEM"] == [
+            ("PROBLEM", "ops", 1, 1, 0), ("PROBLEM", "ops", 1, 1, 0), ("PROBLEM", "ops", 2, 1, 60)]
+        assert logged == [("PROBLEM", "ops", 1, 1, 0), ("ACKNOWLEDGEMENT", "ops", 1, 1, 0)] * 2 + [
+            ("PROBLEM", "ops", 2, 1, 60)], "only the problem whose ack was not sticky is told again"
+    run(scenario)
+
+
+def test_an_expiring_ack_lets_re_notification_resume_when_it_lapses(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("db1.ladc1", "Disk", CRITICAL)           # re-notified every 30 minutes
+        await t.ack("db1.ladc1", "Disk", expires=T0 + 45 * 60)
+        await t.advance(44 * 60)
+        assert t.held("db1.ladc1", "Disk") is None and [r[0] for r in await t.logged()] == [
+            "PROBLEM", "ACKNOWLEDGEMENT"], "acknowledged: no re-notification at 30 minutes"
+        await t.advance(2 * 60)
+        assert not t.event("db1.ladc1", "Disk").acknowledged
+        assert (await t.logged())[2:] == [("PROBLEM", "ops", 2, 1, 45 * 60)]
     run(scenario)
 
 

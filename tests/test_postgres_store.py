@@ -94,6 +94,37 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_an_acknowledged_problem_survives_the_upgrade_to_expiring_acks(tmp_path: Path, store: str,
+                                                                       request: pytest.FixtureRequest):
+    """A database from before sticky and expiring acks (schema 3): its columns are added, and a
+    problem acknowledged then stays acknowledged, sticky, without expiry."""
+    import sqlite3
+    dsn = request.getfixturevalue("postgres_dsn") if store == "postgresql" else ""
+    c = CentralProc(tmp_path, extra=on_postgresql(dsn) if dsn else "")
+    c.start()
+    eid = open_problem(c, 1, *DISK)
+    assert c.write("POST", "/api/v1/ack", {"event_id": eid, "comment": "before the upgrade"})[0] == 200
+    c.stop()
+    drop = ["ALTER TABLE events DROP COLUMN ack_sticky", "ALTER TABLE events DROP COLUMN ack_expires"]
+    if dsn:
+        import psycopg
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for stmt in [*drop, "UPDATE meta SET value = 3 WHERE key = 'schema_version'"]:
+                conn.execute(stmt)
+    else:
+        with sqlite3.connect(tmp_path / "state" / "central.sqlite") as db:
+            for stmt in [*drop, "PRAGMA user_version = 3"]:
+                db.execute(stmt)
+    c.start()
+    try:
+        [p] = c.get("/api/v1/problems")["problems"]
+        assert (p["id"], p["acknowledged"], p["ack_sticky"], p["ack_expires"]) == (eid, True, True, None)
+        assert c.write("POST", "/api/v1/ack", {"event_id": eid, "expire": "1h", "sticky": False})[0] == 200
+    finally:
+        c.stop()
+
+
 def test_a_schema_from_a_newer_checkd_is_refused(tmp_path: Path, postgres_dsn: str):
     c = CentralProc(tmp_path, extra=on_postgresql(postgres_dsn))
     c.start()

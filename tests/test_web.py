@@ -277,3 +277,32 @@ def test_a_problem_row_escapes_everything_and_shortens_long_output() -> None:
     assert "&lt;b&gt;" in html and "h&lt;1&gt;" in html and "S &quot;q&quot;" in html and "s&amp;1" in html
     assert '<tr class="s-critical handled" id="ev-7">' in html and "#7</a>" in html and ">1m</time>" in html
     assert "x" * (OUTPUT_CHARS - 4) + "…" in html and "x" * (OUTPUT_CHARS - 3) not in html
+
+
+def test_ack_all_shown_acknowledges_the_rows_the_page_showed_and_comments_are_kept(central: CentralProc) -> None:
+    """After a storm: the overview, filtered to one host, offers "Acknowledge all shown"; it
+    acknowledges the unacknowledged rows the page showed and nothing else."""
+    c = central
+    post(c, "poller-ladc1", [("db1.ladc1", "Disk /", 2, "full"), ("db1.ladc1", "Mysql Health Slave Check", 2, "lag"),
+                             ("web1.ladc1", "Disk /", 2, "full")], 1)
+    ids = {(p["host"], p["service"]): p["id"] for p in c.get("/api/v1/problems")["problems"]}
+    assert "do-ack-all" not in http(c, "GET", "/?host=db1*")[2]            # read-only without a login
+    cookie = login(c)
+    html = http(c, "GET", "/?host=db1*", cookie=cookie)[2]
+    shown = [int(i) for i in re.findall(r'<input type="hidden" form="ack-all" name="event_id" value="(\d+)">', html)]
+    assert sorted(shown) == sorted([ids[("db1.ladc1", "Disk /")], ids[("db1.ladc1", "Mysql Health Slave Check")]])
+    form = [("csrf", csrf_of(html)), ("next", "/?host=db1*"), ("comment", "storm: on it"),
+            *(("event_id", str(i)) for i in shown)]
+    status, headers, _ = http(c, "POST", "/action/ack", form, cookie=cookie)     # type: ignore[arg-type]
+    assert status == 303 and headers["Location"].endswith("done=ack")
+    acked = {(p["host"], p["service"]): p["acknowledged"] for p in c.get("/api/v1/problems")["problems"]}
+    assert acked == {("db1.ladc1", "Disk /"): True, ("db1.ladc1", "Mysql Health Slave Check"): True,
+                     ("web1.ladc1", "Disk /"): False}
+    # A comment on the check, from its page: on the page, and in its open problem's history.
+    page = "/service/web1.ladc1/Disk%20%2F"
+    hidden = {"host": "web1.ladc1", "service": "Disk /", "csrf": csrf_of(html), "next": page, "text": "new disk ordered"}
+    assert http(c, "POST", "/action/comment", hidden, cookie=cookie)[0] == 303
+    assert "new disk ordered" in http(c, "GET", page)[2]
+    history = c.get(f"/api/v1/events/{ids[('web1.ladc1', 'Disk /')]}")["history"]
+    assert [(h["kind"], h["output"], h["author"]) for h in history if h["kind"] == "comment"] == [
+        ("comment", "new disk ordered", "ops")]

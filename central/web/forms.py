@@ -26,12 +26,13 @@ if TYPE_CHECKING:
     from central.web.pages import Pages
 
 MAX_COMMENT = 2000
+MAX_ACK = 5000                  # rows one "Acknowledge all shown" may name
 MAX_DOWNTIME = 30 * 86400.0
 # What a redirect back says happened (the URL carries only this key, never text).
 DONE = {"ack": "Acknowledged.", "unack": "Acknowledgement taken back.",
         "reschedule": "Check requested: the new result appears here when it arrives.",
         "muted": "Notifications disabled.", "unmuted": "Notifications enabled.",
-        "downtime": "Downtime scheduled.", "login": "Logged in.", "logout": "Logged out."}
+        "downtime": "Downtime scheduled.", "comment": "Comment added.", "login": "Logged in.", "logout": "Logged out."}
 
 
 class FormError(Exception):
@@ -162,15 +163,20 @@ class Forms:
         raise web.HTTPSeeOther(_with_done(safe_next(form.get("next")), code))  # type: ignore[arg-type]
 
     async def _do(self, action: str, form: Any, author: str) -> str:
-        if action in ("ack", "unack"):
+        if action == "ack":
+            # One problem's button, or "Acknowledge all shown" after a storm (every row's ID).
+            eids = form.getall("event_id", [])
+            if not eids or len(eids) > MAX_ACK or not all(isinstance(e, str) and e.isdigit() for e in eids):
+                raise FormError(f"event_id: 1 to {MAX_ACK} event numbers (nothing to acknowledge?)")
+            await self.ops.ack_many([int(e) for e in eids], author,
+                                    _field(form, "comment", required=False, limit=MAX_COMMENT))
+            return action
+        if action == "unack":
             try:
                 eid = int(_field(form, "event_id"))
             except ValueError:
                 raise FormError("event_id: expected a number") from None
-            if action == "ack":
-                await self.ops.ack(eid, author, _field(form, "comment", required=False, limit=MAX_COMMENT))
-            else:
-                await self.ops.unack(eid, author)
+            await self.ops.unack(eid, author)
             return action
         if action == "reschedule":
             await self.ops.reschedule(*self._target(form), author)
@@ -181,6 +187,10 @@ class Forms:
             duration = _duration(_field(form, "duration", required=False)) if not enabled else None
             await self.ops.set_notifications(host, service, enabled, duration, author)
             return "unmuted" if enabled else "muted"
+        if action == "comment":
+            host, service = self._target(form)
+            await self.ops.add_comment(host, service, author, _field(form, "text", limit=MAX_COMMENT))
+            return "comment"
         if action == "downtime":
             host, service = self._target(form)
             duration = _duration(_field(form, "duration"))

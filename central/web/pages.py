@@ -177,7 +177,7 @@ class Pages:
                          *(g for s in self.live.objs.services.values() for g in s.groups)})
         more = len(model["problems"]) - len(shown)
         ctx.update(m=model, f=f, all_sites=all_sites, all_groups=groups, all_states=views.TOTALS_ORDER,
-                   more=more, all_url="/?" + urlencode([*((k, v) for k, v in f.pairs() if k != "limit"),
+                   more=more, shown=shown, all_url="/?" + urlencode([*((k, v) for k, v in f.pairs() if k != "limit"),
                                                         ("limit", "all")]))
         return self._live(request, digest, ctx, "overview.html.j2", "_overview_region.html.j2",
                           late=lambda: {"rows": self.rows.render(shown, keys, now)})

@@ -55,7 +55,8 @@ class ChatBot:
     HELP_LINES: ClassVar[dict[str, str]] = {
         "wassup": "wassup [all] - open problems, worst first",
         "status": "status HOST[/SERVICE] - current state",
-        "ack": "ack ID [comment] - acknowledge: stops re-notification and escalation",
+        "ack": "ack ID [ID ...] | ack host HOST, [for 2h] [nonsticky] [comment] - acknowledge: stops "
+               "re-notification and escalation",
         "resched": "resched ID|HOST[/SERVICE] - run the check now and tell me the result",
         "dis": "dis ID|HOST[/SERVICE] [DURATION] - disable notifications (e.g. 2h; default: until ena)",
         "ena": "ena ID|HOST[/SERVICE] - enable notifications",
@@ -211,7 +212,7 @@ class ChatBot:
     # --- argument helpers ----------------------------------------------------------------
 
     def _event_id(self, word: str, usage: str) -> int:
-        digits = _digits(word)
+        digits = event_digits(word)
         if not digits.isdigit() or len(digits) > 18:
             raise Usage(f"Usage: {usage} (an event ID is a number, see wassup)")
         return int(digits)
@@ -220,7 +221,7 @@ class ChatBot:
         """`367768 2h` (the event's host or service) or `HOST[/SERVICE] 2h`: the target, the
         words after it, and `[ID#:N] ` to show when an ID named it."""
         word, _, rest = args.partition(" ")
-        if _digits(word).isdigit():
+        if event_digits(word).isdigit():
             eid = self._event_id(word, usage)
             return await self.ops.event_target(eid), rest.split(), f" [ID#:{eid}]"
         target, more = self._target_then(args, usage)
@@ -310,15 +311,45 @@ class ChatBot:
         return "\n".join(lines)
 
     async def ack(self, jid: str, args: str, reply: Reply) -> str:
-        word, _, comment = args.partition(" ")
-        eid = self._event_id(word, "ack ID [comment]")
-        ev = await self.ops.ack(eid, jid, comment.strip())
-        return f"Acknowledged [ID#:{eid}] {target_name(ev.host, ev.service)}; escalation stopped."
+        """`ack 1 2 3 [for 2h] [nonsticky] [comment]`, or `ack host web1 ...` (its open problems)."""
+        usage = "ack ID [ID ...] | ack host HOST, then [for DURATION] [nonsticky] [comment]"
+        words = args.split()
+        if words[:1] and words[0].lower() == "host" and len(words) > 1:
+            host = self._find(words[1], self.objects().hosts)
+            if host is None:
+                raise Usage(f"Unknown host {words[1][:80]!r}.")
+            eids, words = self.ops.problems_of(host), words[2:]
+            if not eids:
+                return f"No open problems on {host}."
+        else:
+            eids = []
+            while words and event_digits(words[0]).isdigit():
+                eids.append(self._event_id(words.pop(0), usage))
+            if not eids:
+                raise Usage(f"Usage: {usage} (an event ID is a number, see wassup)")
+        expires, sticky = None, True
+        while words and words[0].lower() in ("for", "nonsticky", "non-sticky"):
+            if words.pop(0).lower() != "for":
+                sticky = False
+                continue
+            duration = self._duration(words[:1], usage, required=True)
+            assert duration is not None
+            expires, words = time.time() + duration, words[1:]
+        acked, missing = await self.ops.ack_many(eids, jid, " ".join(words), sticky, expires)
+        named = ", ".join(f"[ID#:{ev.id}] {target_name(ev.host, ev.service)}" for ev in acked)
+        text = f"Acknowledged {named}; escalation stopped."
+        if expires is not None:
+            text += f" Until {time.strftime('%H:%M UTC', time.gmtime(expires))}."
+        if not sticky:
+            text += " Not sticky: it ends when the state changes."
+        if missing:
+            text += f" Not open: {', '.join(map(str, missing))}."
+        return text
 
     async def resched(self, jid: str, args: str, reply: Reply) -> str:
         if not args:
             raise Usage("Usage: resched ID|HOST[/SERVICE]")
-        if _digits(args).isdigit():
+        if event_digits(args).isdigit():
             ev = self.ops.open_event(self._event_id(args, "resched ID|HOST[/SERVICE]"))
             host, service = ev.host, ev.service
         else:
@@ -358,6 +389,6 @@ class ChatBot:
         return f"Notifications for {target_name(host, service)}{named} enabled."
 
 
-def _digits(word: str) -> str:
+def event_digits(word: str) -> str:
     """An event ID as people write it: `367768`, `#367768` or `ID#:367768`, without the prefix."""
     return word.removeprefix("#").removeprefix("ID#:").removeprefix("id#:")

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS events (
     opened REAL NOT NULL, closed REAL, status INTEGER NOT NULL, parent_id INTEGER,
     flapping INTEGER NOT NULL, acknowledged INTEGER NOT NULL, ack_author TEXT, ack_comment TEXT,
     source TEXT NOT NULL, notified_status INTEGER, notified_at REAL NOT NULL DEFAULT 0,
-    rounds INTEGER NOT NULL DEFAULT 0, level INTEGER NOT NULL DEFAULT 1);
+    rounds INTEGER NOT NULL DEFAULT 0, level INTEGER NOT NULL DEFAULT 1,
+    ack_sticky INTEGER NOT NULL DEFAULT 1, ack_expires REAL);
 CREATE TABLE IF NOT EXISTS event_history (event_id INTEGER NOT NULL, ts REAL NOT NULL,
     kind TEXT NOT NULL, status INTEGER, output TEXT, author TEXT);
 CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
@@ -298,12 +299,14 @@ class SqliteDatabase(Database):
 POLLER_EVENT_IDS = "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases"
 
 
-_EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",
-                  "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1"}
+EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",
+                 "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1",
+                 "ack_sticky": "INTEGER NOT NULL DEFAULT 1", "ack_expires": "REAL"}
 
 
-SCHEMA_VERSION = 3     # 1: before notification progress and deployments; 2: before deployment summaries
-                       # and downtime phases; 3: this SCHEMA (migrations go by the columns present)
+SCHEMA_VERSION = 4     # 1: before notification progress and deployments; 2: before deployment summaries
+                       # and downtime phases; 3: before sticky and expiring acks; 4: this SCHEMA
+                       # (migrations go by the columns present)
 
 
 class SchemaError(Exception):
@@ -320,7 +323,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             "Install the newer checkd again, or restore the state directory from before the upgrade.")
     have = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
     if have:
-        for name, decl in _EVENT_COLUMNS.items():
+        for name, decl in EVENT_COLUMNS.items():
             if name not in have:
                 conn.execute(f"ALTER TABLE events ADD COLUMN {name} {decl}")
     downtime_cols = {r[1] for r in conn.execute("PRAGMA table_info(downtimes)")}

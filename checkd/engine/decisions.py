@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 VERSION_KEY = "decisions_version"           # in meta: the version of what the poller holds
 CLEAR = ("DELETE FROM mutes", "DELETE FROM downtimes", "DELETE FROM deployments")
 INSERT_DOWNTIME = "INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)"
-PROGRESS = ("acknowledged", "ack_author", "ack_comment", "notified_status", "notified_at", "rounds", "level")
+PROGRESS = ("acknowledged", "ack_author", "ack_comment", "ack_sticky", "ack_expires", "notified_status",
+            "notified_at", "rounds", "level")
 # The poller's own table: who central told of each problem, so that its acknowledgement and
 # recovery notices reach them when the poller sends those itself (also after a restart).
 TOLD_SCHEMA = ("CREATE TABLE IF NOT EXISTS told_by_central (event_id INTEGER NOT NULL, contact TEXT NOT NULL, "
@@ -112,7 +113,7 @@ def apply(store: Store, told: dict[int, set[str]], doc: dict[str, Any]) -> tuple
             view.event_id = eid
             ops.append(view.op())
         for k, v in progress.items():
-            setattr(ev, k, bool(v) if k == "acknowledged" else v)
+            setattr(ev, k, bool(v) if k in ("acknowledged", "ack_sticky") else v)
         changed.append(ev.row())
         told.setdefault(ev.id, set()).update(contacts)
         told_rows += [(ev.id, c) for c in contacts]

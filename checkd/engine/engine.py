@@ -22,7 +22,7 @@ from checkd.engine.notify.channels import Channels
 from checkd.engine.notify.dispatch import Dispatcher, GraphSource
 from checkd.engine.notify.downtimes import DowntimeNotices
 from checkd.engine.notify.notifier import Notifier, Plan, Planned
-from checkd.engine.store import CheckView, Store
+from checkd.engine.store import CheckView, Event, Store
 from checkd.result import CheckResult
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,17 @@ class Engine:
             ops.insert(0, (UPSERT_CHECK, rows))
         return ops, stale
 
+    def acknowledge(self, events: list[Event], author: str, comment: str, now: float, sticky: bool = True,
+                    expires: float | None = None) -> tuple[list[Op], Plan]:
+        """Open problems acknowledged (events.ack) and the ACKNOWLEDGEMENT to whoever was told of
+        each: what an operator's ack at central or at a poller commits."""
+        ops: list[Op] = []
+        plan = Plan()
+        for ev in events:
+            ops += self.events.ack(ev.id, author, comment, now, sticky, expires)
+            plan.add(self.notifier.on_ack(ev, now))
+        return ops, plan
+
     def decide(self, now: float) -> Plan:
         """The notifications the event changes since the last call call for."""
         return self.notifier.on_changes(self.events.take_changes(), now)
@@ -180,10 +191,10 @@ class Engine:
             self.deliver(plan.notes)
 
     def tick(self, now: float) -> tuple[list[Op], Plan]:
-        """What the passing of time decides: deployments ending (they unmute, so first),
-        downtimes starting and ending, escalations, re-notifications, held problems whose
+        """What the passing of time decides: deployments ending (they unmute, so first) and
+        acknowledgements expiring, downtimes starting and ending, escalations, re-notifications, held problems whose
         hold ended (after the DOWNTIMEEND that lets them out, as in Nagios)."""
-        expired = self.store.deployments.expire(now)
+        expired = self.store.deployments.expire(now) + self.events.expire_acks(now)
         return expired, self.downtimes.tick(now).add(self.notifier.tick(now))
 
     async def _ticker(self) -> None:

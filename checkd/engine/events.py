@@ -58,6 +58,10 @@ class Events:
                 self.changes.append(("recovery", ev))
             elif view.status != ev.status:
                 history.append((ev.id, ts, "state", view.status, view.output, None))
+                if ev.acknowledged and not ev.ack_sticky:
+                    # Nagios: an acknowledgement that is not sticky ends with any change of state.
+                    _clear_ack(ev)
+                    history.append((ev.id, ts, "ack_ended", view.status, "not sticky: the state changed", None))
                 ev.status = view.status
                 changed = ev
                 self.changes.append(("state", ev))
@@ -144,20 +148,40 @@ class Events:
         """A service problem while its host's event is open is not a problem of its own."""
         return ev.parent_id is not None and ev.parent_id in self.store.open_events
 
-    def ack(self, eid: int, author: str, comment: str, ts: float) -> list[Op]:
-        """Acknowledge an open event; it stays acknowledged until it recovers (sticky)."""
+    def ack(self, eid: int, author: str, comment: str, ts: float, sticky: bool = True,
+            expires: float | None = None) -> list[Op]:
+        """Acknowledge an open event: until it recovers (sticky), or until its state changes
+        (not sticky, Nagios); and, with `expires`, at the latest until then."""
         ev = self.store.open_events.get(eid)
         if ev is None:
             raise EventError(f"event {eid} is not open")
         ev.acknowledged, ev.ack_author, ev.ack_comment = True, author, comment
+        ev.ack_sticky, ev.ack_expires = sticky, expires
         return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "ack", ev.status, comment, author)])]
 
     def unack(self, eid: int, author: str, ts: float) -> list[Op]:
         ev = self.store.open_events.get(eid)
         if ev is None:
             raise EventError(f"event {eid} is not open")
-        ev.acknowledged, ev.ack_author, ev.ack_comment = False, None, None
+        _clear_ack(ev)
         return [(UPSERT_EVENT, [ev.row()]), (INSERT_HISTORY, [(eid, ts, "unack", ev.status, "", author)])]
+
+    def expire_acks(self, now: float) -> list[Op]:
+        """Acknowledgements past their expiry end: re-notification and escalation resume."""
+        lapsed = [ev for ev in self.store.open_events.values()
+                  if ev.acknowledged and ev.ack_expires is not None and ev.ack_expires <= now]
+        for ev in lapsed:
+            _clear_ack(ev)
+        if not lapsed:
+            return []
+        return [(UPSERT_EVENT, [ev.row() for ev in lapsed]),
+                (INSERT_HISTORY, [(ev.id, now, "ack_expired", ev.status, "the acknowledgement expired", None)
+                                  for ev in lapsed])]
+
+
+def _clear_ack(ev: Event) -> None:
+    ev.acknowledged, ev.ack_author, ev.ack_comment = False, None, None
+    ev.ack_sticky, ev.ack_expires = True, None
 
 
 def apply_result(store: Store, events: Events, source: str, r: CheckResult) -> tuple[CheckView, list[Op]] | None:

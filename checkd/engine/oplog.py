@@ -16,10 +16,11 @@ MAX_TEXT = 1000                 # characters of a comment or author kept
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS operator_actions (id INTEGER PRIMARY KEY, ts REAL NOT NULL, "
           "kind TEXT NOT NULL, event_id INTEGER, host TEXT NOT NULL, service TEXT NOT NULL, author TEXT NOT NULL, "
-          "comment TEXT NOT NULL, until REAL, handed INTEGER NOT NULL DEFAULT 0);\n")
-INSERT = "INSERT INTO operator_actions (ts, kind, event_id, host, service, author, comment, until) VALUES (?,?,?,?,?,?,?,?)"
-UNHANDED = "SELECT id, ts, kind, event_id, host, service, author, comment, until FROM operator_actions " \
-           "WHERE handed = 0 ORDER BY id"
+          "comment TEXT NOT NULL, until REAL, sticky INTEGER NOT NULL DEFAULT 1, handed INTEGER NOT NULL DEFAULT 0);\n")
+INSERT = ("INSERT INTO operator_actions (ts, kind, event_id, host, service, author, comment, until, sticky) "
+          "VALUES (?,?,?,?,?,?,?,?,?)")
+UNHANDED = ("SELECT id, ts, kind, event_id, host, service, author, comment, until, sticky FROM operator_actions "
+            "WHERE handed = 0 ORDER BY id")
 MARK_HANDED = "UPDATE operator_actions SET handed = 1 WHERE id <= ?"
 
 
@@ -38,16 +39,17 @@ class Action:
     service: str | None
     author: str
     comment: str = ""
-    until: float | None = None  # dis: when the mute ends (None: until ena)
+    until: float | None = None  # dis: when the mute ends (None: until ena); ack: when it expires
+    sticky: bool = True         # ack: until recovery (else until the state changes)
 
     def row(self) -> tuple[Any, ...]:
         """For INSERT (the id numbers itself)."""
         return (self.ts, self.kind, self.event_id, self.host, self.service or "", self.author[:MAX_TEXT],
-                self.comment[:MAX_TEXT], self.until)
+                self.comment[:MAX_TEXT], self.until, int(self.sticky))
 
     @classmethod
     def from_row(cls, r: tuple[Any, ...]) -> Action:
-        return cls(r[0], r[1], r[2], r[3], r[4], r[5] or None, r[6], r[7], r[8])
+        return cls(r[0], r[1], r[2], r[3], r[4], r[5] or None, r[6], r[7], r[8], bool(r[9]))
 
     def json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,6 +67,8 @@ class Action:
             raise ValueError(f"kind: one of {', '.join(KINDS)}")
         if eid is not None and type(eid) is not int:
             raise ValueError("event_id: expected an integer or null")
+        if type(d.get("sticky", True)) is not bool:
+            raise ValueError("sticky: expected true or false")
         texts = {}
         for key in ("host", "author", "comment", "service"):
             v = d.get(key, "" if key in ("comment", "service") else None)
@@ -77,7 +81,7 @@ class Action:
         if ts is None:
             raise ValueError("ts: expected a time (a finite Unix time)")
         return cls(aid, ts, d["kind"], eid, texts["host"], texts["service"] or None, texts["author"],
-                   texts["comment"], until)
+                   texts["comment"], until, d.get("sticky", True))
 
 
 def _time(d: dict[str, Any], key: str, number: Callable[[Any], float | None]) -> float | None:

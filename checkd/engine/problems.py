@@ -15,6 +15,7 @@ def problem(store: Store, events: Events, ev: Event, now: float) -> dict[str, An
     return {"id": ev.id, "host": ev.host, "service": ev.service, "state": state_name(ev.service, ev.status),
             "status": ev.status, "since": ev.opened, "closed": ev.closed, "acknowledged": ev.acknowledged,
             "ack_author": ev.ack_author, "ack_comment": ev.ack_comment,
+            "ack_sticky": ev.ack_sticky if ev.acknowledged else None, "ack_expires": ev.ack_expires,
             "muted": store.muted(ev.host, ev.service, now), "flapping": ev.flapping,
             "parent_id": ev.parent_id, "suppressed": events.suppressed(ev), "source": ev.source}
 

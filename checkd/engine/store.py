@@ -67,6 +67,10 @@ class Event:
     notified_at: float = 0.0            # when the last problem/escalation round went out
     rounds: int = 0                     # problem notification rounds so far (re-notifications)
     level: int = 1                      # highest escalation level reached
+    # The acknowledgement's kind (Nagios): sticky until recovery, or ended by any state change;
+    # and when it lapses on its own (Icinga 2's expiry; None: never).
+    ack_sticky: bool = True
+    ack_expires: float | None = None
 
     @property
     def key(self) -> CheckKey:
@@ -75,15 +79,16 @@ class Event:
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.host, self.service or "", self.opened, self.closed, self.status, self.parent_id,
                 int(self.flapping), int(self.acknowledged), self.ack_author, self.ack_comment, self.source,
-                self.notified_status, self.notified_at, self.rounds, self.level)
+                self.notified_status, self.notified_at, self.rounds, self.level, int(self.ack_sticky),
+                self.ack_expires)
 
     @classmethod
     def from_row(cls, r: tuple[Any, ...]) -> Event:
         return cls(r[0], r[1], _svc(r[2]), r[3], r[5], r[4], r[6], bool(r[7]), bool(r[8]), r[9], r[10], r[11],
-                   r[12], r[13], r[14], r[15])
+                   r[12], r[13], r[14], r[15], bool(r[16]), r[17])
 
 
-UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+UPSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 INSERT_HISTORY = "INSERT INTO event_history VALUES (?,?,?,?,?,?)"
 UPSERT_POLLER = "INSERT OR REPLACE INTO pollers VALUES (?,?,?,?)"
 INSERT_ALIAS = "INSERT OR IGNORE INTO event_aliases VALUES (?,?)"
