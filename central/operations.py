@@ -237,7 +237,7 @@ class Operations:
         did = self.engine.store.meta.get("next_downtime_id", 1)
         self.engine.store.meta["next_downtime_id"] = did + 1
         dt = Downtime(did, host, service, float(start), float(end), author, comment)
-        self.engine.store.downtimes[did] = dt
+        self.engine.store.put_downtime(dt)
         text = f"downtime #{did} {_clock(start)} - {_clock(end)}: {comment}"
         # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
         plan = self.engine.downtimes.added(dt, now)
@@ -249,7 +249,7 @@ class Operations:
         return self.engine.store.downtimes.get(did, dt)
 
     async def delete_downtime(self, did: int, author: str) -> Downtime:
-        dt = self.engine.store.downtimes.pop(did, None)
+        dt = self.engine.store.pop_downtime(did)
         if dt is None:
             raise OpError(f"no downtime {did}", 404)
         now = time.time()

@@ -7,6 +7,7 @@ Nagios uses the local time zone of the machine it runs on.
 
 from __future__ import annotations
 
+import calendar
 import datetime
 from collections.abc import Mapping
 
@@ -87,7 +88,20 @@ def _own_ranges(period: TimePeriod, day: datetime.date) -> Ranges:
     yearly = period.yearly.get((day.month, day.day))
     if yearly is not None:
         return _union(yearly)
+    if period.monthly:
+        monthly = [ranges for key, ranges in period.monthly.items() if key in _month_keys(day)]
+        if monthly:
+            return _union(tuple(r for ranges in monthly for r in ranges))
     return _union(period.weekdays.get(day.weekday(), ()))
+
+
+def _month_keys(day: datetime.date) -> tuple[tuple[int, int], ...]:
+    """The `monthly` keys a day answers to: day N and day -N of its month, and the Nth and
+    Nth-from-last of its weekday (the 3rd of December 2026, a Thursday: day 3, day -29,
+    thursday 1, thursday -5)."""
+    last = calendar.monthrange(day.year, day.month)[1]
+    nth, from_end = (day.day - 1) // 7 + 1, -((last - day.day) // 7 + 1)
+    return (7, day.day), (7, day.day - last - 1), (day.weekday(), nth), (day.weekday(), from_end)
 
 
 def _union(ranges: Ranges) -> Ranges:

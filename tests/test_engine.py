@@ -141,7 +141,7 @@ class Timeline:
     async def downtime(self, host: str, service: str | None, start: float, end: float) -> Downtime:
         did = len(self.engine.store.downtimes) + 1
         dt = Downtime(did, host, service, start, end, "alice", "maintenance")
-        self.engine.store.downtimes[did] = dt
+        self.engine.store.put_downtime(dt)
         await self.engine.commit([], self.engine.downtimes.added(dt, self.now))
         return dt
 

@@ -178,8 +178,9 @@ class TimePeriod:
 
     An exception that matches a day replaces that day's weekday ranges (empty
     ranges: not active that day). When several match, the most specific kind
-    wins: `exceptions` (one date) over `date_ranges` over `yearly`; matches of
-    the same kind add up. Evaluated by checkd.timeperiods.
+    wins: `exceptions` (one date) over `date_ranges` over `yearly` over `monthly`
+    (Nagios' `day 1`, `day -1`, `monday 1`, `friday -1`); matches of the same kind
+    add up. Evaluated by checkd.timeperiods.
     """
 
     name: str
@@ -190,6 +191,8 @@ class TimePeriod:
     where: Where = Where("?", 0)
     date_ranges: tuple[tuple[str, str, Ranges], ...] = ()   # ("2026-12-24", "2026-12-31", ranges), inclusive
     yearly: Mapping[tuple[int, int], Ranges] = dataclasses.field(default_factory=dict)  # (12, 25): december 25
+    # (weekday 0-6, or 7 for `day N`; N from 1, or from -1 counting back from the month's end)
+    monthly: Mapping[tuple[int, int], Ranges] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -278,7 +278,9 @@ _DATE_RANGE_RE = re.compile(rf"^({_DATE})\s*-\s*({_DATE})$")
 _MONTH_DAY_RE = re.compile(r"^([A-Za-z]+)\s+(\d{1,2})$")
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
           "october", "november", "december")  # not calendar.month_name: that follows the locale
-EXCEPTION_FORMS = "write YYYY-MM-DD, YYYY-MM-DD - YYYY-MM-DD or a month and day like 'december 25'"
+EXCEPTION_FORMS = ("write YYYY-MM-DD, YYYY-MM-DD - YYYY-MM-DD, a month and day like 'december 25', "
+                   "'day 1' or 'day -1' (of every month), or 'monday 1' / 'friday -1' (first, last of the month)")
+_MONTHLY_RE = re.compile(r"^([A-Za-z]+)\s+(-?\d{1,2})$")
 
 
 def parse_ranges(text: str) -> Ranges:
@@ -303,7 +305,8 @@ def _date(text: str) -> str:
 
 
 def parse_exception_day(key: Any) -> tuple[str, Any]:
-    """An exceptions: key -> ("date", "2026-12-25") | ("range", (first, last)) | ("yearly", (12, 25))."""
+    """An exceptions: key -> ("date", "2026-12-25") | ("range", (first, last)) | ("yearly", (12, 25))
+    | ("monthly", (weekday or 7 for `day`, N))."""
     text = str(key).strip()
     if _DATE_RE.match(text):
         return "date", _date(text)
@@ -312,6 +315,11 @@ def parse_exception_day(key: Any) -> tuple[str, Any]:
         if first > last:
             raise ValueError(f"date range {text!r} ends before it starts")
         return "range", (first, last)
+    if (m := _MONTHLY_RE.match(text)) and (m[1].lower() in WEEKDAYS or m[1].lower() == "day"):
+        n = int(m[2])
+        if not (1 <= abs(n) <= (31 if m[1].lower() == "day" else 5)):
+            raise ValueError(f"{text!r}: there is no such {'day' if m[1].lower() == 'day' else 'week'} in a month")
+        return "monthly", (7 if m[1].lower() == "day" else WEEKDAYS.index(m[1].lower()), n)
     if m := _MONTH_DAY_RE.match(text):
         month = m[1].lower()
         if month not in MONTHS:
@@ -342,6 +350,7 @@ def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
     exceptions: dict[str, Ranges] = {}
     date_ranges: list[tuple[str, str, Ranges]] = []
     yearly: dict[tuple[int, int], Ranges] = {}
+    monthly: dict[tuple[int, int], Ranges] = {}
     seen: dict[tuple[str, Any], int] = {}
     for key, value in (exc or {}).items():
         line = exc.line_of(key)
@@ -359,10 +368,12 @@ def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
             exceptions[day] = ranges
         elif kind == "range":
             date_ranges.append((*day, ranges))
+        elif kind == "monthly":
+            monthly[day] = ranges
         else:
             yearly[day] = ranges
     return TimePeriod(d["name"], d.get("alias", ""), weekdays, exceptions, d.get("exclude", ()),
-                      Where(node.file, node.line), tuple(date_ranges), yearly)
+                      Where(node.file, node.line), tuple(date_ranges), yearly, monthly)
 
 
 def read_site(node: Node, problems: Problems) -> Site | None:

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS id_blocks (first INTEGER PRIMARY KEY, last INTEGER NO
 -- phase: scheduled -> active -> ended, moved with the DOWNTIME* notices it causes.
 CREATE TABLE IF NOT EXISTS downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
     start REAL NOT NULL, end REAL NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL,
-    phase TEXT NOT NULL DEFAULT 'scheduled');
+    phase TEXT NOT NULL DEFAULT 'scheduled', flexible INTEGER NOT NULL DEFAULT 0,
+    duration REAL NOT NULL DEFAULT 0, triggered REAL, series TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, until REAL,
     author TEXT NOT NULL, PRIMARY KEY (host, service));
 CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
@@ -302,11 +303,15 @@ POLLER_EVENT_IDS = "SELECT id FROM events WHERE source != 'central' UNION SELECT
 EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",
                  "rounds": "INTEGER NOT NULL DEFAULT 0", "level": "INTEGER NOT NULL DEFAULT 1",
                  "ack_sticky": "INTEGER NOT NULL DEFAULT 1", "ack_expires": "REAL"}
+DOWNTIME_COLUMNS = {"flexible": "INTEGER NOT NULL DEFAULT 0", "duration": "REAL NOT NULL DEFAULT 0",
+                    "triggered": "REAL", "series": "TEXT NOT NULL DEFAULT ''"}
+ADDED_COLUMNS = {"events": EVENT_COLUMNS, "downtimes": DOWNTIME_COLUMNS}     # by the upgrades since schema 1
 
 
 SCHEMA_VERSION = 4     # 1: before notification progress and deployments; 2: before deployment summaries
-                       # and downtime phases; 3: before sticky and expiring acks; 4: this SCHEMA
-                       # (migrations go by the columns present)
+                       # and downtime phases; 3: before sticky and expiring acks and flexible,
+                       # scoped and recurring downtimes; 4: this SCHEMA (migrations go by the
+                       # columns present)
 
 
 class SchemaError(Exception):
@@ -321,11 +326,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise SchemaError(
             f"database schema {found} was written by a newer checkd; this one knows up to {SCHEMA_VERSION}. "
             "Install the newer checkd again, or restore the state directory from before the upgrade.")
-    have = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
-    if have:
-        for name, decl in EVENT_COLUMNS.items():
-            if name not in have:
-                conn.execute(f"ALTER TABLE events ADD COLUMN {name} {decl}")
     downtime_cols = {r[1] for r in conn.execute("PRAGMA table_info(downtimes)")}
     if downtime_cols and "phase" not in downtime_cols:
         # Downtimes from before phases were never announced: those already running count as
@@ -334,6 +334,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
         now = time.time()
         conn.execute("UPDATE downtimes SET phase = CASE WHEN end <= ? THEN 'ended' WHEN start <= ? THEN 'active' "
                      "ELSE 'scheduled' END", (now, now))
+    for table, columns in ADDED_COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns.items():
+            if have and name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
     deploy_cols = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}
     if deploy_cols and "result" not in deploy_cols:
         conn.execute("DROP TABLE deployments")         # the first schema's table was never written to

@@ -20,14 +20,13 @@ from typing import Any
 from checkd.engine import deployments
 from checkd.engine.db import Op
 from checkd.engine.ids import SET_META
-from checkd.engine.store import UPSERT_EVENT, UPSERT_MUTE, Downtime, Event, Mute, Phase, Store
+from checkd.engine.store import INSERT_DOWNTIME, UPSERT_EVENT, UPSERT_MUTE, Downtime, Event, Mute, Phase, Store
 from checkd.states import StateType
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "decisions_version"           # in meta: the version of what the poller holds
 CLEAR = ("DELETE FROM mutes", "DELETE FROM downtimes", "DELETE FROM deployments")
-INSERT_DOWNTIME = "INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)"
 PROGRESS = ("acknowledged", "ack_author", "ack_comment", "ack_sticky", "ack_expires", "notified_status",
             "notified_at", "rounds", "level")
 # The poller's own table: who central told of each problem, so that its acknowledgement and
@@ -53,8 +52,9 @@ def for_site(store: Store, told: Mapping[int, Collection[str]], hosts: Collectio
     mutes = [{"host": m.host, "service": m.service, "until": m.until, "author": m.author}
              for m in store.mutes.values() if m.host in hosts and m.active(now)]
     downtimes = [{"id": d.id, "host": d.host, "service": d.service, "start": d.start, "end": d.end,
-                  "author": d.author, "comment": d.comment, "phase": d.phase.value}
-                 for d in store.downtimes.values() if d.host in hosts and d.end > now]
+                  "author": d.author, "comment": d.comment, "phase": d.phase.value, "flexible": d.flexible,
+                  "duration": d.duration, "triggered": d.triggered, "series": d.series}
+                 for d in store.downtimes.values() if d.host in hosts and d.over > now]
     rollouts = [{**d.json(), "hosts": [h for h in d.hosts if h in hosts]}
                 for d in store.deployments.running.values() if d.expires > now and any(h in hosts for h in d.hosts)]
     doc: dict[str, Any] = {"events": events, "mutes": sorted(mutes, key=lambda m: (m["host"], m["service"] or "")),
@@ -82,7 +82,9 @@ def apply(store: Store, told: dict[int, set[str]], doc: dict[str, Any]) -> tuple
         mutes = {(m.host, m.service): m for m in (Mute(str(d["host"]), _opt(d["service"]), _num(d["until"]),
                                                         str(d["author"])) for d in doc["mutes"])}
         downtimes = {int(d["id"]): Downtime(int(d["id"]), str(d["host"]), _opt(d["service"]), float(d["start"]),
-                                            float(d["end"]), str(d["author"]), str(d["comment"]), Phase(d["phase"]))
+                                            float(d["end"]), str(d["author"]), str(d["comment"]), Phase(d["phase"]),
+                                            bool(d["flexible"]), float(d["duration"]), _num(d["triggered"]),
+                                            str(d["series"]))
                      for d in doc["downtimes"]}
         rollouts = [deployments.Deployment(str(d["id"]), tuple(str(h) for h in d["hosts"]), str(d["module"]),
                                            str(d["revision"]), str(d["engineer"]), float(d["started"]),
@@ -95,7 +97,7 @@ def apply(store: Store, told: dict[int, set[str]], doc: dict[str, Any]) -> tuple
     ops: list[Op] = [(sql, [()]) for sql in CLEAR]
     store.mutes = mutes
     ops.append((UPSERT_MUTE, [(m.host, m.service or "", m.until, m.author) for m in mutes.values()]))
-    store.downtimes = downtimes
+    store.set_downtimes(downtimes)
     ops.append((INSERT_DOWNTIME, [d.row() for d in downtimes.values()]))
     store.deployments.running = {d.id: d for d in rollouts}
     store.deployments.all.update(store.deployments.running)

@@ -206,6 +206,10 @@ def apply_result(store: Store, events: Events, source: str, r: CheckResult) -> t
     view.polled_by = r.polled_by or source
     view.flapping = r.flapping
     ops: list[Op] = []
+    if status != 0:
+        # A flexible downtime starts when its check fails within its window (Nagios), before
+        # the event's decisions, so the problem it covers is held from its first moment.
+        ops = store.trigger_flexible(r.host, r.service, finished)
     if status != 0 or view.event_id is not None or view.flapping != prev_flapping:
-        ops = events.on_result(view, prev_flapping, source, r.event_id, finished)
+        ops += events.on_result(view, prev_flapping, source, r.event_id, finished)
     return view, ops

@@ -26,7 +26,7 @@ from psycopg.pq import Format
 from checkd.engine import nflog
 from checkd.engine.lease import FENCE, Fenced, Lease
 from checkd.plugin_output import no_nul
-from checkd.engine.db import (EVENT_COLUMNS, POLLER_EVENT_IDS, SCHEMA, SCHEMA_VERSION, TABLES, UPSERT_CHECK,
+from checkd.engine.db import (ADDED_COLUMNS, POLLER_EVENT_IDS, SCHEMA, SCHEMA_VERSION, TABLES, UPSERT_CHECK,
                               Database, Op, SchemaError, StoreUnavailable)
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,10 @@ def pg_schema(sqlite_schema: str) -> list[str]:
 
 
 def pg_upgrade() -> list[str]:
-    """A database from an earlier schema: the event columns added since (SQLite's own
-    upgrade goes by the same list, db.EVENT_COLUMNS); nothing where they are there."""
-    return [f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {_pg_type(decl)}"
-            for name, decl in EVENT_COLUMNS.items()]
+    """A database from an earlier schema: the columns added since (SQLite's own upgrade goes
+    by the same list, db.ADDED_COLUMNS); nothing where they are there."""
+    return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {_pg_type(decl)}"
+            for table, columns in ADDED_COLUMNS.items() for name, decl in columns.items()]
 
 
 def _pg_type(decl: str) -> str:

@@ -95,7 +95,8 @@ INSERT_ALIAS = "INSERT OR IGNORE INTO event_aliases VALUES (?,?)"
 INSERT_COMMENT = "INSERT INTO comments (host, service, ts, author, text) VALUES (?,?,?,?,?)"
 UPSERT_MUTE = "INSERT OR REPLACE INTO mutes VALUES (?,?,?,?)"          # (host, service or "", until, author)
 DELETE_MUTE = "DELETE FROM mutes WHERE host = ? AND service = ?"
-INSERT_DOWNTIME = "INSERT INTO downtimes VALUES (?,?,?,?,?,?,?,?)"     # Downtime.row()
+INSERT_DOWNTIME = "INSERT OR REPLACE INTO downtimes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"     # Downtime.row()
+SET_TRIGGERED = "UPDATE downtimes SET triggered = ? WHERE id = ?"
 DELETE_DOWNTIME = "DELETE FROM downtimes WHERE id = ?"
 UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"         # (Phase.value, id)
 
@@ -121,6 +122,9 @@ class Phase(enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Downtime:
+    """Fixed: in effect from `start` to `end`. Flexible (Nagios): waits within [start, end]
+    for the check to fail, then lasts `duration` from that moment (`triggered`)."""
+
     id: int
     host: str
     service: str | None                 # None: the host and all its services
@@ -129,13 +133,40 @@ class Downtime:
     author: str
     comment: str
     phase: Phase = Phase.SCHEDULED
+    flexible: bool = False
+    duration: float = 0.0
+    triggered: float | None = None
+    series: str = ""                    # the request or recurring schedule that made it (one of many)
 
     def row(self) -> tuple[Any, ...]:
-        return (self.id, self.host, self.service, self.start, self.end, self.author, self.comment, self.phase.value)
+        return (self.id, self.host, self.service, self.start, self.end, self.author, self.comment, self.phase.value,
+                int(self.flexible), self.duration, self.triggered, self.series)
+
+    @classmethod
+    def from_row(cls, r: tuple[Any, ...]) -> Downtime:
+        return cls(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Phase(r[7]), bool(r[8]), r[9] or 0.0, r[10], r[11] or "")
+
+    def window(self) -> tuple[float, float] | None:
+        """When it is in effect; None: a flexible one that has not been triggered (yet)."""
+        if not self.flexible:
+            return self.start, self.end
+        return None if self.triggered is None else (self.triggered, self.triggered + self.duration)
+
+    @property
+    def over(self) -> float:
+        """When it can no longer be in effect (a flexible one may outlast its window)."""
+        w = self.window()
+        return max(self.end, w[1]) if w else self.end
+
+    def waits_for(self, host: str, service: str | None, ts: float) -> bool:
+        """A flexible downtime this check's failure at `ts` starts."""
+        return (self.flexible and self.triggered is None and self.phase is Phase.SCHEDULED
+                and self.host == host and self.service == service and self.start <= ts <= self.end)
 
     def covers(self, host: str, service: str | None, now: float) -> bool:
-        return (self.host == host and (self.service is None or self.service == service)
-                and self.start <= now < self.end)
+        w = self.window()
+        return (w is not None and self.host == host and (self.service is None or self.service == service)
+                and w[0] <= now < w[1])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,7 +192,8 @@ class Store:
         self.open_events: dict[int, Event] = {}
         self.open_by_key: dict[CheckKey, int] = {}
         self.pollers: dict[str, PollerState] = {}
-        self.downtimes: dict[int, Downtime] = {}
+        self.downtimes: dict[int, Downtime] = {}   # change through put/pop/set_downtimes (the index below)
+        self._flexible: dict[CheckKey, set[int]] = {}   # flexible downtimes waiting for their check to fail
         self.mutes: dict[CheckKey, Mute] = {}
         self.meta: dict[str, int] = {}
         self.aliases: dict[int, int] = {}           # a poller's event ID -> central's event for the same problem
@@ -181,11 +213,47 @@ class Store:
         for r in tables["pollers"]:
             self.pollers[r[0]] = PollerState(*r)
         for r in tables["downtimes"]:
-            self.downtimes[r[0]] = Downtime(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Phase(r[7]))
+            self.put_downtime(Downtime.from_row(r))
         self.aliases = {a: e for a, e in tables.get("event_aliases", ())}
         self.deployments.load(tables.get("deployments", []))
         for r in tables["mutes"]:
             self.mutes[(r[0], _svc(r[1]))] = Mute(r[0], _svc(r[1]), r[2], r[3])
+
+    # --- downtimes (the flexible index moves with them) --------------------------------------
+
+    def put_downtime(self, dt: Downtime) -> None:
+        self.pop_downtime(dt.id)
+        self.downtimes[dt.id] = dt
+        if dt.flexible and dt.triggered is None:
+            self._flexible.setdefault((dt.host, dt.service), set()).add(dt.id)
+
+    def pop_downtime(self, did: int) -> Downtime | None:
+        dt = self.downtimes.pop(did, None)
+        if dt is not None and dt.flexible:
+            waiting = self._flexible.get((dt.host, dt.service))
+            if waiting is not None:
+                waiting.discard(did)
+                if not waiting:
+                    del self._flexible[(dt.host, dt.service)]
+        return dt
+
+    def set_downtimes(self, downtimes: dict[int, Downtime]) -> None:
+        self.downtimes, self._flexible = {}, {}
+        for dt in downtimes.values():
+            self.put_downtime(dt)
+
+    def trigger_flexible(self, host: str, service: str | None, ts: float) -> list[Op]:
+        """A check failed at `ts`: the flexible downtimes waiting for it start now (Nagios)."""
+        waiting = self._flexible.get((host, service))
+        if not waiting:
+            return []
+        ops: list[Op] = []
+        for did in list(waiting):
+            dt = self.downtimes[did]
+            if dt.waits_for(host, service, ts):
+                self.put_downtime(dataclasses.replace(dt, triggered=ts))
+                ops.append((SET_TRIGGERED, [(ts, did)]))
+        return ops
 
     def check(self, host: str, service: str | None) -> CheckView:
         key = (host, service)

@@ -34,17 +34,23 @@ class DowntimeNotices:
         plan = Plan()
         downtimes = sorted(self.store.downtimes.values(), key=lambda d: d.id)
         for dt in downtimes:
-            if dt.phase is Phase.ACTIVE and now >= dt.end:
+            if dt.phase is Phase.ACTIVE and now >= dt.over:
                 self._end(dt, Kind.DOWNTIMEEND, now, plan)
         for dt in downtimes:
-            if dt.phase is Phase.SCHEDULED and now >= dt.start:
+            window = dt.window()
+            if dt.phase is not Phase.SCHEDULED:
+                continue
+            if window is not None and now >= window[0]:
                 self._start(dt, now, plan)
+            elif window is None and now > dt.end:
+                self._set(dt, Phase.ENDED, plan)    # flexible, and the check never failed in its window
         return plan
 
     def added(self, dt: Downtime, now: float) -> Plan:
         """A downtime just scheduled: told at once when it starts now."""
         plan = Plan()
-        if dt.phase is Phase.SCHEDULED and now >= dt.start:
+        window = dt.window()
+        if dt.phase is Phase.SCHEDULED and window is not None and now >= window[0]:
             self._start(dt, now, plan)
         return plan
 
@@ -53,13 +59,13 @@ class DowntimeNotices:
         whose end has just passed (before the next tick saw it) ended rather than was cancelled."""
         plan = Plan()
         if dt.phase is Phase.ACTIVE and not self._others_active(dt):
-            self._notify(dt, Kind.DOWNTIMEEND if now >= dt.end else Kind.DOWNTIMECANCELLED, now, plan)
+            self._notify(dt, Kind.DOWNTIMEEND if now >= dt.over else Kind.DOWNTIMECANCELLED, now, plan)
         return plan
 
     # --- steps --------------------------------------------------------------------------
 
     def _start(self, dt: Downtime, now: float, plan: Plan) -> None:
-        if now >= dt.end:
+        if now >= dt.over:
             # The whole window passed while central was down: nothing to announce any more.
             self._set(dt, Phase.ENDED, plan)
             return
@@ -79,7 +85,7 @@ class DowntimeNotices:
                    for d in self.store.downtimes.values())
 
     def _set(self, dt: Downtime, phase: Phase, plan: Plan) -> None:
-        self.store.downtimes[dt.id] = dataclasses.replace(dt, phase=phase)
+        self.store.put_downtime(dataclasses.replace(dt, phase=phase))
         plan.ops.append((UPDATE_PHASE, [(phase.value, dt.id)]))
 
     def _notify(self, dt: Downtime, kind: Kind, now: float, plan: Plan) -> None:
