@@ -25,7 +25,9 @@ from central.graphs import shared
 from central.graphs.graphs import Graphs
 from central.ingest import Ingest
 from central.live import Live
+from central.nrdp import Nrdp
 from central.operations import Operations
+from central.passive import Passive
 from central.ha import Leadership, Standby
 from central.read_api import ReadApi
 from central.store_choice import database
@@ -61,7 +63,8 @@ class Central:
         self.graphs = Graphs.from_node(self.live, e.store)     # None without an rrd: section
         self.operations = Operations(self.live, e, self.commands)
         self.ingest = Ingest(self.live, e, self.operations, self.commands, self.graphs)
-        self.takeover = Takeover(self.live, e.store, self.ingest.store_local)
+        self.passive = Passive(self.live, e.store, self.ingest.store_local)
+        self.takeover = Takeover(self.live, e.store, self.ingest.store_local, self.passive.stale)
         self.read = ReadApi(self.live, e, self.takeover)
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
         # Two centrals on one database: the active writes its graph items to the shared feed,
@@ -103,6 +106,9 @@ class Central:
         app.router.add_post("/api/v1/heartbeat", self.ingest.heartbeat)
         app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
         app.router.add_post("/api/v1/notifications/adopt", self.ingest.adopt_notifications)
+        nrdp = Nrdp(self.live, self.passive).handle
+        for method in ("GET", "POST"):      # /nrdp, /nrdp/ and the /nrdp// of a send_nrdp -u URL/ (docs/passive.md)
+            app.router.add_route(method, r"/nrdp{slashes:/*}", nrdp)
         app.router.add_post("/api/v1/decisions", DecisionsApi(self.live, self.engine.store, self.engine.notifier.told).decisions)
         app.router.add_get("/api/v1/status", read.status)
         app.router.add_get("/metrics", self.metrics_page)

@@ -27,4 +27,4 @@ class Live:
 
 
 def auth_of(node: NodeConfig) -> Auth:
-    return Auth(node.pollers, node.api_tokens, node.deploy_tokens)
+    return Auth(node.pollers, node.api_tokens, node.deploy_tokens, node.submitters)

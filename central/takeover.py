@@ -5,7 +5,8 @@
   site's freshness threshold (takeover), until a poller of the site has been
   heard again for `hold_down` (handback);
 - a freshness check of one service with a `freshness_threshold` that has had
-  no result for that long while its poller is alive (Nagios' check_freshness).
+  no result for that long while its poller is alive (Nagios' check_freshness), or
+  its `freshness_state:` stored instead when it has one (central/passive.py).
 
 Results go through the same ingest path as a poller's (check-time ordering
 makes the overlap at takeover and handback safe), marked `polled_by: central`.
@@ -16,6 +17,7 @@ contacts are told about; the handback recovers it.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +30,7 @@ from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE
 from checkd.result import CheckKey, CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
+from checkd.timeperiods import is_active
 from checkd.transitions import CheckState
 
 if TYPE_CHECKING:
@@ -46,13 +49,17 @@ def site_service(site: str) -> str:
 
 
 class Takeover:
-    def __init__(self, live: Live, store: Store, store_local: Callable[[list[CheckResult]], Awaitable[None]]):
-        """`store_local`: how a result central ran itself is stored (Ingest.store_local)."""
-        self.live, self.store, self.store_local = live, store, store_local
+    def __init__(self, live: Live, store: Store, store_local: Callable[[list[CheckResult]], Awaitable[None]],
+                 stale: Callable[[CheckKey, int, str, str], Awaitable[float | None]]):
+        """`store_local`: how a result central ran itself is stored (Ingest.store_local);
+        `stale`: how a stale check's freshness_state is stored (Passive.stale)."""
+        self.live, self.store, self.store_local, self.stale = live, store, store_local, stale
         self.runner: Runner | None = None
         self.schedulers: dict[str, Scheduler] = {}      # site -> central's scheduler for it
         self._heard_since: dict[str, float] = {}        # taken-over site -> since when its poller is back
         self._fresh_asked: dict[CheckKey, float] = {}
+        # A check's last stale result: its check time, since when the check is silent, whether it ever reported.
+        self._stale_stored: dict[CheckKey, tuple[float | None, float, bool]] = {}
         self._freshness: Scheduler | None = None
         self._task: asyncio.Task[None] | None = None
         self.answering_since: float | None = None      # set when central's listener is up
@@ -157,7 +164,7 @@ class Takeover:
                     continue
                 for site in self.sites:
                     await self._check_site(site, now)
-                self._check_freshness(now)
+                await self._check_freshness(now)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -198,8 +205,9 @@ class Takeover:
         await self.store_local([CheckResult(SYSTEM_HOST, site_service(site), status, StateType.HARD, 1, output, "", "",
                                             t, t, t, polled_by=CENTRAL_SITE)])
 
-    def _check_freshness(self, now: float) -> None:
-        """A service silent past its freshness_threshold while its poller is alive: central runs it once."""
+    async def _check_freshness(self, now: float) -> None:
+        """A service silent past its freshness_threshold while its poller is alive: central runs it
+        once, or stores its freshness_state."""
         for key in self.freshness_keys:
             svc = self.live.objs.services[key]
             site = self.live.objs.hosts[key[0]].site
@@ -212,6 +220,9 @@ class Takeover:
             if now - last <= threshold or now - self._fresh_asked.get(key, 0.0) <= threshold:
                 continue
             self._fresh_asked[key] = now
+            if svc.schedule.freshness_state is not None:
+                await self._store_stale(key, v.last_check if v is not None else 0.0, last, now)
+                continue
             if self._freshness is None:
                 self._freshness = Scheduler(self.live.objs, self.freshness_keys, self._runner(), self._sink,
                                             node=CENTRAL_SITE, default_ssh=self.live.node.ssh)
@@ -220,3 +231,20 @@ class Takeover:
                 log.warning("freshness: no result for %s/%s for %s (threshold %s); central runs it now",
                             key[0], key[1], format_duration(now - last), format_duration(threshold))
 
+    async def _store_stale(self, key: CheckKey, last_check: float, last: float, now: float) -> None:
+        """The configured state instead of a run, inside the check_period only (as a run would be).
+        Its text counts from the last result that was not one of these, so the operator reads
+        how long the submitter has really been silent."""
+        sched = self.live.objs.services[key].schedule    # type: ignore[index]
+        if not is_active(sched.check_period, datetime.datetime.now(), self.live.objs.timeperiods):
+            return
+        stored, quiet, ever = self._stale_stored.get(key, (None, 0.0, False))
+        if stored != last_check:                        # a real result (or none at all) since the last stale one
+            quiet, ever = last_check or last, bool(last_check)
+        since = (f"no result for {format_duration(now - quiet)}" if ever
+                 else f"no result since central started {format_duration(now - quiet)} ago")
+        why = f"{since} (freshness threshold {format_duration(sched.freshness_threshold or 0)})"
+        log.warning("freshness: %s/%s: %s; stored as its freshness_state", key[0], key[1], why)
+        assert sched.freshness_state is not None
+        t = await self.stale(key, sched.freshness_state, sched.freshness_output, why)
+        self._stale_stored[key] = (t, quiet, ever)

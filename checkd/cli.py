@@ -145,6 +145,19 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", help="the id start printed (finish/abort); optional for start")
 
 
+@command("submit", "send a passive result to central: checkd submit HOST [SERVICE] STATE OUTPUT", "checkd.submit")
+def _(p: argparse.ArgumentParser) -> None:
+    p.usage = "checkd submit [options] HOST [SERVICE] STATE OUTPUT"
+    p.add_argument("-c", "--config", type=Path, help="central's node file (its address, its first submitter token), or a poller's (its central: URL)")
+    p.add_argument("--url", help="central's base URL (default: $CHECKD_URL or http://127.0.0.1:8080)")
+    p.add_argument("--token", help="a submitters: token (default: $CHECKD_SUBMIT_TOKEN, $CHECKD_TOKEN or -c's)")
+    p.add_argument("--token-file", dest="token_file", help="read the token from this file (its first line)")
+    p.add_argument("--perfdata", help="performance data, e.g. 'duration=312s;3600;7200'")
+    p.add_argument("check", nargs="+", metavar="ARG",
+                   help="HOST [SERVICE] STATE OUTPUT; STATE is ok, warning, critical, unknown or 0-3 "
+                        "(a host: up, down or 0-2); OUTPUT may hold further lines (long output)")
+
+
 @command("demo", "run the demo: example conf.d/ checks on loopback", "checkd.demo")
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=Path, default=None, help="demo configuration directory (default: conf.d/)")

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from checkd.config.node import read_node
+from checkd.config.node import NodeConfig, read_node
 from checkd.durations import format_duration
 
 
@@ -26,25 +26,50 @@ class ApiError(Exception):
     pass
 
 
-def _endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
-    deploy = args.command == "deploy"
-    env_token = (os.environ.get("CHECKD_DEPLOY_TOKEN") if deploy else None) or os.environ.get("CHECKD_TOKEN")
-    url, token = args.url or os.environ.get("CHECKD_URL"), args.token or env_token
+# A command's own token variable, before CHECKD_TOKEN.
+ENV_TOKENS = {"deploy": "CHECKD_DEPLOY_TOKEN", "submit": "CHECKD_SUBMIT_TOKEN"}
+
+
+def _node_tokens(node: NodeConfig, command: str) -> list[str]:
+    """The tokens of a node file a command may use, the likeliest first (a poller's: its api_tokens)."""
+    if command == "deploy":
+        return [*node.deploy_tokens.values(), *node.api_tokens.values()]
+    if command == "submit":
+        return [s.token for s in node.submitters.values()]
+    return [*node.api_tokens.values()]
+
+
+def endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
+    """Central's (or a poller's) base URL and the token: --url/--token, the environment, -c NODE_FILE."""
+    env = ENV_TOKENS.get(args.command)
+    token_file = getattr(args, "token_file", None)
+    token = args.token or (_read_token(token_file) if token_file else None) or \
+        (os.environ.get(env) if env else None) or os.environ.get("CHECKD_TOKEN")
+    url = args.url or os.environ.get("CHECKD_URL")
     if args.config is not None and (url is None or token is None):
         node = read_node(args.config)
-        if node.role == "poller":
+        if node.role == "poller" and args.command == "submit":
+            url = url or node.central          # results go to central, whichever node file names it
+        elif node.role == "poller":
             # A poller alerting on its own while central is down (docs/failover.md, "Acting at a poller").
             if not node.status_listen:
                 raise ApiError(f"{args.config}: this poller has no status_listen: operators reach a poller there")
             host, _, port_text = node.status_listen.rpartition(":")
-            host, port, scheme = host or "127.0.0.1", int(port_text), "http"
+            url = url or f"http://{host or '127.0.0.1'}:{int(port_text)}"
         else:
             host, port = node.listen
             scheme = "https" if node.section("tls").get("cert") else "http"
-        url = url or f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        tokens = [*node.deploy_tokens.values(), *node.api_tokens.values()] if deploy else [*node.api_tokens.values()]
-        token = token or next(iter(tokens), None)
+            url = url or f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        token = token or next(iter(_node_tokens(node, args.command)), None)
     return (url or "http://127.0.0.1:8080").rstrip("/"), token
+
+
+def _read_token(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except OSError as e:
+        raise ApiError(f"cannot read the token file {path}: {e.strerror}") from None
 
 
 def call(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
@@ -236,8 +261,8 @@ HANDLERS = {"wassup": wassup, "ack": ack, "unack": unack, "resched": resched, "d
 
 
 def main(args: argparse.Namespace) -> int:
-    url, token = _endpoint(args)
     try:
+        url, token = endpoint(args)
         return HANDLERS[args.command](url, token, args)
     except ApiError as e:
         print(f"checkd {args.command}: {e}", file=sys.stderr)

@@ -62,6 +62,13 @@ def advance(cur: CheckState, new: int, max_attempts: int) -> Transition:
     return Transition(new, StateType.SOFT, attempt, changed, False)
 
 
+def passive_host(cur: CheckState, new: int) -> Transition:
+    """A passive host result is HARD at once: Nagios' default (passive_host_checks_are_soft=0),
+    since the sender has already decided the host is down."""
+    changed = new != cur.status
+    return Transition(new, StateType.HARD, 1, changed, changed)
+
+
 def apply(cur: CheckState, t: Transition, now: float) -> None:
     """Keep the state after reporting `t`: HARD results and soft recoveries reset to attempt 1."""
     if t.state_change:

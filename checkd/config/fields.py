@@ -73,6 +73,15 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def state_word(value: Any) -> str | int:
+    """A check state as a word (lower case, `critical`) or its number (2)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value.strip().lower()
+    raise ValueError(f"expected a state such as critical (or its number), got {value!r}")
+
+
 def urls(value: Any) -> tuple[str, ...]:
     """A URL or a list of them (two centrals sharing one database: docs/ha.md)."""
     items = value if isinstance(value, list) else [value]

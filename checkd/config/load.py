@@ -15,6 +15,7 @@ from checkd.config.model import Command, Contact, Group, Host, Objects, Service,
 from checkd.config.node import NodeConfig, read_node
 from checkd.config.references import check_references
 from checkd.config.sites import domain_index
+from checkd.config.submitters import scope_problems
 from checkd.config.yamlsource import Node, load_yaml
 
 # Our own Python plugins: next to the package in a checkout, /usr/lib/checkd in the .deb.
@@ -192,10 +193,12 @@ def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:
     node = read_node(Path(path))
     objs = load_objects(node.objects, node.plugin_dirs, node.macros)
     unknown = [g for g in node.section("jabber").get("admin_groups", ()) if g not in objs.contact_groups]
-    if unknown:
-        raise ConfigError([Problem(node.file, _line_of(node.file, "admin_groups"),
-                                   f"jabber: admin_groups: no contact group {g!r}"
-                                   f"{did_you_mean(g, objs.contact_groups)}") for g in unknown])
+    problems = [Problem(node.file, _line_of(node.file, "admin_groups"),
+                        f"jabber: admin_groups: no contact group {g!r}{did_you_mean(g, objs.contact_groups)}")
+                for g in unknown]
+    problems += scope_problems(node.submitters, objs)
+    if problems:
+        raise ConfigError(problems)
     return node, objs
 
 

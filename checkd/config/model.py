@@ -66,6 +66,8 @@ class Schedule:
     check_period: str | None = None
     active: bool = True
     freshness_threshold: float | None = None
+    freshness_state: int | None = None      # stale: store this state (None: run the command)
+    freshness_output: str = ""              # its text, before "no result for 15m (freshness threshold 10m)"
     flap_detection: bool = True
     low_flap_threshold: float = 20.0
     high_flap_threshold: float = 30.0

@@ -17,6 +17,7 @@ from checkd.config import fields as f
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.model import SSHSettings
 from checkd.config.objects import SSH_KEYS
+from checkd.config.submitters import Submitter, read_submitters
 from checkd.config.yamlsource import Node, load_yaml
 
 EMAIL_KEYS = {"smtp_host": f.text, "smtp_port": f.port, "from": f.text, "starttls": f.boolean,
@@ -46,7 +47,8 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
-CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "freshness": f.raw, "web": f.raw,
+CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
+                "freshness": f.raw, "web": f.raw,
                 "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
@@ -79,6 +81,7 @@ class NodeConfig:
     pollers: Mapping[str, PollerAuth] = dataclasses.field(default_factory=dict)
     api_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)
     deploy_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)   # the deploy hook's
+    submitters: Mapping[str, Submitter] = dataclasses.field(default_factory=dict)  # passive results (docs/passive.md)
     autonomy_after: float = 60.0
     heartbeat_interval: float = 5.0
     spool_max_bytes: int = 1 << 30
@@ -250,6 +253,7 @@ def read_node(path: Path) -> NodeConfig:
     if role == "central":
         kw["listen"] = _listen(d.get("listen", "127.0.0.1:8080"), node, problems)
         kw["pollers"] = _pollers(node.get("pollers"), node, base, problems)
+        kw["submitters"] = read_submitters(node.get("submitters"), node, base, problems, _secret)
         kw.update(_tokens(node, ("api_tokens", "deploy_tokens"), problems))
         kw["store"] = _store(d, sections, node, problems)
     else:

@@ -28,7 +28,8 @@ SECTIONS = ("hosts", "services", "commands", "contacts", "contact_groups", "host
 SCHEDULE_KEYS: dict[str, f.Converter] = {
     "interval": f.positive_duration, "retry_interval": f.positive_duration,
     "max_attempts": f.positive_int, "timeout": f.positive_duration, "check_period": f.text,
-    "active": f.boolean, "freshness_threshold": f.positive_duration, "flap_detection": f.boolean,
+    "active": f.boolean, "freshness_threshold": f.positive_duration, "freshness_state": f.state_word,
+    "freshness_output": f.text, "flap_detection": f.boolean,
     "low_flap_threshold": f.percent, "high_flap_threshold": f.percent,
 }
 NOTIFY_KEYS: dict[str, f.Converter] = {
@@ -130,13 +131,42 @@ def read_check(value: Any, owner: str, node: Node, commands: dict[str, Command],
 
 # --- hosts and services ---------------------------------------------------------------------
 
-def _schedule(d: dict[str, Any], node: Node, problems: Problems) -> Schedule:
+FRESHNESS_STATES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+
+
+def _schedule(d: dict[str, Any], node: Node, problems: Problems, host: bool = False) -> Schedule:
     kw = {k: d[k] for k in SCHEDULE_KEYS if k in d}
+    _freshness_state(kw, node, problems, host)
     sched = Schedule(**kw)
     if sched.low_flap_threshold > sched.high_flap_threshold:
         problems.add(*node.where_of("low_flap_threshold"),
                      "low_flap_threshold must not be above high_flap_threshold")
     return sched
+
+
+def _freshness_state(kw: dict[str, Any], node: Node, problems: Problems, host: bool) -> None:
+    """`freshness_state:` as a state number, checked against what it goes with (docs/passive.md)."""
+    if host:
+        for key in ("freshness_state", "freshness_output"):
+            if kw.pop(key, None) is not None:
+                problems.add(*node.where_of(key), f"{key}: central checks the freshness of services only; "
+                                                  "put it on a service")
+        return
+    word = kw.get("freshness_state")
+    if word is not None:
+        state = word if isinstance(word, int) else FRESHNESS_STATES.get(word)
+        if state is None or not 0 <= state <= 3:
+            problems.add(*node.where_of("freshness_state"),
+                         f"freshness_state: one of ok, warning, critical, unknown (or 0-3), got {word!r}"
+                         f"{did_you_mean(str(word), FRESHNESS_STATES)}")
+            state = None
+        kw["freshness_state"] = state
+        if "freshness_threshold" not in kw:
+            problems.add(*node.where_of("freshness_state"), "freshness_state: needs `freshness_threshold:` "
+                         "(how long without a result before the check counts as stale)")
+    elif "freshness_output" in kw:
+        problems.add(*node.where_of("freshness_output"), "freshness_output: goes with `freshness_state:` (without "
+                     "it central runs the check's command when the check is stale)")
 
 
 def _notify(d: dict[str, Any]) -> Notify:
@@ -207,7 +237,7 @@ def read_host(node: Node, commands: dict[str, Command], macros: dict[str, str], 
     d["escalations"] = read_escalations(node, problems)
     return Host(name=name, address=d.get("address", name), site=site, alias=d.get("alias", ""),
                 parents=d.get("parents", ()), groups=d.get("hostgroups", ()), check=check,
-                schedule=_schedule(d, node, problems), notify=_notify(d), notes=d.get("notes", ""),
+                schedule=_schedule(d, node, problems, host=True), notify=_notify(d), notes=d.get("notes", ""),
                 runbook=d.get("runbook", ""), vars=d.get("vars", {}),
                 ssh=read_ssh(node.get("ssh"), node, problems), where=Where(node.file, node.line), site_rule=rule)
 
