@@ -19,6 +19,7 @@ from aiohttp import web
 from central.bot import Bot
 from central.commands import CommandQueue
 from central.decisions_api import DecisionsApi
+from central.downtimes_api import DowntimesApi
 from central.graphs.alerts import AlertGraphs
 from central.graphs.api import GraphsApi
 from central.graphs import shared
@@ -42,6 +43,7 @@ from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
 from checkd.engine.engine import Engine
 from checkd.engine.ids import IdAllocator
+from checkd.engine.recurring import Recurring
 from checkd.engine.notify import channels
 from checkd.engine.notify.links import Links, base_url
 
@@ -67,6 +69,7 @@ class Central:
         self.takeover = Takeover(self.live, e.store, self.ingest.store_local, self.passive.stale)
         self.read = ReadApi(self.live, e, self.takeover)
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
+        e.recurring = Recurring(e.store, e.downtimes, lambda: self.live.objs)     # central makes the windows
         # Two centrals on one database: the active writes its graph items to the shared feed,
         # the standby follows it, so both keep their RRD files current (docs/ha.md, "Graphs").
         self.follower: shared.Follower | None = None
@@ -114,14 +117,12 @@ class Central:
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/api/v1/problems", read.problems)
         app.router.add_get("/api/v1/events/{id}", read.event)
-        app.router.add_get("/api/v1/downtimes", read.downtimes)
         app.router.add_post("/api/v1/ack", write.ack)
         app.router.add_post("/api/v1/unack", write.unack)
         app.router.add_post("/api/v1/reschedule", write.reschedule)
         app.router.add_post("/api/v1/notifications", write.notifications)
         app.router.add_post("/api/v1/comments", write.add_comment)
-        app.router.add_post("/api/v1/downtimes", write.add_downtime)
-        app.router.add_delete("/api/v1/downtimes/{id}", write.delete_downtime)
+        DowntimesApi(self.live, self.operations, self.engine.store).add_routes(app)
         app.router.add_post("/api/v1/deployments", write.deployment)
         app.router.add_get("/api/v1/deployments", read.deployments)
         pages = Pages(self.live, read, graphing=self.graphs is not None)    # the NOC page (docs/web.md)

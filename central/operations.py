@@ -11,28 +11,32 @@ touches with who did it, committed, and only then reported done.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 from central.commit import commit
 from checkd.actions import OpError, target_name
+from checkd.durations import format_duration
 from checkd.engine.db import Op
 from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
-from checkd.engine.ids import SET_META
 from checkd.engine.notify.notifier import Plan
 from checkd.engine import history
 from checkd.engine.store import (DELETE_DOWNTIME, DELETE_MUTE, INSERT_COMMENT, INSERT_DOWNTIME, INSERT_HISTORY,
-                                  UPSERT_MUTE, CheckView, Downtime, Event, Mute)
+                                  UPSERT_MUTE, CheckView, Downtime, Event, Mute, Phase)
 from checkd.result import CheckKey, CheckResult
 
 if TYPE_CHECKING:
+    from checkd.config.model import RecurringDowntime
     from central.commands import CommandQueue
     from central.live import Live
     from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 MAX_COMMENT = 2000              # characters of a comment
+MAX_DOWNTIME = 366 * 86400.0    # a downtime's window (a recurring one repeats)
 
 
 class Operations:
@@ -230,35 +234,117 @@ class Operations:
         return eid
 
     async def add_downtime(self, host: str, service: str | None, start: float, end: float, author: str,
-                           comment: str) -> Downtime:
-        if end <= start:
+                           comment: str, flexible: bool = False, duration: float = 0.0) -> Downtime:
+        """One host (and its services) or one service: see `add_downtimes`."""
+        return (await self.add_downtimes([(host, service)], start, end, author, comment, flexible, duration))[0]
+
+    async def add_downtimes(self, targets: list[tuple[str, str | None]], start: float, end: float, author: str,
+                            comment: str, flexible: bool = False, duration: float = 0.0) -> list[Downtime]:
+        """One downtime per target (a scope's hosts or services), one series, one commit. Fixed:
+        from `start` to `end`; flexible: waits in that window for the check to fail, then lasts
+        `duration`. One that starts now is announced (DOWNTIMESTART) in the same commit."""
+        if not end > start:
             raise OpError("a downtime must end after it starts")
+        if end - start > MAX_DOWNTIME:
+            raise OpError("a downtime's window is at most a year; a recurring one repeats (docs/downtimes.md)")
+        if flexible and not 0 < duration <= MAX_DOWNTIME:
+            raise OpError("a flexible downtime needs a duration (e.g. 2h)")
         now = time.time()
-        did = self.engine.store.meta.get("next_downtime_id", 1)
-        self.engine.store.meta["next_downtime_id"] = did + 1
-        dt = Downtime(did, host, service, float(start), float(end), author, comment)
-        self.engine.store.put_downtime(dt)
-        text = f"downtime #{did} {_clock(start)} - {_clock(end)}: {comment}"
-        # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
-        plan = self.engine.downtimes.added(dt, now)
-        await self._commit([(SET_META, [("next_downtime_id", did + 1)]),
-                            (INSERT_DOWNTIME, [dt.row()]),
-                            (INSERT_COMMENT, [(host, service, now, author, f"downtime #{did}: {comment}")]),
-                            *self._history(self._events_of(host, service), "downtime", text, author, now)], plan)
-        log.info("downtime #%d for %s by %s: %s", did, target_name(host, service), author, comment)
-        return self.engine.store.downtimes.get(did, dt)
+        series = uuid.uuid4().hex[:10]
+        made, ops = self.engine.store.new_downtimes(targets, start, end, author, comment, flexible,
+                                                    duration if flexible else 0.0, series)
+        plan = Plan()
+        for dt in made:
+            # Decided before the commit, so the insert and a DOWNTIMESTART that is due now go together.
+            plan.add(self.engine.downtimes.added(dt, now))
+            kind = f"flexible, {format_duration(duration)} within " if flexible else ""
+            text = f"downtime #{dt.id} {kind}{_clock(start)} - {_clock(end)}: {comment}"
+            ops.append((INSERT_COMMENT, [(dt.host, dt.service, now, author, f"downtime #{dt.id}: {comment}")]))
+            ops += self._history(self._events_of(dt.host, dt.service), "downtime", text, author, now)
+        await self._commit(ops, plan)
+        log.info("downtime%s %s for %s by %s: %s", "s" if len(made) > 1 else "",
+                 ", ".join(f"#{d.id}" for d in made[:10]) + (" ..." if len(made) > 10 else ""),
+                 ", ".join(target_name(*t) for t in targets[:5]) + (f" and {len(targets) - 5} more"
+                                                                    if len(targets) > 5 else ""), author, comment)
+        return [self.engine.store.downtimes.get(d.id, d) for d in made]
+
+    async def change_downtimes(self, ids: list[int], author: str, start: float | None = None,
+                               end: float | None = None, comment: str | None = None) -> list[Downtime]:
+        """A new start, end or comment for downtimes (one, or a whole series): the ticker starts
+        or ends them by the new times (a start or an end now is told as usual)."""
+        store = self.engine.store
+        found = [store.downtimes[i] for i in ids if i in store.downtimes and store.downtimes[i].phase is not Phase.ENDED]
+        if not found:
+            raise OpError(f"no downtime {', '.join(map(str, ids))} (over, or cancelled: see GET /api/v1/downtimes)", 404)
+        changed = []
+        for dt in found:
+            new = dataclasses.replace(dt, start=dt.start if start is None else float(start),
+                                      end=dt.end if end is None else float(end),
+                                      comment=dt.comment if comment is None else comment)
+            if not new.end > new.start:
+                raise OpError(f"downtime #{dt.id} would end before it starts")
+            if new.phase is Phase.ACTIVE and new.window() is not None and new.window()[0] > time.time():
+                raise OpError(f"downtime #{dt.id} is in effect: it can end sooner or later, not start later")
+            changed.append(new)
+        now = time.time()
+        for dt in changed:
+            store.put_downtime(dt)
+        ops: list[Op] = [(INSERT_DOWNTIME, [d.row() for d in changed])]
+        for dt in changed:
+            ops += self._history(self._events_of(dt.host, dt.service), "downtime_changed",
+                                 f"downtime #{dt.id} now {_clock(dt.start)} - {_clock(dt.end)}: {dt.comment}",
+                                 author, now)
+        await self._commit(ops)
+        log.info("downtime(s) %s changed by %s", ", ".join(f"#{d.id}" for d in changed), author)
+        return changed
+
+    async def add_schedule(self, rd: RecurringDowntime, spec: str, author: str) -> None:
+        """A recurring downtime made through the API (`spec`: its JSON, kept as given); its
+        windows are made by the engine's ticker a day ahead."""
+        recurring = self.engine.recurring
+        assert recurring is not None
+        if rd.name in self.live.objs.downtimes:
+            raise OpError(f"recurring downtime {rd.name!r} is in the configuration; change it there", 409)
+        await self._commit(recurring.add(rd, spec))
+        log.info("recurring downtime %s (%s) made by %s", rd.name, rd.scope.label(), author)
+
+    async def remove_schedule(self, name: str, author: str) -> None:
+        """No more windows; those already made stay (cancel them as any downtime)."""
+        recurring = self.engine.recurring
+        assert recurring is not None
+        if name in self.live.objs.downtimes:
+            raise OpError(f"recurring downtime {name!r} is in the configuration; remove it there", 409)
+        if name not in self.engine.store.schedules:
+            raise OpError(f"no recurring downtime {name!r}", 404)
+        await self._commit(recurring.remove(name))
+        log.info("recurring downtime %s removed by %s", name, author)
+
+    def series_ids(self, series: str) -> list[int]:
+        ids = [d.id for d in self.engine.store.downtimes.values() if d.series == series and d.phase is not Phase.ENDED]
+        if not ids:
+            raise OpError(f"no downtime of series {series!r} still to come or in effect", 404)
+        return sorted(ids)
 
     async def delete_downtime(self, did: int, author: str) -> Downtime:
-        dt = self.engine.store.pop_downtime(did)
-        if dt is None:
-            raise OpError(f"no downtime {did}", 404)
+        return (await self.delete_downtimes([did], author))[0]
+
+    async def delete_downtimes(self, ids: list[int], author: str) -> list[Downtime]:
+        """Cancel downtimes (one, or a series): one in effect ends with DOWNTIMECANCELLED."""
+        store = self.engine.store
+        if not any(i in store.downtimes for i in ids):
+            raise OpError(f"no downtime {', '.join(map(str, ids))}", 404)
         now = time.time()
-        await self._commit([(DELETE_DOWNTIME, [(did,)]),
-                            *self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
-                                           f"downtime #{did} deleted", author, now)],
-                           self.engine.downtimes.deleted(dt, now))
-        log.info("downtime #%d for %s deleted by %s", did, target_name(dt.host, dt.service), author)
-        return dt
+        gone = [dt for i in ids if (dt := store.pop_downtime(i)) is not None]
+        ops: list[Op] = [(DELETE_DOWNTIME, [(dt.id,) for dt in gone])]
+        plan = Plan()
+        for dt in gone:
+            ops += self._history(self._events_of(dt.host, dt.service), "downtime_deleted",
+                                 f"downtime #{dt.id} deleted", author, now)
+            plan.add(self.engine.downtimes.deleted(dt, now))
+        await self._commit(ops, plan)
+        log.info("downtime(s) %s deleted by %s", ", ".join(f"#{d.id} {target_name(d.host, d.service)}" for d in gone),
+                 author)
+        return gone
 
 
     def hosts_of(self, hosts: list[str], hostgroups: list[str]) -> tuple[str, ...]:

@@ -106,13 +106,6 @@ class ReadApi:
     def _read_event(self, eid: int) -> tuple[Event | None, list[tuple[Any, ...]], list[nflog.LogRow]]:
         return history.event(self.db, eid), history.event_history(self.db, eid), nflog.of_event(self.db, eid)
 
-    async def downtimes(self, request: web.Request) -> web.Response:
-        now = time.time()
-        return web.json_response({"downtimes": [
-            {"id": d.id, "host": d.host, "service": d.service, "start": d.start, "end": d.end,
-             "author": d.author, "comment": d.comment, "active": d.start <= now < d.end, "phase": d.phase.value}
-            for d in sorted(self.store.downtimes.values(), key=lambda d: d.id)]})
-
     async def deployments(self, request: web.Request) -> web.Response:
         """The change log, newest first: `?host=&since=&module=`."""
         q = request.query

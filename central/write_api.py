@@ -1,5 +1,5 @@
 """The write side of central's HTTP API: ack, unack, reschedule, notifications on/off,
-downtimes, deployments.
+comments, deployments (downtimes: central/downtimes_api.py).
 
 Every call needs a token from `api_tokens:`; its name is the default author.
 The work is done by central.operations (shared with the Jabber bot); this
@@ -9,8 +9,6 @@ answers too live in checkd/operator_api.py.
 
 from __future__ import annotations
 
-import json
-import time
 
 from aiohttp import web
 
@@ -19,7 +17,7 @@ from central.operations import Operations
 from checkd.actions import OpError
 from checkd.api_json import bad_request, parse_json
 from checkd.engine.deployments import DEFAULT_MUTE
-from checkd.operator_api import OperatorApi, comment_field, duration_field, event_id_field, str_field
+from checkd.operator_api import OperatorApi, duration_field, event_id_field, str_field
 
 
 class WriteApi(OperatorApi):
@@ -55,35 +53,6 @@ class WriteApi(OperatorApi):
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
         return web.json_response({"host": host, "service": service, "event_id": eid}, status=201)
-
-    async def add_downtime(self, request: web.Request) -> web.Response:
-        """{"host", "service"?, "start"?, "end" | "duration", "comment", "author"?}"""
-        who, d = await self._body(request)
-        host, service = self._target(d)
-        start = d.get("start", time.time())
-        if type(start) not in (int, float):
-            raise bad_request("start: expected a Unix time")
-        end = d.get("end")
-        duration = duration_field(d, "duration")
-        if end is None and duration is not None:
-            end = start + duration
-        if type(end) not in (int, float) or end <= start:
-            raise bad_request("give end (Unix time after start) or duration (e.g. 2h)")
-        dt = await self.ops.add_downtime(host, service, start, end, str_field(d, "author") or who, comment_field(d))
-        return web.json_response({"id": dt.id, "host": host, "service": service, "start": dt.start, "end": dt.end},
-                                 status=201)
-
-    async def delete_downtime(self, request: web.Request) -> web.Response:
-        who = self.live.auth.writer(request)
-        try:
-            did = int(request.match_info["id"])
-        except ValueError:
-            raise bad_request("downtime id must be an integer") from None
-        try:
-            await self.ops.delete_downtime(did, who)
-        except OpError as e:
-            raise web.HTTPNotFound(text=json.dumps({"error": str(e)}), content_type="application/json") from None
-        return web.json_response({"id": did, "deleted": True})
 
     async def deployment(self, request: web.Request) -> web.Response:
         """The deploy hook: {"action": start|finish|abort, "hosts"?, "hostgroups"?, "module", "revision",

@@ -460,7 +460,8 @@ def test_an_upgraded_state_directory_does_not_announce_downtimes_that_already_be
     db = sqlite3.connect(tmp_path / "state" / "central.sqlite")
     now = time.time()
     with db:
-        db.execute("ALTER TABLE downtimes DROP COLUMN phase")     # back to schema 2
+        for column in ("phase", "flexible", "duration", "triggered", "series"):     # back to schema 2
+            db.execute(f"ALTER TABLE downtimes DROP COLUMN {column}")
         db.executemany("INSERT INTO downtimes VALUES (?,?,?,?,?,?,?)", [
             (1, "db1.ladc1", "Disk /", now - 600, now + 3600, "ops", "running since before the upgrade"),
             (2, "db1.ladc1", None, now + 3, now + 3600, "ops", "begins after the upgrade"),

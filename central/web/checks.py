@@ -16,7 +16,7 @@ from central.web.views import check_url, host_url
 from checkd import perfdata
 from checkd.engine import history, nflog
 from checkd.engine.deployments import headline
-from checkd.engine.store import CheckView
+from checkd.engine.store import CheckView, Phase
 from checkd.states import state_name
 
 if TYPE_CHECKING:
@@ -93,9 +93,11 @@ async def page(read: ReadApi, host: str, service: str | None, now: float, *, gra
         "own_mute": (host, service) in store.mutes and store.mutes[(host, service)].active(now),
         "deploying": None if deploying is None else deploying.json(),
         "downtimes": [{"id": d.id, "service": d.service, "start": d.start, "end": d.end, "author": d.author,
-                       "comment": d.comment, "active": d.start <= now < d.end}
+                       "comment": d.comment, "active": d.covers(d.host, d.service, now), "flexible": d.flexible,
+                       "duration": d.duration, "triggered": d.triggered, "series": d.series}
                       for d in sorted(store.downtimes.values(), key=lambda d: d.start)
-                      if d.host == host and (d.service is None or d.service == service) and d.end > now],
+                      if d.host == host and (d.service is None or d.service == service) and d.over > now
+                      and d.phase is not Phase.ENDED],
         "events": list(events.values()), "history": steps,
         "comments": [{"ts": ts, "author": a, "text": t, "service": s} for ts, a, t, s in rows.comments],
         "notifications": [{"kind": k, "contact": c, "channel": ch, "created": cr, "status": st, "done": d,

@@ -5,13 +5,16 @@ Both return immutable objects or raise one ConfigError listing every problem.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from checkd.config import objects as o
+from checkd.config import recurring
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
-from checkd.config.model import Command, Contact, Group, Host, Objects, Service, Site, TimePeriod
+from checkd.config.model import (Command, Contact, Group, Host, Objects, RecurringDowntime, Service, Site,
+                                 TimePeriod)
 from checkd.config.node import NodeConfig, read_node
 from checkd.config.references import check_references
 from checkd.config.sites import domain_index
@@ -184,8 +187,14 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
                    contact_groups=contact_groups, host_groups=host_groups, timeperiods=timeperiods,
                    sites=sites, macros=macros, directory=str(directory))
     check_references(objs, problems)
+    # Recurring downtimes last: their scopes and periods name the objects above.
+    downtimes: dict[str, RecurringDowntime] = {}
+    for doc in docs:
+        for node in o.section_items(doc, "downtimes", problems):
+            if rd := recurring.read(node, objs, problems):
+                _add(downtimes, rd.name, rd, "downtime", problems)
     problems.raise_if_any()
-    return objs
+    return dataclasses.replace(objs, downtimes=downtimes) if downtimes else objs
 
 
 def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:

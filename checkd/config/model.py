@@ -8,6 +8,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from checkd.config.scope import Scope
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,6 +209,21 @@ class Site:
     domains: tuple[str, ...] = ()           # DNS domains whose hosts are in this site, lower case
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecurringDowntime:
+    """A downtime that comes back (`downtimes:` in the objects, or made through the API):
+    in effect in each window of `period`, for what `scope` covers then; with `duration`,
+    flexible within each window (checkd/engine/recurring.py)."""
+
+    name: str
+    scope: Scope
+    period: TimePeriod                      # its own ranges, or the named timeperiod's
+    comment: str = ""
+    author: str = "schedule"
+    duration: float | None = None          # flexible: lasts this long from the first failure in a window
+    where: Where = Where("?", 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Objects:
     """The whole object configuration shared by central and every poller."""
@@ -219,6 +238,7 @@ class Objects:
     sites: Mapping[str, Site]
     macros: Mapping[str, str]               # $USER1$-style resource macros, $PLUGINDIR$
     directory: str = ""
+    downtimes: Mapping[str, RecurringDowntime] = dataclasses.field(default_factory=dict)
 
     def services_of_site(self, site: str) -> list[Service]:
         return [s for s in self.services.values() if self.hosts[s.host].site == site]

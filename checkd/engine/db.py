@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL
     start REAL NOT NULL, end REAL NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL,
     phase TEXT NOT NULL DEFAULT 'scheduled', flexible INTEGER NOT NULL DEFAULT 0,
     duration REAL NOT NULL DEFAULT 0, triggered REAL, series TEXT NOT NULL DEFAULT '');
+-- Recurring downtimes made through the API (those of the configuration are in the objects).
+CREATE TABLE IF NOT EXISTS downtime_schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, until REAL,
     author TEXT NOT NULL, PRIMARY KEY (host, service));
 CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
@@ -98,7 +100,8 @@ class StoreUnavailable(Exception):
     """The store cannot be reached at start (a PostgreSQL server down, a wrong DSN)."""
 
 
-TABLES = ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases", "deployments")
+TABLES = ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases", "deployments",
+          "downtime_schedules")
 
 
 class Database:

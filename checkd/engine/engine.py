@@ -21,6 +21,7 @@ from checkd.engine.ids import EventIds
 from checkd.engine.notify.channels import Channels
 from checkd.engine.notify.dispatch import Dispatcher, GraphSource
 from checkd.engine.notify.downtimes import DowntimeNotices
+from checkd.engine.recurring import Recurring
 from checkd.engine.notify.notifier import Notifier, Plan, Planned
 from checkd.engine.store import CheckView, Event, Store
 from checkd.result import CheckResult
@@ -49,6 +50,8 @@ class Engine:
                                  room=jabber.room if jabber else None, system=system)
         self.notifier.new_status, self.notifier.via = decided, via
         self.downtimes = DowntimeNotices(self.notifier)
+        # Central makes the windows of recurring downtimes (pollers get them with its decisions).
+        self.recurring: Recurring | None = None
         self.graphs = graphs
         self.fatal = fatal
         self.clock = clock
@@ -195,7 +198,11 @@ class Engine:
         acknowledgements expiring, downtimes starting and ending, escalations, re-notifications, held problems whose
         hold ended (after the DOWNTIMEEND that lets them out, as in Nagios)."""
         expired = self.store.deployments.expire(now) + self.events.expire_acks(now)
-        return expired, self.downtimes.tick(now).add(self.notifier.tick(now))
+        plan = Plan()
+        if self.recurring is not None:
+            made, plan = self.recurring.tick(now)
+            expired += made
+        return expired, plan.add(self.downtimes.tick(now)).add(self.notifier.tick(now))
 
     async def _ticker(self) -> None:
         while True:

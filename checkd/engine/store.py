@@ -97,6 +97,8 @@ UPSERT_MUTE = "INSERT OR REPLACE INTO mutes VALUES (?,?,?,?)"          # (host, 
 DELETE_MUTE = "DELETE FROM mutes WHERE host = ? AND service = ?"
 INSERT_DOWNTIME = "INSERT OR REPLACE INTO downtimes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"     # Downtime.row()
 SET_TRIGGERED = "UPDATE downtimes SET triggered = ? WHERE id = ?"
+SET_META_ROW = "INSERT OR REPLACE INTO meta VALUES (?,?)"
+NEXT_DOWNTIME_ID = "next_downtime_id"
 DELETE_DOWNTIME = "DELETE FROM downtimes WHERE id = ?"
 UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"         # (Phase.value, id)
 
@@ -194,6 +196,7 @@ class Store:
         self.pollers: dict[str, PollerState] = {}
         self.downtimes: dict[int, Downtime] = {}   # change through put/pop/set_downtimes (the index below)
         self._flexible: dict[CheckKey, set[int]] = {}   # flexible downtimes waiting for their check to fail
+        self.schedules: dict[str, str] = {}         # recurring downtimes made through the API: name -> JSON
         self.mutes: dict[CheckKey, Mute] = {}
         self.meta: dict[str, int] = {}
         self.aliases: dict[int, int] = {}           # a poller's event ID -> central's event for the same problem
@@ -215,6 +218,7 @@ class Store:
         for r in tables["downtimes"]:
             self.put_downtime(Downtime.from_row(r))
         self.aliases = {a: e for a, e in tables.get("event_aliases", ())}
+        self.schedules = {name: spec for name, spec in tables.get("downtime_schedules", ())}
         self.deployments.load(tables.get("deployments", []))
         for r in tables["mutes"]:
             self.mutes[(r[0], _svc(r[1]))] = Mute(r[0], _svc(r[1]), r[2], r[3])
@@ -241,6 +245,18 @@ class Store:
         self.downtimes, self._flexible = {}, {}
         for dt in downtimes.values():
             self.put_downtime(dt)
+
+    def new_downtimes(self, targets: list[CheckKey], start: float, end: float, author: str, comment: str,
+                      flexible: bool = False, duration: float = 0.0, series: str = "") -> tuple[list[Downtime], list[Op]]:
+        """Downtimes for `targets` (one each), numbered on from meta's next_downtime_id, in the
+        store; the ops that write them. The caller asks the notices what starts now."""
+        first = self.meta.get(NEXT_DOWNTIME_ID, 1)
+        made = [Downtime(first + i, host, service, float(start), float(end), author, comment, flexible=flexible,
+                         duration=float(duration), series=series) for i, (host, service) in enumerate(targets)]
+        for dt in made:
+            self.put_downtime(dt)
+        self.meta[NEXT_DOWNTIME_ID] = first + len(made)
+        return made, [(SET_META_ROW, [(NEXT_DOWNTIME_ID, first + len(made))]), (INSERT_DOWNTIME, [d.row() for d in made])]
 
     def trigger_flexible(self, host: str, service: str | None, ts: float) -> list[Op]:
         """A check failed at `ts`: the flexible downtimes waiting for it start now (Nagios)."""

@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from checkd.config.model import Objects
 from checkd.result import CheckKey
+
+if TYPE_CHECKING:
+    from checkd.config.model import Objects
 
 KEYS = ("hosts", "hostgroups", "sites", "services")
 MAX_TARGETS = 100_000
@@ -65,6 +67,9 @@ class Scope:
         for s in self.sites:
             if s not in known_sites:
                 raise ScopeError(f"unknown site {s!r}")
+        for name in self.hosts:
+            if not any(ch in name for ch in "*?[") and name not in objs.hosts:
+                raise ScopeError(f"unknown host {name!r}")
         hosts = [h for h in objs.hosts.values() if self._has_host(h.name, h.groups, h.site, objs)]
         if not self.services:
             out: list[CheckKey] = [(h.name, None) for h in hosts]
