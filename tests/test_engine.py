@@ -24,6 +24,7 @@ from checkd.engine.ids import IdAllocator
 from checkd.engine.notify.channels import Channels
 from checkd.engine.notify.dispatch import Settings
 from checkd.engine.notify import recipients, stages
+from checkd.engine.recurring import Recurring
 from checkd.engine.notify.notification import Channel, Notification
 from checkd.engine.store import Downtime, Event, Mute
 from checkd.result import CheckResult
@@ -85,6 +86,8 @@ class Timeline:
         self.ids = IdAllocator()
         self.engine = Engine(db, load_objects(tmp / "objects"), channels, self.ids,
                              clock=lambda: self.now)
+        # As at central: the windows of recurring downtimes are made by the ticker.
+        self.engine.recurring = Recurring(self.engine.store, self.engine.downtimes, lambda: self.engine.objs)
         self.delivered: list[int] = []          # log rows handed on after their commit
 
     async def start(self, sending: bool = False) -> None:
@@ -107,11 +110,11 @@ class Timeline:
         ops, _stale = self.engine.apply("poller-ladc1", [r])
         await self.engine.commit(ops, self.engine.decide(self.now))
 
-    async def advance(self, seconds: float) -> None:
-        """Time passes, one engine tick a second (as the ticker does)."""
+    async def advance(self, seconds: float, step: float = 1.0) -> None:
+        """Time passes, one engine tick a second (as the ticker does; `step`: fewer, for days)."""
         end = self.now + seconds
         while self.now < end:
-            self.now = min(end, self.now + 1.0)
+            self.now = min(end, self.now + step)
             ops, plan = self.engine.tick(self.now)
             if ops or plan.ops:
                 await self.engine.commit(ops, plan)
@@ -138,9 +141,11 @@ class Timeline:
     async def unmute(self, host: str, service: str | None) -> None:
         self.engine.store.mutes.pop((host, service), None)
 
-    async def downtime(self, host: str, service: str | None, start: float, end: float) -> Downtime:
+    async def downtime(self, host: str, service: str | None, start: float, end: float,
+                       flexible: float = 0.0) -> Downtime:
         did = len(self.engine.store.downtimes) + 1
-        dt = Downtime(did, host, service, start, end, "alice", "maintenance")
+        dt = Downtime(did, host, service, start, end, "alice", "maintenance", flexible=bool(flexible),
+                      duration=flexible)
         self.engine.store.put_downtime(dt)
         await self.engine.commit([], self.engine.downtimes.added(dt, self.now))
         return dt
@@ -285,6 +290,54 @@ def test_a_downtime_holds_the_problem_and_tells_its_start_and_end(run) -> None:
         assert await t.logged() == [("DOWNTIMESTART", "ops", 1, 1, 60), ("DOWNTIMEEND", "ops", 1, 1, 600),
                                     ("PROBLEM", "ops", 1, 1, 600)]
     run(scenario)
+
+
+def test_a_flexible_downtime_starts_when_the_check_fails_in_its_window_and_lasts_its_duration(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.downtime("db1.ladc1", "Disk", T0 + 60, T0 + 3600, flexible=600)
+        await t.downtime("web1.ladc1", "HTTP", T0 + 60, T0 + 300, flexible=600)     # never triggered
+        await t.advance(1200)
+        assert await t.logged() == [], "a flexible downtime waits for its check to fail"
+        assert t.engine.store.downtimes[2].phase.value == "ended"
+        await t.result("db1.ladc1", "Disk", CRITICAL)                 # T0 + 1200: it starts now
+        await t.advance(300)
+        assert t.held("db1.ladc1", "Disk") == "in downtime"
+        await t.advance(301)                                           # its 600 s are over at T0 + 1800
+        assert await t.logged() == [("DOWNTIMESTART", "ops", 1, 1, 1201), ("DOWNTIMEEND", "ops", 1, 1, 1800),
+                                    ("PROBLEM", "ops", 1, 1, 1800)]
+    run(scenario)
+
+
+RECURRING = OBJECTS + """\
+downtimes:
+  - name: patching
+    hosts: [db1.ladc1]
+    services: [Disk]
+    ranges: {monday: "09:00-09:30", tuesday: "09:00-09:30", wednesday: "09:00-09:30", thursday: "09:00-09:30",
+             friday: "09:00-09:30", saturday: "09:00-09:30", sunday: "09:00-09:30"}
+    comment: nightly patching
+"""
+
+
+def test_a_recurring_downtime_covers_a_failure_at_its_second_occurrence(run) -> None:
+    """Every day 09:00-09:30 (local time; T0 is 08:00 UTC): the first window passes quietly,
+    the check fails in the second and is told once, when the window ends."""
+    async def scenario(t: Timeline) -> None:
+        day = 86400
+        await t.advance(3600 + 1800 + 60, step=30)                    # the first window, 09:00-09:30
+        first = [r for r in await t.logged()]
+        assert [r[0] for r in first] == ["DOWNTIMESTART", "DOWNTIMEEND"]
+        await t.advance(day - 1800 - 60 + 300, step=30)                # into the second, 09:05 the next day
+        await t.result("db1.ladc1", "Disk", CRITICAL)
+        await t.advance(60)
+        assert t.held("db1.ladc1", "Disk") == "in downtime"
+        await t.advance(25 * 60, step=10)                              # past 09:30
+        logged = await t.logged()
+        assert [r[0] for r in logged[2:]] == ["DOWNTIMESTART", "DOWNTIMEEND", "PROBLEM"]
+        assert logged[-1][4] - logged[-2][4] <= 10, "told when the window ended"
+        series = sorted({d.series for d in t.engine.store.downtimes.values()})
+        assert series[:2] == [f"patching@{int(T0) + 3600}", f"patching@{int(T0) + 3600 + day}"], series
+    run(scenario, objects=RECURRING)
 
 
 def test_a_flapping_check_tells_its_flapping_not_its_states(run) -> None:

@@ -201,8 +201,13 @@ def translate(sql: str, keys: Callable[[str], tuple[list[str], list[str]]]) -> s
     if verb == "IGNORE":
         return f"INSERT INTO {table}{rest} ON CONFLICT DO NOTHING"
     pk, others = keys(table)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
+    sets = ", ".join(f"{_quoted(c)} = EXCLUDED.{_quoted(c)}" for c in others)
     return f"INSERT INTO {table}{rest} ON CONFLICT ({', '.join(pk)}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
+
+
+def _quoted(column: str) -> str:
+    """A column whose name PostgreSQL reserves (downtimes' `end`) in quotes."""
+    return f'"{column}"' if column in ("end",) else column
 
 
 def _keys(conn: psycopg.Connection[Any]) -> dict[str, tuple[list[str], list[str]]]:

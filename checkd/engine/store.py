@@ -156,9 +156,9 @@ class Downtime:
 
     @property
     def over(self) -> float:
-        """When it can no longer be in effect (a flexible one may outlast its window)."""
+        """When it is no longer in effect, or (a flexible one not triggered) can no longer be."""
         w = self.window()
-        return max(self.end, w[1]) if w else self.end
+        return w[1] if w else self.end + self.duration
 
     def waits_for(self, host: str, service: str | None, ts: float) -> bool:
         """A flexible downtime this check's failure at `ts` starts."""
