@@ -5,11 +5,13 @@ Both return immutable objects or raise one ConfigError listing every problem.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from checkd.config import objects as o
+from checkd.config.dependencies import read_dependencies
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.model import Command, Contact, Group, Host, Objects, Service, Site, TimePeriod
 from checkd.config.node import NodeConfig, read_node
@@ -93,10 +95,7 @@ def _commands(docs: list[Node], macros: dict[str, str], problems: Problems) -> d
 def _services(docs: list[Node], templates: dict[str, Node], hosts: dict[str, Host],
               host_groups: dict[str, Group], commands: dict[str, Command], macros: dict[str, str],
               problems: Problems) -> dict[tuple[str, str], Service]:
-    members: dict[str, set[str]] = {g: set(grp.members) for g, grp in host_groups.items()}
-    for h in hosts.values():
-        for g in h.groups:
-            members.setdefault(g, set()).add(h.name)
+    members = o.hostgroup_members(hosts, host_groups)
     services: dict[tuple[str, str], Service] = {}
     for doc in docs:
         for node in o.resolved(doc, "services", templates, problems):
@@ -182,6 +181,7 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
     objs = Objects(hosts=hosts, services=services, commands=commands, contacts=contacts,
                    contact_groups=contact_groups, host_groups=host_groups, timeperiods=timeperiods,
                    sites=sites, macros=macros, directory=str(directory))
+    objs = dataclasses.replace(objs, dependencies=read_dependencies(docs, objs, problems))
     check_references(objs, problems)
     problems.raise_if_any()
     return objs
