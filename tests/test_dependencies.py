@@ -46,9 +46,9 @@ def test_the_shop_is_paged_after_its_database_recovers_not_while_it_is_critical(
     site.start_poller()
     wait_for(lambda: all(s["last_check"] for s in site.central.get("/api/v1/status")["services"]), 20,
              "central's first results")
-    site.set("db", 2)                   # both at once, as when a database takes its shop down
-    site.set("shop", 2)
+    site.set("db", 2)
     [db_problem] = wait_for(lambda: site.mails("PROBLEM", "MySQL"), 20, "the database's page")
+    site.set("shop", 2)                 # the database took the shop down
     wait_for(lambda: site.problems("Shop"), 10, "the shop's problem at central")
     time.sleep(1.5)                     # three more checks of each, and a second of ticks
     assert site.mails("PROBLEM", "Shop") == [], "paged for the shop while its database is CRITICAL"
