@@ -61,7 +61,7 @@ def read_dependencies(docs: list[Node], objs: Objects, problems: Problems) -> di
 def _read(node: Node, objs: Objects, members: Mapping[str, set[str]], problems: Problems) -> list[Dependency]:
     d = f.convert(node, DEPENDENCY_KEYS, problems, "dependency")
     where = Where(node.file, node.line)
-    sides = {}
+    sides: dict[str, list[CheckKey]] = {}
     for side in ("master", "dependent"):
         if side not in node:
             problems.add(node.file, node.line, f"dependency without {side}: add e.g. `{side}: {SHAPE}`")
@@ -83,8 +83,8 @@ def _read(node: Node, objs: Objects, members: Mapping[str, set[str]], problems: 
                 continue
             out.append(Dependency(master, dependent, notify, execute, d.get("inherits_parent", False), period,
                                   where))
-            if execute and objs.hosts[master[0]].site != objs.hosts[dependent[0]].site:
-                m_site, d_site = objs.hosts[master[0]].site, objs.hosts[dependent[0]].site
+            m_site, d_site = objs.hosts[master[0]].site, objs.hosts[dependent[0]].site
+            if execute and m_site != d_site:    # a poller would wait for a state it never sees
                 problems.add(*node.where_of("execution_failure_criteria"),
                              f"execution_failure_criteria across sites: {label(dependent)} ({d_site}) would wait "
                              f"for {label(master)} ({m_site}), whose state a {d_site} poller does not know; drop "

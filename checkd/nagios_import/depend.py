@@ -1,10 +1,7 @@
-"""servicedependency / hostdependency -> `dependencies:` entries.
-
-The checks of each side are resolved here (host and host group lists, `*`, service groups,
-Nagios' same-host dependency when no dependent host is named) and written as few
-selectors as say them. Failure criteria letters become checkd's state names; Nagios'
-default is none, so a dependency without notification_failure_criteria is written `[none]`.
-"""
+"""servicedependency / hostdependency -> `dependencies:` entries: each side's checks resolved
+(host and host group lists, `*`, service groups, Nagios' same-host dependency) and written as
+few selectors as say them; criteria letters become state names, and Nagios' default (none)
+is written `[none]`, since checkd's own default differs."""
 
 from __future__ import annotations
 
