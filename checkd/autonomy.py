@@ -57,7 +57,7 @@ class LocalAlerting:
         self.ids = PollerIds()
         self.via = f"{node.site} poller, central unreachable"
         self.engine = Engine(SqliteDatabase(node.state_dir / "alerts.sqlite"), objs, channels.build(node, objs), self.ids,
-                             via=self.via, decided="delegated")
+                             via=self.via, decided="delegated", site=node.site)
         self.engine.deliver = self._deliver
         self.db, self.store = self.engine.db, self.engine.store
         self.autonomous = False

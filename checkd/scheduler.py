@@ -3,9 +3,10 @@ result to a sink (the spool on a poller, the store on central during takeover).
 
 Timers are loop.call_at handles on the monotonic clock; a check that comes due
 while N checks run waits in a FIFO queue, and the wait shows up as latency.
-Timers honour `active` and `check_period` (docs/scheduling.md); forced and
-freshness checks are the ways to run a check outside them. It knows nothing
-about pollers or central: both use it the same way.
+Timers honour `active`, `check_period` and execution dependencies
+(docs/scheduling.md, docs/dependencies.md); forced and freshness checks are the
+ways to run a check outside them. It knows nothing about pollers or central:
+both use it the same way.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from checkd import dependencies as deps
+from checkd.config.dependencies import label
 from checkd.config.model import Host, Objects, Schedule, Service, SSHSettings
 from checkd.plugin_output import PluginOutput, interpret
 from checkd.result import CheckKey, CheckResult
 from checkd.run.prepare import PreparedCheck, is_static, prepare
 from checkd.run.runner import Runner
-from checkd.states import HostStatus, Status, is_retrying
+from checkd.states import HostStatus, StateType, Status, is_retrying
 from checkd.timeperiods import next_valid_time
 from checkd.transitions import CheckState, advance, apply
 
@@ -51,7 +54,8 @@ class Scheduler:
         self._inflight: set[CheckKey] = set()       # queued or running, until its next run is planned
         self._rerun: set[CheckKey] = set()
         self._once: set[CheckKey] = set()           # run_once: not scheduled again after the run
-        self._host_asked: dict[str, float] = {}     # host -> when a failing service last forced its check
+        self._host_asked: dict[str, float] = {}     # host -> when its check was last run on demand
+        self._children = children_of(objs, self.keys)
         self._parked: set[CheckKey] = set()         # timer moved to where check_period opens (reload: again)
         self._told: set[tuple[CheckKey, str]] = set()   # (check, what) logged once: "never", "outside"
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: tasks must not be collected
@@ -101,6 +105,7 @@ class Scheduler:
             self.states.pop(key, None)
             self._rerun.discard(key)
         self.keys = sorted(new, key=lambda k: (k[0], k[1] or ""))
+        self._children = children_of(objs, self.keys)
         for key in new - old:
             self.states[key] = CheckState()
         # A queued timer run of a check that is gone or passive now does not happen.
@@ -131,13 +136,16 @@ class Scheduler:
         self._due(key, asyncio.get_running_loop().time(), "forced")
         return True
 
-    def _check_host_now(self, host: str, now: float) -> None:
-        """A failing service on a host believed UP: check the host at once (Nagios'
-        on-demand host check), so a host that went down is known, and notified once
-        for the host, before its services' problems turn HARD."""
+    def _check_host_now(self, host: str, now: float, failing: bool = False) -> None:
+        """Check a host at once (Nagios' on-demand host check), one believed UP (`failing`:
+        one believed not UP). A failing service asks for its host, so a host that went down
+        is known, and notified once for the host, before its services' problems turn HARD;
+        a failing host asks for its parents, a recovered one for its failing children
+        (_check_neighbours)."""
         key = (host, None)
         st = self.states.get(key)
-        if st is None or st.status != 0 or now - self._host_asked.get(host, -HOST_CHECK_HORIZON) < HOST_CHECK_HORIZON:
+        if st is None or (st.status != 0) != failing or \
+                now - self._host_asked.get(host, -HOST_CHECK_HORIZON) < HOST_CHECK_HORIZON:
             return
         # Not a forced check: as in Nagios, a passive host or one outside its check_period is not run.
         if not self._schedule(key).active or self._valid_from(key, now) != now:
@@ -228,7 +236,28 @@ class Scheduler:
             if self._valid_from(key, now) != now:
                 self._schedule_valid(key, now)
                 return
+            if self._master_failing(key):
+                self._next_run(key, scheduled, retrying=False)
+                return
         self._due(key, scheduled, check_type)
+
+    def _master_failing(self, key: CheckKey) -> bool:
+        """Nagios' execution dependencies: while a master is in one of a dependency's
+        execution_failure_criteria the timer's run is skipped, and the check is due again an
+        interval later. Only masters of this node's own site can gate (checkd/config/dependencies.py)."""
+        if key not in self.objs.dependencies:
+            return False
+        dep = deps.failing(self.objs, key, deps.Kind.EXECUTION, self._seen, self.wall())
+        if dep is None:
+            self._told.discard((key, "dependency"))
+            return False
+        self._tell(key, "dependency", logging.INFO, "check %s not run while %s is %s (an execution dependency)",
+                   label(key), label(dep.master), deps.state_word(self.objs, dep.master, self._seen).upper())
+        return True
+
+    def _seen(self, key: CheckKey) -> deps.Seen | None:
+        st = self.states.get(key)
+        return None if st is None or st.last_check == 0 else deps.Seen(st.status, st.state_type is StateType.HARD)
 
     def _due(self, key: CheckKey, scheduled: float, check_type: str = ACTIVE) -> None:
         if self._stopping:
@@ -302,11 +331,14 @@ class Scheduler:
             if key not in self.states:
                 log.info("check %s/%s was removed by a reload while it ran; its result is dropped", *key)
                 return
+            before = self.states[key].status
             result = self._result(key, host, service, output, scheduled_mono + offset,
                                   started + offset, finished + offset, check_type)
             retrying = is_retrying(result.status, result.state_type)
             if service is not None and result.status != 0:
                 self._check_host_now(host.name, loop.time())
+            elif service is None:
+                self._check_neighbours(host, before, result.status, loop.time())
             self.checks_done += 1
             await self.sink(result)
         finally:
@@ -326,6 +358,17 @@ class Scheduler:
         st = self.states[key]
         return {"SERVICESTATEID" if key[1] else "HOSTSTATEID": str(st.status),
                 "SERVICEATTEMPT" if key[1] else "HOSTATTEMPT": str(st.attempt)}
+
+    def _check_neighbours(self, host: Host, before: int, status: int, now: float) -> None:
+        """Nagios' reachability: a failing host has its parents believed UP checked now (is it
+        DOWN, or UNREACHABLE behind them?); one that came back has its failing children checked
+        now, so their UNREACHABLE, which holds their notifications, does not outlast it."""
+        if status != 0:
+            for parent in host.parents:
+                self._check_host_now(parent, now)
+        elif before != 0:
+            for child in self._children.get(host.name, ()):
+                self._check_host_now(child, now, failing=True)
 
     def _host_status(self, host: Host, output: PluginOutput) -> int:
         """UP/DOWN from the plugin; DOWN becomes UNREACHABLE when every known parent is down."""
@@ -351,6 +394,16 @@ class Scheduler:
                            long_output=output.long_output, perfdata=output.perfdata, scheduled=scheduled,
                            started=started, finished=finished, max_attempts=sched.max_attempts,
                            flapping=flapping, check_type=check_type, polled_by=self.node)
+
+
+def children_of(objs: Objects, keys: Iterable[CheckKey]) -> dict[str, list[str]]:
+    """parent -> the host checks among `keys` that name it in `parents`."""
+    out: dict[str, list[str]] = {}
+    for host, service in keys:
+        if service is None and host in objs.hosts:
+            for parent in objs.hosts[host].parents:
+                out.setdefault(parent, []).append(host)
+    return out
 
 
 def site_checks(objs: Objects, site: str) -> list[CheckKey]:

@@ -24,6 +24,11 @@ def is_active(name: str | None, when: datetime.datetime, periods: Mapping[str, T
     return any(start <= minute < end for start, end in day_ranges(name, when.date(), periods))
 
 
+def active_at(name: str | None, now: float, periods: Mapping[str, TimePeriod]) -> bool:
+    """Whether `name` covers the epoch time `now` in the local time zone, as Nagios' periods do."""
+    return name is None or is_active(name, datetime.datetime.fromtimestamp(now).astimezone(), periods)
+
+
 def next_active(name: str | None, after: datetime.datetime, periods: Mapping[str, TimePeriod],
                 horizon_days: int = HORIZON_DAYS) -> datetime.datetime | None:
     """The first moment at or after `after` when `name` is active, in `after`'s time zone.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,73 +16,13 @@ import pytest
 
 from checkd.engine.notify.notification import Channel, Kind, Notification
 from checkd.engine.nflog import to_payload
-from tests.central_proc import POLLER_TOKENS, CentralProc, result, start_poller, write_config
-from tests.helpers import logged_at, require_plugins, wait_for
-from tests.notify_env import MailSink, node_extra
-from tests.state_checks import OBJECTS
-
-STALE = 3.0                     # site_stale_after in these tests: above the poller's reconnect bound (1.3 s)
-AUTONOMY = 1.0
-
-
-class Site:
-    """Central (its config rewritable between starts), the ladc1 poller alerting on its own
-    by email, the state files its checks read, and the mailbox."""
-
-    def __init__(self, tmp: Path, sink: MailSink):
-        self.tmp, self.sink = tmp, sink
-        self.states = tmp / "states"
-        self.states.mkdir()
-        for name in ("repl", "backup"):
-            self.set(name, 0)
-        self.objects = OBJECTS.format(dir=self.states)
-        self.central = CentralProc(tmp, objects=self.objects, extra=self.extra())
-        self.poller: subprocess.Popen[bytes] | None = None
-
-    def extra(self, freshness: str = f"site_stale_after: {STALE:g}s, start_grace: 0s") -> str:
-        return node_extra(self.sink.port) + f"  freshness: {{{freshness}, contacts: [ops]}}\n"
-
-    def configure(self, freshness: str) -> None:
-        write_config(self.tmp, self.central.port, objects=self.objects, extra=self.extra(freshness))
-
-    def set(self, name: str, status: int) -> None:
-        (self.states / name).write_text(f"{status}\n")
-
-    def start_poller(self) -> None:
-        self.poller = start_poller(self.tmp, self.central.url, extra=(
-            f"  autonomy_after: {AUTONOMY:g}s\n"
-            f"  email: {{smtp_host: 127.0.0.1, smtp_port: {self.sink.port}, from: checkd-ladc1@example.com}}\n"))
-
-    def poller_log(self) -> str:
-        return (self.tmp / "poller.log").read_text()
-
-    def problems(self, service: str) -> list[int]:
-        return [p["id"] for p in self.central.get("/api/v1/problems")["problems"] if p["service"] == service]
-
-    def mails(self, kind: str, service: str = "Replication", start: int = 0) -> list[Any]:
-        return [m for m in self.sink.messages[start:] if m["X-Checkd-Type"] == kind and service in m["Subject"]]
-
-    def takeovers(self) -> int:
-        return self.central.log.read_text().count("takeover: no word from")
-
-    def stop(self) -> None:
-        if self.poller is not None and self.poller.poll() is None:
-            self.poller.terminate()
-            self.poller.wait(timeout=30)
-        self.central.stop()
-
+from tests.central_proc import POLLER_TOKENS, result
+from tests.helpers import logged_at, wait_for
+from tests.state_checks import STALE, Site, running_site
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    require_plugins()
-    sink = MailSink()
-    sink.start()
-    s = Site(tmp_path, sink)
-    try:
-        yield s
-    finally:
-        s.stop()
-        sink.stop()
+    yield from running_site(tmp_path)
 
 
 def test_central_restarts_twenty_times_each_problem_is_told_once_under_one_id(site: Site):

@@ -32,7 +32,7 @@ from checkd.states import StateType
 
 T0 = 1_800_000_000.0            # a fixed start: the clock is ours
 OK, WARNING, CRITICAL = 0, 1, 2
-UP, DOWN = 0, 1
+UP, DOWN, UNREACHABLE = 0, 1, 2
 
 OBJECTS = """\
 commands:
@@ -395,3 +395,100 @@ def test_a_storm_is_summarised_after_the_threshold(run) -> None:
         assert [r[0] for r in rows] == ["sent"] * 3 + ["summarised"] * 3
         assert [len(n.summary_ids) for n in t.channel.sent] == [0, 0, 0, 3], "three alone, then one summary"
     run(scenario, objects=objects, settings=Settings(storm_threshold=3, storm_window=60, storm_hold=0.1))
+
+
+# Web1's Shop depends on db1's Mysql; Checkout depends on Shop and inherits Shop's dependency;
+# Cart waits 5 minutes before its first notification; app1 sits behind the switch sw1.
+DEPENDENT = OBJECTS.replace("services:\n", """\
+  - {name: sw1.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops], command: "check_dummy!0!ok"}
+  - {name: app1.ladc1, address: 127.0.0.1, site: ladc1, contacts: [ops], command: "check_dummy!0!ok",
+     parents: [sw1.ladc1]}
+services:
+""") + """\
+  - {host: web1.ladc1, description: Shop, command: "check_dummy!0!ok", contacts: [ops]}
+  - {host: web1.ladc1, description: Checkout, command: "check_dummy!0!ok", contacts: [ops]}
+  - {host: web1.ladc1, description: Cart, command: "check_dummy!0!ok", contacts: [ops], first_notification_delay: 5m}
+dependencies:
+  - {master: {host: db1.ladc1, service: Mysql}, dependent: {host: web1.ladc1, service: Shop}}
+  - {master: {host: web1.ladc1, service: Shop}, dependent: {host: web1.ladc1, service: Checkout},
+     inherits_parent: true}
+"""
+
+
+def test_a_dependent_is_held_while_its_master_fails_and_told_after_it_recovers(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("db1.ladc1", "Mysql", OK)
+        await t.result("web1.ladc1", "Shop", OK)
+        await t.result("db1.ladc1", "Mysql", CRITICAL, "SOFT", 1)
+        await t.result("web1.ladc1", "Shop", CRITICAL, "HARD", 1)
+        assert t.held("web1.ladc1", "Shop") == "dependency settling", "its master may be about to fail"
+        await t.advance(60)
+        await t.result("db1.ladc1", "Mysql", CRITICAL, "HARD", 3)
+        await t.advance(120)
+        assert t.held("web1.ladc1", "Shop") == "dependency failing"
+        assert [r[0:2] for r in await t.logged()] == [("PROBLEM", "ops"), ("PROBLEM", "dba")], "Mysql only"
+        await t.result("db1.ladc1", "Mysql", OK)
+        await t.advance(1)
+        assert await t.logged() == [
+            ("PROBLEM", "ops", 1, 1, 60), ("PROBLEM", "dba", 1, 1, 60),
+            ("RECOVERY", "dba", 1, 1, 180), ("RECOVERY", "ops", 1, 1, 180),
+            ("PROBLEM", "ops", 1, 1, 181)], "the web service still fails: told once the database is back"
+    run(scenario, objects=DEPENDENT)
+
+
+def test_a_dependent_that_recovers_before_its_master_is_never_told(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("web1.ladc1", "Shop", OK)
+        await t.result("db1.ladc1", "Mysql", CRITICAL, "HARD", 3)
+        await t.result("web1.ladc1", "Shop", CRITICAL)
+        await t.result("web1.ladc1", "Checkout", CRITICAL)
+        await t.advance(30)
+        assert t.held("web1.ladc1", "Checkout") == "dependency failing", "Shop's own dependency, inherited"
+        await t.result("web1.ladc1", "Shop", OK)
+        assert t.held("web1.ladc1", "Checkout") == "dependency failing", "still: Mysql fails"
+        await t.advance(30)
+        await t.result("web1.ladc1", "Checkout", OK)
+        await t.result("db1.ladc1", "Mysql", OK)
+        await t.advance(10)
+        assert [r[:2] for r in await t.logged()] == [("PROBLEM", "ops"), ("PROBLEM", "dba"),
+                                                     ("RECOVERY", "dba"), ("RECOVERY", "ops")], "Mysql only"
+    run(scenario, objects=DEPENDENT)
+
+
+def test_first_notification_delay_holds_the_first_problem_notification(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("web1.ladc1", "Cart", CRITICAL)
+        await t.advance(120)
+        assert t.held("web1.ladc1", "Cart") == "first notification delay"
+        await t.result("web1.ladc1", "Cart", OK)
+        await t.advance(600)
+        assert await t.logged() == [], "it recovered within the delay: nothing at all"
+        await t.result("web1.ladc1", "Cart", CRITICAL)
+        await t.advance(299)
+        assert await t.logged() == []
+        await t.advance(1)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 1020)]
+        await t.result("web1.ladc1", "Cart", WARNING)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 1020), ("PROBLEM", "ops", 2, 1, 1020)], \
+            "only the first notification waits"
+    run(scenario, objects=DEPENDENT)
+
+
+def test_a_host_behind_a_down_parent_is_not_told_as_its_own_problem(run) -> None:
+    async def scenario(t: Timeline) -> None:
+        await t.result("sw1.ladc1", None, DOWN)
+        await t.result("app1.ladc1", None, UNREACHABLE)
+        await t.advance(60)
+        assert t.held("app1.ladc1", None) == "parents down"
+        await t.result("sw1.ladc1", None, UP)
+        await t.advance(5)
+        assert t.held("app1.ladc1", None) == "parents down", "UNREACHABLE until its own next check"
+        await t.result("app1.ladc1", None, DOWN)
+        assert await t.logged() == [("PROBLEM", "ops", 1, 1, 0), ("RECOVERY", "ops", 1, 1, 60),
+                                    ("PROBLEM", "ops", 1, 1, 65)], "the switch, then app1 DOWN on its own"
+        await t.result("app1.ladc1", None, UP)
+        await t.result("sw1.ladc1", None, DOWN)
+        await t.result("app1.ladc1", None, DOWN)    # a poller that did not know the parent's state yet
+        await t.advance(1)
+        assert t.held("app1.ladc1", None) == "parents down", "its parent's problem, seen here"
+    run(scenario, objects=DEPENDENT)

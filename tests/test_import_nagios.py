@@ -141,6 +141,89 @@ def test_debian_report_names_what_is_left_behind(debian_cfg: Path, tmp_path: Pat
     assert all(h.site == "lab" for h in load_objects(tmp_path / "objects").hosts.values())
 
 
+# Beside Debian's objects: a host and a service with first_notification_delay, a same-host
+# service dependency, one across hosts from a host group, one on a service group, a host one.
+DEPENDENCIES = """\
+define host {
+    use                     linux-server
+    host_name               app1
+    address                 127.0.0.2
+    parents                 localhost
+    first_notification_delay 5
+}
+define service {
+    use                     local-service
+    host_name               app1
+    service_description     HTTP
+    check_command           check_http
+    first_notification_delay 2
+}
+define servicedependency {
+    host_name                       localhost
+    service_description             SSH
+    dependent_service_description   HTTP,Current Users
+    execution_failure_criteria      c
+    notification_failure_criteria   w,c,u
+    inherits_parent                 1
+}
+define servicedependency {
+    hostgroup_name                  linux-servers
+    service_description             PING
+    dependent_host_name             app1
+    dependent_service_description   HTTP
+    notification_failure_criteria   c,p
+}
+define hostdependency {
+    host_name                       localhost
+    dependent_host_name             app1
+    notification_failure_criteria   d,u
+    dependency_period               workhours
+}
+define servicegroup {
+    servicegroup_name               disks
+    members                         localhost,Root Partition,localhost,Swap Usage
+}
+define servicedependency {
+    host_name                       app1
+    service_description             HTTP
+    dependent_servicegroup_name     disks
+    notification_failure_criteria   c
+    execution_failure_criteria      n
+}
+"""
+LETTER = {"ok": "o", "up": "o", "warning": "w", "critical": "c", "unknown": "u", "unreachable": "u", "down": "d",
+          "pending": "p"}
+
+
+def test_dependencies_and_first_notification_delay_match_nagios(debian_cfg: Path, tmp_path: Path) -> None:
+    deps = debian_cfg.parent / "deps.cfg"
+    deps.write_text(DEPENDENCIES)
+    debian_cfg.write_text(debian_cfg.read_text() + f"cfg_file={deps}\n")
+    out = tmp_path / "objects"
+    report = import_nagios(debian_cfg, out).text()
+    assert "dependency" not in report, report
+    objs = load_objects(out)
+    nagios = nagios_precache(debian_cfg)
+    # Nagios' precache: one definition per (master, dependent) pair and kind of criteria.
+    theirs = {(kind, (x["host_name"], x.get("service_description")),
+               (x["dependent_host_name"], x.get("dependent_service_description")),
+               frozenset(split_list(x[f"{kind}_failure_options"])), x["inherits_parent"] == "1",
+               x.get("dependency_period"))
+              for x in nagios["servicedependency"] + nagios["hostdependency"]
+              for kind in ("notification", "execution") if f"{kind}_failure_options" in x}
+    ours = {(kind, dep.master, dep.dependent, frozenset(LETTER[s] for s in states), dep.inherits_parent, dep.period)
+            for found in objs.dependencies.values() for dep in found
+            for kind, states in (("notification", dep.notification_failure), ("execution", dep.execution_failure))
+            if states}
+    assert len(theirs) == 8 and ours == theirs
+    delays = {(h["host_name"], None): float(h["first_notification_delay"]) * 60 for h in nagios["host"]}
+    delays |= {(s["host_name"], s["service_description"]): float(s["first_notification_delay"]) * 60
+               for s in nagios["service"]}
+    assert delays == {**{(h, None): o.notify.first_notification_delay for h, o in objs.hosts.items()},
+                      **{k: o.notify.first_notification_delay for k, o in objs.services.items()}}
+    assert delays[("app1", None)] == 300 and delays[("app1", "HTTP")] == 120
+
+
 TRICKY = {
     "nagios.cfg": """
 cfg_dir=objects
@@ -287,7 +370,8 @@ def test_tricky_configuration(tmp_path: Path) -> None:
     assert "name: generic-host" in templates and "name: rack-a" in templates, "templates are kept"
     hosts_cfg, services_cfg = src / "objects/hosts.cfg", src / "objects/services.cfg"
     assert f"{hosts_cfg}:12: host directive event_handler 'restart-httpd' not carried over" in report
-    assert f"{services_cfg}:30: define servicedependency is not carried over" in report
+    tcp_db1 = objs.dependencies[("web1", "HTTP")][0]
+    assert (tcp_db1.master, tcp_db1.notification_failure) == (("db1", "TCP"), frozenset()), "Nagios' default: none"
     assert f"{services_cfg}:39: contact directive pager '555-0100' not carried over" in report
     assert re.search(rf"{services_cfg}:50: timeperiod 'office' exception 'day 1'", report)
     assert (out / "IMPORT-REPORT.txt").read_text() == report

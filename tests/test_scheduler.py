@@ -30,6 +30,13 @@ def make_objects(tmp: Path, services: str) -> Path:
     return objdir
 
 
+def state_file(tmp: Path, name: str, status: int = 0) -> Path:
+    """A file a from_file check reads its exit status from."""
+    path = tmp / name
+    path.write_text(f"{status}\n")
+    return path
+
+
 async def collect(objdir: Path, seconds: float, max_concurrent: int = 256,
                   between: list[tuple[float, Path, str]] | None = None) -> list[CheckResult]:
     objs = load_objects(objdir)
@@ -54,8 +61,7 @@ async def collect(objdir: Path, seconds: float, max_concurrent: int = 256,
 
 def test_soft_hard_sequence_with_retry_timing(tmp_path: Path) -> None:
     require_plugins()
-    state = tmp_path / "state"
-    state.write_text("0\n")
+    state = state_file(tmp_path, "state")
     objdir = make_objects(tmp_path, """\
         services:
           - {host: h1.site1, description: S, command: "from_file!%s", interval: 1.2s,
@@ -155,3 +161,45 @@ def test_a_result_read_late_keeps_the_time_its_plugin_ended(tmp_path: Path) -> N
     r, woke = asyncio.run(run())
     assert r.finished - r.started >= 0.45, "the plugin's own run time"
     assert r.finished < woke - 1.0, f"stamped when the loop woke: finished {r.finished:.2f}, woke {woke:.2f}"
+
+
+def test_a_check_does_not_run_while_its_master_fails_its_execution_dependency(tmp_path: Path) -> None:
+    require_plugins()
+    master = state_file(tmp_path, "master")
+    objdir = make_objects(tmp_path, """\
+        services:
+          - {host: h1.site1, description: DB, command: "from_file!%s", interval: 0.2s, max_attempts: 1}
+          - {host: h1.site1, description: Web, command: "dummy!0!ok", interval: 0.2s}
+        dependencies:
+          - {master: {host: h1.site1, service: DB}, dependent: {host: h1.site1, service: Web},
+             execution_failure_criteria: [critical]}
+        """ % master)
+    results = asyncio.run(collect(objdir, 2.4, between=[(0.6, master, "2\n"), (1.6, master, "0\n")]))
+    db = [r for r in results if r.service == "DB"]
+    failed = next(r.finished for r in db if r.status == 2)
+    back = next(r.finished for r in db if r.status == 0 and r.finished > failed)
+    web = [r.started for r in results if r.service == "Web"]
+    # At most one: a timer that fired while DB's result was on its way back from the exec worker.
+    assert len([t for t in web if failed < t < back - 0.05]) <= 1, "Web ran while DB was CRITICAL"
+    assert any(t < failed for t in web) and any(t > back for t in web), "Web runs before and after"
+
+
+def test_a_failing_host_checks_its_parent_and_a_parent_back_up_checks_its_children(tmp_path: Path) -> None:
+    """Nagios' reachability checks, on demand: the switch's own first run would come at 1 s
+    and its next at 2 s, the child's next in 30 s."""
+    require_plugins()
+    switch, child = state_file(tmp_path, "switch", 2), state_file(tmp_path, "child", 2)
+    objdir = make_objects(tmp_path, f"""\
+        # behind a switch (h1.site1 has no check)
+          - {{name: a-child.site1, parents: [switch.site1], command: "from_file!{child}", interval: 30s,
+             max_attempts: 1}}
+          - {{name: switch.site1, command: "from_file!{switch}", interval: 2s, max_attempts: 1}}
+        """)
+    results = asyncio.run(collect(objdir, 2.6, between=[(1.0, switch, "0\n"), (1.0, child, "0\n")]))
+    sw = [r for r in results if r.host == "switch.site1"]
+    kid = [r for r in results if r.host == "a-child.site1"]
+    assert sw[0].status == 1 and sw[0].check_type == "forced" and sw[0].finished - kid[0].finished < 0.5, \
+        "the child's failure asked for its parent at once"
+    up = next(r for r in sw if r.status == 0)
+    assert [(r.status, r.check_type) for r in kid] == [(1, "active"), (0, "forced")], "checked again on demand"
+    assert kid[1].finished - up.finished < 0.5

@@ -12,6 +12,7 @@ from typing import Any
 
 from checkd.config import objects as o
 from checkd.config import recurring
+from checkd.config.dependencies import read_dependencies
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.model import (Command, Contact, Group, Host, Objects, RecurringDowntime, Service, Site,
                                  TimePeriod)
@@ -97,10 +98,7 @@ def _commands(docs: list[Node], macros: dict[str, str], problems: Problems) -> d
 def _services(docs: list[Node], templates: dict[str, Node], hosts: dict[str, Host],
               host_groups: dict[str, Group], commands: dict[str, Command], macros: dict[str, str],
               problems: Problems) -> dict[tuple[str, str], Service]:
-    members: dict[str, set[str]] = {g: set(grp.members) for g, grp in host_groups.items()}
-    for h in hosts.values():
-        for g in h.groups:
-            members.setdefault(g, set()).add(h.name)
+    members = o.hostgroup_members(hosts, host_groups)
     services: dict[tuple[str, str], Service] = {}
     for doc in docs:
         for node in o.resolved(doc, "services", templates, problems):
@@ -186,6 +184,7 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
     objs = Objects(hosts=hosts, services=services, commands=commands, contacts=contacts,
                    contact_groups=contact_groups, host_groups=host_groups, timeperiods=timeperiods,
                    sites=sites, macros=macros, directory=str(directory))
+    objs = dataclasses.replace(objs, dependencies=read_dependencies(docs, objs, problems))
     check_references(objs, problems)
     # Recurring downtimes last: their scopes and periods name the objects above.
     downtimes: dict[str, RecurringDowntime] = {}

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from checkd.config.scope import Scope
 
+from checkd.result import CheckKey
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Where:
@@ -103,6 +105,7 @@ class Notify:
     notification_period: str | None = None
     notifications_enabled: bool = True
     escalations: tuple[Escalation, ...] = ()
+    first_notification_delay: float = 0.0   # the first problem notification waits this long after it began
 
 
 class SiteRule(enum.Enum):
@@ -149,6 +152,24 @@ class Service:
     @property
     def key(self) -> tuple[str, str]:
         return (self.host, self.description)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dependency:
+    """`dependent` depends on `master` (Nagios' servicedependency / hostdependency).
+
+    While the master is in one of `notification_failure` the dependent's problems are
+    not told; in one of `execution_failure` its scheduled checks do not run. States are
+    the lower-case names of the master's states ("critical", "down") or "pending".
+    """
+
+    master: CheckKey
+    dependent: CheckKey
+    notification_failure: frozenset[str] = frozenset()
+    execution_failure: frozenset[str] = frozenset()
+    inherits_parent: bool = False           # also fails while a dependency of the master fails
+    period: str | None = None               # when the dependency applies; None: always
+    where: Where = Where("?", 0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -239,6 +260,7 @@ class Objects:
     macros: Mapping[str, str]               # $USER1$-style resource macros, $PLUGINDIR$
     directory: str = ""
     downtimes: Mapping[str, RecurringDowntime] = dataclasses.field(default_factory=dict)
+    dependencies: Mapping[CheckKey, tuple[Dependency, ...]] = dataclasses.field(default_factory=dict)  # by dependent
 
     def services_of_site(self, site: str) -> list[Service]:
         return [s for s in self.services.values() if self.hosts[s.host].site == site]

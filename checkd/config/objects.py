@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from checkd import mailtags
@@ -23,7 +24,7 @@ from checkd.config.templates import index_templates, resolve
 from checkd.config.yamlsource import Node, Seq
 
 SECTIONS = ("hosts", "services", "commands", "contacts", "contact_groups", "hostgroups",
-            "templates", "timeperiods", "sites", "macros", "downtimes")
+            "templates", "timeperiods", "sites", "macros", "downtimes", "dependencies")
 
 SCHEDULE_KEYS: dict[str, f.Converter] = {
     "interval": f.positive_duration, "retry_interval": f.positive_duration,
@@ -35,6 +36,7 @@ SCHEDULE_KEYS: dict[str, f.Converter] = {
 NOTIFY_KEYS: dict[str, f.Converter] = {
     "contacts": f.names, "contact_groups": f.names, "notification_interval": f.duration,
     "notification_period": f.text, "notifications_enabled": f.boolean, "escalations": f.raw,
+    "first_notification_delay": f.duration,
 }
 ESCALATION_KEYS: dict[str, f.Converter] = {
     "after": f.positive_duration, "contacts": f.names, "contact_groups": f.names,
@@ -413,6 +415,15 @@ def read_site(node: Node, problems: Problems) -> Site | None:
         return None
     domains = read_domains(d.get("domains", ()), d["name"], node.where_of("domains"), problems)
     return Site(d["name"], d.get("stale_after"), Where(node.file, node.line), domains)
+
+
+def hostgroup_members(hosts: Mapping[str, Host], groups: Mapping[str, Group]) -> dict[str, set[str]]:
+    """Each host group's hosts: its `members` and the hosts that name it in `hostgroups`."""
+    members: dict[str, set[str]] = {g: set(grp.members) for g, grp in groups.items()}
+    for h in hosts.values():
+        for g in h.groups:
+            members.setdefault(g, set()).add(h.name)
+    return members
 
 
 def read_templates(docs: list[Node], problems: Problems) -> dict[str, Node]:

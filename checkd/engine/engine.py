@@ -36,11 +36,13 @@ class Engine:
     def __init__(self, db: Database, objs: Objects, channels: Channels, ids: EventIds, *,
                  system: Notify = Notify(), via: str = "central", decided: str = "pending",
                  graphs: GraphSource | None = None, fatal: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, site: str | None = None):
         """`ids`: where new event IDs come from (central's allocator or a poller's blocks);
         `system`: who hears of central's own events; `decided`: the status a new decision is
         logged with (a poller that alerts for central logs "delegated"); `fatal`: told when
-        the database refuses a write (central stops, so a restart reloads the truth)."""
+        the database refuses a write (central stops, so a restart reloads the truth); `site`:
+        the one site whose checks it sees (a poller: dependencies on other sites' checks
+        cannot hold its notifications), None for central."""
         self.objs, self.channels, self.ids = objs, channels, ids
         self.db = db
         self.store = Store()
@@ -48,7 +50,7 @@ class Engine:
         jabber = channels.jabber
         self.notifier = Notifier(objs, self.store, self.events, channels.senders,
                                  room=jabber.room if jabber else None, system=system)
-        self.notifier.new_status, self.notifier.via = decided, via
+        self.notifier.new_status, self.notifier.via, self.notifier.site = decided, via, site
         self.downtimes = DowntimeNotices(self.notifier)
         # Central makes the windows of recurring downtimes (pollers get them with its decisions).
         self.recurring: Recurring | None = None

@@ -21,7 +21,7 @@ SAME_AS_CHECKD = {
     "retain_status_information": "1", "retain_nonstatus_information": "1", "failure_prediction_enabled": "0",
     "event_handler_enabled": None, "passive_checks_enabled": "1", "host_notifications_enabled": "1",
     "service_notifications_enabled": "1", "can_submit_commands": None, "initial_state": "o",
-    "stalking_options": "n", "first_notification_delay": "0", "flap_detection_options": "a",
+    "stalking_options": "n", "flap_detection_options": "a",
 }
 HOST_OPTIONS = {"d": "down", "u": "unreachable", "r": "recovery", "f": "flapping", "s": "downtime", "n": "none"}
 SERVICE_OPTIONS = {"w": "warning", "u": "unknown", "c": "critical", "r": "recovery", "f": "flapping",
@@ -65,6 +65,7 @@ CHECK_RULES: dict[str, tuple[str, Rule]] = {
     "notification_interval": ("notification_interval", interval_seconds),
     "notification_period": ("notification_period", lambda v, c: v),
     "notifications_enabled": ("notifications_enabled", lambda v, c: _bool(v)),
+    "first_notification_delay": ("first_notification_delay", lambda v, c: interval_seconds(v, c) or None),
     "notes": ("notes", lambda v, c: v), "notes_url": ("runbook", lambda v, c: v),
     "freshness_threshold": ("freshness_threshold", lambda v, c: int(v) or None),
     "flap_detection_enabled": ("flap_detection", lambda v, c: _bool(v)),

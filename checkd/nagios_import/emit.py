@@ -16,6 +16,7 @@ import yaml
 from checkd.config.load import DEFAULT_MACROS
 from checkd.config.macros import split_call, unknown_macros
 from checkd.nagios_import import convert as cv
+from checkd.nagios_import import depend
 from checkd.nagios_import.escalate import NOTIFICATION_INTERVAL_DEFAULT, attach, level
 from checkd.nagios_import.parse import Definition, parse_main
 from checkd.nagios_import.report import Report
@@ -24,7 +25,7 @@ from checkd.nagios_import.timeperiod import convert_timeperiod
 
 TEMPLATE_TYPES = ("host", "service", "contact")
 HANDLED = {"host", "service", "command", "contact", "contactgroup", "hostgroup", "timeperiod",
-           "hostescalation", "serviceescalation"}
+           "hostescalation", "serviceescalation", "servicedependency", "hostdependency"}
 
 
 def _template_names(defs: list[Definition]) -> dict[tuple[str, str], str]:
@@ -48,7 +49,8 @@ class Importer:
         self.ctx = cv.Context(self.nagios.interval_length, self.report,
                               _template_names(self.nagios.definitions), self.resolver.attrs)
         self.out: dict[str, Any] = {"templates": [], "hosts": [], "services": [], "commands": {},
-                                    "contacts": [], "contact_groups": [], "hostgroups": [], "timeperiods": []}
+                                    "contacts": [], "contact_groups": [], "hostgroups": [], "timeperiods": [],
+                                    "dependencies": []}
         # Emitted objects by what they monitor, so escalations can be attached to them.
         self.objects_by_host: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self.objects_by_service: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str], list[str]]] = {}
@@ -72,6 +74,7 @@ class Importer:
             if tp := convert_timeperiod(d, a, self.report):
                 self.out["timeperiods"].append(tp)
         self.escalations()
+        self.dependencies()
         if self.nagios.resource_macros:
             self.out["macros"] = dict(self.nagios.resource_macros)
         return self.out
@@ -232,6 +235,54 @@ class Importer:
                     continue
                 if lv := level(d, a, self._every(sa), self.nagios.interval_length, self.report):
                     attach(obj, lv, d, self.report)
+
+    # --- dependencies ----------------------------------------------------------------------
+
+    def dependencies(self) -> None:
+        carried: dict[str, list[str]] = {}
+        for host, desc in self.objects_by_service:
+            carried.setdefault(host, []).append(desc)
+
+        def services(d: Definition, hosts: list[str], descs: list[str], groups: list[str],
+                     members: dict[str, set[tuple[str, str | None]]]) -> list[tuple[str, str | None]]:
+            return depend.services_on(d, hosts, descs, groups, lambda h: carried.get(h, []), members, self.report)
+
+        members = self._servicegroups()
+        for d, a in self.registered("servicedependency"):
+            masters = sorted(target_hosts(a, self.host_members))
+            named = {"host_name": a.get("dependent_host_name"), "hostgroup_name": a.get("dependent_hostgroup_name")}
+            own = split_list(a.get("service_description")), split_list(a.get("servicegroup_name"))
+            theirs = (split_list(a.get("dependent_service_description")),
+                      split_list(a.get("dependent_servicegroup_name")))
+            if any(named.values()) or theirs[1]:
+                sides = [(masters, sorted(target_hosts(named, self.host_members)), members)]
+            else:               # Nagios' same-host dependency: each master host's services to its own
+                sides = [([h], [h], {g: {k for k in m if k[0] == h} for g, m in members.items()}) for h in masters]
+            for m_hosts, d_hosts, groups in sides:
+                self._add_dependency(d, a, services(d, m_hosts, *own, groups), services(d, d_hosts, *theirs, groups))
+        for d, a in self.registered("hostdependency"):
+            named = {"host_name": a.get("dependent_host_name"), "hostgroup_name": a.get("dependent_hostgroup_name")}
+            self._add_dependency(d, a, [(h, None) for h in sorted(target_hosts(a, self.host_members))],
+                                 [(h, None) for h in sorted(target_hosts(named, self.host_members))])
+
+    def _add_dependency(self, d: Definition, a: dict[str, str], masters: list[tuple[str, str | None]],
+                        dependents: list[tuple[str, str | None]]) -> None:
+        if (e := depend.entry(d, a, masters, dependents, self.report)) is not None:
+            self.out["dependencies"].append(e)
+
+    def _servicegroups(self) -> dict[str, set[tuple[str, str | None]]]:
+        """Each servicegroup's (host, service) members: from the services' `servicegroups` and
+        the groups' own `members` (host,service pairs)."""
+        members: dict[str, set[tuple[str, str | None]]] = {}
+        for key, (_, a, _covers) in self.objects_by_service.items():
+            for g in split_list(a.get("servicegroups")):
+                members.setdefault(g, set()).add(key)
+        for d, a in self.registered("servicegroup"):
+            pairs = split_list(a.get("members"))
+            for host, desc in zip(pairs[::2], pairs[1::2]):
+                if (host, desc) in self.objects_by_service:
+                    members.setdefault(a.get("servicegroup_name", ""), set()).add((host, desc))
+        return members
 
 
 def import_nagios(cfg: Path, outdir: Path, site: str = "imported") -> Report:

@@ -64,6 +64,7 @@ class Notifier:
         self.next_id = 1
         self.new_status = "pending"         # a poller alerting for central records its decisions "delegated"
         self.via = "central"
+        self.site: str | None = None        # a poller sees its own site's checks only (stages.Facts)
         # Rows a poller sent about events not open here yet (its spool is on the way).
         self.adopted: dict[int, list[LogRow]] = {}
         self._level_cache: dict[tuple[str, str | None], list[rc.Level]] = {}

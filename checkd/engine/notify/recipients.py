@@ -10,13 +10,12 @@ told while their manager is told too.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from collections.abc import Iterable
 
 from checkd import mailtags
 from checkd.config.model import Contact, Host, Notify, Objects, Service
 from checkd.states import HostStatus, Status, state_name
-from checkd.timeperiods import is_active
+from checkd.timeperiods import active_at
 from checkd.engine.notify.notification import DOWNTIME_KINDS, Kind, Notification
 
 SYSTEM_HOST = "@checkd"             # central's own events (a site taken over); not in the config
@@ -72,10 +71,7 @@ def wants(contact: Contact, kind: Kind, service: str | None, status: int) -> boo
 
 def in_period(objs: Objects, period: str | None, now: float) -> bool:
     """Local wall-clock time, as Nagios uses the machine's time zone."""
-    if period is None:
-        return True
-    when = datetime.datetime.fromtimestamp(now).astimezone()
-    return is_active(period, when, objs.timeperiods)
+    return active_at(period, now, objs.timeperiods)
 
 
 def audience(objs: Objects, lv: list[Level], upto: int, now: float) -> list[tuple[Contact, int]]:
