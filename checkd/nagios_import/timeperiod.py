@@ -1,5 +1,6 @@
 """Nagios timeperiods -> checkd: weekday ranges, `exclude`, and the date exceptions
-checkd has (one date, a date range, a month and day); other forms are reported.
+checkd has (one date, a date range, a month and day, `day N`, `monday N`); other forms
+(`day 1 - 15`, `monday 3 february`, skip dates) are reported.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def convert_timeperiod(d: Definition, a: dict[str, str], report: Report) -> dict
             parse_exception_day(key)
         except ValueError:
             report.add(*d.where(key), f"timeperiod {name!r} exception {key!r} {value}: checkd has only "
-                       "YYYY-MM-DD, YYYY-MM-DD - YYYY-MM-DD and 'month day' exceptions; not carried over")
+                       "YYYY-MM-DD, YYYY-MM-DD - YYYY-MM-DD, 'month day', 'day N' and 'weekday N' exceptions; "
+                       "not carried over")
             continue
         exceptions[key] = ranges
     if exceptions:
