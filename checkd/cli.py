@@ -104,12 +104,32 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="HOST, HOST/SERVICE or an event ID")
 
 
-@command("downtime", "schedule downtime from now: checkd downtime host[/service] 2h -m why", "checkd.client")
+@command("downtime", "schedule, change or cancel downtime: checkd downtime host[/service] 2h -m why",
+         "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
-    p.add_argument("target", help="HOST or HOST/SERVICE")
-    p.add_argument("duration", help="e.g. 30m, 2h")
+    p.add_argument("target", nargs="?", help="HOST, HOST/SERVICE or a host pattern like 'db*' (or use --hostgroup, "
+                                             "--site)")
+    p.add_argument("duration", nargs="?", help="how long from its start, e.g. 30m, 2h")
     p.add_argument("-m", "--message", help="comment")
+    p.add_argument("--hostgroup", action="append", default=[], help="every host of this group (repeatable)")
+    p.add_argument("--site", action="append", default=[], help="every host of this site (repeatable)")
+    p.add_argument("--services", help="only these services of those hosts (a name or pattern like 'Disk*')")
+    p.add_argument("--start", help="when it starts: +1h, '2026-12-24 02:00' (local time) or a Unix time "
+                                   "(default: now)")
+    p.add_argument("--flexible", metavar="DURATION",
+                   help="flexible: in effect for DURATION from the first failure within the window")
+    p.add_argument("--change", type=int, metavar="ID", help="change downtime ID: give --end and/or -m")
+    p.add_argument("--end", help="with --change: the new end (+2h, a local time or a Unix time)")
+    p.add_argument("--cancel", type=int, metavar="ID", help="cancel downtime ID")
+    p.add_argument("--series", action="store_true", help="with --change/--cancel: every downtime of its series")
+
+
+@command("downtimes", "list downtimes: checkd downtimes [--host HOST]", "checkd.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("--host", help="only this host's")
+    p.add_argument("--all", action="store_true", help="ended ones too")
 
 
 @command("comment", "a note on a check or a problem: checkd comment host[/service]|ID text ...", "checkd.client")

@@ -9,6 +9,7 @@ Synchronous urllib: a one-shot command needs no event loop.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ import urllib.request
 from typing import Any
 
 from checkd.config.node import NodeConfig, read_node
-from checkd.durations import format_duration
+from checkd.durations import format_duration, parse_duration
 
 
 class ApiError(Exception):
@@ -177,11 +178,79 @@ def ena(url: str, token: str | None, args: argparse.Namespace) -> int:
 
 
 def downtime(url: str, token: str | None, args: argparse.Namespace) -> int:
-    body = {**_target(args.target), "duration": args.duration, "comment": args.message or ""}
+    series = "?series=1" if args.series else ""
+    if args.cancel is not None:
+        doc = call(url, "DELETE", f"/api/v1/downtimes/{args.cancel}{series}", None, token)
+        print(f"cancelled downtime{'s' if len(doc['ids']) > 1 else ''} #{', #'.join(map(str, doc['ids']))}")
+        return 0
+    if args.change is not None:
+        body: dict[str, Any] = {"series": bool(args.series)}
+        if args.end:
+            body["end"] = _when(args.end)
+        if args.message is not None:
+            body["comment"] = args.message
+        doc = call(url, "PATCH", f"/api/v1/downtimes/{args.change}", body, token)
+        for d in doc["downtimes"]:
+            print(f"downtime #{d['id']} {_what(d)} now {_clock(d['start'])} - {_clock(d['end'])}")
+        return 0
+    if (args.hostgroup or args.site) and args.duration is None:
+        args.target, args.duration = None, args.target          # `checkd downtime --hostgroup web 2h`
+    if not args.duration:
+        raise ApiError("give a duration, e.g. checkd downtime web1 2h")
+    if args.hostgroup or args.site or (args.target and any(c in args.target for c in "*?[")) or args.services:
+        body = {"hostgroups": args.hostgroup, "sites": args.site}
+        if args.target:
+            body["hosts"] = [args.target.partition("/")[0]]
+        if args.services or "/" in (args.target or ""):
+            body["services"] = [args.services or args.target.partition("/")[2]]
+        duration = args.duration
+    elif args.target:
+        body, duration = _target(args.target), args.duration
+    else:
+        raise ApiError("say what: HOST[/SERVICE], a pattern, --hostgroup or --site")
+    body.update(duration=duration, comment=args.message or "")
+    if args.start:
+        body["start"] = _when(args.start)
+    if args.flexible:
+        body["flexible"] = args.flexible
     doc = call(url, "POST", "/api/v1/downtimes", body, token)
-    print(f"downtime #{doc['id']} for {args.target} until "
-          f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(doc['end']))}")
+    made = doc.get("downtimes") or [doc]
+    kind = f"flexible ({args.flexible} from the first failure) " if args.flexible else ""
+    ids = ", #".join(str(d["id"]) for d in made[:20]) + (" ..." if len(made) > 20 else "")
+    series = f" (series {doc['series']}: cancel all with --cancel {doc['id']} --series)" if len(made) > 1 else ""
+    print(f"downtime{'s' if len(made) > 1 else ''} #{ids} {kind}{_clock(doc['start'])} - {_clock(doc['end'])}{series}")
     return 0
+
+
+def downtimes(url: str, token: str | None, args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({**({"host": args.host} if args.host else {}),
+                                    **({} if args.all else {"ended": "hide"})})
+    doc = call(url, "GET", f"/api/v1/downtimes?{query}")
+    if not doc["downtimes"]:
+        print("no downtimes")
+    for d in doc["downtimes"]:
+        state = "in effect" if d["active"] else d["phase"]
+        flex = f" flexible {d['duration'] / 60:g}m" if d["flexible"] else ""
+        print(f"#{d['id']} {_what(d)} {_clock(d['start'])} - {_clock(d['end'])}{flex} {state} by {d['author']}"
+              f"{': ' + d['comment'] if d['comment'] else ''} [series {d['series']}]")
+    return 0
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(ts))
+
+
+def _when(text: str) -> float:
+    """`+1h` (from now), `2026-12-24 02:00` (local time), or a Unix time."""
+    text = text.strip()
+    try:
+        if text.startswith("+"):
+            return time.time() + parse_duration(text[1:])
+        if text.replace(".", "", 1).isdigit():
+            return float(text)
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ApiError(f"{text!r}: write +1h, '2026-12-24 02:00' (local time) or a Unix time") from None
 
 
 def daemon_status(url: str) -> int:
@@ -257,7 +326,7 @@ def deploy(url: str, token: str | None, args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"wassup": wassup, "ack": ack, "unack": unack, "resched": resched, "dis": dis, "ena": ena,
-            "downtime": downtime, "status": status, "deploy": deploy}
+            "downtime": downtime, "downtimes": downtimes, "comment": comment, "status": status, "deploy": deploy}
 
 
 def main(args: argparse.Namespace) -> int:

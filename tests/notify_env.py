@@ -5,6 +5,9 @@ benchmark run against."""
 from __future__ import annotations
 
 import email
+import os
+import subprocess
+import sys
 import email.message
 import email.policy
 import threading
@@ -14,8 +17,8 @@ from typing import Any, Callable
 
 from aiosmtpd.controller import Controller
 
-from tests.central_proc import CentralProc
-from tests.helpers import free_port
+from tests.central_proc import CentralProc, result
+from tests.helpers import REPO, free_port
 
 OBJECTS = """\
 commands:
@@ -150,3 +153,40 @@ def wait_logged(c: CentralProc, eid: int, status: str = "sent", timeout: float =
             return rows
         assert time.monotonic() < deadline, f"notifications of {eid} still pending: {rows}"
         time.sleep(0.05)
+
+
+class Desk:
+    """An operator's desk: a real central (`objects`) mailing to a MailSink, results posted by
+    hand for ladc1 and nydc1, and the CLI with the central's node file."""
+
+    def __init__(self, tmp: Path, objects: str):
+        self.sink = MailSink()
+        self.sink.start()
+        self.central = CentralProc(tmp, objects=objects, extra=node_extra(self.sink.port))
+        self.seq = {"poller-ladc1": 0, "poller-nydc1": 0}
+
+    def post(self, host: str, service: str, status: int) -> int:
+        """A result; the ID of the check's open problem afterwards (0: none)."""
+        poller = "poller-nydc1" if host.endswith("nydc1") else "poller-ladc1"
+        self.seq[poller] += 1
+        code, answer = self.central.post_results(poller, [result(self.seq[poller], host, service, status,
+                                                                 f"status {status}")])
+        assert code == 200 and answer["accepted"] == 1, answer
+        return next((p["id"] for p in self.central.get("/api/v1/problems")["problems"]
+                     if (p["host"], p["service"]) == (host, service)), 0)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "checkd", *args, "-c", str(self.central.config)], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                              timeout=60)
+
+    def mails(self, kind: str, what: str) -> list[str]:
+        return [m["Subject"] for m in self.sink.messages if m["X-Checkd-Type"] == kind and what in m["Subject"]]
+
+    def __enter__(self) -> Desk:
+        self.central.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.central.stop()
+        self.sink.stop()

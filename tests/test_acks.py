@@ -4,18 +4,14 @@ several at once and a whole host's; the history says why each ended."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.central_proc import CentralProc, result
-from tests.helpers import REPO, wait_for
-from tests.notify_env import MailSink, node_extra
+from tests.helpers import wait_for
+from tests.notify_env import Desk
 
 OBJECTS = """\
 commands:
@@ -32,39 +28,10 @@ services:
 """
 
 
-class Desk:
-    def __init__(self, tmp: Path):
-        self.sink = MailSink()
-        self.sink.start()
-        self.central = CentralProc(tmp, objects=OBJECTS, extra=node_extra(self.sink.port))
-        self.seq = 0
-
-    def post(self, host: str, service: str, status: int) -> int:
-        self.seq += 1
-        code, answer = self.central.post_results("poller-ladc1", [result(self.seq, host, service, status,
-                                                                         f"status {status}")])
-        assert code == 200 and answer["accepted"] == 1, answer
-        return next((p["id"] for p in self.central.get("/api/v1/problems")["problems"]
-                     if (p["host"], p["service"]) == (host, service)), 0)
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "checkd", *args, "-c", str(self.central.config)], cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-                              timeout=60)
-
-    def told(self, kind: str, what: str) -> int:
-        return sum(1 for m in self.sink.messages if m["X-Checkd-Type"] == kind and what in m["Subject"])
-
-
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
-    d = Desk(tmp_path)
-    d.central.start()
-    try:
+    with Desk(tmp_path, OBJECTS) as d:
         yield d
-    finally:
-        d.central.stop()
-        d.sink.stop()
 
 
 def test_an_ack_that_is_not_sticky_ends_when_warning_turns_critical(desk: Desk) -> None:
@@ -74,12 +41,15 @@ def test_an_ack_that_is_not_sticky_ends_when_warning_turns_critical(desk: Desk) 
     assert out.returncode == 0 and "not sticky" in out.stdout, out
     desk.sink.wait(lambda m: m["X-Checkd-Type"] == "ACKNOWLEDGEMENT")
     time.sleep(4)                                       # past notification_interval: acknowledged, quiet
-    assert desk.told("PROBLEM", "Disk /") == 1
+    assert len(desk.mails("PROBLEM", "Disk /")) == 1
     desk.post("db1.ladc1", "Disk /", 2)                 # WARNING -> CRITICAL: the ack ends, it is told
     desk.sink.wait(lambda m: m["Subject"] == f"db1.ladc1/Disk / CRITICAL [ID#:{eid}]")
     event = desk.central.get(f"/api/v1/events/{eid}")
     assert event["acknowledged"] is False
     assert [h["kind"] for h in event["history"]][-3:] == ["ack", "state", "ack_ended"]
+    out = desk.cli("comment", str(eid), "new", "disk", "ordered")
+    assert out.returncode == 0 and f"[ID#:{eid}]" in out.stdout, out
+    assert desk.central.get(f"/api/v1/events/{eid}")["history"][-1]["output"] == "new disk ordered"
 
 
 def test_several_at_once_a_whole_host_and_an_expiry(desk: Desk) -> None:
@@ -96,10 +66,10 @@ def test_several_at_once_a_whole_host_and_an_expiry(desk: Desk) -> None:
     assert problems[disk]["ack_expires"] and problems[db]["ack_expires"] is None
     # web1's acknowledgements lapse after 3 s: web1/Disk / (re-notified every 3 s) is told again.
     wait_for(lambda: not desk.central.get(f"/api/v1/events/{disk}")["acknowledged"], 10, "the expiry")
-    before = desk.told("PROBLEM", "web1.ladc1/Disk /")
+    before = len(desk.mails("PROBLEM", "web1.ladc1/Disk /"))
     desk.sink.wait(lambda m: m["X-Checkd-Type"] == "PROBLEM" and "web1.ladc1/Disk /" in m["Subject"],
                    count=before + 1, timeout=10)
-    assert desk.told("PROBLEM", "db1.ladc1/Disk /") == 1, "a sticky ack without expiry holds"
+    assert len(desk.mails("PROBLEM", "db1.ladc1/Disk /")) == 1, "a sticky ack without expiry holds"
     assert "ack_expired" in [h["kind"] for h in desk.central.get(f"/api/v1/events/{disk}")["history"]]
     assert desk.central.write("POST", "/api/v1/ack", {"event_id": db, "expire": "-1h"})[0] == 400
     assert desk.central.write("POST", "/api/v1/ack", {"event_id": db, "sticky": "yes"})[0] == 400

@@ -147,6 +147,15 @@ def test_the_bot_handles_a_night_on_call(tmp_path):
             assert f"Downtime #{dt['id']} by {ops} until " in notice and notice.endswith("Via: central")
             assert await me.ask("graph db1.ladc1/Disk /") == \
                 "https://noc.example.com/graph/db1.ladc1/Disk%20%2F.png"
+            # Downtimes listed and cancelled from chat (here the one above; the notice may come first).
+            assert (await me.ask("downtimes")).startswith(f"#{dt['id']} db1.ladc1/Disk / ")
+            me.messages.clear()
+            await me.client.send_text(bot, f"undowntime {dt['id']}")
+            assert await me.next_reply(lambda b: b.startswith("Cancelled")) == \
+                f"Cancelled downtime #{dt['id']} db1.ladc1/Disk /."
+            cancelled = await me.next_reply(lambda b: b.startswith("DOWNTIMECANCELLED"))
+            assert cancelled.splitlines()[0] == f"DOWNTIMECANCELLED db1.ladc1/Disk / CRITICAL [ID#:{disk}]"
+            assert c.get("/api/v1/downtimes?ended=hide")["downtimes"] == []
 
             # Bad input gets a clear reply, never a trace.
             assert await me.ask("   ") == "Empty command. Try `help`."

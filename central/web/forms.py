@@ -32,7 +32,8 @@ MAX_DOWNTIME = 30 * 86400.0
 DONE = {"ack": "Acknowledged.", "unack": "Acknowledgement taken back.",
         "reschedule": "Check requested: the new result appears here when it arrives.",
         "muted": "Notifications disabled.", "unmuted": "Notifications enabled.",
-        "downtime": "Downtime scheduled.", "comment": "Comment added.", "login": "Logged in.", "logout": "Logged out."}
+        "downtime": "Downtime scheduled.", "comment": "Comment added.",
+        "downtime_cancelled": "Downtime cancelled.", "downtime_changed": "Downtime made an hour longer.", "login": "Logged in.", "logout": "Logged out."}
 
 
 class FormError(Exception):
@@ -187,6 +188,19 @@ class Forms:
             duration = _duration(_field(form, "duration", required=False)) if not enabled else None
             await self.ops.set_notifications(host, service, enabled, duration, author)
             return "unmuted" if enabled else "muted"
+        if action == "downtime_end":
+            try:
+                did = int(_field(form, "downtime_id"))
+            except ValueError:
+                raise FormError("downtime_id: expected a number") from None
+            if _field(form, "change") == "cancel":
+                await self.ops.delete_downtimes([did], author)
+                return "downtime_cancelled"
+            dt = self.ops.engine.store.downtimes.get(did)
+            if dt is None:
+                raise FormError(f"no downtime {did}", 404)
+            await self.ops.change_downtimes([did], author, end=dt.end + 3600)
+            return "downtime_changed"
         if action == "comment":
             host, service = self._target(form)
             await self.ops.add_comment(host, service, author, _field(form, "text", limit=MAX_COMMENT))
