@@ -29,7 +29,7 @@ from central.live import Live
 from central.nrdp import Nrdp
 from central.operations import Operations
 from central.passive import Passive
-from central.ha import Leadership, Standby
+from central.ha import Leadership, Standby, ha_metrics
 from central.read_api import ReadApi
 from central.store_choice import database
 from central.takeover import Takeover
@@ -154,7 +154,7 @@ class Central:
             # decided and did not send, and start checks and takeovers with the start grace
             # (docs/ha.md, "Takeover").
             await asyncio.to_thread(self.lease.setup)
-            await Standby(self.lease, self.node.listen, self._ssl()).wait_for_lease()
+            await Standby(self.lease, self.node.listen, self._ssl(), self.follower).wait_for_lease()
             self.leadership = Leadership(self.lease, self.fatal)
             self.leadership.start()
         if self.follower is not None:
@@ -245,6 +245,7 @@ class Central:
             metrics.labelled("checkd_poller_silent_seconds", "Seconds since a poller was last heard", "poller",
                              seen),
             metrics.counter("checkd_db_commits", "store transactions since start (SQLite or PostgreSQL)", self.engine.db.commits),
+            *ha_metrics(self.lease, active=True),
         ]
 
     async def metrics_page(self, _request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from checkd import metrics
 from checkd.engine.lease import RENEW_EVERY, TRY_EVERY, Holder, Lease
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,9 @@ HOLDER_FRESH = 1.0              # seconds a looked-up holder is answered from me
 
 
 class Standby:
-    def __init__(self, lease: Lease, listen: tuple[str, int], ssl: Any = None):
-        self.lease, self.listen, self.ssl = lease, listen, ssl
+    def __init__(self, lease: Lease, listen: tuple[str, int], ssl: Any = None, follower: Any = None):
+        """`follower`: the graphs' shared feed follower (its progress on /metrics), or None."""
+        self.lease, self.listen, self.ssl, self.follower = lease, listen, ssl, follower
         self._holder: tuple[float, Holder | None] = (0.0, None)
         self._runner: web.AppRunner | None = None
 
@@ -80,6 +82,12 @@ class Standby:
         return holder
 
     async def _answer(self, request: web.Request) -> web.Response:
+        if request.path == "/metrics":
+            # A scraper sees which central is the standby, and that it keeps its graphs current.
+            extra = [metrics.counter("checkd_graph_feed_followed", "Results followed from the active central's "
+                                     "graph feed since start", self.follower.followed)] if self.follower else []
+            return web.Response(body=metrics.exposition(lambda: [*ha_metrics(self.lease, active=False), *extra]),
+                                headers={"Content-Type": metrics.CONTENT_TYPE})
         holder = await self._lookup()
         active = holder.url if holder is not None and holder.expires_in > 0 else ""
         if request.path.startswith("/api/"):
@@ -128,3 +136,13 @@ class Leadership:
         while self.lease.held():
             await asyncio.sleep(self.WATCH_EVERY)
         self.fatal(f"lost the central lease (epoch {self.lease.epoch}): another central may be active")
+
+
+def ha_metrics(lease: Lease | None, active: bool) -> list[Any]:
+    """What /metrics says about the pair: whether this central is the active one, and its epoch."""
+    if lease is None:
+        return []
+    return [metrics.gauge("checkd_central_active", "1 on the central holding the lease (two centrals on one "
+                          "database), 0 on the standby", 1.0 if active and lease.held() else 0.0),
+            metrics.gauge("checkd_central_lease_epoch", "The lease's epoch this central last held (0: never)",
+                          float(lease.epoch))]

@@ -123,6 +123,12 @@ def test_the_standby_says_which_central_is_active(pair: Pair):
     assert status == 503 and pair.a.url in page
     # Results go to the active one only, whichever URL the poller tried first.
     wait_for(lambda: last_check(pair.a, "Replication") > 0, 10, "results at the active central")
+    # /metrics says which is which (the standby answers it: a scraper watches both).
+    import urllib.request
+    for c, active in ((pair.a, 1), (pair.b, 0)):
+        text = urllib.request.urlopen(f"{c.url}/metrics", timeout=10).read().decode()
+        assert f"checkd_central_active {active}.0" in text, text[-500:]
+    assert "checkd_graph_feed_followed_total" in urllib.request.urlopen(f"{pair.b.url}/metrics").read().decode()
 
 
 def test_killing_the_active_central_hands_over_within_seconds_and_tells_each_problem_once(pair: Pair):
