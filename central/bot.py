@@ -13,7 +13,7 @@ from central.operations import Operations
 from central.read_api import ReadApi
 from checkd.actions import target_name
 from checkd.chat.bot import ChatBot, Handler, Reply, Usage, event_digits
-from checkd.config.scope import Scope
+from checkd.config.scope import CheckScope
 from checkd.engine.store import Phase
 from checkd.durations import format_duration, parse_duration
 from checkd.engine.notify.jabber import JabberClient
@@ -55,7 +55,7 @@ class Bot(ChatBot):
         if len(words) >= 3 and words[0].lower() in ("hostgroup", "site"):
             try:
                 duration = parse_duration(words[2])
-                targets = Scope.parse({f"{words[0].lower()}s": [words[1]]}).targets(self.objects())
+                targets = CheckScope.parse({f"{words[0].lower()}s": [words[1]]}).targets(self.objects())
             except ValueError as e:         # a bad duration, or a group or site that does not exist
                 raise Usage(f"{e}. Usage: {usage}") from None
             now = time.time()

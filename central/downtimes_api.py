@@ -19,7 +19,7 @@ from central.operations import Operations
 from checkd.actions import OpError
 from checkd.api_json import bad_request, parse_json
 from checkd.config.recurring import from_mapping
-from checkd.config.scope import KEYS as SCOPE_KEYS, Scope, ScopeError
+from checkd.config.scope import KEYS as SCOPE_KEYS, CheckScope, ScopeError
 from checkd.durations import parse_duration
 from checkd.engine.store import Downtime, Phase, Store
 from checkd.operator_api import comment_field, str_field
@@ -110,7 +110,7 @@ class DowntimesApi:
             if any(k in d for k in SCOPE_KEYS):
                 if "host" in d or "service" in d:
                     raise bad_request("give host/service, or the scope keys hosts, hostgroups, sites, services")
-                return Scope.parse(d).targets(self.live.objs)
+                return CheckScope.parse(d).targets(self.live.objs)
             host = str_field(d, "host", True)
             assert host is not None
             return [self.ops.target(host, str_field(d, "service"))]

@@ -16,7 +16,7 @@ from checkd.states import state_name
 from checkd.timeperiods import active_at
 
 
-class Kind(enum.Enum):
+class DependencyKind(enum.Enum):
     NOTIFICATION = "notification"       # the dependent's problems are not told
     EXECUTION = "execution"             # the dependent's scheduled checks do not run
 
@@ -45,7 +45,7 @@ def state_word(objs: Objects, key: CheckKey, state_of: StateOf) -> str:
     return state_name(service, seen.status if seen.hard else 0).lower()
 
 
-def failing(objs: Objects, key: CheckKey, kind: Kind, state_of: StateOf, now: float,
+def failing(objs: Objects, key: CheckKey, kind: DependencyKind, state_of: StateOf, now: float,
             site: str | None = None) -> Dependency | None:
     """The first dependency of `key` that fails now: its master in one of its failure states
     for `kind`, or, with inherits_parent, one of the master's own dependencies failing.
@@ -54,12 +54,12 @@ def failing(objs: Objects, key: CheckKey, kind: Kind, state_of: StateOf, now: fl
     return _failing(objs, key, kind, state_of, now, site, frozenset())
 
 
-def _failing(objs: Objects, key: CheckKey, kind: Kind, state_of: StateOf, now: float, site: str | None,
+def _failing(objs: Objects, key: CheckKey, kind: DependencyKind, state_of: StateOf, now: float, site: str | None,
              walked: frozenset[CheckKey]) -> Dependency | None:
     for dep in objs.dependencies.get(key, ()):
         if not _applies(objs, dep, now, site):
             continue
-        states = dep.notification_failure if kind is Kind.NOTIFICATION else dep.execution_failure
+        states = dep.notification_failure if kind is DependencyKind.NOTIFICATION else dep.execution_failure
         if state_word(objs, dep.master, state_of) in states:
             return dep
         # `walked`: the configuration refuses cycles; a reload racing a check must not loop either.

@@ -247,7 +247,7 @@ class Scheduler:
         interval later. Only masters of this node's own site can gate (checkd/config/dependencies.py)."""
         if key not in self.objs.dependencies:
             return False
-        dep = deps.failing(self.objs, key, deps.Kind.EXECUTION, self._seen, self.wall())
+        dep = deps.failing(self.objs, key, deps.DependencyKind.EXECUTION, self._seen, self.wall())
         if dep is None:
             self._told.discard((key, "dependency"))
             return False

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from checkd.config.scope import Scope
+    from checkd.config.scope import CheckScope
 
 from checkd.result import CheckKey
 
@@ -237,7 +237,7 @@ class RecurringDowntime:
     flexible within each window (checkd/engine/recurring.py)."""
 
     name: str
-    scope: Scope
+    scope: CheckScope
     period: TimePeriod                      # its own ranges, or the named timeperiod's
     comment: str = ""
     author: str = "schedule"

@@ -15,7 +15,7 @@ from checkd.config import fields as f
 from checkd.config.errors import Problems
 from checkd.config.model import Objects, RecurringDowntime, TimePeriod, Where
 from checkd.config.objects import WEEKDAYS, parse_exception_day, parse_ranges
-from checkd.config.scope import KEYS as SCOPE_KEYS, Scope, ScopeError
+from checkd.config.scope import KEYS as SCOPE_KEYS, CheckScope, ScopeError
 from checkd.config.yamlsource import Node
 from checkd.durations import parse_duration
 
@@ -66,7 +66,7 @@ def from_mapping(d: Mapping[str, Any], objs: Objects, where: Where = Where("api"
         if not 0 < duration <= MAX_DURATION:
             raise ValueError("duration: from a second to 31 days")
     period = _period(name, d.get("ranges"), d.get("period"), objs)
-    scope = Scope.parse(d)
+    scope = CheckScope.parse(d)
     try:
         scope.targets(objs)
     except ScopeError as e:

@@ -28,14 +28,14 @@ class ScopeError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Scope:
+class CheckScope:
     hosts: tuple[str, ...] = ()         # names or glob patterns (*, ?, [..])
     hostgroups: tuple[str, ...] = ()
     sites: tuple[str, ...] = ()
     services: tuple[str, ...] = ()      # none: the hosts themselves (and so all their services)
 
     @classmethod
-    def parse(cls, d: Mapping[str, Any]) -> Scope:
+    def parse(cls, d: Mapping[str, Any]) -> CheckScope:
         """From an API body or a config entry: each key a name or a list of names."""
         values: dict[str, tuple[str, ...]] = {}
         for key in KEYS:

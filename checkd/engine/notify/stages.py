@@ -92,7 +92,7 @@ def parents_down(f: Facts, ev: Event, cfg: Host | Service | None, now: float) ->
 def dependency_failing(f: Facts, ev: Event, cfg: Host | Service | None, now: float) -> bool:
     """A master in one of its dependency's notification_failure_criteria (checkd/dependencies.py)."""
     return ev.key in f.objs.dependencies and \
-        deps.failing(f.objs, ev.key, deps.Kind.NOTIFICATION, _seen_in(f.store), now, f.site) is not None
+        deps.failing(f.objs, ev.key, deps.DependencyKind.NOTIFICATION, _seen_in(f.store), now, f.site) is not None
 
 
 def muted(f: Facts, ev: Event, cfg: Host | Service | None, now: float) -> bool:
