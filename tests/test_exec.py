@@ -78,6 +78,25 @@ def test_a_child_left_behind_by_a_finished_plugin_is_reaped(tmp_path: Path) -> N
     assert pids_with_marker(marker) == []
 
 
+def test_an_event_handler_leaves_what_it_started_running_unless_it_times_out(tmp_path: Path) -> None:
+    marker = f"checkd-test-kept-{os.getpid()}"
+    script = tmp_path / "restart.sh"
+    # The child keeps our stdout open, as a daemon started without redirecting its output would.
+    script.write_text(f"#!/bin/bash\n(exec -a {marker} sleep 300) &\necho restarted\n${{1:-true}}\n")
+    script.chmod(0o755)
+    started = time.monotonic()
+    # A deadline of its own: waiting for the pipe would hang, not fail.
+    raw = asyncio.run(asyncio.wait_for(run_exec([str(script)], 10.0, keep_children=True), 5))
+    assert (raw.exit_code, raw.stdout) == (0, b"restarted\n")
+    assert time.monotonic() - started < 2, "waited for the child to close our pipe"
+    [kept] = pids_with_marker(marker)
+    os.kill(kept, 9)
+    hung = asyncio.run(asyncio.wait_for(run_exec([str(script), "sleep 300"], 0.5, keep_children=True), 5))
+    assert hung.timed_out
+    time.sleep(0.2)
+    assert pids_with_marker(marker) == [], "a handler past its timeout is killed with its process group"
+
+
 def test_invalid_utf8_is_replaced_not_fatal() -> None:
     result = run("printf 'caf\\351 \\377 ok|t=1s\\n'")
     assert result.status is Status.OK
