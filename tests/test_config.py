@@ -195,6 +195,13 @@ def test_node_file_mistakes_name_the_node_file(tmp_path: Path) -> None:
     assert "missing `site: ...`" in result.stderr
 
 
+def load_error(node_file: Path) -> str:
+    """What load_node refuses `node_file` with."""
+    with pytest.raises(ConfigError) as e:
+        load_node(node_file)
+    return str(e.value)
+
+
 def test_config_error_lists_problems_sorted(tmp_path: Path) -> None:
     node_file = write_tree(tmp_path, {"a.yaml": "services: 3\n"})
     with pytest.raises(ConfigError) as e:
@@ -230,16 +237,12 @@ services:
   - {host: db1.ladc1, description: A, command: "check_tcp!1", use: handled}
 """}, node=node)
     b_yaml = tmp_path / "objects" / "b.yaml"
-    with pytest.raises(ConfigError) as e:
-        load_node(node_file)
     # Inherited from the template: reported where the template sets it.
-    assert f"{b_yaml}:4: undefined command 'restart_it'" in str(e.value)
+    assert f"{b_yaml}:4: undefined command 'restart_it'" in load_error(node_file)
     b_yaml.write_text(b_yaml.read_text().replace("restart_it!1", "restart_all!1"))
-    with pytest.raises(ConfigError) as e:
-        load_node(node_file)
-    assert str(e.value) == (f"{node_file}:9: event_handlers: global_service: undefined command 'restart_al' "
-                            f"(did you mean \"restart_all\"?); define it under commands: in the objects "
-                            f"({tmp_path / 'objects'})")
+    assert load_error(node_file) == (f"{node_file}:9: event_handlers: global_service: undefined command 'restart_al' "
+                                     f"(did you mean \"restart_all\"?); define it under commands: in the "
+                                     f"objects ({tmp_path / 'objects'})")
     node_file.write_text(node.replace("restart_al}", "restart_all!x}"))
     _, objs = load_node(node_file)
     svc = objs.services["db1.ladc1", "A"]
