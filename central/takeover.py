@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from checkd.engine.notify.recipients import SYSTEM_HOST
 from checkd.durations import format_duration
+from checkd.event_handlers import EventHandlers
 from checkd.states import StateType
 from checkd.failover_timing import DEFAULT_STALE_AFTER, DEFAULT_START_GRACE
 from checkd.result import CheckKey, CheckResult
@@ -55,6 +56,7 @@ class Takeover:
         `stale`: how a stale check's freshness_state is stored (Passive.stale)."""
         self.live, self.store, self.store_local, self.stale = live, store, store_local, stale
         self.runner: Runner | None = None
+        self.handlers: EventHandlers | None = None      # for the checks central runs (docs/event-handlers.md)
         self.schedulers: dict[str, Scheduler] = {}      # site -> central's scheduler for it
         self._heard_since: dict[str, float] = {}        # taken-over site -> since when its poller is back
         self._fresh_asked: dict[CheckKey, float] = {}
@@ -109,6 +111,9 @@ class Takeover:
         for sched in [*self.schedulers.values(), *([self._freshness] if self._freshness else [])]:
             await sched.stop(timeout=5.0)
         self.schedulers.clear()
+        if self.handlers is not None:
+            await self.handlers.stop()
+            self.handlers = None
         if self.runner is not None:
             await self.runner.close()
             self.runner = None
@@ -119,6 +124,7 @@ class Takeover:
             # Worker processes spawn the plugins: central's own loop (uvloop) never forks.
             self.runner = Runner([*self.live.node.plugin_dirs, *SHIPPED_PLUGINS],
                                  exec_workers=max(1, self.live.node.exec_workers))
+            self.handlers = EventHandlers(self.runner, lambda: self.live.node)
         return self.runner
 
     def _states(self, keys: list[CheckKey]) -> dict[CheckKey, CheckState]:
@@ -133,9 +139,10 @@ class Takeover:
 
     def _start_site(self, site: str) -> Scheduler:
         keys = site_checks(self.live.objs, site)
-        sched = Scheduler(self.live.objs, keys, self._runner(), self._sink, node=CENTRAL_SITE,
+        runner = self._runner()             # and self.handlers with it
+        sched = Scheduler(self.live.objs, keys, runner, self._sink, node=CENTRAL_SITE,
                           max_concurrent=self.live.node.max_concurrent_checks, default_ssh=self.live.node.ssh,
-                          states=self._states(keys))
+                          states=self._states(keys), handlers=self.handlers)
         self.schedulers[site] = sched
         sched.start()
         return sched
@@ -224,8 +231,10 @@ class Takeover:
                 await self._store_stale(key, v.last_check if v is not None else 0.0, last, now)
                 continue
             if self._freshness is None:
-                self._freshness = Scheduler(self.live.objs, self.freshness_keys, self._runner(), self._sink,
-                                            node=CENTRAL_SITE, default_ssh=self.live.node.ssh)
+                runner = self._runner()
+                self._freshness = Scheduler(self.live.objs, self.freshness_keys, runner, self._sink,
+                                            node=CENTRAL_SITE, default_ssh=self.live.node.ssh,
+                                            handlers=self.handlers)
             self._freshness.states.update(self._states([key]))
             if self._freshness.run_once(key, "freshness"):      # not outside its check_period
                 log.warning("freshness: no result for %s/%s for %s (threshold %s); central runs it now",

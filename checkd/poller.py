@@ -19,6 +19,7 @@ from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Objects
 from checkd.config.node import NodeConfig
+from checkd.event_handlers import EventHandlers
 from checkd.failover_timing import answer_timeout
 from checkd.forwarder import Forwarder
 from checkd.result import CheckResult
@@ -40,6 +41,7 @@ class Poller:
         self.state_dir = node.state_dir
         self.spool = Spool(self.state_dir / "spool", max_bytes=node.spool_max_bytes)
         self.runner = Runner([*node.plugin_dirs, *_shipped()], exec_workers=node.exec_workers)
+        self.handlers = EventHandlers(self.runner, lambda: self.node)
         self.scheduler: Scheduler | None = None
         self.retained = retention.Retained({})
         self.forwarder: Forwarder | None = None
@@ -64,7 +66,7 @@ class Poller:
         keys = site_checks(self.objs, self.node.site)
         self.scheduler = Scheduler(self.objs, keys, self.runner, self._spool_result,
                                    max_concurrent=self.node.max_concurrent_checks, node=self.node.name,
-                                   default_ssh=self.node.ssh, states=states)
+                                   default_ssh=self.node.ssh, states=states, handlers=self.handlers)
         self.forwarder = Forwarder(self.spool, self.node.centrals or self.node.central, self.node.token,
                                    self.node.name, self.node.site,
                                    batch_size=self.node.batch_size,
@@ -222,6 +224,7 @@ class Poller:
         if self.scheduler is not None:
             await self.scheduler.stop()
             await self._save_retention()
+        await self.handlers.stop()
         if self.forwarder is not None:
             await self.forwarder.drain(DRAIN_AT_STOP)
             await self.forwarder.close()

@@ -16,18 +16,21 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkd import dependencies as deps
 from checkd.config.dependencies import label
 from checkd.config.model import Host, Objects, Schedule, Service, SSHSettings
 from checkd.plugin_output import PluginOutput, interpret
 from checkd.result import CheckKey, CheckResult
-from checkd.run.prepare import PreparedCheck, is_static, prepare
+from checkd.run.prepare import PreparedCheck, is_static, prepare, state_macros
 from checkd.run.runner import Runner
 from checkd.states import HostStatus, StateType, Status, is_retrying
 from checkd.timeperiods import next_valid_time
-from checkd.transitions import CheckState, advance, apply
+from checkd.transitions import CheckState, Transition, advance, apply
+
+if TYPE_CHECKING:
+    from checkd.event_handlers import EventHandlers
 
 HOST_CHECK_HORIZON = 15.0       # a host is checked on demand at most this often (Nagios' cached host check)
 NEVER_RECHECK = 86400.0         # a check_period active nowhere in the next year is looked at again daily
@@ -43,8 +46,10 @@ LATENCY_WINDOW = 20000
 class Scheduler:
     def __init__(self, objs: Objects, keys: Iterable[CheckKey], runner: Runner, sink: Sink, *,
                  max_concurrent: int = 256, node: str = "", default_ssh: SSHSettings = SSHSettings(),
-                 states: dict[CheckKey, CheckState] | None = None, wall: Callable[[], float] = time.time):
-        self.objs, self.runner, self.sink = objs, runner, sink
+                 states: dict[CheckKey, CheckState] | None = None, wall: Callable[[], float] = time.time,
+                 handlers: EventHandlers | None = None):
+        """`handlers`: where results whose state change runs event handlers go (None: nowhere)."""
+        self.objs, self.runner, self.sink, self.handlers = objs, runner, sink, handlers
         self.keys = sorted(keys, key=lambda k: (k[0], k[1] or ""))
         self.max_concurrent, self.node, self.default_ssh, self.wall = max_concurrent, node, default_ssh, wall
         self.states: dict[CheckKey, CheckState] = {k: (states or {}).get(k) or CheckState() for k in self.keys}
@@ -332,8 +337,8 @@ class Scheduler:
                 log.info("check %s/%s was removed by a reload while it ran; its result is dropped", *key)
                 return
             before = self.states[key].status
-            result = self._result(key, host, service, output, scheduled_mono + offset,
-                                  started + offset, finished + offset, check_type)
+            result, transition = self._result(key, host, service, output, scheduled_mono + offset,
+                                              started + offset, finished + offset, check_type)
             retrying = is_retrying(result.status, result.state_type)
             if service is not None and result.status != 0:
                 self._check_host_now(host.name, loop.time())
@@ -341,6 +346,9 @@ class Scheduler:
                 self._check_neighbours(host, before, result.status, loop.time())
             self.checks_done += 1
             await self.sink(result)
+            if self.handlers is not None and transition.runs_handlers:
+                # After the sink: a handler reacts to a result already recorded; it runs on its own.
+                self.handlers.on_result(self.objs, host, service, result, self.states.get((host.name, None)))
         finally:
             self._running.discard(key)
             self._inflight.discard(key)
@@ -354,10 +362,11 @@ class Scheduler:
                 self._prepared[key] = check
         return check
 
-    def _runtime_macros(self, key: CheckKey) -> dict[str, Any]:
+    def _runtime_macros(self, key: CheckKey) -> dict[str, str]:
+        """A check's command sees the state before its run, as in Nagios."""
         st = self.states[key]
-        return {"SERVICESTATEID" if key[1] else "HOSTSTATEID": str(st.status),
-                "SERVICEATTEMPT" if key[1] else "HOSTATTEMPT": str(st.attempt)}
+        return state_macros("SERVICE" if key[1] else "HOST", st.status, st.state_type, st.attempt,
+                            self._schedule(key).max_attempts, st.output, st.last_check)
 
     def _check_neighbours(self, host: Host, before: int, status: int, now: float) -> None:
         """Nagios' reachability: a failing host has its parents believed UP checked now (is it
@@ -380,7 +389,8 @@ class Scheduler:
         return int(status)
 
     def _result(self, key: CheckKey, host: Host, service: Service | None, output: PluginOutput,
-                scheduled: float, started: float, finished: float, check_type: str) -> CheckResult:
+                scheduled: float, started: float, finished: float,
+                check_type: str) -> tuple[CheckResult, Transition]:
         sched = (service or host).schedule
         status = int(output.status) if service is not None else self._host_status(host, output)
         state = self.states[key]
@@ -393,7 +403,7 @@ class Scheduler:
                            state_type=t.state_type, attempt=t.attempt, output=output.output,
                            long_output=output.long_output, perfdata=output.perfdata, scheduled=scheduled,
                            started=started, finished=finished, max_attempts=sched.max_attempts,
-                           flapping=flapping, check_type=check_type, polled_by=self.node)
+                           flapping=flapping, check_type=check_type, polled_by=self.node), t
 
 
 def children_of(objs: Objects, keys: Iterable[CheckKey]) -> dict[str, list[str]]:

@@ -44,6 +44,13 @@ class Transition:
         """True while a SOFT problem is being confirmed: next run at retry_interval."""
         return self.state_type is StateType.SOFT and self.status != OK
 
+    @property
+    def runs_handlers(self) -> bool:
+        """Nagios runs event handlers on every SOFT result (each problem attempt and a soft
+        recovery) and when a HARD state begins (problem, HARD->HARD change, recovery); never
+        on a HARD state that stays the same."""
+        return self.state_type is StateType.SOFT or self.hard_change
+
 
 def advance(cur: CheckState, new: int, max_attempts: int) -> Transition:
     changed = new != cur.status

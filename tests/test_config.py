@@ -27,20 +27,23 @@ hosts:
 """
 
 
+POLLER = """\
+poller:
+  name: poller-ladc1
+  site: ladc1
+  central: http://127.0.0.1:8080
+  token: secret
+  state_dir: state
+  objects: objects
+"""
+
+
 def write_tree(tmp: Path, objects: dict[str, str], node: str | None = None) -> Path:
     (tmp / "objects").mkdir()
     for name, text in objects.items():
         (tmp / "objects" / name).write_text(textwrap.dedent(text))
     node_file = tmp / "poller.yaml"
-    node_file.write_text(node or textwrap.dedent("""\
-        poller:
-          name: poller-ladc1
-          site: ladc1
-          central: http://127.0.0.1:8080
-          token: secret
-          state_dir: state
-          objects: objects
-        """))
+    node_file.write_text(node or POLLER)
     return node_file
 
 
@@ -192,6 +195,13 @@ def test_node_file_mistakes_name_the_node_file(tmp_path: Path) -> None:
     assert "missing `site: ...`" in result.stderr
 
 
+def load_error(node_file: Path) -> str:
+    """What load_node refuses `node_file` with."""
+    with pytest.raises(ConfigError) as e:
+        load_node(node_file)
+    return str(e.value)
+
+
 def test_config_error_lists_problems_sorted(tmp_path: Path) -> None:
     node_file = write_tree(tmp_path, {"a.yaml": "services: 3\n"})
     with pytest.raises(ConfigError) as e:
@@ -214,3 +224,27 @@ def test_channel_settings_are_checked_at_load(tmp_path: Path, section: str, word
     result = check_config(node_file)
     assert result.returncode == 1
     assert f"{node_file}:5: " in result.stderr and words in result.stderr, result.stderr
+
+
+def test_event_handler_mistakes_name_their_lines(tmp_path: Path) -> None:
+    node = POLLER + "  event_handlers: {timeout: 10s,\n                   global_service: restart_al}\n"
+    node_file = write_tree(tmp_path, {"a.yaml": BASE, "b.yaml": """\
+commands:
+  restart_all: "/bin/true"
+templates:
+  - {name: handled, event_handler: "restart_it!1", event_handler_enabled: false}
+services:
+  - {host: db1.ladc1, description: A, command: "check_tcp!1", use: handled}
+"""}, node=node)
+    b_yaml = tmp_path / "objects" / "b.yaml"
+    # Inherited from the template: reported where the template sets it.
+    assert f"{b_yaml}:4: undefined command 'restart_it'" in load_error(node_file)
+    b_yaml.write_text(b_yaml.read_text().replace("restart_it!1", "restart_all!1"))
+    assert load_error(node_file) == (f"{node_file}:9: event_handlers: global_service: undefined command 'restart_al' "
+                                     f"(did you mean \"restart_all\"?); define it under commands: in the "
+                                     f"objects ({tmp_path / 'objects'})")
+    node_file.write_text(node.replace("restart_al}", "restart_all!x}"))
+    _, objs = load_node(node_file)
+    svc = objs.services["db1.ladc1", "A"]
+    assert svc.event_handler is not None and svc.event_handler.command.name == "restart_all"
+    assert svc.event_handler.args == ("1",) and svc.event_handler_enabled is False

@@ -22,6 +22,16 @@ def run(line: str, timeout: float = 10.0) -> PluginOutput:
     return interpret(asyncio.run(run_exec(command_argv(line), timeout)))
 
 
+def forking_script(tmp: Path, name: str, rest: str) -> tuple[Path, str]:
+    """A bash script that forks a sleeper (exec -a gives it a name, the marker, we can find),
+    then runs `rest`; returns the script and the marker."""
+    marker = f"checkd-test-{name}-{os.getpid()}"
+    script = tmp / f"{name}.sh"
+    script.write_text(f"#!/bin/bash\n(exec -a {marker} sleep 300) &\n{rest}")
+    script.chmod(0o755)
+    return script, marker
+
+
 def pids_with_marker(marker: str) -> list[int]:
     out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -52,11 +62,7 @@ def test_shell_is_used_only_when_the_command_needs_one() -> None:
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    marker = f"checkd-test-sleeper-{os.getpid()}"
-    script = tmp_path / "forks.sh"
-    # The plugin forks a sleeper (exec -a gives it a name we can find) and then hangs itself.
-    script.write_text(f"#!/bin/bash\n(exec -a {marker} sleep 300) &\nsleep 300\n")
-    script.chmod(0o755)
+    script, marker = forking_script(tmp_path, "sleeper", "sleep 300\n")     # and then hangs itself
     started = time.monotonic()
     result = run(str(script), timeout=0.5)
     assert time.monotonic() - started < 5
@@ -66,16 +72,29 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def test_a_child_left_behind_by_a_finished_plugin_is_reaped(tmp_path: Path) -> None:
-    marker = f"checkd-test-orphan-{os.getpid()}"
-    script = tmp_path / "orphan.sh"
-    script.write_text(f"#!/bin/bash\n(exec -a {marker} sleep 300) &\necho 'OK - done'\nexit 0\n")
-    script.chmod(0o755)
+    script, marker = forking_script(tmp_path, "orphan", "echo 'OK - done'\nexit 0\n")
     started = time.monotonic()
     result = run(str(script))
     assert result == PluginOutput(Status.OK, "OK - done", "", "")
     assert time.monotonic() - started < 5, "waited for the orphan to close our pipe"
     time.sleep(0.2)
     assert pids_with_marker(marker) == []
+
+
+def test_an_event_handler_leaves_what_it_started_running_unless_it_times_out(tmp_path: Path) -> None:
+    # The child keeps our stdout open, as a daemon started without redirecting its output would.
+    script, marker = forking_script(tmp_path, "kept", "echo restarted\n${1:-true}\n")
+    started = time.monotonic()
+    # A deadline of its own: waiting for the pipe would hang, not fail.
+    raw = asyncio.run(asyncio.wait_for(run_exec([str(script)], 10.0, keep_children=True), 5))
+    assert (raw.exit_code, raw.stdout) == (0, b"restarted\n")
+    assert time.monotonic() - started < 2, "waited for the child to close our pipe"
+    [kept] = pids_with_marker(marker)
+    os.kill(kept, 9)
+    hung = asyncio.run(asyncio.wait_for(run_exec([str(script), "sleep 300"], 0.5, keep_children=True), 5))
+    assert hung.timed_out
+    time.sleep(0.2)
+    assert pids_with_marker(marker) == [], "a handler past its timeout is killed with its process group"
 
 
 def test_invalid_utf8_is_replaced_not_fatal() -> None:

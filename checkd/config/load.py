@@ -14,6 +14,7 @@ from checkd.config import objects as o
 from checkd.config import recurring
 from checkd.config.dependencies import read_dependencies
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
+from checkd.config.macros import split_call
 from checkd.config.model import (Command, Contact, Group, Host, Objects, RecurringDowntime, Service, Site,
                                  TimePeriod)
 from checkd.config.node import NodeConfig, read_node
@@ -180,6 +181,7 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
                 _add(timeperiods, tp.name, tp, "timeperiod", problems)
     services = _services(docs, templates, hosts, host_groups, commands, macros, problems)
     inline = [s.check.command for s in services.values()] + [h.check.command for h in hosts.values() if h.check]
+    inline += [o.event_handler.command for o in (*hosts.values(), *services.values()) if o.event_handler]
     _check_embedded([*commands.values(), *inline], [*plugin_dirs, *SHIPPED_PLUGINS], problems)
     objs = Objects(hosts=hosts, services=services, commands=commands, contacts=contacts,
                    contact_groups=contact_groups, host_groups=host_groups, timeperiods=timeperiods,
@@ -205,9 +207,24 @@ def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:
                         f"jabber: admin_groups: no contact group {g!r}{did_you_mean(g, objs.contact_groups)}")
                 for g in unknown]
     problems += scope_problems(node.submitters, objs)
+    problems += global_handler_problems(node, objs)
     if problems:
         raise ConfigError(problems)
     return node, objs
+
+
+def global_handler_problems(node: NodeConfig, objs: Objects) -> list[Problem]:
+    """`event_handlers: {global_host:, global_service:}` name commands of the objects."""
+    problems = []
+    for key in ("global_host", "global_service"):
+        call = node.section("event_handlers").get(key)
+        name = split_call(call)[0] if call else None
+        if name is not None and name not in objs.commands:
+            problems.append(Problem(node.file, node.lines.get(f"event_handlers.{key}", 1),
+                                    f"event_handlers: {key}: undefined command {name!r}"
+                                    f"{did_you_mean(name, objs.commands)}; define it under commands: "
+                                    f"in the objects ({node.objects})"))
+    return problems
 
 
 def _line_of(file: str, key: str) -> int:

@@ -16,8 +16,12 @@ MACRO_RE = re.compile(r"\$([A-Za-z0-9_]*)\$")
 STATIC = {"HOSTNAME", "HOSTADDRESS", "HOSTALIAS", "HOSTDISPLAYNAME", "SERVICEDESC",
           "SERVICEDISPLAYNAME", "SITE", "PLUGINDIR", "CHECKD_PLUGINDIR", "TIMET",
           "HOSTNOTES", "SERVICENOTES", "HOSTNOTESURL", "SERVICENOTESURL"}
+# The state macros (checkd.run.prepare.state_macros) are filled for checks (the state before
+# the run) and for event handlers (the state the result brought).
 RUNTIME = {"HOSTSTATE", "HOSTSTATEID", "SERVICESTATE", "SERVICESTATEID", "HOSTOUTPUT",
-           "SERVICEOUTPUT", "LASTSERVICECHECK", "LASTHOSTCHECK", "SERVICEATTEMPT", "HOSTATTEMPT"}
+           "SERVICEOUTPUT", "LASTSERVICECHECK", "LASTHOSTCHECK", "SERVICEATTEMPT", "HOSTATTEMPT",
+           "HOSTSTATETYPE", "SERVICESTATETYPE", "LONGHOSTOUTPUT", "LONGSERVICEOUTPUT",
+           "HOSTPERFDATA", "SERVICEPERFDATA", "MAXHOSTATTEMPTS", "MAXSERVICEATTEMPTS"}
 
 
 def unknown_macros(line: str, user_macros: Mapping[str, str]) -> list[str]:

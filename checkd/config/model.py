@@ -133,6 +133,8 @@ class Host:
     ssh: SSHSettings | None = None
     where: Where = Where("?", 0)
     site_rule: SiteRule = SiteRule.EXPLICIT
+    event_handler: CheckSpec | None = None  # run on state changes (checkd.event_handlers)
+    event_handler_enabled: bool = True      # false: no handler at all, the node's global one neither
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,6 +150,8 @@ class Service:
     runbook: str = ""
     vars: Mapping[str, str] = dataclasses.field(default_factory=dict)
     where: Where = Where("?", 0)
+    event_handler: CheckSpec | None = None
+    event_handler_enabled: bool = True
 
     @property
     def key(self) -> tuple[str, str]:

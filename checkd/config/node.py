@@ -43,10 +43,13 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
             "max_rows": f.positive_int},
     "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
                "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text},
+    # Nagios' enable_event_handlers, event_handler_timeout, global_host/service_event_handler.
+    "event_handlers": {"enabled": f.boolean, "timeout": f.positive_duration, "global_host": f.text,
+                       "global_service": f.text},
 }
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
-          "jabber": f.raw, "tls": f.raw, "ssh": f.raw}
+          "jabber": f.raw, "tls": f.raw, "ssh": f.raw, "event_handlers": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
                 "freshness": f.raw, "web": f.raw,
                 "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
@@ -295,6 +298,10 @@ def read_node(path: Path) -> NodeConfig:
     for key in ("site_stale_after", "start_grace"):
         lines[f"freshness.{key}"] = (fresh.line_of(key) if isinstance(fresh, Node) and key in fresh
                                      else node.line_of("freshness") if "freshness" in d else node.line)
+    handlers = node.get("event_handlers")
+    for key in ("global_host", "global_service"):
+        if isinstance(handlers, Node) and key in handlers:
+            lines[f"event_handlers.{key}"] = handlers.line_of(key)
     return NodeConfig(role=role, file=str(path), state_dir=base / d["state_dir"], objects=objects,
                       plugin_dirs=tuple(base / p for p in d.get("plugin_dirs", ())), log_level=level,
                       macros=d.get("macros", {}), sections=sections, lines=lines, **kw)

@@ -44,7 +44,7 @@ ESCALATION_KEYS: dict[str, f.Converter] = {
 }
 COMMON_KEYS: dict[str, f.Converter] = {
     "use": f.raw, "notes": f.text, "runbook": f.text, "vars": f.string_map, "command": f.raw,
-    **SCHEDULE_KEYS, **NOTIFY_KEYS,
+    "event_handler": f.raw, "event_handler_enabled": f.boolean, **SCHEDULE_KEYS, **NOTIFY_KEYS,
 }
 HOST_KEYS = {"name": f.text, "address": f.text, "site": f.text, "alias": f.text,
              "parents": f.names, "hostgroups": f.names, "ssh": f.raw, **COMMON_KEYS}
@@ -114,9 +114,10 @@ def read_command(name: str, value: Any, file: str, line: int, macros: dict[str, 
 
 
 def read_check(value: Any, owner: str, node: Node, commands: dict[str, Command],
-               macros: dict[str, str], problems: Problems) -> CheckSpec | None:
-    """The `command:` of a host or service: `name!arg!arg` or an inline command mapping."""
-    file, line = node.where_of("command")
+               macros: dict[str, str], problems: Problems, key: str = "command") -> CheckSpec | None:
+    """The `command:` (or `event_handler:`, the `key`) of a host or service: `name!arg!arg` or
+    an inline command mapping."""
+    file, line = node.where_of(key)
     if isinstance(value, str):
         name, args = split_call(value)
         cmd = commands.get(name)
@@ -127,8 +128,16 @@ def read_check(value: Any, owner: str, node: Node, commands: dict[str, Command],
     if isinstance(value, Node):
         cmd = read_command(owner, value, file, line, macros, problems)
         return CheckSpec(cmd) if cmd else None
-    problems.add(file, line, "command: expected `name!arg1!arg2` or a mapping (exec:, embedded:, ssh:)")
+    problems.add(file, line, f"{key}: expected `name!arg1!arg2` or a mapping (exec:, embedded:, ssh:)")
     return None
+
+
+def read_handler(node: Node, owner: str, commands: dict[str, Command], macros: dict[str, str],
+                 problems: Problems) -> CheckSpec | None:
+    """`event_handler:` of a host or service (docs/event-handlers.md), like `command:`."""
+    if "event_handler" not in node:
+        return None
+    return read_check(node["event_handler"], owner, node, commands, macros, problems, "event_handler")
 
 
 # --- hosts and services ---------------------------------------------------------------------
@@ -241,7 +250,9 @@ def read_host(node: Node, commands: dict[str, Command], macros: dict[str, str], 
                 parents=d.get("parents", ()), groups=d.get("hostgroups", ()), check=check,
                 schedule=_schedule(d, node, problems, host=True), notify=_notify(d), notes=d.get("notes", ""),
                 runbook=d.get("runbook", ""), vars=d.get("vars", {}),
-                ssh=read_ssh(node.get("ssh"), node, problems), where=Where(node.file, node.line), site_rule=rule)
+                ssh=read_ssh(node.get("ssh"), node, problems), where=Where(node.file, node.line), site_rule=rule,
+                event_handler=read_handler(node, f"{name} event handler", commands, macros, problems),
+                event_handler_enabled=d.get("event_handler_enabled", True))
 
 
 def read_service_template(node: Node, commands: dict[str, Command], macros: dict[str, str],
@@ -257,6 +268,7 @@ def read_service_template(node: Node, commands: dict[str, Command], macros: dict
         return None
     check = read_check(node["command"], desc, node, commands, macros, problems)
     d["escalations"] = read_escalations(node, problems)  # once, though the service may apply to many hosts
+    d["event_handler"] = read_handler(node, f"{desc} event handler", commands, macros, problems)
     return d, check
 
 
@@ -264,7 +276,8 @@ def make_service(host: str, d: dict[str, Any], check: CheckSpec, node: Node, pro
     return Service(host=host, description=d["description"], check=check,
                    schedule=_schedule(d, node, problems), notify=_notify(d), graph=d.get("graph", True),
                    groups=d.get("servicegroups", ()), notes=d.get("notes", ""),
-                   runbook=d.get("runbook", ""), vars=d.get("vars", {}), where=Where(node.file, node.line))
+                   runbook=d.get("runbook", ""), vars=d.get("vars", {}), where=Where(node.file, node.line),
+                   event_handler=d["event_handler"], event_handler_enabled=d.get("event_handler_enabled", True))
 
 
 # --- contacts, groups, time periods, sites --------------------------------------------------

@@ -86,7 +86,7 @@ CONTACT_RULES: dict[str, tuple[str, Rule]] = {
                                      lambda v, c: [SERVICE_OPTIONS[o] for o in split_list(v) if o in SERVICE_OPTIONS]),
 }
 WHY = {
-    "event_handler": "event handlers are not run by checkd",
+    "event_handler": "not imported; add `event_handler:` and its command by hand (docs/event-handlers.md)",
     "pager": "checkd has no pager channel (email, jabber, webhook)",
     "host_notification_commands": "checkd sends notifications itself (email, jabber, webhook)",
     "service_notification_commands": "checkd sends notifications itself (email, jabber, webhook)",

@@ -4,7 +4,8 @@ posix_spawn (vfork underneath) never copies a big parent, and the loop only
 watches file descriptors, so this works on any event loop (uvloop included)
 without its subprocess machinery, whose full fork() costs dearly. The child
 leads its own process group; on timeout, and after it exits, the whole group is
-killed so a plugin that forked a sleeper leaves nothing behind.
+killed so a plugin that forked a sleeper leaves nothing behind (an event handler may
+leave what it started running: `keep_children`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ _NEEDS_SHLEX = re.compile(r"['\"\\]|[^\S \t\r\n]")
 # Plugins get a minimal environment, as under Nagios' core workers: PATH only, so the C
 # locale (English text; and setlocale() with LANG set costs ~20% of a small plugin's run).
 PLUGIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+# How long output is still read after a `keep_children` run ended: what it started may hold
+# the pipes open for as long as it lives.
+KEPT_PIPE_GRACE = 0.2
 
 
 def command_argv(line: str) -> list[str]:
@@ -97,8 +101,10 @@ def _kill_group(pid: int) -> None:
 
 
 async def run_exec(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
-                   max_output: int = MAX_OUTPUT_BYTES) -> RawRun:
-    """Run `argv` to completion or until `timeout`; never raises for plugin failures."""
+                   max_output: int = MAX_OUTPUT_BYTES, keep_children: bool = False) -> RawRun:
+    """Run `argv` to completion or until `timeout`; never raises for plugin failures.
+    `keep_children`: what it started stays running once it has exited in time (an event
+    handler that restarts a daemon); only a timeout kills its process group."""
     loop = asyncio.get_running_loop()
     try:
         pid, out_fd, err_fd = _spawn(argv, PLUGIN_ENV if env is None else env)
@@ -119,13 +125,18 @@ async def run_exec(argv: Sequence[str], timeout: float, env: Mapping[str, str] |
             timed_out = True
         # Kill the whole group: on timeout, and also leftovers of a plugin that exited
         # but left a child behind (it would hold our pipe open and leak).
-        _kill_group(pid)
+        if timed_out or not keep_children:
+            _kill_group(pid)
         await exited
-        await asyncio.gather(out.done, err.done)
+        if keep_children:
+            await asyncio.wait([out.done, err.done], timeout=KEPT_PIPE_GRACE)
+        else:
+            await asyncio.gather(out.done, err.done)
     finally:
         for fd in (out_fd, err_fd, pidfd):
             loop.remove_reader(fd)
-        if not exited.done():  # cancelled: don't leave the plugin running
+        # Cancelled (also while awaiting `exited`, which cancels it): don't leave the plugin running.
+        if not exited.done() or exited.cancelled():
             _kill_group(pid)
         _, status = os.waitpid(pid, 0)
         for fd in (out_fd, err_fd, pidfd):

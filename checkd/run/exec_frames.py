@@ -1,7 +1,8 @@
 """The wire format between the poller and its workers: small binary frames.
 
 A job is (id, kind, timeout, argv) - kind EXEC runs argv as a process,
-EMBEDDED runs the Python plugin argv[0] with argv[1:]; a result is
+EMBEDDED runs the Python plugin argv[0] with argv[1:], HANDLER runs argv as an
+event handler (what it starts may go on running); a result is
 (id, RawRun). Binary with length prefixes because plugin output is arbitrary
 bytes; no pickle on any wire.
 """
@@ -17,7 +18,7 @@ from checkd.plugin_output import RawRun
 
 _LEN = struct.Struct("<I")
 _JOB = struct.Struct("<QBd")                # id, kind, timeout
-EXEC, EMBEDDED = 0, 1
+EXEC, EMBEDDED, HANDLER = 0, 1, 2
 _RESULT = struct.Struct("<QiiBIId")         # id, exit_code, signal, flags, len(stdout), len(stderr), ended
 _TIMED_OUT, _TRUNCATED, _ERROR = 1, 2, 4
 

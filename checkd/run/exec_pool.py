@@ -111,7 +111,8 @@ class ExecPool:
             self.workers[dead.index] = _WorkerProc(self, dead.index)
 
     async def run(self, argv: Sequence[str], timeout: float, kind: int = EXEC) -> RawRun:
-        """Run argv (kind EXEC) or the embedded plugin argv[0] with argv[1:] (kind EMBEDDED)."""
+        """Run argv (kind EXEC, or HANDLER for an event handler) or the embedded plugin argv[0] with
+        argv[1:] (kind EMBEDDED)."""
         if not self.workers:
             self.start()
         worker = min((w for w in self.workers if w.alive), key=lambda w: len(w.jobs))

@@ -21,7 +21,7 @@ from pathlib import Path
 from checkd.plugin_output import RawRun
 from checkd.run.exec import run_exec
 from checkd.run.embedded import EmbeddedRunner
-from checkd.run.exec_frames import EMBEDDED, FrameReader, FrameWriter, parse_job, result_frame
+from checkd.run.exec_frames import EMBEDDED, HANDLER, FrameReader, FrameWriter, parse_job, result_frame
 
 
 class Worker:
@@ -53,7 +53,7 @@ class Worker:
             if kind == EMBEDDED:
                 raw = await self.embedded.run(argv[0], argv[1:], timeout)
             else:
-                raw = await run_exec(argv, timeout)
+                raw = await run_exec(argv, timeout, keep_children=kind == HANDLER)
         except Exception as e:  # never lose a job: the poller waits for an answer
             raw = RawRun(error=f"exec worker: {type(e).__name__}: {e}")
         self.writer.send(result_frame(job_id, raw, time.time()))

@@ -2,6 +2,7 @@
 
 Expansion happens per run (not at load) because run-time macros like
 $SERVICESTATE$ and $TIMET$ change; everything else about the command is fixed.
+Checks and event handlers (checkd.event_handlers) are prepared the same way.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ import time
 from collections.abc import Mapping
 
 from checkd.config.macros import RUNTIME, expand
-from checkd.config.model import CommandKind, Host, Objects, Service, SSHSettings
+from checkd.config.model import CheckSpec, CommandKind, Host, Objects, Service, SSHSettings
 from checkd.run.exec import command_argv
+from checkd.states import StateType, state_name
+
+# Nagios' illegal_macro_output_chars (its sample nagios.cfg): taken out of output macros, so
+# plugin output in single quotes in a command line run by /bin/sh cannot end the quoting.
+_UNSAFE_OUTPUT = str.maketrans("", "", "`~$&|'\"<>")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,16 +61,35 @@ def is_static(objs: Objects, host: Host, service: Service | None) -> bool:
     return not any(f"${name}$" in text for name in (*RUNTIME, "TIMET"))
 
 
+def state_macros(kind: str, status: int, state_type: StateType, attempt: int, max_attempts: int,
+                 output: str = "", last_check: float = 0.0, long_output: str = "",
+                 perfdata: str = "") -> dict[str, str]:
+    """$SERVICESTATE$, $SERVICESTATETYPE$, $SERVICEATTEMPT$, $SERVICEOUTPUT$, ... of one state
+    (`kind` "SERVICE"), or the $HOST...$ ones (`kind` "HOST")."""
+    return {f"{kind}STATE": state_name(None if kind == "HOST" else kind, status),
+            f"{kind}STATEID": str(status), f"{kind}STATETYPE": state_type.value, f"{kind}ATTEMPT": str(attempt),
+            f"MAX{kind}ATTEMPTS": str(max_attempts), f"LAST{kind}CHECK": str(int(last_check)),
+            f"{kind}OUTPUT": output.translate(_UNSAFE_OUTPUT),
+            f"LONG{kind}OUTPUT": long_output.translate(_UNSAFE_OUTPUT),
+            f"{kind}PERFDATA": perfdata.translate(_UNSAFE_OUTPUT)}
+
+
 def prepare(objs: Objects, host: Host, service: Service | None, default_ssh: SSHSettings,
             runtime: Mapping[str, str] | None = None) -> PreparedCheck:
     """The check of `service` (or of `host` when service is None), ready to run."""
     spec = service.check if service is not None else host.check
     if spec is None:
         raise ValueError(f"host {host.name} has no check command")
+    return prepare_call(objs, host, service, spec, (service or host).schedule.timeout, default_ssh, runtime)
+
+
+def prepare_call(objs: Objects, host: Host, service: Service | None, spec: CheckSpec, timeout: float,
+                 default_ssh: SSHSettings, runtime: Mapping[str, str] | None = None) -> PreparedCheck:
+    """A command call of `host`/`service` (its check, or an event handler) with its macros
+    expanded, ready to run within `timeout`."""
     cmd = spec.command
-    schedule = (service or host).schedule
     # A command's own timeout caps the object's: the shorter one wins.
-    timeout = min(schedule.timeout, cmd.timeout) if cmd.timeout else schedule.timeout
+    timeout = min(timeout, cmd.timeout) if cmd.timeout else timeout
     values = macro_values(objs, host, service, spec.args, runtime)
     if cmd.kind is CommandKind.EMBEDDED:
         return PreparedCheck(cmd.kind, timeout, plugin=cmd.plugin, args=tuple(expand(a, values) for a in cmd.args))

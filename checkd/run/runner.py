@@ -15,7 +15,7 @@ from checkd.config.model import CommandKind
 from checkd.plugin_output import PluginOutput, RawRun, interpret
 from checkd.run.embedded import EmbeddedRunner
 from checkd.run.exec import run_exec
-from checkd.run.exec_frames import EMBEDDED
+from checkd.run.exec_frames import EMBEDDED, HANDLER
 from checkd.run.exec_pool import ExecPool
 from checkd.run.prepare import PreparedCheck
 
@@ -50,6 +50,15 @@ class Runner:
             return await self.embedded.run(check.plugin, list(check.args), check.timeout)
         assert check.ssh is not None
         return await self.ssh.run(check.address, check.ssh, check.line, check.timeout)
+
+    async def run_handler(self, check: PreparedCheck) -> RawRun:
+        """An event handler: like a check, but what an exec handler starts (a daemon it
+        restarts) is left running once it exits in time; at its timeout its group is killed."""
+        if check.kind is not CommandKind.EXEC:
+            return await self.run_raw(check)
+        if self.exec_pool is not None:
+            return await self.exec_pool.run(check.argv, check.timeout, HANDLER)
+        return await run_exec(check.argv, check.timeout, keep_children=True)
 
     async def run(self, check: PreparedCheck) -> PluginOutput:
         return interpret(await self.run_raw(check))
