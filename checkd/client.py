@@ -217,8 +217,10 @@ def downtime(url: str, token: str | None, args: argparse.Namespace) -> int:
     made = doc.get("downtimes") or [doc]
     kind = f"flexible ({args.flexible} from the first failure) " if args.flexible else ""
     ids = ", #".join(str(d["id"]) for d in made[:20]) + (" ..." if len(made) > 20 else "")
+    what = args.target if len(made) == 1 and args.target else f"{len(made)} checks"
+    begins = f" from {_clock(doc['start'])}" if doc["start"] > time.time() + 60 else ""
     series = f" (series {doc['series']}: cancel all with --cancel {doc['id']} --series)" if len(made) > 1 else ""
-    print(f"downtime{'s' if len(made) > 1 else ''} #{ids} {kind}{_clock(doc['start'])} - {_clock(doc['end'])}{series}")
+    print(f"downtime{'s' if len(made) > 1 else ''} #{ids} {kind}for {what}{begins} until {_clock(doc['end'])}{series}")
     return 0
 
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from checkd.engine.db import SCHEMA_VERSION
 from tests.central_proc import API_TOKEN, POLLER_TOKENS, CentralProc, result
 from tests.helpers import REPO
 from tests.notify_env import MailSink, node_extra, objects
@@ -215,5 +216,5 @@ def test_deployments_of_an_earlier_schema_are_kept(tmp_path):
     finally:
         c.stop()
     db = sqlite3.connect(tmp_path / "state" / "central.sqlite")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()

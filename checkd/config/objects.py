@@ -7,6 +7,7 @@ second checks every reference between them (checkd.config.references).
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime
 import re
 from collections.abc import Mapping
@@ -392,10 +393,7 @@ def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
     if exc is not None and not isinstance(exc, Node):
         problems.add(*node.where_of("exceptions"), f"exceptions: expected a mapping of days to ranges; {EXCEPTION_FORMS}")
         exc = None
-    exceptions: dict[str, Ranges] = {}
-    date_ranges: list[tuple[str, str, Ranges]] = []
-    yearly: dict[tuple[int, int], Ranges] = {}
-    monthly: dict[tuple[int, int], Ranges] = {}
+    days = ExceptionDays()
     seen: dict[tuple[str, Any], int] = {}
     for key, value in (exc or {}).items():
         line = exc.line_of(key)
@@ -409,16 +407,33 @@ def read_timeperiod(node: Node, problems: Problems) -> TimePeriod | None:
             problems.add(exc.file, line, f"exceptions: {key!s} is given twice (first at line {seen[kind, day]})")
             continue
         seen[kind, day] = line
+        days.add(kind, day, ranges)
+    return days.period(d["name"], d.get("alias", ""), weekdays, d.get("exclude", ()), Where(node.file, node.line))
+
+
+@dataclasses.dataclass
+class ExceptionDays:
+    """A time period's exception days as they are read, sorted by kind (parse_exception_day)."""
+
+    exceptions: dict[str, Ranges] = dataclasses.field(default_factory=dict)
+    date_ranges: list[tuple[str, str, Ranges]] = dataclasses.field(default_factory=list)
+    yearly: dict[tuple[int, int], Ranges] = dataclasses.field(default_factory=dict)
+    monthly: dict[tuple[int, int], Ranges] = dataclasses.field(default_factory=dict)
+
+    def add(self, kind: str, day: Any, ranges: Ranges) -> None:
         if kind == "date":
-            exceptions[day] = ranges
+            self.exceptions[day] = ranges
         elif kind == "range":
-            date_ranges.append((*day, ranges))
+            self.date_ranges.append((*day, ranges))
         elif kind == "monthly":
-            monthly[day] = ranges
+            self.monthly[day] = ranges
         else:
-            yearly[day] = ranges
-    return TimePeriod(d["name"], d.get("alias", ""), weekdays, exceptions, d.get("exclude", ()),
-                      Where(node.file, node.line), tuple(date_ranges), yearly, monthly)
+            self.yearly[day] = ranges
+
+    def period(self, name: str, alias: str, weekdays: dict[int, Ranges], exclude: tuple[str, ...],
+               where: Where) -> TimePeriod:
+        return TimePeriod(name, alias, weekdays, self.exceptions, exclude, where, tuple(self.date_ranges),
+                          self.yearly, self.monthly)
 
 
 def read_site(node: Node, problems: Problems) -> Site | None:

@@ -14,7 +14,7 @@ from typing import Any
 from checkd.config import fields as f
 from checkd.config.errors import Problems
 from checkd.config.model import Objects, RecurringDowntime, TimePeriod, Where
-from checkd.config.objects import WEEKDAYS, parse_exception_day, parse_ranges
+from checkd.config.objects import WEEKDAYS, ExceptionDays, parse_exception_day, parse_ranges
 from checkd.config.scope import KEYS as SCOPE_KEYS, CheckScope, ScopeError
 from checkd.config.yamlsource import Node
 from checkd.durations import parse_duration
@@ -30,10 +30,7 @@ def period_from_ranges(name: str, ranges: Mapping[Any, Any]) -> TimePeriod:
     if not isinstance(ranges, Mapping) or not ranges:
         raise ValueError("ranges: expected a mapping of days to times, e.g. {sunday: \"02:00-04:00\"}")
     weekdays: dict[int, Any] = {}
-    exceptions: dict[str, Any] = {}
-    date_ranges: list[Any] = []
-    yearly: dict[Any, Any] = {}
-    monthly: dict[Any, Any] = {}
+    days = ExceptionDays()
     for key, value in ranges.items():
         try:
             times = parse_ranges(str(value or ""))
@@ -44,15 +41,8 @@ def period_from_ranges(name: str, ranges: Mapping[Any, Any]) -> TimePeriod:
             kind, when = parse_exception_day(key)
         except ValueError as e:
             raise ValueError(f"ranges: {key}: {e}") from None
-        if kind == "date":
-            exceptions[when] = times
-        elif kind == "range":
-            date_ranges.append((*when, times))
-        elif kind == "monthly":
-            monthly[when] = times
-        else:
-            yearly[when] = times
-    return TimePeriod(name, "", weekdays, exceptions, (), Where("?", 0), tuple(date_ranges), yearly, monthly)
+        days.add(kind, when, times)
+    return days.period(name, "", weekdays, (), Where("?", 0))
 
 
 def from_mapping(d: Mapping[str, Any], objs: Objects, where: Where = Where("api", 0)) -> RecurringDowntime:
