@@ -28,6 +28,7 @@ from central.ingest import Ingest
 from central.live import Live
 from central.nrdp import Nrdp
 from central.operations import Operations
+from central.prune import Keep, Pruner
 from central.passive import Passive
 from central.ha import Leadership, Standby, ha_metrics
 from central.read_api import ReadApi
@@ -74,6 +75,7 @@ class Central:
         # the standby follows it, so both keep their RRD files current (docs/ha.md, "Graphs").
         self.follower: shared.Follower | None = None
         self.tidy: shared.Tidy | None = None
+        self.pruner: Pruner | None = None
         self.graph_position = shared.Position(self.node.state_dir / "graph_feed.position")
         if self.lease is not None and self.graphs is not None:
             self.graphs.shared = []
@@ -169,6 +171,9 @@ class Central:
         if sharing:
             self.tidy = shared.Tidy(self.engine.db, self.graph_position)
             self.tidy.start()
+        self.pruner = Pruner(self.engine, Keep.from_section(self.node.section("retention")),
+                             self.graphs.prune_removed if self.graphs is not None else None)
+        self.pruner.start()
         jabber = self.channels.jabber
         if jabber is not None:
             self.bot = Bot(self.live, self.read, self.operations, self.links, jabber)
@@ -256,6 +261,8 @@ class Central:
             await self._runner.cleanup()
             self._runner = None
         await self.takeover.stop()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self.follower is not None:
             await self.follower.stop()      # stopped while a standby
         if self.tidy is not None:

@@ -78,6 +78,22 @@ class Catalog:
             service: {e.label: {k: v for k, v in dataclasses.asdict(e).items() if k not in ("service", "label")}
                       for e in labels.values()}
             for service, labels in known.items()}}
+        self._write(path, doc)
+
+    def forget(self, host: str, services: set[str]) -> None:
+        """Central's pruning: services whose files were deleted (their checks were removed
+        from the configuration long ago). The writer never adds to those, so it does not
+        race this read-change-rename."""
+        path = self.layout.index(host)
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        doc["services"] = {s: labels for s, labels in doc.get("services", {}).items() if s not in services}
+        self._write(path, doc)
+
+    @staticmethod
+    def _write(path: Path, doc: dict[str, Any]) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
         os.replace(tmp, path)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from central.graphs import render, shared
+from central.graphs import prune, render, shared
 from central.graphs.catalog import Catalog, Entry
 from central.graphs.feed import Feed, Item
 from central.graphs.naming import Layout
@@ -80,6 +80,10 @@ class Graphs:
             log.error("rrd: cannot create the directory %s (%s): no graphs are stored until it can be",
                       self.s.dir, e.strerror or e)
         await self.feed.start()
+
+    def prune_removed(self, keep: float, now: float) -> int:
+        """Blocking: RRD files of checks no longer configured, older than `keep`, deleted."""
+        return prune.prune_removed(self.layout, self.catalog, self.live.objs, keep, now)
 
     async def stop(self) -> None:
         await self.feed.stop()

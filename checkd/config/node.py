@@ -41,6 +41,10 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
     "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
     "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text,
             "max_rows": f.positive_int},
+    # What central keeps of the past (docs/retention.md); each a duration, `keep` for those not given.
+    "retention": {"keep": f.positive_duration, "events": f.positive_duration, "comments": f.positive_duration,
+                  "notifications": f.positive_duration, "downtimes": f.positive_duration,
+                  "rrd_removed": f.positive_duration, "batch": f.positive_int},
     "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
                "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text},
     # Nagios' enable_event_handlers, event_handler_timeout, global_host/service_event_handler.
@@ -52,7 +56,8 @@ COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_l
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw, "event_handlers": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
                 "freshness": f.raw, "web": f.raw,
-                "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int, **COMMON}
+                "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int,
+                "retention": f.raw, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,

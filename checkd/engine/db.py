@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS event_history (event_id INTEGER NOT NULL, ts REAL NOT
     kind TEXT NOT NULL, status INTEGER, output TEXT, author TEXT);
 CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
 CREATE INDEX IF NOT EXISTS events_by_check ON events (host, service, opened);
+CREATE INDEX IF NOT EXISTS events_by_closed ON events (closed);
 CREATE TABLE IF NOT EXISTS id_blocks (first INTEGER PRIMARY KEY, last INTEGER NOT NULL,
     poller TEXT NOT NULL, issued REAL NOT NULL);
 -- phase: scheduled -> active -> ended, moved with the DOWNTIME* notices it causes.
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS mutes (host TEXT NOT NULL, service TEXT NOT NULL, unt
 CREATE TABLE IF NOT EXISTS comments (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
     ts REAL NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS comments_by_check ON comments (host, service, ts);
+CREATE INDEX IF NOT EXISTS comments_by_ts ON comments (ts);
 -- One row per notification, written `pending` in the transaction that decides it,
 -- then `sent`, `summarised` (went out inside a storm summary) or `failed`.
 CREATE TABLE IF NOT EXISTS notification_log (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL,
@@ -150,6 +152,9 @@ class Database:
     def _closing(self, conn: Any) -> None:
         """Upkeep before the writer's connection closes."""
 
+    def reclaim_space(self) -> None:
+        """After rows were pruned: give the freed space back where the store can (SQLite)."""
+
     # --- the writer ------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -229,6 +234,10 @@ class SqliteDatabase(Database):
         self.path = path
         self.where = str(path)
         self._journal_rows, self._folded_at = 0, time.monotonic()
+        self._reclaim = False
+
+    def reclaim_space(self) -> None:
+        self._reclaim = True                  # the writer thread does it between transactions
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -241,6 +250,10 @@ class SqliteDatabase(Database):
 
     def open(self, extra_schema: str = "") -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # A new file: pages freed by pruning can be given back. Set before anything else
+            # (WAL mode and the first table fix it for good).
+            sqlite3.connect(self.path, isolation_level=None).execute("PRAGMA auto_vacuum = INCREMENTAL").close()
         conn = self._connect()
         try:
             _migrate(conn)
@@ -286,6 +299,14 @@ class SqliteDatabase(Database):
             raise
 
     def _after_commit(self, conn: sqlite3.Connection, ops: list[Op], idle: bool) -> None:
+        if self._reclaim and idle:
+            # Pages freed by pruning go back to the file system (a new file is made with
+            # auto_vacuum=INCREMENTAL; an older one reuses them for new rows instead).
+            self._reclaim = False
+            try:
+                conn.execute("PRAGMA incremental_vacuum")
+            except sqlite3.Error as e:
+                log.warning("giving pruned space back failed (it is reused for new rows): %s", e)
         self._journal_rows += sum(len(rows) for sql, rows in ops if sql is APPEND_JOURNAL)
         if self._journal_rows and (idle or self._journal_rows >= FOLD_ROWS
                                    or time.monotonic() - self._folded_at >= FOLD_EVERY):
