@@ -90,6 +90,12 @@ BENCHES = [
           ["--rounds", "3"],
           ["--rounds", "10"],
           (1, 1), (300, 900)),
+    # 30 simulated days at 10k services, 1% flapping: the database's size per day and the pages'
+    # times on day 1 and day 30 (docs/retention.md).
+    Bench("soak", "soak.py",
+          ["--services", "2000", "--days", "4", "--keep", "2", "--measure", "1,4"],
+          ["--services", "10000", "--days", "30", "--keep", "7", "--measure", "1,30"],
+          (1, 1), (300, 2400)),
     Bench("failover", "failover_times.py",
           ["--quick", "--rounds", "1"],
           ["--rounds", "1"],
