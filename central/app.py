@@ -119,6 +119,7 @@ class Central:
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/api/v1/problems", read.problems)
         app.router.add_get("/api/v1/events/{id}", read.event)
+        app.router.add_get("/api/v1/history", read.history)
         app.router.add_post("/api/v1/ack", write.ack)
         app.router.add_post("/api/v1/unack", write.unack)
         app.router.add_post("/api/v1/reschedule", write.reschedule)

@@ -1,5 +1,6 @@
 """The read side of the HTTP API: status, problems and event history, straight
-from the in-memory store (closed events' history from SQLite, in a thread).
+from the in-memory store (closed events' history and the history search from the
+database, in a thread).
 
 Read calls need no token; central listens on 127.0.0.1 unless configured
 otherwise. docs/api.md is the reference.
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from central.history_query import BadQuery, HistoryQuery, row_json
 from central.live import Live
+from checkd.api_json import bad_request
 from checkd.durations import parse_duration
 from checkd.engine import history, nflog, problems
 from checkd.engine.engine import Engine
@@ -105,6 +108,28 @@ class ReadApi:
 
     def _read_event(self, eid: int) -> tuple[Event | None, list[tuple[Any, ...]], list[nflog.LogRow]]:
         return history.event(self.db, eid), history.event_history(self.db, eid), nflog.of_event(self.db, eid)
+
+    async def search_history(self, hq: HistoryQuery) -> tuple[list[dict[str, Any]], bool]:
+        """The rows of a history search, newest first, and whether more follow; BadQuery
+        for a name, group or site that does not exist."""
+        objs = self.live.objs
+        await self.db.write([])                 # reads wait for queued writes
+        rows, more = await asyncio.to_thread(
+            lambda: history.search(self.db, hq.search(objs, lambda: history.names(self.db))))
+        return [row_json(r, objs) for r in rows], more
+
+    async def history(self, request: web.Request) -> web.Response:
+        """GET /api/v1/history: events' history rows by host, service, group, site, state,
+        kind, time, text and author (docs/history.md)."""
+        now = time.time()
+        try:
+            hq = HistoryQuery.parse(request.query, now)
+            rows, more = await self.search_history(hq)
+        except BadQuery as e:
+            raise bad_request(str(e)) from None
+        return web.json_response({"now": now, "offset": hq.offset, "limit": hq.limit, "more": more,
+                                  "next": hq.url(request.path, hq.offset + hq.limit) if more else None,
+                                  "history": rows})
 
     async def deployments(self, request: web.Request) -> web.Response:
         """The change log, newest first: `?host=&since=&module=`."""

@@ -65,6 +65,24 @@ def _(p: argparse.ArgumentParser) -> None:
     _api_client_args(p)
 
 
+@command("history", "search what happened: checkd history [--host H] [--since 24h] [--state CRITICAL] ...",
+         "checkd.client")
+def _(p: argparse.ArgumentParser) -> None:
+    _api_client_args(p)
+    p.add_argument("--host", action="append", help="a host name or a pattern like 'db*' (repeatable)")
+    p.add_argument("--service", action="append", help="a service description or a pattern like 'Disk*' (repeatable)")
+    p.add_argument("--hostgroup", action="append", help="hosts of this host group (repeatable)")
+    p.add_argument("--site", action="append", help="hosts of this site (repeatable)")
+    p.add_argument("--state", action="append", help="OK, WARNING, CRITICAL, UNKNOWN, UP, DOWN, UNREACHABLE (repeatable)")
+    p.add_argument("--kind", action="append", help="open, state, recovery, ack, comment, ... (repeatable)")
+    p.add_argument("--since", help="a duration back from now (24h, 7d), a local time ('2026-03-01 14:00') or a Unix time")
+    p.add_argument("--until", help="the same, for the end")
+    p.add_argument("--text", help="in the output or comment, ignoring case")
+    p.add_argument("--author", help="who acted (an ack, a comment, ...)")
+    p.add_argument("--limit", type=int, help="rows (default 100, at most 1000)")
+    p.add_argument("--offset", type=int, help="skip this many rows (the next page)")
+
+
 @command("ack", "acknowledge problems: checkd ack ID [ID ...] | --host HOST [-m comment] [--expire 2h] "
                 "[--not-sticky]", "checkd.client")
 def _(p: argparse.ArgumentParser) -> None:

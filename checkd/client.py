@@ -1,4 +1,4 @@
-"""`checkd wassup | status | ack | unack | resched | dis | ena | downtime`: thin command-line clients of the central API.
+"""`checkd wassup | status | history | ack | unack | resched | dis | ena | downtime`: thin command-line clients of the central API.
 
 Where central is and the write token come from --url/--token, the
 CHECKD_URL/CHECKD_TOKEN environment, or a central node file given with -c (a
@@ -238,6 +238,41 @@ def downtimes(url: str, token: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
+HISTORY_FILTERS = ("host", "service", "hostgroup", "site", "state", "kind", "since", "until", "text", "author",
+                   "limit", "offset")
+
+
+def history(url: str, token: str | None, args: argparse.Namespace) -> int:
+    """What happened, newest first: one line per history row (docs/history.md)."""
+    pairs: list[tuple[str, Any]] = []
+    for key in HISTORY_FILTERS:
+        value = getattr(args, key)
+        if key in ("since", "until") and value:
+            value = _local_time(value)
+        pairs += [(key, v) for v in value] if isinstance(value, list) else [(key, value)] if value is not None else []
+    doc = call(url, "GET", f"/api/v1/history?{urllib.parse.urlencode(pairs)}")
+    if not doc["history"]:
+        print("nothing in the history matches")
+    for r in doc["history"]:
+        state = f" {r['state']}" if r["state"] else ""
+        who = f" by {r['author']}" if r["author"] else ""
+        text = " ".join((r["output"] or "").split())
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r['ts']))} {r['kind']}{state} {_what(r)} "
+              f"[ID#:{r['event_id']}]{who}{': ' + text if text else ''}")
+    if doc["more"]:
+        print(f"… more: --offset {doc['offset'] + doc['limit']}")
+    return 0
+
+
+def _local_time(text: str) -> str:
+    """A date and time as a Unix time, in this machine's time zone (central would read it
+    in its own); a duration or a Unix time as it is."""
+    try:
+        return str(datetime.datetime.fromisoformat(text.strip()).timestamp())
+    except ValueError:
+        return text
+
+
 def _clock(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(ts))
 
@@ -327,7 +362,7 @@ def deploy(url: str, token: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"wassup": wassup, "ack": ack, "unack": unack, "resched": resched, "dis": dis, "ena": ena,
+HANDLERS = {"wassup": wassup, "history": history, "ack": ack, "unack": unack, "resched": resched, "dis": dis, "ena": ena,
             "downtime": downtime, "downtimes": downtimes, "comment": comment, "status": status, "deploy": deploy}
 
 

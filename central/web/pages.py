@@ -1,6 +1,7 @@
 """The GET side of the web pages: the overview (`/`), host and service pages,
 and the live part of each, which the page's script fetches again every few
-seconds with `X-Checkd-Live: 1` (answered 304 while nothing shown has changed).
+seconds with `X-Checkd-Live: 1` (answered 304 while nothing shown has changed);
+the history search (`/history`), which is not live.
 
 Templates are autoescaped Jinja2; every answer carries a Content-Security-Policy
 that allows no inline script, so text from plugins or people can only ever be text.
@@ -20,6 +21,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
+from central.history_query import MAX_LIMIT, BadQuery, HistoryQuery
 from central.live import Live
 from central.read_api import ReadApi
 from central.web import checks, views
@@ -94,6 +96,7 @@ class Pages:
         app.router.add_get("/host/{host}", self.host)
         app.router.add_get("/service/{host}/{service:.+}", self.service)
         app.router.add_get("/event/{id}", self.event)
+        app.router.add_get("/history", self.history)
         app.router.add_static("/static/", STATIC)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -156,6 +159,9 @@ class Pages:
         resp.headers["ETag"] = etag
         return resp
 
+    def sites(self) -> list[str]:
+        return sorted({h.site for h in self.live.objs.hosts.values()})
+
     def not_found(self, request: web.Request, message: str) -> web.Response:
         return self.html("error.html.j2", status=404, message=message, **self.context(request, time.time()))
 
@@ -172,7 +178,7 @@ class Pages:
         digest = f"{hash(tuple(keys)):x}:{len(model['problems'])}:" \
                  f"{repr((model['totals'], model['sites'], model['unhandled_by_state']))}"
         ctx = self.context(request, now)
-        all_sites = sorted({h.site for h in self.live.objs.hosts.values()})
+        all_sites = self.sites()
         groups = sorted({*self.live.objs.host_groups, *(g for h in self.live.objs.hosts.values() for g in h.groups),
                          *(g for s in self.live.objs.services.values() for g in s.groups)})
         more = len(model["problems"]) - len(shown)
@@ -218,3 +224,24 @@ class Pages:
         if host not in self.live.objs.hosts:
             return self.not_found(request, f"event {eid} is about {host}, which has no page")
         raise web.HTTPSeeOther(views.check_url(host, service))
+
+    async def history(self, request: web.Request) -> web.Response:
+        """/history: the history search (GET /api/v1/history) with its filters in the URL; a
+        mistake in them is said above the form, which keeps what was typed."""
+        now = time.time()
+        rows: list[dict[str, Any]] = []
+        more, error = False, ""
+        try:
+            hq = HistoryQuery.parse(request.query, now, ignore=("done",))
+            rows, more = await self.read.search_history(hq)
+        except BadQuery as e:
+            hq, error = HistoryQuery.given(request.query), str(e)
+        objs = self.live.objs
+        ctx = self.context(request, now)
+        ctx.update(hq=hq, rows=rows, error=error, all_sites=self.sites(), all_states=(*views.SERVICE_STATES, *views.HOST_STATES),
+                   all_hostgroups=sorted({*objs.host_groups, *(g for h in objs.hosts.values() for g in h.groups)}),
+                   kinds=history.KINDS, limits=sorted({50, 100, 500, MAX_LIMIT, hq.limit}),
+                   has_page=lambda host, service: (host, service) in objs.services if service else host in objs.hosts,
+                   newer=hq.url("/history", max(0, hq.offset - hq.limit)) if hq.offset else "",
+                   older=hq.url("/history", hq.offset + hq.limit) if more else "")
+        return self.html("history.html.j2", status=400 if error else 200, **ctx)

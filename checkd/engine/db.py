@@ -51,7 +51,13 @@ CREATE TABLE IF NOT EXISTS event_history (event_id INTEGER NOT NULL, ts REAL NOT
     kind TEXT NOT NULL, status INTEGER, output TEXT, author TEXT);
 CREATE INDEX IF NOT EXISTS event_history_by_event ON event_history (event_id);
 CREATE INDEX IF NOT EXISTS events_by_check ON events (host, service, opened);
+-- Pruning (central/prune.py): closed events by when they closed.
 CREATE INDEX IF NOT EXISTS events_by_closed ON events (closed);
+-- The history search (history.search): newest first, one service's events, who acted
+-- (the few rows with an author only).
+CREATE INDEX IF NOT EXISTS event_history_by_time ON event_history (ts);
+CREATE INDEX IF NOT EXISTS events_by_service ON events (service);
+CREATE INDEX IF NOT EXISTS event_history_by_author ON event_history (author, ts) WHERE author IS NOT NULL;
 CREATE TABLE IF NOT EXISTS id_blocks (first INTEGER PRIMARY KEY, last INTEGER NOT NULL,
     poller TEXT NOT NULL, issued REAL NOT NULL);
 -- phase: scheduled -> active -> ended, moved with the DOWNTIME* notices it causes.

@@ -2,8 +2,8 @@
 group commit as SQLite, for a central whose state must outlive its machine (docs/ha.md).
 
 The engine's statements are written once, in SQLite's dialect; `translate` turns each
-into PostgreSQL's the first time it runs (placeholders, INSERT OR REPLACE/IGNORE as
-ON CONFLICT, from the primary keys the database reports). The schema is SQLite's too,
+into PostgreSQL's the first time it runs (placeholders, LIKE as ILIKE, INSERT OR
+REPLACE/IGNORE as ON CONFLICT, from the primary keys the database reports). The schema is SQLite's too,
 with PostgreSQL's types (`pg_schema`); the journal SQLite folds into `checks` is not
 needed here: check rows are upserted in the group commit. Text with NUL (which
 PostgreSQL's text cannot hold) is written with U+FFFD in its place. `synchronous_commit` is set
@@ -194,6 +194,7 @@ def _pg_type(decl: str) -> str:
 def translate(sql: str, keys: Callable[[str], tuple[list[str], list[str]]]) -> str:
     """One statement in PostgreSQL's dialect; `keys(table)`: its primary key and other columns."""
     s = sql.replace("%", "%%").replace("?", "%s")
+    s = re.sub(r"\bLIKE\b", "ILIKE", s)          # SQLite's LIKE ignores case; PostgreSQL's ILIKE does
     m = re.match(r"\s*INSERT OR (REPLACE|IGNORE) INTO (\w+)(.*)$", s, re.S)
     if m is None:
         return s
