@@ -19,7 +19,7 @@ from aiohttp import web
 from central.live import Live
 from checkd.api_json import bad_request
 from checkd.engine import availability
-from checkd.engine.availability import HOST_STATES, SERVICE_STATES, Report
+from checkd.engine.availability import HOST_STATES, SERVICE_STATES, AvailabilityReport
 from checkd.engine.db import Database
 from checkd.report_periods import DEFAULT, bounds, parse_time
 
@@ -71,7 +71,7 @@ class ReportQuery:
         return f"{path}?{urlencode([*self.pairs(), *extra.items()])}"
 
 
-async def compute(live: Live, db: Database, q: ReportQuery, now: float) -> Report:
+async def compute(live: Live, db: Database, q: ReportQuery, now: float) -> AvailabilityReport:
     """The report `q` asks for. LookupError: a host, service, group or site the configuration
     does not have; ValueError: a period that cannot be read."""
     objs = live.objs
@@ -104,7 +104,7 @@ class AvailabilityApi:
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def csv_text(rep: Report) -> str:
+def csv_text(rep: AvailabilityReport) -> str:
     """One row per check: its seconds and percentages per state (empty for the states of the
     other kind: a host check has UP/DOWN/UNREACHABLE, a service OK/WARNING/CRITICAL/UNKNOWN)."""
     out = io.StringIO()

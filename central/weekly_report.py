@@ -17,7 +17,7 @@ from central.web.availability import pct
 from checkd import mailtags
 from checkd.config.reports import WeeklyReport
 from checkd.engine import availability
-from checkd.engine.availability import Report, Tally
+from checkd.engine.availability import AvailabilityReport, Tally
 from checkd.engine.engine import Engine
 from checkd.engine.notify.email import EmailChannel
 from checkd.engine.notify.notification import Channel, DeliveryError
@@ -121,11 +121,11 @@ class WeeklyReports:
         return [mailtags.fill(a, {"label": "report"}) if mailtags.is_template(a) else a
                 for a in (objs.contacts[n].email for n in names) if a]
 
-    def headline(self, rep: Report) -> str:
+    def headline(self, rep: AvailabilityReport) -> str:
         total = rep.total()
         return summary_line(total.hosts, total.services) or "no checks"
 
-    def body(self, rep: Report, name: str) -> str:
+    def body(self, rep: AvailabilityReport, name: str) -> str:
         since, until = (time.strftime("%a %Y-%m-%d %H:%M %Z", time.localtime(t)) for t in (rep.since, rep.until))
         q = ReportQuery(since=str(int(rep.since)), until=str(int(rep.until)), downtime_as_ok=rep.downtime_as_ok)
         lines = [f"Availability, week {name}: {since} to {until}.",

@@ -20,6 +20,8 @@ import pytest
 
 from central.availability_api import csv_text
 from central.weekly_report import due_week
+from checkd.config import load_node
+from checkd.config.errors import ConfigError
 from checkd.config.reports import WeeklyReport
 from checkd.engine import availability
 from checkd.engine.store import DELETE_DOWNTIME, INSERT_CANCELLED
@@ -177,6 +179,27 @@ def test_the_weekly_mail_is_due_once_a_week_at_its_time() -> None:
     assert due_week(monday + 8 * DAY + 9 * H, weekly, int(last_week)) == monday, "a week later: the week before"
     since, until = bounds("lastweek", T0)
     assert (since, until) == (last_week, monday) and datetime.datetime.fromtimestamp(since).weekday() == 0
+
+
+EMAIL = "  email: {smtp_host: 127.0.0.1, from: checkd@example.com}\n"
+
+
+@pytest.mark.parametrize("email, weekly, words", [
+    (EMAIL, "{contact_groups: [managers], day: mondy}", "day: expected a day of the week"),
+    (EMAIL, '{contact_groups: [managers], at: "25:00"}', 'at: expected a time of day such as "08:00"'),
+    (EMAIL, "{contact_groups: [manager]}", "contact_groups: no contact group 'manager' (did you mean \"managers\"?)"),
+    (EMAIL, "{day: monday}", "say who gets it: contacts: and/or contact_groups:"),
+    ("", "{contacts: [anna]}", "reports: weekly is sent by email: add an email: section"),
+], ids=["day", "at", "group", "nobody", "no-email"])
+def test_a_weekly_report_that_cannot_go_out_is_refused_at_load(tmp_path: Path, email: str, weekly: str,
+                                                                words: str) -> None:
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "objects" / "a.yaml").write_text(OBJECTS)
+    node = tmp_path / "central.yaml"
+    node.write_text(f"central:\n  state_dir: s\n  objects: objects\n{email}  reports:\n    weekly: {weekly}\n")
+    with pytest.raises(ConfigError) as e:
+        load_node(node)
+    assert f"{node}:{6 if email else 5}: " in str(e.value) and words in str(e.value), str(e.value)
 
 
 def test_a_real_central_reports_as_json_csv_and_a_page_and_mails_the_week_once(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from central.web.views import check_url
-from checkd.engine.availability import CheckAvailability, Report, Summary, Tally
+from checkd.engine.availability import CheckAvailability, AvailabilityReport, Summary, Tally
 
 
 def pct(value: float | None) -> str:
@@ -39,7 +39,7 @@ def _check(c: CheckAvailability) -> dict[str, Any]:
             **_tally(c.tally)}
 
 
-def page(rep: Report, limit: int) -> dict[str, Any]:
+def page(rep: AvailabilityReport, limit: int) -> dict[str, Any]:
     """The page's model; at most `limit` check rows (the CSV has them all)."""
     # Worst first; checks with nothing known last; otherwise in the configuration's order.
     worst = sorted(rep.checks, key=lambda c: (c.tally.availability() is None, c.tally.availability() or 0.0))

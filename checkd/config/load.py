@@ -209,7 +209,7 @@ def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:
                 for g in unknown]
     problems += scope_problems(node.submitters, objs)
     problems += global_handler_problems(node, objs)
-    problems += report_problems(node.weekly_report, objs)
+    problems += report_problems(node.weekly_report, objs, bool(node.section("email")))
     if problems:
         raise ConfigError(problems)
     return node, objs

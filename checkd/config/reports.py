@@ -69,10 +69,14 @@ def read_reports(value: Any, node: Node, problems: Problems) -> WeeklyReport | N
     return WeeklyReport(**d, where=Where(weekly.file, weekly.line))
 
 
-def report_problems(weekly: WeeklyReport | None, objs: Objects) -> list[Problem]:
-    """Contacts and contact groups the objects do not have, or none with an email address."""
+def report_problems(weekly: WeeklyReport | None, objs: Objects, has_email: bool) -> list[Problem]:
+    """No `email:` section to send with; contacts and contact groups the objects do not have,
+    or none with an email address."""
     if weekly is None:
         return []
+    if not has_email:
+        return [Problem(weekly.where.file, weekly.where.line,
+                        "reports: weekly is sent by email: add an email: section (docs/notifications.md)")]
     out = []
     for key, known in (("contacts", objs.contacts), ("contact_groups", objs.contact_groups)):
         for name in getattr(weekly, key):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from checkd.config.model import Objects
 from checkd.config.objects import hostgroup_members
 from checkd.engine import timelines
-from checkd.engine.timelines import Span, Timeline
+from checkd.engine.timelines import CheckTimeline, Span
 from checkd.states import HostStatus, Status
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def _percent(part: float, whole: float) -> float:
     return round(part * 100.0 / whole, 4) if whole > 0 else 0.0
 
 
-def tally(tl: Timeline, host_check: bool, since: float, until: float, downtime_as_ok: bool = False) -> Tally:
+def tally(tl: CheckTimeline, host_check: bool, since: float, until: float, downtime_as_ok: bool = False) -> Tally:
     """One check over [since, until). With `downtime_as_ok`, a problem state in scheduled
     downtime counts as OK (UP): in downtime, not against the check."""
     t = Tally(host_check, checks=1, period=until - since)
@@ -148,7 +148,7 @@ class Summary:
 
 
 @dataclasses.dataclass(frozen=True)
-class Report:
+class AvailabilityReport:
     since: float
     until: float
     downtime_as_ok: bool
@@ -215,11 +215,11 @@ def _pattern(name: str) -> bool:
 
 
 def report(db: Database, objs: Objects, keys: list[tuple[str, str | None]], since: float, until: float,
-           downtime_as_ok: bool = False) -> Report:
+           downtime_as_ok: bool = False) -> AvailabilityReport:
     """Blocking (reads the database): the report on `keys` (checks of `objs`) for [since, until)."""
     lines = timelines.read(db, keys, since, until)
     checks = [CheckAvailability(h, s, objs.hosts[h].site, tally(lines[(h, s)], s is None, since, until,
                                                                  downtime_as_ok)) for h, s in keys]
     hosts = {h for h, _ in keys}
     groups = {g: frozenset(m & hosts) for g, m in hostgroup_members(objs.hosts, objs.host_groups).items() if m & hosts}
-    return Report(since, until, downtime_as_ok, checks, groups)
+    return AvailabilityReport(since, until, downtime_as_ok, checks, groups)

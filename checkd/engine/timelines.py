@@ -24,7 +24,7 @@ KINDS = "('open', 'state', 'ack', 'unack', 'ack_ended', 'ack_expired', 'recovery
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Timeline:
+class CheckTimeline:
     """One check. Outside its problems (events) a check was OK or UP, HARD; SOFT states are
     not stored, so a report counts HARD states only (Nagios' default)."""
 
@@ -34,7 +34,7 @@ class Timeline:
     acks: tuple[Span, ...] = ()                 # when a problem of it was acknowledged
 
 
-def read(db: Database, keys: Iterable[CheckKey], since: float, until: float) -> dict[CheckKey, Timeline]:
+def read(db: Database, keys: Iterable[CheckKey], since: float, until: float) -> dict[CheckKey, CheckTimeline]:
     """The timelines of `keys` for the period [since, until)."""
     wanted = set(keys)
     first = {(h, s or None): ts for h, s, ts in db.read("SELECT host, service, finished FROM first_results")}
@@ -66,7 +66,7 @@ def read(db: Database, keys: Iterable[CheckKey], since: float, until: float) -> 
             points.append((closed, 0))
         changes.setdefault(key, []).extend(points)
     downtimes = _downtimes(db, since, until)
-    return {key: Timeline(first.get(key), tuple(sorted(changes.get(key, ()), key=lambda p: p[0])),
+    return {key: CheckTimeline(first.get(key), tuple(sorted(changes.get(key, ()), key=lambda p: p[0])),
                           tuple(s for k, s in downtimes if _covers(k, key)), tuple(acks.get(key, ())))
             for key in wanted}
 
