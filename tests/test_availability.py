@@ -24,7 +24,7 @@ from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.reports import WeeklyReport
 from checkd.engine import availability
-from checkd.engine.store import DELETE_DOWNTIME, INSERT_CANCELLED
+from checkd.engine.store import DELETE_DOWNTIME, INSERT_CANCELLED, UPSERT_EVENT
 from checkd.report_periods import DAY, bounds, week_start
 from tests.central_proc import CentralProc, result
 from tests.notify_env import MailSink, node_extra
@@ -165,6 +165,26 @@ def read_back(text: str) -> None:
     host = rows[("web1.nydc1", "")]
     assert (host["down_seconds"], host["down_downtime_seconds"], host["ok_seconds"]) == ("3600", "1800", "")
     assert rows[("web1.nydc1", "HTTP")]["undetermined_percent"] == "40"
+
+
+def test_checks_stored_before_first_results_are_known_from_their_first_problem_or_last_change(store) -> None:
+    db = store()
+    db.open()
+    upsert = "INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    check = ("db1.ladc1", "Mysql", 0, "HARD", 1, "ok", "", "", T0, T0 - H, "poller-ladc1", None, 0)
+    event = (7, "db1.ladc1", "Mysql", T0 - 3 * H, T0 - H, 0, None, 0, 0, None, None, "central", None, 0, 0, 1, 1, None)
+    with_no_problem = ("db1.ladc1", "", 0, "HARD", 1, "up", "", "", T0, T0 - 2 * H, "poller-ladc1", None, 0)
+    db.start()
+
+    async def write() -> None:
+        # As a state directory from before first_results: checks and events, no first results.
+        await db.write([(upsert, [check, with_no_problem]), (UPSERT_EVENT, [event])])
+    asyncio.run(write())
+    db.stop()
+    db.open()                               # the next start
+    assert sorted(db.read("SELECT host, service, finished FROM first_results")) == [
+        ("db1.ladc1", "", T0 - 2 * H), ("db1.ladc1", "Mysql", T0 - 3 * H)]
+    db.stop()
 
 
 def test_the_weekly_mail_is_due_once_a_week_at_its_time() -> None:

@@ -93,6 +93,7 @@ def tally(tl: CheckTimeline, host_check: bool, since: float, until: float, downt
     last = len(t.states) - 1
     for a, b in zip(cuts, cuts[1:]):
         i = bisect.bisect_right(times, a) - 1
+        # A status this kind has no name for (a row from a newer checkd) counts as its last state.
         status = min(tl.changes[i][1], last) if i >= 0 else 0
         in_downtime = _inside(downs, a)
         if in_downtime and downtime_as_ok:

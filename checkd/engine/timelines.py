@@ -46,8 +46,8 @@ def read(db: Database, keys: Iterable[CheckKey], since: float, until: float) -> 
     acks: dict[CheckKey, list[Span]] = {}
     for eid, host, service, opened, closed, status in events:
         key = (host, service or None)
-        # Before its first stored result (a state directory from before first_results) an
-        # open problem still says the state was known.
+        # A problem says the state was known from when it opened, even before the check's first
+        # stored result (one adopted from a poller, or a state directory from before first_results).
         first[key] = min(first.get(key, opened), opened)
         hist = steps.get(eid, [])
         points = [(ts, status if st is None else st) for ts, kind, st in hist if kind in ("open", "state")]
