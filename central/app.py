@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from central.availability_api import AvailabilityApi
 from central.bot import Bot
 from central.commands import CommandQueue
 from central.decisions_api import DecisionsApi
@@ -36,6 +37,7 @@ from central.store_choice import database
 from central.takeover import Takeover
 from central.web.forms import Forms
 from central.web.pages import Pages
+from central.weekly_report import WeeklyReports
 from central.write_api import WriteApi
 from checkd import metrics
 from checkd.config import load_node
@@ -83,6 +85,7 @@ class Central:
         self.bot: Bot | None = None
         self.failed = asyncio.Event()       # set on a fatal error: main stops the process
         self.leadership: Leadership | None = None
+        self.reports = WeeklyReports(self.live, e, lambda: self.public_url)   # started once serving
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -128,6 +131,7 @@ class Central:
         DowntimesApi(self.live, self.operations, self.engine.store).add_routes(app)
         app.router.add_post("/api/v1/deployments", write.deployment)
         app.router.add_get("/api/v1/deployments", read.deployments)
+        app.router.add_get("/api/v1/availability", AvailabilityApi(self.live, self.engine.db).get)
         pages = Pages(self.live, read, graphing=self.graphs is not None)    # the NOC page (docs/web.md)
         pages.add_routes(app)
         Forms(self.live, self.operations, pages).add_routes(app)
@@ -189,6 +193,7 @@ class Central:
         addresses = self._runner.addresses      # the bound port, when the config asked for port 0
         self.port = addresses[0][1] if addresses else port
         self.takeover.answering(time.time())
+        self.reports.start()                # after the port is known: the mail links to the page
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.engine.store.open_events))
         if not self.node.public_url:
@@ -264,6 +269,7 @@ class Central:
         await self.takeover.stop()
         if self.pruner is not None:
             await self.pruner.stop()
+        await self.reports.stop()
         if self.follower is not None:
             await self.follower.stop()      # stopped while a standby
         if self.tidy is not None:

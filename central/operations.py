@@ -24,8 +24,8 @@ from checkd.engine.db import Op
 from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
 from checkd.engine.notify.notifier import Plan
 from checkd.engine import history
-from checkd.engine.store import (DELETE_DOWNTIME, DELETE_MUTE, INSERT_COMMENT, INSERT_DOWNTIME, INSERT_HISTORY,
-                                  UPSERT_MUTE, CheckView, Downtime, Event, Mute, Phase)
+from checkd.engine.store import (DELETE_DOWNTIME, DELETE_MUTE, INSERT_CANCELLED, INSERT_COMMENT, INSERT_DOWNTIME,
+                                  INSERT_HISTORY, UPSERT_MUTE, CheckView, Downtime, Event, Mute, Phase)
 from checkd.result import CheckKey, CheckResult
 
 if TYPE_CHECKING:
@@ -336,6 +336,8 @@ class Operations:
         now = time.time()
         gone = [dt for i in ids if (dt := store.pop_downtime(i)) is not None]
         ops: list[Op] = [(DELETE_DOWNTIME, [(dt.id,) for dt in gone])]
+        # What it had covered stays for availability reports (docs/availability.md).
+        ops.append((INSERT_CANCELLED, [row for dt in gone if (row := dt.cancelled_row(now)) is not None]))
         plan = Plan()
         for dt in gone:
             ops += self._history(self._events_of(dt.host, dt.service), "downtime_deleted",

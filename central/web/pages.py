@@ -22,14 +22,16 @@ import jinja2
 from aiohttp import web
 
 from central.history_query import MAX_LIMIT, BadQuery, HistoryQuery
+from central.availability_api import ReportQuery, compute
 from central.live import Live
 from central.read_api import ReadApi
-from central.web import checks, views
+from central.web import availability, checks, views
 from central.web.forms import DONE
 from central.web.rows import Rows, row_key
 from central.web.session import COOKIE, DEFAULT_LIFETIME, Session, Sessions
 from checkd.durations import format_duration
 from checkd.engine import history
+from checkd.report_periods import DEFAULT as DEFAULT_PERIOD, PERIODS
 
 STATIC = Path(str(resources.files("central") / "static"))
 DEFAULT_REFRESH = 5.0
@@ -97,6 +99,7 @@ class Pages:
         app.router.add_get("/service/{host}/{service:.+}", self.service)
         app.router.add_get("/event/{id}", self.event)
         app.router.add_get("/history", self.history)
+        app.router.add_get("/availability", self.availability)
         app.router.add_static("/static/", STATIC)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -245,3 +248,22 @@ class Pages:
                    newer=hq.url("/history", max(0, hq.offset - hq.limit)) if hq.offset else "",
                    older=hq.url("/history", hq.offset + hq.limit) if more else "")
         return self.html("history.html.j2", status=400 if error else 200, **ctx)
+
+    async def availability(self, request: web.Request) -> web.Response:
+        """/availability: the report of GET /api/v1/availability, with its filters in the URL."""
+        now = time.time()
+        q = ReportQuery.from_query(request.query)
+        ctx = self.context(request, now)
+        objs = self.live.objs
+        ctx.update(q=q, m=None, error="", periods=PERIODS, default_period=DEFAULT_PERIOD,
+                   all_sites=sorted({h.site for h in objs.hosts.values()}),
+                   all_groups=sorted({*objs.host_groups, *(g for h in objs.hosts.values() for g in h.groups)}),
+                   csv_url=q.url("/api/v1/availability", format="csv"), json_url=q.url("/api/v1/availability"))
+        status = 200
+        try:
+            ctx["m"] = availability.page(await compute(self.live, self.db, q, now), self.max_rows)
+        except LookupError as e:
+            ctx["error"], status = str(e.args[0]), 404
+        except ValueError as e:
+            ctx["error"], status = str(e), 400
+        return self.html("availability.html.j2", status=status, **ctx)

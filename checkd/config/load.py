@@ -19,6 +19,7 @@ from checkd.config.model import (Command, Contact, Group, Host, Objects, Recurri
                                  TimePeriod)
 from checkd.config.node import NodeConfig, read_node
 from checkd.config.references import check_references
+from checkd.config.reports import report_problems
 from checkd.config.sites import domain_index
 from checkd.config.submitters import scope_problems
 from checkd.config.yamlsource import Node, load_yaml
@@ -208,6 +209,7 @@ def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:
                 for g in unknown]
     problems += scope_problems(node.submitters, objs)
     problems += global_handler_problems(node, objs)
+    problems += report_problems(node.weekly_report, objs, bool(node.section("email")))
     if problems:
         raise ConfigError(problems)
     return node, objs

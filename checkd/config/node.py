@@ -17,6 +17,7 @@ from checkd.config import fields as f
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.model import SSHSettings
 from checkd.config.objects import SSH_KEYS
+from checkd.config.reports import WeeklyReport, read_reports
 from checkd.config.submitters import Submitter, read_submitters
 from checkd.config.yamlsource import Node, load_yaml
 
@@ -56,7 +57,7 @@ COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_l
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw, "event_handlers": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
                 "freshness": f.raw, "web": f.raw,
-                "rrd": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int,
+                "rrd": f.raw, "reports": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int,
                 "retention": f.raw, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
@@ -104,6 +105,7 @@ class NodeConfig:
     macros: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ssh: SSHSettings = SSHSettings()
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    weekly_report: WeeklyReport | None = None   # central: `reports: {weekly: ...}` (docs/availability.md)
     lines: Mapping[str, int] = dataclasses.field(default_factory=dict)   # where timing keys are set
 
     def where(self, key: str) -> str:
@@ -264,6 +266,7 @@ def read_node(path: Path) -> NodeConfig:
         kw["submitters"] = read_submitters(node.get("submitters"), node, base, problems, _secret)
         kw.update(_tokens(node, ("api_tokens", "deploy_tokens"), problems))
         kw["store"] = _store(d, sections, node, problems)
+        kw["weekly_report"] = read_reports(node.get("reports"), node, problems)
     else:
         for key in ("name", "site", "central"):
             if key not in d:

@@ -87,6 +87,13 @@ CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, hosts TEXT NOT NULL
     module TEXT NOT NULL, revision TEXT NOT NULL, engineer TEXT NOT NULL,
     started REAL NOT NULL, expires REAL NOT NULL, finished REAL, result TEXT NOT NULL,
     summary TEXT NOT NULL DEFAULT '');
+-- When each check's first result was stored: before it the check's state is not known
+-- (availability reports count that time as undetermined; checkd/engine/timelines.py).
+CREATE TABLE IF NOT EXISTS first_results (host TEXT NOT NULL, service TEXT NOT NULL, finished REAL NOT NULL,
+    PRIMARY KEY (host, service));
+-- What a deleted downtime had covered (its row is gone): from when it took effect to its deletion.
+CREATE TABLE IF NOT EXISTS cancelled_downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
+    start REAL NOT NULL, until REAL NOT NULL);
 """
 
 UPSERT_CHECK = "INSERT OR REPLACE INTO checks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -269,6 +276,7 @@ class SqliteDatabase(Database):
         conn.executescript(SCHEMA + extra_schema)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         _fold(conn)
+        conn.execute(SEED_FIRST_RESULTS)
         conn.close()
 
     def load_all(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -328,6 +336,14 @@ class SqliteDatabase(Database):
 
 
 POLLER_EVENT_IDS = "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases"
+# Checks stored before first_results existed (or by an older checkd after a downgrade): known
+# since the earliest sign of them, their first problem or their last change of state. Plain
+# SQL both stores run as it is.
+SEED_FIRST_RESULTS = (
+    "INSERT INTO first_results SELECT c.host, c.service, COALESCE((SELECT MIN(e.opened) FROM events e "
+    "WHERE e.host = c.host AND e.service = c.service AND e.opened < c.last_state_change), c.last_state_change) "
+    "FROM checks c WHERE c.last_check > 0 AND NOT EXISTS "
+    "(SELECT 1 FROM first_results f WHERE f.host = c.host AND f.service = c.service)")
 
 
 EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from checkd.engine.db import Op
 from checkd.engine.ids import EventIds
-from checkd.engine.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
+from checkd.engine.store import INSERT_ALIAS, INSERT_FIRST_RESULT, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
 from checkd.result import CheckKey, CheckResult
 from checkd.states import StateType
 
@@ -194,6 +194,10 @@ def apply_result(store: Store, events: Events, source: str, r: CheckResult) -> t
         return None
     status = r.status
     prev_flapping = view.flapping
+    ops: list[Op] = []
+    if view.last_check == 0:
+        # The check's state is known from here on (availability reports: undetermined before).
+        ops.append((INSERT_FIRST_RESULT, [(r.host, r.service or "", finished)]))
     if status != view.status or view.last_check == 0:
         view.last_state_change = finished
     view.status = status
@@ -205,11 +209,10 @@ def apply_result(store: Store, events: Events, source: str, r: CheckResult) -> t
     view.last_check = finished
     view.polled_by = r.polled_by or source
     view.flapping = r.flapping
-    ops: list[Op] = []
     if status != 0:
         # A flexible downtime starts when its check fails within its window (Nagios), before
         # the event's decisions, so the problem it covers is held from its first moment.
-        ops = store.trigger_flexible(r.host, r.service, finished)
+        ops += store.trigger_flexible(r.host, r.service, finished)
     if status != 0 or view.event_id is not None or view.flapping != prev_flapping:
         ops += events.on_result(view, prev_flapping, source, r.event_id, finished)
     return view, ops

@@ -26,8 +26,8 @@ from psycopg.pq import Format
 from checkd.engine import nflog
 from checkd.engine.lease import FENCE, Fenced, Lease
 from checkd.plugin_output import no_nul
-from checkd.engine.db import (ADDED_COLUMNS, POLLER_EVENT_IDS, SCHEMA, SCHEMA_VERSION, TABLES, UPSERT_CHECK,
-                              Database, Op, SchemaError, StoreUnavailable)
+from checkd.engine.db import (ADDED_COLUMNS, POLLER_EVENT_IDS, SCHEMA, SCHEMA_VERSION, SEED_FIRST_RESULTS, TABLES,
+                              UPSERT_CHECK, Database, Op, SchemaError, StoreUnavailable)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class PostgresDatabase(Database):
                     conn.execute(stmt)
                 for stmt in pg_upgrade():
                     conn.execute(stmt)
+                conn.execute(SEED_FIRST_RESULTS)
                 conn.execute("INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE "
                              "SET value = EXCLUDED.value", (SCHEMA_VERSION,))
             self._keys = _keys(conn)

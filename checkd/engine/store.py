@@ -101,6 +101,8 @@ SET_META_ROW = "INSERT OR REPLACE INTO meta VALUES (?,?)"
 NEXT_DOWNTIME_ID = "next_downtime_id"
 DELETE_DOWNTIME = "DELETE FROM downtimes WHERE id = ?"
 UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"         # (Phase.value, id)
+INSERT_FIRST_RESULT = "INSERT OR IGNORE INTO first_results VALUES (?,?,?)"     # (host, service or "", finished)
+INSERT_CANCELLED = "INSERT OR IGNORE INTO cancelled_downtimes VALUES (?,?,?,?,?)"   # Downtime.cancelled_row()
 
 
 @dataclasses.dataclass(slots=True)
@@ -169,6 +171,13 @@ class Downtime:
         w = self.window()
         return (w is not None and self.host == host and (self.service is None or self.service == service)
                 and w[0] <= now < w[1])
+
+    def cancelled_row(self, now: float) -> tuple[Any, ...] | None:
+        """What it had covered when deleted at `now` (for availability reports); None: nothing yet."""
+        w = self.window()
+        if w is None or w[0] >= now:
+            return None
+        return (self.id, self.host, self.service, w[0], min(w[1], now))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -189,17 +189,40 @@ class EmailChannel:
         except (ValueError, TypeError, KeyError, jinja2.TemplateError) as e:
             # A bad address or template will be just as bad next time.
             raise DeliveryError(f"email to {n.address!r}: cannot build message: {e}", retryable=False) from e
+        await self._deliver(msg, [email.utils.parseaddr(str(msg["To"]))[1]])
+
+    async def send_report(self, to: list[str], subject: str, body: str,
+                          attachment: tuple[str, str, bytes] | None = None) -> None:
+        """A report (not about one event: docs/availability.md) as one mail to every address
+        in `to`; `attachment`: (file name, MIME type, content). DeliveryError as `send`."""
+        msg = email.message.EmailMessage(policy=_POLICY)
+        domain = self.sender.rpartition("@")[2] or "localhost"
+        msg["Message-ID"] = email.utils.make_msgid("checkd.report", domain=domain)
+        msg["Date"] = email.utils.formatdate(self.now(), usegmt=True)
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(one_line(a) for a in to)
+        msg["Subject"] = one_line(subject)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Checkd-Type"] = "REPORT"
+        msg.set_content(body)
+        if attachment is not None:
+            name, mime, content = attachment
+            maintype, _, subtype = mime.partition("/")
+            msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+        await self._deliver(msg, [email.utils.parseaddr(a)[1] for a in to])
+
+    async def _deliver(self, msg: email.message.EmailMessage, recipients: list[str]) -> None:
         if self.settings.get("smtp_host"):
-            await self._smtp(msg)
+            await self._smtp(msg, recipients)
         else:
             await self._maildir(msg)
 
-    async def _smtp(self, msg: email.message.EmailMessage) -> None:
+    async def _smtp(self, msg: email.message.EmailMessage, recipients: list[str]) -> None:
         import aiosmtplib   # only central's extra installs it; a Maildir-only setup does without
 
         # Flattened here, not by aiosmtplib, whose own policy would fold the Subject.
         data = msg.as_bytes(policy=_WIRE_POLICY)
-        sender, recipients = self._envelope_from, [email.utils.parseaddr(str(msg["To"]))[1]]
+        sender = self._envelope_from
         try:
             smtp = self._take()
             if smtp is not None:
