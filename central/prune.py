@@ -36,6 +36,8 @@ DELETE_EVENT = ("DELETE FROM events WHERE id = ?", "DELETE FROM event_history WH
 DELETE_COMMENT = "DELETE FROM comments WHERE id = ?"
 DELETE_NOTICE = "DELETE FROM notification_log WHERE id = ?"
 DELETE_DOWNTIME = "DELETE FROM downtimes WHERE id = ?"
+OLD_CANCELLED = "SELECT id FROM cancelled_downtimes WHERE until < ? ORDER BY until LIMIT ?"   # for reports
+DELETE_CANCELLED = "DELETE FROM cancelled_downtimes WHERE id = ?"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class Pruner:
         done.comments = await self._batches(OLD_COMMENTS, now - k.comments, (DELETE_COMMENT,), done)
         done.notices = await self._batches(OLD_NOTICES, now - k.notifications, (DELETE_NOTICE,), done)
         done.downtimes = await self._downtimes(now - k.downtimes, done)
+        done.downtimes += await self._batches(OLD_CANCELLED, now - k.downtimes, (DELETE_CANCELLED,), done)
         if self.files is not None:
             done.files = await asyncio.to_thread(self.files, k.rrd_removed, now)
         if done.batches:
