@@ -112,4 +112,18 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                   x, x is not None and x < 15,
                   f"max {x or 0:.1f} s, median {_get(h, 'ack', 'median') or 0:.1f} s over {_get(h, 'rounds') or 0:.0f} "
                   f"rounds (first mail: median {_get(h, 'mail', 'median') or 0:.1f} s)", "issue 20"))
+    s = data.get("soak")
+    grow, keep = _get(s, "growth_after_keep_mb"), _get(s, "keep_days")
+    sizes = [d["db_mb"] for d in (_get(s, "days") or [])]
+    out.append(_t("soak", "30 days at 10k services, 1% flapping: the database stops growing once the retention "
+                          "age is reached (growth after it < 10% of its size)", grow,
+                  grow is not None and bool(sizes) and grow < 0.1 * sizes[-1],
+                  f"{sizes[-1] if sizes else 0:.0f} MB on the last day, +{grow or 0:.1f} MB after day "
+                  f"{keep or 0:.0f} (retention {keep or 0:.0f} days)", "issue 23"))
+    d1, d30 = _get(s, "measured", "1"), _get(s, "measured", str(int(_get(s, "simulated_days") or 30)))
+    worst = max(((d30 or {}).get(k, 0) / v) for k, v in (d1 or {}).items() if k.endswith("_ms") and v) \
+        if d1 and d30 else None
+    out.append(_t("soak", "the NOC page, problems API, history search and availability report flat from day 1 to "
+                          "day 30 (at most 1.5x)", worst, worst is not None and worst <= 1.5,
+                  f"worst ratio day 30 / day 1: {worst or 0:.2f}", "issue 23"))
     return out
