@@ -24,8 +24,8 @@ def prune_removed(layout: Layout, catalog: Catalog, objs: Objects, keep: float, 
     deleted = 0
     try:
         host_dirs = [d for d in layout.root.iterdir() if d.is_dir()]
-    except FileNotFoundError:
-        return 0
+    except OSError:
+        return 0        # no directory, or not one: the writer already says so in the log and the API
     for d in host_dirs:
         try:
             doc = json.loads((d / INDEX).read_text())
@@ -38,18 +38,25 @@ def prune_removed(layout: Layout, catalog: Catalog, objs: Objects, keep: float, 
                 continue
             files = [d / entry["file"] for entry in labels.values() if isinstance(entry, dict) and "file" in entry]
             if all(_older(f, now - keep) for f in files):
-                for f in files:
-                    f.unlink(missing_ok=True)
-                deleted += len(files)
+                try:
+                    for f in files:
+                        f.unlink(missing_ok=True)
+                        deleted += 1
+                except OSError as e:
+                    log.warning("rrd: cannot delete %s (%s): kept; the next round tries again", f, e.strerror or e)
+                    continue
                 gone.add(service)
                 log.info("rrd: %s/%s is no longer configured and had no value for %.0f days: %d file(s) deleted",
                          host, service, keep / 86400, len(files))
         if gone:
             catalog.forget(host, gone)
-        if gone and not any(p.suffix == ".rrd" for p in d.iterdir()):
-            for p in d.iterdir():
-                p.unlink()
-            d.rmdir()
+        try:
+            if gone and not any(p.suffix == ".rrd" for p in d.iterdir()):
+                for p in d.iterdir():
+                    p.unlink()
+                d.rmdir()
+        except OSError as e:
+            log.warning("rrd: cannot remove the empty directory %s (%s)", d, e.strerror or e)
     return deleted
 
 
