@@ -64,7 +64,8 @@ class CheckRow(OnHost):
 
     @property
     def checked(self) -> bool:
-        return self.view is not None and self.view.last_check > 0
+        """A result is stored; a host without a host check is UP by definition (checked too)."""
+        return self.view is not None and self.view.last_check > 0 or self.service is None and self.obj.check is None
 
     @property
     def state(self) -> int:
@@ -139,6 +140,8 @@ def check_columns() -> list[Column]:
         Column("last_hard_state_change", "time",
                lambda r: int(r.view.last_state_change) if r.view is not None else 0,
                "when the state last changed (central keeps one time of change)"),
+        Column("hard_state", "int", lambda r: r.state if r.view is None or r.view.state_type.value == "HARD"
+               else 0, "the state when HARD, else 0 (OK/UP)"),
         Column("last_hard_state", "int", lambda r: r.state if r.view is None or r.view.state_type.value == "HARD"
                else 0, "the state when HARD"),
         Column("current_attempt", "int", _v("attempt", 1), "attempt of the current state"),

@@ -42,7 +42,7 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
     else:
         out = [[c.get(r) for c in columns] for r in rows]
         names = [c.name for c in columns]
-    headers = q.column_headers if q.column_headers is not None else not q.columns
+    headers = q.column_headers if q.column_headers is not None else not q.columns and not q.stats
     return [names, *out] if headers else out
 
 

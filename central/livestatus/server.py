@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 from central.livestatus import commands, output
-from central.livestatus.lql import CommandLine, LqlError, Query, parse
+from central.livestatus.lql import CommandLine, LqlError, Query, answer_flags, parse
 from central.livestatus.query import log_terms, run, table_of
 from central.livestatus.snapshot import LogRow, Snapshot
 from central.livestatus.tables import comment_row
@@ -129,10 +129,9 @@ class Livestatus:
         if lines is None:
             return False                # the client closed the connection
         self.counters["requests"] += 1
-        fixed16, keepalive = False, False
+        fixed16, keepalive = answer_flags(lines)
         try:
             req = parse(lines)
-            fixed16, keepalive = req.fixed16, req.keepalive
             if isinstance(req, CommandLine):
                 await commands.run(self.operations, req, peer)
                 if fixed16:

@@ -97,6 +97,7 @@ HOST_COLUMNS = _host_columns()
 SERVICE_COLUMNS = check_columns() + [
     Column("host_name", "string", lambda r: r.host.name, ""),
     Column("description", "string", lambda r: r.service, "service description"),
+    Column("service_description", "string", lambda r: r.service, "the same (a filter name NagVis uses)"),
     Column("display_name", "string", lambda r: r.service, ""),
 ] + [c.prefixed("host_", lambda r: r.host_row, "its host") for c in HOST_COLUMNS if c.name != "host_name"]
 
