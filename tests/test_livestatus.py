@@ -33,6 +33,7 @@ hosts:
   - {name: db1.ladc1, address: 10.0.0.1, site: ladc1, contacts: [anna], vars: {rack: r12}}
   - {name: web1.ladc1, address: 10.0.0.2, site: ladc1, alias: Web one}
   - {name: web2.nydc1, address: 10.0.0.3, site: nydc1, contact_groups: [dba], parents: [web1.ladc1]}
+  - {name: spare.nydc1, address: 10.0.0.4, site: nydc1}
 services:
   - {hosts: [db1.ladc1, web2.nydc1], description: Disk /, command: "check_dummy!0", servicegroups: [disks]}
   - {host: db1.ladc1, description: Mysql, command: "check_dummy!0", contact_groups: [dba]}
@@ -41,7 +42,7 @@ services:
 TCP_ALLOWED = "127.0.0.2"       # the only address allowed on TCP; the tests connect from it or from 127.0.0.1
 
 
-class Site:
+class LiveSite:
     def __init__(self, c: CentralProc, tcp_port: int):
         self.c, self.socket, self.tcp_port = c, c.dir / "live", tcp_port
         batch = [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL - 99% on /", perfdata="/=99%;80;90"),
@@ -98,12 +99,12 @@ def read_fixed16(s: socket.socket) -> tuple[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     tcp_port = free_port()
     extra = (f"  livestatus: {{socket: live, mode: \"0600\", timeout: 1s, max_request: 20000,\n"
              f"               tcp: {{listen: \"127.0.0.1:{tcp_port}\", allow: [{TCP_ALLOWED}/32]}}}}\n")
     with CentralProc(tmp_path_factory.mktemp("livestatus"), objects=OBJECTS, extra=extra) as c:
-        yield Site(c, tcp_port)
+        yield LiveSite(c, tcp_port)
 
 
 SVC = "GET services\nColumns: host_name description state\n"
@@ -127,9 +128,9 @@ CASES = [
     (SVC + "Filter: state != 0\nLimit: 1\n", "db1.ladc1;Disk /;2\n"),
     # list columns: contains, not contains, empty
     ("GET hosts\nColumns: name\nFilter: contacts >= anna\n", "db1.ladc1\n"),
-    ("GET hosts\nColumns: name\nFilter: contacts < anna\n", "web1.ladc1\nweb2.nydc1\n"),
+    ("GET hosts\nColumns: name\nFilter: contacts < anna\n", "web1.ladc1\nweb2.nydc1\nspare.nydc1\n"),
     ("GET hosts\nColumns: name parents\nFilter: parents !=\n", "web2.nydc1;web1.ladc1\n"),
-    ("GET hosts\nColumns: name\nFilter: contacts =\n", "web1.ladc1\n"),
+    ("GET hosts\nColumns: name\nFilter: contacts =\n", "web1.ladc1\nspare.nydc1\n"),
     ("GET services\nColumns: host_name description groups contact_groups\nFilter: groups >= disks\n",
      "db1.ladc1;Disk /;disks;\nweb2.nydc1;Disk /;disks;\n"),
     ("GET hostgroups\nColumns: name alias members num_hosts num_hosts_down worst_service_state\n",
@@ -139,7 +140,7 @@ CASES = [
     ("GET hosts\nColumns: name state has_been_checked num_services num_services_crit worst_service_state "
      "custom_variable_names custom_variable_values address alias\n",
      "db1.ladc1;0;1;2;1;2;rack;r12;10.0.0.1;db1.ladc1\nweb1.ladc1;1;1;1;1;2;;;10.0.0.2;Web one\n"
-     "web2.nydc1;0;1;2;0;0;;;10.0.0.3;web2.nydc1\n"),
+     "web2.nydc1;0;1;2;0;0;;;10.0.0.3;web2.nydc1\nspare.nydc1;0;1;0;0;0;;;10.0.0.4;spare.nydc1\n"),
     ("GET contacts\nColumns: name email\n", "anna;anna@example.com\nbob;bob@example.com\n"),
     ("GET contactgroups\nColumns: name alias members\n", "dba;Database people;bob\n"),
     ("GET services\nColumns: host_name description acknowledged scheduled_downtime_depth notifications_enabled "
@@ -153,7 +154,7 @@ CASES = [
      "db1.ladc1;2;2\nweb1.ladc1;1;1\nweb2.nydc1;0;0\n"),
     ("GET services\nFilter: host_name = nothing\nStats: state = 0\nStats: sum state\nColumnHeaders: on\n",
      "stats_1;stats_2\n0;0\n"),
-    ("GET hosts\nColumns: state\nStats: state >= 0\nOutputFormat: json\n", '[[0,2],\n[1,1]]\n'),
+    ("GET hosts\nColumns: state\nStats: state >= 0\nOutputFormat: json\n", '[[0,3],\n[1,1]]\n'),
     # output formats, headers, separators
     ("GET hosts\nColumns: name state contacts\nOutputFormat: json\nFilter: name ~ ^db\n",
      '[["db1.ladc1",0,["anna"]]]\n'),
@@ -206,7 +207,7 @@ def _fixed16_text(raw: bytes) -> str:
 
 
 @pytest.mark.parametrize("request_text, answer", CASES, ids=[c[0].replace("\n", " | ")[:80] for c in CASES])
-def test_query_answers(site: Site, request_text: str, answer: str) -> None:
+def test_query_answers(site: LiveSite, request_text: str, answer: str) -> None:
     t0 = time.monotonic()
     raw = site.ask(request_text + "\n")
     assert time.monotonic() - t0 < 0.9, "answered and closed at once, not after a timeout"
@@ -214,7 +215,7 @@ def test_query_answers(site: Site, request_text: str, answer: str) -> None:
     assert got == answer
 
 
-def test_all_columns_with_headers_as_nagstamon_asks(site: Site) -> None:
+def test_all_columns_with_headers_as_nagstamon_asks(site: LiveSite) -> None:
     raw = site.ask("GET services\nOutputFormat: json\nColumnHeaders: on\nFilter: state != 0\n\n")
     rows = json.loads(raw)
     head = rows[0]
@@ -231,7 +232,16 @@ def test_all_columns_with_headers_as_nagstamon_asks(site: Site) -> None:
     assert [c[0] for c in columns] == head and ["state", "int"] in columns and ["contacts", "list"] in columns
 
 
-def test_keepalive_answers_several_queries_on_one_connection(site: Site) -> None:
+@pytest.mark.parametrize("table", ["hosts", "services", "hostgroups", "servicegroups", "contacts", "contactgroups",
+                                   "comments", "downtimes", "log", "status", "columns"])
+def test_every_table_answers_all_its_columns(site: LiveSite, table: str) -> None:
+    rows = json.loads(site.ask(f"GET {table}\nOutputFormat: json\n\n"))
+    names = json.loads(site.ask(f"GET columns\nColumns: name\nFilter: table = {table}\nOutputFormat: json\n\n"))
+    assert rows[0] == [n for n, in names] and all(len(r) == len(rows[0]) for r in rows)
+    assert len(rows) > 1 or table in ("comments", "downtimes")
+
+
+def test_keepalive_answers_several_queries_on_one_connection(site: LiveSite) -> None:
     with site.connect() as s:
         s.sendall(b"GET hosts\nColumns: name\nFilter: state = 1\nOutputFormat: json\nKeepAlive: on\n"
                   b"ResponseHeader: fixed16\n\n")
@@ -240,11 +250,11 @@ def test_keepalive_answers_several_queries_on_one_connection(site: Site) -> None
         code, body = read_fixed16(s)
         assert code == 404 and b"no column 'nope'" in body, "an error keeps a keep-alive connection open"
         s.sendall(b"GET status\nColumns: num_hosts num_services\nResponseHeader: fixed16\n\n")
-        assert read_fixed16(s) == (200, b"3;5\n")
+        assert read_fixed16(s) == (200, b"4;5\n")
         assert s.recv(10) == b"", "closed after a request without KeepAlive"
 
 
-def test_a_silent_or_unfinished_client_is_told_and_dropped(site: Site) -> None:
+def test_a_silent_or_unfinished_client_is_told_and_dropped(site: LiveSite) -> None:
     with site.connect() as s:
         s.sendall(b"GET hosts\nColumns: name\n")         # no empty line, connection left open
         t0 = time.monotonic()
@@ -253,7 +263,7 @@ def test_a_silent_or_unfinished_client_is_told_and_dropped(site: Site) -> None:
         assert s.recv(10) == b""
 
 
-def test_tcp_serves_the_allowlist_and_refuses_others(site: Site) -> None:
+def test_tcp_serves_the_allowlist_and_refuses_others(site: LiveSite) -> None:
     assert site.ask("GET hosts\nColumns: name\nLimit: 1\n\n", source=TCP_ALLOWED, tcp=True) == b"db1.ladc1\n"
     refused = site.ask("GET hosts\n\n", source="127.0.0.1", tcp=True)
     assert refused == b"403 livestatus: 127.0.0.1 is not allowed to connect\n"
@@ -261,12 +271,12 @@ def test_tcp_serves_the_allowlist_and_refuses_others(site: Site) -> None:
     assert oct(site.socket.stat().st_mode & 0o777) == "0o600"
 
 
-def history(site: Site, host: str, service: str) -> list[tuple[str, str, str]]:
+def history(site: LiveSite, host: str, service: str) -> list[tuple[str, str, str]]:
     doc = site.c.get(f"/api/v1/history?host={host}&service={service.replace(' ', '%20')}")
     return [(r["kind"], r["author"] or "", r["output"]) for r in reversed(doc["history"]) if r["author"]]
 
 
-def test_commands_act_like_the_api_and_show_in_the_history(site: Site) -> None:
+def test_commands_act_like_the_api_and_show_in_the_history(site: LiveSite) -> None:
     now = int(time.time())
 
     def command(line: str, auth: str = "") -> bytes:
@@ -318,7 +328,7 @@ def test_commands_act_like_the_api_and_show_in_the_history(site: Site) -> None:
     ("DEL_HOST_DOWNTIME;999", "400 no host downtime 999"),
     ("SHUTDOWN_PROGRAM", "400 command SHUTDOWN_PROGRAM is not supported"),
 ])
-def test_a_command_that_cannot_be_done_says_why(site: Site, line: str, answer: str) -> None:
+def test_a_command_that_cannot_be_done_says_why(site: LiveSite, line: str, answer: str) -> None:
     raw = site.ask(f"COMMAND [{int(time.time())}] {line}\nResponseHeader: fixed16\n\n")
     assert _fixed16_text(raw).startswith(answer.replace("400 no host", "404 no host"))
 

@@ -10,6 +10,7 @@ a bad request gets a clear error line (with fixed16 its status code), never a ha
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import logging
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from central.livestatus import commands, output
 from central.livestatus.lql import CommandLine, LqlError, Query, answer_flags, parse
 from central.livestatus.query import log_terms, run, table_of
-from central.livestatus.snapshot import LogRow, Snapshot
+from central.livestatus.snapshot import HistoryLine, Snapshot
 from central.livestatus.tables import comment_row
 from checkd.config.livestatus import LivestatusConfig
 
@@ -47,6 +48,7 @@ class Livestatus:
         self.counters = {"connections": 0, "requests": 0}
         self._servers: list[asyncio.AbstractServer] = []
         self._clients: set[asyncio.Task[None]] = set()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livestatus")
 
     async def start(self) -> None:
         c = self.conf
@@ -87,6 +89,7 @@ class Livestatus:
         if self.conf.socket is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.conf.socket.unlink()
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -185,12 +188,14 @@ class Livestatus:
             sql = LOG.format(where=" WHERE " + " AND ".join(where) if where else "",
                              limit=f" LIMIT {int(limit)}" if limit is not None else "")
             found = await asyncio.to_thread(db.read, sql, tuple(args))
-            rows = [LogRow(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or None, r[7]) for r in found]
+            rows = [HistoryLine(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or None, r[7]) for r in found]
         if comments_too:
             comments = [comment_row(r) for r in await asyncio.to_thread(db.read, COMMENTS, ())]
-        snap = Snapshot(self.live.objs, self.engine.store, self.engine, self.started, self.counters,
-                        comments, rows)
-        return output.body(run(q, snap), q.output, q.separators)
+        snap = Snapshot(self.live.objs, self.engine.store, self.started, dict(self.counters), comments, rows)
+        # The copy is taken; the rows are read and written in a thread of our own, one query at
+        # a time, so a query over 100k services neither stops central nor queues its database reads.
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, lambda: output.body(run(q, snap), q.output, q.separators))
 
 
 def _wants_comments(q: Query) -> bool:
