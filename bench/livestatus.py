@@ -8,7 +8,8 @@ Then over the unix socket, each query on a new connection as most clients do, th
 of --rounds of the wall time from connect to the server's close, and the bytes answered:
 all columns (csv and json), the columns NagVis asks for, `Filter: state != 0`, one host's
 services, and Stats counts per state. Beside them the JSON API's GET /api/v1/status (the
-same services in full) and GET /api/v1/problems (the problems) over HTTP.
+same services in full) and GET /api/v1/problems (the problems) over HTTP. The site never
+goes stale (site_stale_after: 1d): central does not take over its checks meanwhile.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         port = free_port()
-        node = write_config(d, port, args.services, node_extra="  livestatus: {socket: live}\n")
+        node = write_config(d, port, args.services,
+                            node_extra="  livestatus: {socket: live}\n  freshness: {site_stale_after: 1d}\n")
         url, live = f"http://127.0.0.1:{port}", d / "live"
         with open(d / "central.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "checkd", "central", "-c", str(node)], cwd=REPO,

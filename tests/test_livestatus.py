@@ -123,6 +123,9 @@ CASES = [
      "db1.ladc1;Disk /;2\ndb1.ladc1;Mysql;1\n"),
     (SVC + "Filter: host_name = web2.nydc1\nNegate:\nFilter: state = 0\nAnd: 2\n", ""),
     (SVC + "Filter: host_state = 1\n", "web1.ladc1;HTTP;2\n"),
+    ("GET services\nColumns: service_description service_state\nFilter: host_name = db1.ladc1\n"
+     "Filter: service_description = Disk /\nAnd: 2\n", "Disk /;2\n"),
+    ("GET hosts\nColumns: host_name host_state\nFilter: host_address = 10.0.0.2\n", "web1.ladc1;1\n"),
     (SVC + "Filter: perf_data ~ 99%\n", "db1.ladc1;Disk /;2\n"),
     (SVC + "Limit: 2\n", "db1.ladc1;Disk /;2\nweb2.nydc1;Disk /;0\n"),
     (SVC + "Filter: state != 0\nLimit: 1\n", "db1.ladc1;Disk /;2\n"),
@@ -228,6 +231,8 @@ def test_all_columns_with_headers_as_nagstamon_asks(site: LiveSite) -> None:
     assert (disk["host_state"], disk["host_plugin_output"], disk["host_address"]) == (0, "PING OK", "10.0.0.1")
     assert disk["event_id"] > 0 and disk["host_contacts"] == ["anna"] and disk["contacts"] == [] and disk["host_custom_variables"] == {"rack": "r12"}
     assert type(disk["staleness"]) is float and disk["staleness"] < 1.5
+    nothing = json.loads(site.ask("GET hosts\nOutputFormat: json\nColumnHeaders: on\nFilter: state = 2\n\n"))
+    assert len(nothing) == 1 and nothing[0][:2] == ["state", "state_type"], "no rows: still the header row"
     columns = json.loads(site.ask("GET columns\nColumns: name type\nFilter: table = services\nOutputFormat: json\n\n"))
     assert [c[0] for c in columns] == head and ["state", "int"] in columns and ["contacts", "list"] in columns
 
