@@ -266,6 +266,9 @@ def test_a_silent_or_unfinished_client_is_told_and_dropped(site: LiveSite) -> No
         code, body = read_fixed16(s)
         assert code == 451 and b"incomplete request" in body and 0.8 < time.monotonic() - t0 < 3
         assert s.recv(10) == b""
+    with site.connect() as s:                           # connects and says nothing
+        t0 = time.monotonic()
+        assert s.recv(10) == b"" and 0.8 < time.monotonic() - t0 < 3
 
 
 def test_tcp_serves_the_allowlist_and_refuses_others(site: LiveSite) -> None:

@@ -2,7 +2,8 @@
 as with Nagios) and optionally TCP, where only allowlisted addresses are served.
 
 One connection: read a request up to its empty line (or EOF), answer it, close,
-or with `KeepAlive: on` wait for the next. A client silent for `timeout` mid-request,
+or with `KeepAlive: on` wait for the next (a minute at most). A client that sends nothing
+for `timeout` is dropped; one silent for `timeout` mid-request,
 or one sending more than `max_request` bytes, gets an error line and is dropped;
 a bad request gets a clear error line (with fixed16 its status code), never a hang.
 """
@@ -38,7 +39,12 @@ COMMENTS = "SELECT id, host, service, ts, author, text FROM comments ORDER BY id
 LOG = ("SELECT h.ts, h.kind, h.status, h.output, h.author, e.host, e.service, h.event_id "
        "FROM event_history h JOIN events e ON h.event_id = e.id{where} ORDER BY h.ts DESC{limit}")
 MAX_LINE = 64 * 1024
+KEEPALIVE_IDLE = 60.0          # seconds a kept-alive connection may wait for its next request
 CHECK_TABLES = ("hosts", "services", "downtimes", "log")       # with a comments column (or host_comments)
+
+
+class LivestatusError(Exception):
+    """The socket or port cannot be opened (central stops with this one line)."""
 
 
 class Livestatus:
@@ -53,18 +59,25 @@ class Livestatus:
     async def start(self) -> None:
         c = self.conf
         if c.socket is not None:
-            if c.socket.exists() and stat.S_ISSOCK(c.socket.stat().st_mode):
-                c.socket.unlink()       # left by a central that did not stop cleanly
-            server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, "unix socket"), str(c.socket),
-                                                     limit=MAX_LINE)
-            os.chmod(c.socket, c.mode)
-            if c.group is not None:
-                shutil.chown(c.socket, group=c.group)
-            self._servers.append(server)
+            try:
+                if c.socket.exists() and stat.S_ISSOCK(c.socket.stat().st_mode):
+                    c.socket.unlink()       # left by a central that did not stop cleanly
+                server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, "unix socket"),
+                                                         str(c.socket), limit=MAX_LINE)
+                self._servers.append(server)
+                os.chmod(c.socket, c.mode)
+                if c.group is not None:
+                    shutil.chown(c.socket, group=c.group)
+            except OSError as e:
+                raise LivestatusError(f"livestatus: cannot open the socket {c.socket}: {e.strerror or e}") from None
             log.info("livestatus: unix socket %s (mode %04o%s)", c.socket, c.mode,
                      f", group {c.group}" if c.group else "")
         if c.listen is not None:
-            server = await asyncio.start_server(self._tcp, c.listen[0], c.listen[1], limit=MAX_LINE)
+            try:
+                server = await asyncio.start_server(self._tcp, c.listen[0], c.listen[1], limit=MAX_LINE)
+            except OSError as e:
+                raise LivestatusError(f"livestatus: cannot listen on {c.listen[0]}:{c.listen[1]}: "
+                                      f"{e.strerror or e}") from None
             self._servers.append(server)
             log.info("livestatus: TCP %s:%d for %s", c.listen[0], self.tcp_port or c.listen[1],
                      ", ".join(map(str, c.allow)))
@@ -110,8 +123,9 @@ class Livestatus:
         self._clients.add(task)
         self.counters["connections"] += 1
         try:
-            while await self._one(reader, writer, peer):
-                pass
+            first = True
+            while await self._one(reader, writer, peer, self.conf.timeout if first else KEEPALIVE_IDLE):
+                first = False
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -120,10 +134,11 @@ class Livestatus:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> bool:
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                   idle: float) -> bool:
         """One request and its answer; whether to wait for another on this connection."""
         try:
-            lines = await self._read(reader)
+            lines = await self._read(reader, idle)
         except LqlError as e:
             log.warning("livestatus: %s from %s", e, peer)
             writer.write(output.answer(e.code, f"{e}\n".encode(), True))
@@ -151,14 +166,18 @@ class Livestatus:
         await writer.drain()
         return keepalive
 
-    async def _read(self, reader: asyncio.StreamReader) -> list[str] | None:
-        """The lines of one request, up to its empty line or EOF; None at EOF before any."""
+    async def _read(self, reader: asyncio.StreamReader, idle: float) -> list[str] | None:
+        """The lines of one request, up to its empty line or EOF; None at EOF before any, or
+        when nothing came for `idle` seconds (the connection is closed without a word)."""
         lines: list[str] = []
         size = 0
         while True:
             try:
-                raw = await asyncio.wait_for(reader.readline(), self.conf.timeout)
+                raw = await asyncio.wait_for(reader.readline(), self.conf.timeout if lines else idle)
             except asyncio.TimeoutError:
+                if not lines:
+                    log.debug("livestatus: closed a connection idle for %gs", idle)
+                    return None
                 raise LqlError(451, f"incomplete request: nothing for {self.conf.timeout:g}s; a request ends with "
                                     "an empty line") from None
             except (ValueError, asyncio.LimitOverrunError):
