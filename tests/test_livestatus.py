@@ -218,6 +218,11 @@ def test_query_answers(site: LiveSite, request_text: str, answer: str) -> None:
     assert got == answer
 
 
+def test_the_same_answers_over_tcp(site: LiveSite) -> None:
+    for request_text, answer in CASES[:30]:
+        assert site.ask(request_text + "\n", source=TCP_ALLOWED, tcp=True).decode() == answer, request_text
+
+
 def test_all_columns_with_headers_as_nagstamon_asks(site: LiveSite) -> None:
     raw = site.ask("GET services\nOutputFormat: json\nColumnHeaders: on\nFilter: state != 0\n\n")
     rows = json.loads(raw)
