@@ -123,6 +123,12 @@ CASES = [
      "db1.ladc1;Disk /;2\ndb1.ladc1;Mysql;1\n"),
     (SVC + "Filter: host_name = web2.nydc1\nNegate:\nFilter: state = 0\nAnd: 2\n", ""),
     (SVC + "Filter: host_state = 1\n", "web1.ladc1;HTTP;2\n"),
+    (SVC + "Filter: host_name = web2.nydc1\nFilter: host_name = db1.ladc1\nOr: 2\n",
+     "db1.ladc1;Disk /;2\nweb2.nydc1;Disk /;0\ndb1.ladc1;Mysql;1\nweb2.nydc1;HTTP;0\n"),
+    (SVC + "Filter: host_name = web2.nydc1\nFilter: state = 0\nFilter: host_name = db1.ladc1\nOr: 2\nAnd: 2\n",
+     "web2.nydc1;Disk /;0\nweb2.nydc1;HTTP;0\n"),
+    ("GET hosts\nColumns: name\nFilter: name = web2.nydc1\nFilter: host_name = db1.ladc1\nOr: 2\n",
+     "db1.ladc1\nweb2.nydc1\n"),
     ("GET services\nColumns: service_description service_state\nFilter: host_name = db1.ladc1\n"
      "Filter: service_description = Disk /\nAnd: 2\n", "Disk /;2\n"),
     ("GET hosts\nColumns: host_name host_state\nFilter: host_address = 10.0.0.2\n", "web1.ladc1;1\n"),

@@ -67,9 +67,10 @@ class CheckRow(OnHost):
     __slots__ = ("obj", "service", "view", "_event", "_services", "memo")
 
     def __init__(self, snap: Snapshot, obj: Host | Service, host: Host, service: str | None):
-        super().__init__(snap, host)
+        # OnHost's part set here too: one row per service and query, made often.
+        self.snap, self.host, self._host_row = snap, host, None
         self.obj, self.service = obj, service
-        self.view: CheckView | None = snap.view(host.name, service)
+        self.view: CheckView | None = snap.checks.get((host.name, service))
         self._event: Event | None | bool = False
         self._services: list[CheckRow] | None = None
         self.memo: dict[str, Any] = {}          # column values read through it (Column.prefixed)

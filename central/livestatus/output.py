@@ -20,15 +20,27 @@ def body(rows: list[list[Any]], fmt: str, separators: tuple[str, str, str, str])
 
 def _csv(rows: list[list[Any]], seps: tuple[str, str, str, str]) -> str:
     line_sep, field_sep, list_sep, pair_sep = seps
-    return "".join(field_sep.join(_field(v, list_sep, pair_sep) for v in row) + line_sep for row in rows)
+    done: dict[int, str] = {}       # a host's lists are one object in each of its services' rows
+
+    def field(v: Any) -> str:
+        t = type(v)
+        if t is str:
+            return v            # type: ignore[no-any-return]
+        if t is int:
+            return str(v)
+        if t is list or t is dict:
+            text = done.get(id(v))
+            if text is None:
+                text = done[id(v)] = _collection(v, list_sep, pair_sep)
+            return text
+        return _scalar(v)
+    return "".join(field_sep.join(map(field, row)) + line_sep for row in rows)
 
 
-def _field(v: Any, list_sep: str, pair_sep: str) -> str:
-    if isinstance(v, list):
-        return list_sep.join(pair_sep.join(map(_scalar, x)) if isinstance(x, list) else _scalar(x) for x in v)
+def _collection(v: Any, list_sep: str, pair_sep: str) -> str:
     if isinstance(v, dict):
         return list_sep.join(f"{k}{pair_sep}{x}" for k, x in v.items())
-    return _scalar(v)
+    return list_sep.join(pair_sep.join(map(_scalar, x)) if isinstance(x, list) else _scalar(x) for x in v)
 
 
 def _scalar(v: Any) -> str:

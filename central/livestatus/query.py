@@ -33,7 +33,8 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
         columns = list(table.columns.values())
     test = one_test(q.filters, table.columns, table.name)
     stats = compile_stats(q.stats, table.columns, table.name)
-    rows: Any = table.rows(snap, q.auth_user)
+    hosts = host_hint(q.filters, table.by_host) if table.by_host else None
+    rows: Any = table.rows(snap, q.auth_user) if hosts is None else table.rows(snap, q.auth_user, hosts)
     if test is not None:
         rows = filter(test, rows)
     if q.limit is not None:
@@ -47,6 +48,28 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
         names = [c.name for c in columns]
     headers = q.column_headers if q.column_headers is not None else not q.columns and not q.stats
     return [names, *out] if headers else out
+
+
+def host_hint(steps: list[Any], by_host: tuple[str, ...]) -> set[str] | None:
+    """The hosts the filters allow at most, when they say (`host_name = X`, alone, in an And,
+    or every branch of an Or, as NagVis asks); None when any host may match. The filters
+    are still applied to the rows read."""
+    stack: list[set[str] | None] = []
+    for step in steps:
+        if isinstance(step, FilterLine):
+            stack.append({step.value} if step.column in by_host and step.op == "=" else None)
+            continue
+        taken = stack[len(stack) - step.count:] if step.count else []
+        del stack[len(stack) - step.count:]
+        known = [s for s in taken if s is not None]
+        if step.kind == "and":
+            stack.append(set.intersection(*known) if known else None)
+        elif step.kind == "or":
+            stack.append(set.union(*known) if taken and len(known) == len(taken) else None)
+        else:
+            stack.append(None)
+    known = [s for s in stack if s is not None]
+    return set.intersection(*known) if known else None
 
 
 def row_reader(columns: list[Column]) -> Callable[[Any], list[Any]]:

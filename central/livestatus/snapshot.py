@@ -71,6 +71,7 @@ class Snapshot:
                 if dt.service is None:
                     self._host_depth[dt.host] = self._host_depth.get(dt.host, 0) + 1
         self.services_of: dict[str, list[Service]] = {}
+        self._order: dict[CheckKey, int] | None = None
         for svc in objs.services.values():
             self.services_of.setdefault(svc.host, []).append(svc)
         self.comments_of: dict[CheckKey, list[CommentRow]] = {}
@@ -92,6 +93,12 @@ class Snapshot:
     def notifications_off(self, host: str, service: str | None) -> bool:
         """Turned off for the check or its host, or its host is in a rollout (downtimes apart)."""
         return (host, None) in self.muted_keys or (host, service) in self.muted_keys or host in self.muted_hosts
+
+    def service_order(self, svc: Service) -> int:
+        """Where a service is in the configuration (rows of a few hosts keep that order)."""
+        if self._order is None:
+            self._order = {k: i for i, k in enumerate(self.objs.services)}
+        return self._order[svc.key]
 
     def children(self, host: str) -> list[str]:
         if self._children is None:

@@ -15,7 +15,7 @@ from central.livestatus.columns import CheckRow, Column, OnHost, check_columns
 from central.livestatus.snapshot import CommentRow, HistoryLine, Snapshot
 
 LIVESTATUS_VERSION = "1.5.0-checkd"        # clients parse it; mk-livestatus 1.5 is what this follows
-Rows = Callable[[Snapshot, "str | None"], Iterable[Any]]
+Rows = Callable[..., Iterable[Any]]        # (snapshot, AuthUser or None[, host names]) -> rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,23 +24,29 @@ class Table:
     columns: dict[str, Column]
     rows: Rows
     reads: str = ""                     # "comments" | "log": rows the database holds
+    by_host: tuple[str, ...] = ()       # columns naming the row's host: rows(snap, user, hosts) reads only theirs
 
 
-def _table(name: str, cols: list[Column], rows: Rows, reads: str = "") -> Table:
-    return Table(name, {c.name: c for c in cols}, rows, reads)
+def _table(name: str, cols: list[Column], rows: Rows, reads: str = "", by_host: tuple[str, ...] = ()) -> Table:
+    return Table(name, {c.name: c for c in cols}, rows, reads, by_host)
 
 
 # --- hosts and services ----------------------------------------------------------------------
 
-def _host_rows(snap: Snapshot, user: str | None) -> Iterator[CheckRow]:
-    for h in snap.objs.hosts.values():
+def _host_rows(snap: Snapshot, user: str | None, only: set[str] | None = None) -> Iterator[CheckRow]:
+    hosts = snap.objs.hosts
+    for h in hosts.values() if only is None else [hosts[n] for n in hosts if n in only]:
         if user is None or snap.may_see(user, h.name, None):
             yield CheckRow(snap, h, h, None).host_row
 
 
-def _service_rows(snap: Snapshot, user: str | None) -> Iterator[CheckRow]:
+def _service_rows(snap: Snapshot, user: str | None, only: set[str] | None = None) -> Iterator[CheckRow]:
     hosts = snap.objs.hosts
-    for svc in snap.objs.services.values():
+    if only is None:
+        services: Iterable[Any] = snap.objs.services.values()
+    else:       # the services of the hosts the filter names, in configuration order
+        services = sorted((s for n in only for s in snap.services_of.get(n, ())), key=snap.service_order)
+    for svc in services:
         if user is None or snap.may_see(user, svc.host, svc.description):
             yield CheckRow(snap, svc, hosts[svc.host], svc.description)
 
@@ -326,8 +332,8 @@ STATUS_COLUMNS = [
 ]
 
 TABLES: dict[str, Table] = {t.name: t for t in (
-    _table("hosts", HOST_COLUMNS, _host_rows),
-    _table("services", SERVICE_COLUMNS, _service_rows),
+    _table("hosts", HOST_COLUMNS, _host_rows, by_host=("name", "host_name")),
+    _table("services", SERVICE_COLUMNS, _service_rows, by_host=("host_name",)),
     _table("hostgroups", HOSTGROUP_COLUMNS, _hostgroup_rows),
     _table("servicegroups", SERVICEGROUP_COLUMNS, _servicegroup_rows),
     _table("contacts", CONTACT_COLUMNS, lambda s, u: s.objs.contacts.values()),
