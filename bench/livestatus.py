@@ -8,7 +8,9 @@ Then over the unix socket, each query on a new connection as most clients do, th
 of --rounds of the wall time from connect to the server's close, and the bytes answered:
 all columns (csv and json), the columns NagVis asks for, `Filter: state != 0`, one host's
 services, and Stats counts per state. Beside them the JSON API's GET /api/v1/status (the
-same services in full) and GET /api/v1/problems (the problems) over HTTP. The site never
+same services in full) and GET /api/v1/problems (the problems) over HTTP. Last, how long
+central takes to acknowledge a batch of 500 results, idle and while Livestatus answers every
+column of every service again and again. The site never
 goes stale (site_stale_after: 1d): central does not take over its checks meanwhile.
 """
 
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -91,6 +94,47 @@ def feed(url: str, services: int) -> int:
     return problems
 
 
+def post(url: str, poller: int, first_seq: int, n: int) -> float:
+    """One batch of n OK results from poller p<poller>; seconds until central acknowledged it."""
+    now = time.time()
+    batch = [{"seq": first_seq + i, "host": f"h{i}.bench", "service": "svc0", "status": 0, "state_type": "HARD",
+              "attempt": 1, "output": "OK - again", "long_output": "", "perfdata": "", "scheduled": now - 1,
+              "started": now - 0.5, "finished": now} for i in range(n)]
+    req = urllib.request.Request(f"{url}/api/v1/results", method="POST", data=json.dumps(
+        {"poller": f"p{poller}", "site": "bench", "batch": batch}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer tok{poller}"})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=300) as r:
+        assert r.status == 200
+    return time.perf_counter() - t
+
+
+def ingest_beside(url: str, live: Path, services: int, rounds: int) -> dict[str, float]:
+    """Batches of 500 results acknowledged while nothing else runs, then while Livestatus
+    answers every column of every service: does a big query hold up ingest?"""
+    seq = (services + CLIENTS - 1) // CLIENTS + 1       # p0 goes on from its last result
+    idle = []
+    for _ in range(rounds):
+        idle.append(post(url, 0, seq, 500))
+        seq += 500
+    busy: list[float] = []
+    done = threading.Event()
+
+    def query() -> None:
+        while not done.is_set():
+            ask(live, "GET services\nOutputFormat: json\n")
+    worker = threading.Thread(target=query)
+    worker.start()
+    time.sleep(1.0)
+    for _ in range(rounds):
+        busy.append(post(url, 0, seq, 500))
+        seq += 500
+        time.sleep(0.2)
+    done.set()
+    worker.join()
+    return {"idle_s": statistics.median(idle), "busy_s": statistics.median(busy), "busy_max_s": max(busy)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--services", type=int, default=100000)
@@ -127,6 +171,10 @@ def main() -> None:
                 line(f"livestatus {what}", [ask(live, request) for _ in range(args.rounds)])
             line("HTTP GET /api/v1/status (all, JSON)", [fetch(f"{url}/api/v1/status") for _ in range(args.rounds)])
             line("HTTP GET /api/v1/problems (JSON)", [fetch(f"{url}/api/v1/problems") for _ in range(args.rounds)])
+            figs["ingest"] = ing = ingest_beside(url, live, args.services, args.rounds)
+            print(f"a batch of 500 results acknowledged in {ing['idle_s']:.3f} s (median), "
+                  f"{ing['busy_s']:.3f} s while every column of every service is being read "
+                  f"(max {ing['busy_max_s']:.3f} s)")
             figs["rss_mb"] = rss_mb(proc.pid)
             print(f"central RSS {figs['rss_mb']:.0f} MB")
         finally:

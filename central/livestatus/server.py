@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from central.livestatus import commands, output
 from central.livestatus.lql import CommandLine, LqlError, Query, answer_flags, parse
-from central.livestatus.query import log_terms, run, table_of
-from central.livestatus.snapshot import HistoryLine, Snapshot
+from central.livestatus.query import host_hint, log_terms, run, table_of
+from central.livestatus.snapshot import HistoryLine, ObjectIndex, Snapshot
 from central.livestatus.tables import comment_row
 from checkd.config.livestatus import LivestatusConfig
 
@@ -54,6 +54,7 @@ class Livestatus:
         self.counters = {"connections": 0, "requests": 0}
         self._servers: list[asyncio.AbstractServer] = []
         self._clients: set[asyncio.Task[None]] = set()
+        self._index: ObjectIndex | None = None
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livestatus")
 
     async def start(self) -> None:
@@ -210,7 +211,10 @@ class Livestatus:
             rows = [HistoryLine(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or None, r[7]) for r in found]
         if comments_too:
             comments = [comment_row(r) for r in await asyncio.to_thread(db.read, COMMENTS, ())]
-        snap = Snapshot(self.live.objs, self.engine.store, self.started, dict(self.counters), comments, rows)
+        if self._index is None or self._index.objs is not self.live.objs:
+            self._index = ObjectIndex(self.live.objs)        # once per configuration (a reload swaps it)
+        hosts = host_hint(q.filters, table.by_host) if table.by_host else None
+        snap = Snapshot(self._index, self.engine.store, self.started, dict(self.counters), comments, rows, hosts)
         # The copy is taken; the rows are read and written in a thread of our own, one query at
         # a time, so a query over 100k services neither stops central nor queues its database reads.
         return await asyncio.get_running_loop().run_in_executor(
