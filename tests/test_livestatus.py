@@ -353,7 +353,6 @@ def test_a_command_that_cannot_be_done_says_why(site: LiveSite, line: str, answe
 
 
 @pytest.mark.parametrize("section, message", [
-    ('livestatus: {socket: nodir/live}', ":10: livestatus: socket: directory"),
     ('livestatus: {socket: live, mode: "rw"}', ':10: livestatus: mode: expected octal permissions such as "0660"'),
     ('livestatus: {socket: live, group: no-such-group-here}', ":10: livestatus: group: no group"),
     ('livestatus: {tcp: {listen: "127.0.0.1:6557"}}', ":10: livestatus: tcp: allow: list the addresses"),

@@ -44,10 +44,9 @@ def read_livestatus(value: Any, node: Node, base: Path, problems: Problems) -> L
     d = f.convert(value, KEYS, problems, "livestatus")
     kw: dict[str, Any] = {k: d[k] for k in ("timeout", "max_request") if k in d}
     if "socket" in d:
+        # Its directory is not checked here: /run/checkd exists only while the unit runs
+        # (RuntimeDirectory=); a missing one stops central at start with one line.
         kw["socket"] = base / d["socket"]
-        if not kw["socket"].parent.is_dir():
-            problems.add(*value.where_of("socket"), f"livestatus: socket: directory {kw['socket'].parent} does not "
-                         "exist (create it, e.g. /run/checkd via the systemd unit's RuntimeDirectory=)")
     if "mode" in d:
         try:
             # YAML reads an unquoted 0660 as the octal number already; "0660" is a string.
