@@ -7,7 +7,10 @@ allowed address and a refused one, and external commands that show in /api/v1/hi
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from tests.central_proc import CentralProc, result, write_config
-from tests.helpers import free_port
+from tests.helpers import REPO, free_port
 
 OBJECTS = """\
 commands:
@@ -364,6 +367,15 @@ def test_config_errors_name_the_line(tmp_path: Path, section: str, message: str)
     with pytest.raises(ConfigError) as e:
         load_node(node)
     assert f"{node}{message}" in str(e.value)
+
+
+def test_a_socket_that_cannot_be_made_stops_central_with_one_line(tmp_path: Path) -> None:
+    node = write_config(tmp_path, free_port(), objects=OBJECTS, extra="  livestatus: {socket: nodir/live}\n")
+    run = subprocess.run([sys.executable, "-m", "checkd", "central", "-c", str(node)], cwd=REPO, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert f"CRITICAL central.main: livestatus: cannot open the socket {tmp_path}/nodir/live: No such file or " \
+           "directory" in run.stderr + run.stdout
 
 
 def test_config_reads_an_unquoted_octal_mode(tmp_path: Path) -> None:
