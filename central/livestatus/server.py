@@ -26,7 +26,7 @@ from central.livestatus import commands, output
 from central.livestatus.lql import CommandLine, LqlError, Query, answer_flags, parse
 from central.livestatus.query import host_hint, log_terms, run, table_of
 from central.livestatus.snapshot import HistoryLine, ObjectIndex, Snapshot
-from central.livestatus.tables import comment_row
+from central.livestatus.about import comment_row
 from checkd.config.livestatus import LivestatusConfig
 
 if TYPE_CHECKING:
