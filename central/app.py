@@ -164,7 +164,12 @@ class Central:
             # decided and did not send, and start checks and takeovers with the start grace
             # (docs/ha.md, "Takeover").
             await asyncio.to_thread(self.lease.setup)
-            await Standby(self.lease, self.node.listen, self._ssl(), self.follower).wait_for_lease()
+            standby = Standby(self.lease, self.node.listen, self._ssl(), self.follower)
+            if self.livestatus is not None:
+                # Livestatus clients hear who is active meanwhile (docs/livestatus.md, "Two centrals").
+                self.livestatus.standby = standby.active_url
+                await self.livestatus.start()
+            await standby.wait_for_lease()
             self.leadership = Leadership(self.lease, self.fatal)
             self.leadership.start()
         if self.follower is not None:
@@ -189,7 +194,9 @@ class Central:
         await self.engine.run(sending=True)
         await self.takeover.start()
         if self.livestatus is not None:
-            await self.livestatus.start()
+            self.livestatus.standby = None          # state loaded: answer from it
+            if not self.livestatus.listening:
+                await self.livestatus.start()
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         host, port = self.node.listen

@@ -20,7 +20,7 @@ import pytest
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from tests.central_proc import CentralProc, result, write_config
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, free_port, wait_for
 
 OBJECTS = """\
 commands:
@@ -365,6 +365,33 @@ def test_config_errors_name_the_line(tmp_path: Path, section: str, message: str)
     with pytest.raises(ConfigError) as e:
         load_node(node)
     assert f"{node}{message}" in str(e.value)
+
+
+def test_the_standby_of_a_pair_names_the_active_one_then_answers_once_active(tmp_path: Path,
+                                                                            postgres_dsn: str) -> None:
+    extra = f'  store: postgresql\n  postgresql: {{dsn: "{postgres_dsn}"}}\n  livestatus: {{socket: live}}\n'
+    a = CentralProc(tmp_path / "a", objects=OBJECTS, extra=extra)
+    b = CentralProc(tmp_path / "b", objects=OBJECTS, extra=extra)
+    query = "GET status\nColumns: num_hosts\nResponseHeader: fixed16\n\n"
+
+    def ask(c: CentralProc) -> bytes:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(c.dir / "live"))
+            s.sendall(query.encode())
+            return read_all(s)
+    try:
+        a.start()
+        b.start(standby=True)
+        assert ask(a) == b"200           2\n4\n"
+        answer = f"this central is the standby; the active central is {a.url}\n"
+        assert ask(b) == f"503 {len(answer):11d}\n{answer}".encode()
+        a.stop()                                        # a clean stop hands the lease over at once
+        wait_for(lambda: ask(b).startswith(b"200"), 30, "the standby answering as the active")
+        assert ask(b) == b"200           2\n4\n"
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_a_socket_that_cannot_be_made_stops_central_with_one_line(tmp_path: Path) -> None:

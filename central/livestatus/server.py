@@ -20,6 +20,7 @@ import shutil
 import socket
 import stat
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from central.livestatus import commands, output
@@ -55,6 +56,8 @@ class Livestatus:
         self._servers: list[asyncio.AbstractServer] = []
         self._clients: set[asyncio.Task[None]] = set()
         self._index: ObjectIndex | None = None
+        # While this central is the standby of a pair: the active one's URL ("" during a takeover).
+        self.standby: Callable[[], Awaitable[str]] | None = None
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livestatus")
 
     async def start(self) -> None:
@@ -82,6 +85,10 @@ class Livestatus:
             self._servers.append(server)
             log.info("livestatus: TCP %s:%d for %s", c.listen[0], self.tcp_port or c.listen[1],
                      ", ".join(map(str, c.allow)))
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._servers)
 
     @property
     def tcp_port(self) -> int | None:
@@ -149,6 +156,12 @@ class Livestatus:
             return False                # the client closed the connection
         self.counters["requests"] += 1
         fixed16, keepalive = answer_flags(lines)
+        if self.standby is not None:
+            active = await self.standby()
+            text = f"this central is the standby; the active central is {active or 'none at the moment (a takeover is under way)'}"
+            writer.write(output.answer(503, f"{text}\n".encode(), fixed16))
+            await writer.drain()
+            return keepalive
         try:
             req = parse(lines)
             if isinstance(req, CommandLine):
@@ -156,7 +169,10 @@ class Livestatus:
                 if fixed16:
                     writer.write(output.fixed16(200, 0))
             else:
-                writer.write(output.answer(200, await self.answer(req), fixed16))
+                payload = await self.answer(req)
+                if fixed16:
+                    writer.write(output.fixed16(200, len(payload)))
+                writer.write(payload)           # not joined to the header: it may be 100 MB
         except LqlError as e:
             log.info("livestatus: refused from %s: %s (%s)", peer, e, lines[0][:200])
             writer.write(output.answer(e.code, f"{e}\n".encode(), fixed16))
