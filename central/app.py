@@ -222,7 +222,8 @@ class Central:
             log.error("reload refused, the running configuration stays:\n%s",
                       "\n".join(str(p) for p in e.problems))
             return False
-        changed = [k for k in ("role", "listen", "state_dir", "max_body", "livestatus") if getattr(node, k) != getattr(self.node, k)]
+        changed = [k for k in ("role", "listen", "state_dir", "max_body", "livestatus")
+                   if getattr(node, k) != getattr(self.node, k)]
         changed += [f"{k}:" for k in ("email", "jabber", "webhook", "notify", "tls", "rrd")
                     if node.section(k) != self.node.section(k) and k != "jabber"]
         jabber_old = {k: v for k, v in self.node.section("jabber").items() if k not in BOT_KEYS}

@@ -156,7 +156,8 @@ CASES = [
     ("GET contacts\nColumns: name email\n", "anna;anna@example.com\nbob;bob@example.com\n"),
     ("GET contactgroups\nColumns: name alias members\n", "dba;Database people;bob\n"),
     ("GET services\nColumns: host_name description acknowledged scheduled_downtime_depth notifications_enabled "
-     "state_type current_attempt\nFilter: host_name = db1.ladc1\n", "db1.ladc1;Disk /;0;0;1;1;1\ndb1.ladc1;Mysql;0;0;1;1;1\n"),
+     "state_type current_attempt\nFilter: host_name = db1.ladc1\n",
+     "db1.ladc1;Disk /;0;0;1;1;1\ndb1.ladc1;Mysql;0;0;1;1;1\n"),
     # Stats: counts, aggregates, StatsAnd/Or/Negate, grouping by Columns
     ("GET services\nStats: state = 0\nStats: state = 1\nStats: state = 2\nStats: state = 3\n",
      "2;1;2;0\n"),
@@ -241,7 +242,8 @@ def test_all_columns_with_headers_as_nagstamon_asks(site: LiveSite) -> None:
     assert disk["plugin_output"] == "DISK CRITICAL - 99% on /" and disk["perf_data"] == "/=99%;80;90"
     assert abs(disk["last_check"] - time.time()) < 60 and type(disk["last_check"]) is int
     assert (disk["host_state"], disk["host_plugin_output"], disk["host_address"]) == (0, "PING OK", "10.0.0.1")
-    assert disk["event_id"] > 0 and disk["host_contacts"] == ["anna"] and disk["contacts"] == [] and disk["host_custom_variables"] == {"rack": "r12"}
+    assert disk["event_id"] > 0 and disk["host_contacts"] == ["anna"] and disk["contacts"] == []
+    assert disk["host_custom_variables"] == {"rack": "r12"}
     assert type(disk["staleness"]) is float and disk["staleness"] < 1.5
     nothing = json.loads(site.ask("GET hosts\nOutputFormat: json\nColumnHeaders: on\nFilter: state = 2\n\n"))
     assert len(nothing) == 1 and nothing[0][:2] == ["state", "state_type"], "no rows: still the header row"
@@ -357,7 +359,8 @@ def test_a_command_that_cannot_be_done_says_why(site: LiveSite, line: str, answe
     ('livestatus: {socket: live, mode: "rw"}', ':10: livestatus: mode: expected octal permissions such as "0660"'),
     ('livestatus: {socket: live, group: no-such-group-here}', ":10: livestatus: group: no group"),
     ('livestatus: {tcp: {listen: "127.0.0.1:6557"}}', ":10: livestatus: tcp: allow: list the addresses"),
-    ('livestatus: {tcp: {listen: "127.0.0.1:6557", allow: [10.0.0.0/33]}}', ":10: livestatus: tcp: allow: '10.0.0.0/33'"),
+    ('livestatus: {tcp: {listen: "127.0.0.1:6557", allow: [10.0.0.0/33]}}',
+     ":10: livestatus: tcp: allow: '10.0.0.0/33'"),
     ('livestatus: {sockett: live}', ":10: unknown key 'sockett' in livestatus"),
 ])
 def test_config_errors_name_the_line(tmp_path: Path, section: str, message: str) -> None:

@@ -61,9 +61,11 @@ def _host_columns() -> list[Column]:
         Column("site", "string", lambda r: r.host.site, "checkd: the host's site"),
         Column("services", "list", lambda r: [s.description for s in r.snap.services_of.get(r.host.name, ())], ""),
         Column("services_with_state", "list",
-               lambda r: [[s.service, s.state, int(s.checked)] for s in _services_of(r)], "[description, state, checked]"),
+               lambda r: [[s.service, s.state, int(s.checked)] for s in _services_of(r)],
+               "[description, state, checked]"),
         Column("services_with_info", "list",
-               lambda r: [[s.service, s.state, int(s.checked), s.view.output if s.view else ""] for s in _services_of(r)],
+               lambda r: [[s.service, s.state, int(s.checked), s.view.output if s.view else ""]
+                          for s in _services_of(r)],
                "[description, state, checked, output]"),
         Column("num_services", "int", lambda r: len(r.snap.services_of.get(r.host.name, ())), ""),
         Column("num_services_pending", "int", lambda r: sum(1 for s in _services_of(r) if not s.checked), ""),

@@ -158,7 +158,8 @@ class Livestatus:
         fixed16, keepalive = answer_flags(lines)
         if self.standby is not None:
             active = await self.standby()
-            text = f"this central is the standby; the active central is {active or 'none at the moment (a takeover is under way)'}"
+            text = "this central is the standby; the active central is " + \
+                (active or "none at the moment (a takeover is under way)")
             writer.write(output.answer(503, f"{text}\n".encode(), fixed16))
             await writer.drain()
             return keepalive
