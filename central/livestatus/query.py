@@ -5,8 +5,7 @@ columns, filters, stats) before a row is read, so a bad query costs nothing."""
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from central.livestatus.columns import Column
@@ -40,7 +39,6 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
         rows = filter(test, rows)
     if q.limit is not None:
         rows = itertools.islice(rows, q.limit)
-    rows = _yielding(rows)
     if stats:
         out = grouped(rows, columns, stats)
         names = [c.name for c in columns] + [f"stats_{i}" for i in range(1, len(stats) + 1)]
@@ -50,16 +48,6 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
         names = [c.name for c in columns]
     headers = q.column_headers if q.column_headers is not None else not q.columns and not q.stats
     return [names, *out] if headers else out
-
-
-def _yielding(rows: Iterable[Any], every: int = 500) -> Iterator[Any]:
-    """The rows, letting the event loop's thread have the interpreter every few hundred of
-    them: a query over 100k services runs in a thread beside it, and would otherwise hold
-    the interpreter for its whole switch interval each time the loop wants it back."""
-    for n, row in enumerate(rows, 1):
-        if n % every == 0:
-            time.sleep(0)
-        yield row
 
 
 def host_hint(steps: list[Any], by_host: tuple[str, ...]) -> set[str] | None:
