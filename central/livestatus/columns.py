@@ -135,6 +135,10 @@ def _comments_info(r: CheckRow) -> list[list[Any]]:
     return [[c.id, c.author, c.text] for c in r.snap.comments_of.get((r.host.name, r.service), ())]
 
 
+def _pending_flexible(r: CheckRow) -> int:
+    return sum(1 for d in r.snap.downtimes.get((r.host.name, r.service), ()) if d.flexible and d.triggered is None)
+
+
 def _next_check(r: CheckRow) -> int:
     """Central does not schedule the pollers' checks: the last check plus the interval."""
     if r.view is None or not r.view.last_check or not r.obj.schedule.active:
@@ -211,6 +215,25 @@ def check_columns() -> list[Column]:
         Column("downtimes_with_info", "list", _downtimes_info, "[id, author, comment]"),
         Column("comments", "list", _comments, "IDs of its comments"),
         Column("comments_with_info", "list", _comments_info, "[id, author, text]"),
+        Column("notification_interval", "float", lambda r: r.obj.notify.notification_interval / 60, "minutes"),
+        Column("first_notification_delay", "float", lambda r: r.obj.notify.first_notification_delay / 60,
+               "minutes"),
+        Column("low_flap_threshold", "float", lambda r: r.obj.schedule.low_flap_threshold, ""),
+        Column("high_flap_threshold", "float", lambda r: r.obj.schedule.high_flap_threshold, ""),
+        Column("check_freshness", "int", lambda r: int(r.obj.schedule.freshness_threshold is not None), ""),
+        Column("freshness_threshold", "int", lambda r: int(r.obj.schedule.freshness_threshold or 0), "seconds"),
+        Column("check_type", "int", lambda r: 0 if r.obj.schedule.active else 1, "0 active, 1 passive"),
+        Column("process_performance_data", "int", lambda r: 1, "always 1"),
+        Column("pending_flex_downtime", "int", _pending_flexible, "flexible downtimes waiting for a failure"),
+        Column("percent_state_change", "float", lambda r: 0.0, "not kept: 0"),
+        Column("modified_attributes", "int", lambda r: 0, "always 0"),
+        Column("modified_attributes_list", "list", lambda r: [], "always empty"),
+        Column("notes_expanded", "string", lambda r: r.obj.notes, ""),
+        Column("notes_url_expanded", "string", lambda r: r.obj.runbook, ""),
+        Column("action_url_expanded", "string", lambda r: "", ""),
+        Column("icon_image_expanded", "string", lambda r: "", ""),
+        Column("icon_image_alt", "string", lambda r: "", ""),
+        Column("pnpgraph_present", "int", lambda r: 0, "always 0 (checkd's graphs: docs/graphs.md)"),
         Column("event_id", "int", lambda r: r.event.id if r.event is not None else 0, "checkd: its open event"),
         Column("polled_by", "string", _v("polled_by", ""), "checkd: who ran the last check"),
     ]

@@ -50,7 +50,13 @@ STATUS_COLUMNS = [
         "enable_notifications", "execute_service_checks", "execute_host_checks", "accept_passive_service_checks",
         "accept_passive_host_checks", "enable_event_handlers", "enable_flap_detection", "process_performance_data",
         "check_service_freshness", "check_host_freshness")],
-    *[Column(name, "int", lambda s: 0, "always 0") for name in ("obsess_over_services", "obsess_over_hosts")],
+    Column("check_external_commands", "int", lambda s: 1, "always 1: COMMAND works"),
+    *[Column(name, "int", lambda s: 0, "always 0") for name in (
+        "obsess_over_services", "obsess_over_hosts", "cached_log_messages", "external_commands", "host_checks",
+        "service_checks", "neb_callbacks", "log_messages", "forks")],
+    *[Column(name, "float", lambda s: 0.0, "always 0") for name in (
+        "connections_rate", "requests_rate", "external_commands_rate", "host_checks_rate", "service_checks_rate",
+        "neb_callbacks_rate", "log_messages_rate", "forks_rate")],
 ]
 
 TABLES: dict[str, Table] = {t.name: t for t in (
