@@ -4,15 +4,16 @@ columns, filters, stats) before a row is read, so a bad query costs nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from typing import Any
 
 from central.livestatus.columns import Column
-from central.livestatus.filters import column_of, one_test
+from central.livestatus.filters import Test, column_of, one_test
 from central.livestatus.lql import Combine, FilterLine, LqlError, Query
 from central.livestatus.snapshot import Snapshot
-from central.livestatus.stats import compile_stats, grouped
+from central.livestatus.stats import Stat, compile_stats, grouped
 from central.livestatus.tables import TABLES, Table
 
 TIME_OPS = {">=": "h.ts >= ?", ">": "h.ts > ?", "<": "h.ts < ?", "<=": "h.ts <= ?", "=": "h.ts = ?"}
@@ -25,8 +26,20 @@ def table_of(q: Query) -> Table:
     return table
 
 
-def run(q: Query, snap: Snapshot) -> list[list[Any]]:
-    """The answer's rows, the column headers first when asked for."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A GET checked and compiled (on the event loop, before any copy is taken)."""
+
+    query: Query
+    table: Table
+    columns: list[Column]
+    test: Test | None
+    stats: list[Stat]
+    hosts: set[str] | None              # the filters name these hosts only (None: any)
+
+
+def plan(q: Query) -> Plan:
+    """LqlError for an unknown table or column, a bad filter, operator, value or stat."""
     table = table_of(q)
     columns = [column_of(table.columns, name, table.name) for name in q.columns]
     if not columns and not q.stats:
@@ -34,9 +47,15 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
     test = one_test(q.filters, table.columns, table.name)
     stats = compile_stats(q.stats, table.columns, table.name)
     hosts = host_hint(q.filters, table.by_host) if table.by_host else None
-    rows: Any = table.rows(snap, q.auth_user) if hosts is None else table.rows(snap, q.auth_user, hosts)
-    if test is not None:
-        rows = filter(test, rows)
+    return Plan(q, table, columns, test, stats, hosts)
+
+
+def run(p: Plan, snap: Snapshot) -> list[list[Any]]:
+    """The answer's rows, the column headers first when asked for."""
+    q, columns, stats = p.query, p.columns, p.stats
+    rows: Any = p.table.rows(snap, q.auth_user) if p.hosts is None else p.table.rows(snap, q.auth_user, p.hosts)
+    if p.test is not None:
+        rows = filter(p.test, rows)
     if q.limit is not None:
         rows = itertools.islice(rows, q.limit)
     if stats:

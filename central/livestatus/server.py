@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from central.livestatus import commands, output
 from central.livestatus.lql import CommandLine, LqlError, Query, answer_flags, parse
-from central.livestatus.query import host_hint, log_terms, run, table_of
+from central.livestatus.query import log_terms, plan, run
 from central.livestatus.snapshot import HistoryLine, ObjectIndex, Snapshot
 from central.livestatus.about import comment_row
 from checkd.config.livestatus import LivestatusConfig
@@ -214,7 +214,8 @@ class Livestatus:
 
     async def answer(self, q: Query) -> bytes:
         """The body of a GET's answer, from one snapshot of central's state."""
-        table = table_of(q)
+        p = plan(q)
+        table = p.table
         comments, rows = None, None
         db = self.engine.db
         comments_too = table.reads == "comments" or table.name in CHECK_TABLES and _wants_comments(q)
@@ -230,12 +231,11 @@ class Livestatus:
             comments = [comment_row(r) for r in await asyncio.to_thread(db.read, COMMENTS, ())]
         if self._index is None or self._index.objs is not self.live.objs:
             self._index = ObjectIndex(self.live.objs)        # once per configuration (a reload swaps it)
-        hosts = host_hint(q.filters, table.by_host) if table.by_host else None
-        snap = Snapshot(self._index, self.engine.store, self.started, dict(self.counters), comments, rows, hosts)
+        snap = Snapshot(self._index, self.engine.store, self.started, dict(self.counters), comments, rows, p.hosts)
         # The copy is taken; the rows are read and written in a thread of our own, one query at
         # a time, so a query over 100k services neither stops central nor queues its database reads.
         return await asyncio.get_running_loop().run_in_executor(
-            self._worker, lambda: output.body(run(q, snap), q.output, q.separators))
+            self._worker, lambda: output.body(run(p, snap), q.output, q.separators))
 
 
 def _wants_comments(q: Query) -> bool:
