@@ -1,6 +1,6 @@
 """A GET answered from one snapshot: the table's rows the user may see, filtered, limited,
 then either the asked columns or the stats per group. Everything is checked (table,
-columns, filters, stats) before a row is read, so a bad query costs nothing."""
+columns, filters, stats) first, by plan() on the event loop, so a bad query costs no copy."""
 
 from __future__ import annotations
 
