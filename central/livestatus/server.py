@@ -40,6 +40,8 @@ COMMENTS = "SELECT id, host, service, ts, author, text FROM comments ORDER BY id
 LOG = ("SELECT h.ts, h.kind, h.status, h.output, h.author, e.host, e.service, h.event_id "
        "FROM event_history h JOIN events e ON h.event_id = e.id{where} ORDER BY h.ts DESC{limit}")
 MAX_LINE = 64 * 1024
+WORKERS = 2                    # queries answered at once; more wait their turn (each holds its own copy)
+SEND_PIECE = 256 * 1024         # bytes of an answer handed to the transport at once
 KEEPALIVE_IDLE = 60.0          # seconds a kept-alive connection may wait for its next request
 CHECK_TABLES = ("hosts", "services", "downtimes", "log")       # with a comments column (or host_comments)
 
@@ -58,7 +60,9 @@ class Livestatus:
         self._index: ObjectIndex | None = None
         # While this central is the standby of a pair: the active one's URL ("" during a takeover).
         self.standby: Callable[[], Awaitable[str]] | None = None
-        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livestatus")
+        # Two at a time: a map's small query is not stuck behind someone reading every column.
+        self._worker = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="livestatus")
+        self._slots = asyncio.Semaphore(WORKERS)
 
     async def start(self) -> None:
         c = self.conf
@@ -173,7 +177,7 @@ class Livestatus:
                 payload = await self.answer(req)
                 if fixed16:
                     writer.write(output.fixed16(200, len(payload)))
-                writer.write(payload)           # not joined to the header: it may be 100 MB
+                await _send(writer, payload)
         except LqlError as e:
             log.info("livestatus: refused from %s: %s (%s)", peer, e, lines[0][:200])
             writer.write(output.answer(e.code, f"{e}\n".encode(), fixed16))
@@ -231,11 +235,23 @@ class Livestatus:
             comments = [comment_row(r) for r in await asyncio.to_thread(db.read, COMMENTS, ())]
         if self._index is None or self._index.objs is not self.live.objs:
             self._index = ObjectIndex(self.live.objs)        # once per configuration (a reload swaps it)
-        snap = Snapshot(self._index, self.engine.store, self.started, dict(self.counters), comments, rows, p.hosts)
-        # The copy is taken; the rows are read and written in a thread of our own, one query at
-        # a time, so a query over 100k services neither stops central nor queues its database reads.
-        return await asyncio.get_running_loop().run_in_executor(
-            self._worker, lambda: output.body(run(p, snap), q.output, q.separators))
+        async with self._slots:         # a copy only for a query about to run: at most WORKERS of them
+            snap = Snapshot(self._index, self.engine.store, self.started, dict(self.counters), comments, rows,
+                            p.hosts)
+            # The copy is taken; the rows are read and written in a thread of our own, so a query
+            # over 100k services neither stops central nor queues behind its database reads.
+            return await asyncio.get_running_loop().run_in_executor(
+                self._worker, lambda: output.body(run(p, snap), q.output, q.separators))
+
+
+async def _send(writer: asyncio.StreamWriter, payload: bytes) -> None:
+    """An answer that may be 100 MB, a piece at a time as the client reads it: handed over
+    whole, the transport would copy it into its buffer and move the rest down after every
+    send, holding up the event loop for seconds."""
+    view = memoryview(payload)
+    for start in range(0, len(view), SEND_PIECE):
+        writer.write(view[start:start + SEND_PIECE])
+        await writer.drain()
 
 
 def _wants_comments(q: Query) -> bool:
