@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from central.livestatus.columns import Column
@@ -58,6 +59,7 @@ def run(p: Plan, snap: Snapshot) -> list[list[Any]]:
         rows = filter(p.test, rows)
     if q.limit is not None:
         rows = itertools.islice(rows, q.limit)
+    rows = _pausing(rows)
     if stats:
         out = grouped(rows, columns, stats)
         names = [c.name for c in columns] + [f"stats_{i}" for i in range(1, len(stats) + 1)]
@@ -67,6 +69,17 @@ def run(p: Plan, snap: Snapshot) -> list[list[Any]]:
         names = [c.name for c in columns]
     headers = q.column_headers if q.column_headers is not None else not q.columns and not q.stats
     return [names, *out] if headers else out
+
+
+def _pausing(rows: Iterable[Any], every: int = 200, pause: float = 0.0005) -> Iterator[Any]:
+    """The rows, with a short sleep every few hundred: the query runs in a thread beside the
+    event loop, and without it holds the interpreter through most of the loop's turns (pollers
+    waited up to half a second for their acks during a full dump of 100k services; with it,
+    tens of ms). It costs a full dump of 100k services about a quarter of a second."""
+    for n, row in enumerate(rows, 1):
+        if n % every == 0:
+            time.sleep(pause)
+        yield row
 
 
 def host_hint(steps: list[Any], by_host: tuple[str, ...]) -> set[str] | None:
