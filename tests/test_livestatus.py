@@ -46,6 +46,9 @@ TCP_ALLOWED = "127.0.0.2"       # the only address allowed on TCP; the tests con
 
 
 class LiveSite:
+    """The module's central with its results: db1 UP with Disk / CRITICAL and Mysql WARNING,
+    web1 DOWN with HTTP CRITICAL, web2 all OK, spare.nydc1 never checked (no host check)."""
+
     def __init__(self, c: CentralProc, tcp_port: int):
         self.c, self.socket, self.tcp_port = c, c.dir / "live", tcp_port
         batch = [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL - 99% on /", perfdata="/=99%;80;90"),
@@ -53,8 +56,6 @@ class LiveSite:
                  result(3, "web1.ladc1", None, 1, "PING CRITICAL - 100% loss"),
                  result(4, "web1.ladc1", "HTTP", 2, "connection refused"),
                  result(5, "db1.ladc1", None, 0, "PING OK")]
-        for r in batch:
-            r["perfdata"] = r.get("perfdata", "")
         assert c.post_results("poller-ladc1", batch)[1]["accepted"] == 5
         assert c.post_results("poller-nydc1", [result(1, "web2.nydc1", "Disk /", 0, "DISK OK"),
                                                result(2, "web2.nydc1", None, 0, "PING OK")])[1]["accepted"] == 2
