@@ -1,0 +1,201 @@
+"""The weather map page (docs/weathermap.md) in a real headless Chromium, against a real
+central with RRD graphs: results with perfdata come in through the poller API, and the
+link's half turns from green to red on a page that is never reloaded; latency and the
+week-over-week change (from RRD history written a week back) are shown; the link opens
+its graphs; on a phone no label covers another. And `checkd check-config` names
+FILE:LINE for a map's mistakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import Browser, Page
+from tests.central_proc import CentralProc, result
+from tests.helpers import missing
+from tests.png import decode
+from tests.test_config import assert_error
+
+WEEK = 604800
+OBJECTS = """\
+commands:
+  check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$ '$ARG2$'"
+hosts:
+  - {name: router1.ladc1, address: 127.0.0.1, site: ladc1}
+  - {name: router2.ladc1, address: 127.0.0.1, site: ladc1}
+services:
+  - {host: router1.ladc1, description: Uplink, command: "check_dummy!0!ok", interval: 60s}
+  - {host: router2.ladc1, description: Uplink, command: "check_dummy!0!ok", interval: 60s}
+weathermaps:
+  - name: wan
+    title: WAN
+    width: 1000
+    height: 600
+    sites:
+      - {name: ladc1, x: 100, y: 300}
+      - {name: ny, x: 900, y: 300, label: New York}
+      - {name: ams, x: 500, y: 60, label: Amsterdam}
+    links:
+      - from: ladc1
+        to: ny
+        capacity: 1Gbit
+        out: {host: router1.ladc1, service: Uplink, label: out}
+        in: {host: router1.ladc1, service: Uplink, label: in}
+        latency: {host: router1.ladc1, service: Uplink, label: rtt}
+      - from: ny
+        to: ams
+        capacity: 100Mbit
+        out: {host: router2.ladc1, service: Uplink, label: tx, unit: bytes}
+"""
+LOW = "out=80000000 in=30000000 rtt=20.4ms"            # 8% and 3% of 1 Gbit/s
+HIGH = "out=950000000 in=30000000 rtt=21ms"            # 95%: past the default red at 90%
+DESKTOP, PHONE = (1600, 900, 1.0, False), (390, 844, 1.0, True)
+OUT_HALF = (200, 300)       # a point of the ladc1 -> ny half, clear of labels and site boxes
+
+
+def backfill_week_ago(rrd_dir: Path, now: float) -> None:
+    """RRD history of router1.ladc1/Uplink a week back (out at 64 Mb/s), written by the
+    writer's own code before central starts, as the files a week of checks would leave."""
+    try:
+        from central.graphs.settings import RrdSettings
+        from central.graphs.writer import Writer
+    except ImportError:
+        missing("the rrdtool Python binding")
+    w = Writer(RrdSettings(dir=rrd_dir.resolve()))
+    start = int(now - WEEK - 3600)
+    w.take([("router1.ladc1", "Uplink", 60, float(t), "out=64000000 in=30000000 rtt=20ms")
+            for t in range(start, start + 2 * 3600, 60)])
+    w.flush()
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralProc]:
+    tmp = tmp_path_factory.mktemp("weathermap")
+    backfill_week_ago(tmp / "rrd", time.time())
+    c = CentralProc(tmp, objects=OBJECTS, extra="  rrd: {dir: rrd}\n")
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def post(c: CentralProc, seq: int, host: str, perfdata: str, finished: float | None = None) -> None:
+    status, body = c.post_results("poller-ladc1", [result(seq, host, "Uplink", 0, "ok", perfdata=perfdata,
+                                                          finished=finished)])
+    assert status == 200, body
+
+
+async def pixel_at(page: Page, point: tuple[int, int], shot: Path) -> tuple[int, int, int]:
+    """The screenshot's colour at a point of the map's own coordinates."""
+    x, y = await page.eval(f"""(() => {{ const svg = document.querySelector('svg.wm-map');
+        const p = svg.createSVGPoint(); p.x = {point[0]}; p.y = {point[1]};
+        const q = p.matrixTransform(svg.getScreenCTM()); return [Math.round(q.x), Math.round(q.y)]; }})()""")
+    await page.screenshot(shot)
+    _, _, rows = decode(shot.read_bytes())
+    return rows[y][x]
+
+
+def get(c: CentralProc, path: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(c.url + path, timeout=10) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read()
+
+
+def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
+        central: CentralProc, tmp_path: Path) -> None:
+    c = central
+    post(c, 1, "router1.ladc1", LOW)
+
+    async def run() -> None:
+        async with Browser() as b:
+            page = await b.page(*DESKTOP, dark=True)
+            await page.goto(c.url + "/weathermap?refresh=1")       # the only map: redirected to it
+            assert await page.eval("location.pathname") == "/weathermap/wan"
+            half = "document.querySelector('#link-1 .wm-half[data-dir=out]')"
+            assert "band-green" in await page.eval(f"{half}.getAttribute('class')")
+            r, g, bl = await pixel_at(page, OUT_HALF, tmp_path / "low.png")
+            assert g > r + 40 and g > bl + 40, f"not green at low traffic: {(r, g, bl)}"
+            labels = await page.eval("[...document.querySelectorAll('#link-1 .wm-label')].map(e => e.textContent)")
+            assert "80.0 Mb/s 8%" in labels[0] and "+25% vs last week" in labels[0], labels
+            assert labels[1].startswith("30.0 Mb/s 3%"), labels
+            assert "20.4 ms" in labels[2], "latency at the link's middle"
+            # The second link has no result: grey, and the card says why.
+            assert "band-nodata" in await page.eval("document.querySelector('#link-2 .wm-half').getAttribute('class')")
+            cards = await page.eval("document.querySelector('.wm-cards').textContent")
+            assert "no result yet" in cards
+
+            await page.eval("window.__same_page = 1")
+            post(c, 2, "router1.ladc1", HIGH)
+            await page.wait_for(f"{half}.getAttribute('class').includes('band-red')", 10, "the half to turn red")
+            assert await page.eval("window.__same_page") == 1, "updated in place, not reloaded"
+            r, g, bl = await pixel_at(page, OUT_HALF, tmp_path / "high.png")
+            assert r > 180 and g < 90 and bl < 90, f"not red past 90%: {(r, g, bl)}"
+            assert "950 Mb/s 95%" in await page.eval("document.querySelector('#link-1 .wm-label').textContent")
+            assert "band-green" in await page.eval(
+                "document.querySelector('#link-1 .wm-half[data-dir=in]').getAttribute('class')"), \
+                "each direction has its own colour"
+            assert page.errors() == []
+
+            href = await page.eval("document.querySelector('#link-1').getAttribute('href')")
+            status, _, body = get(c, href)
+            assert status == 200 and b"ladc1 \xe2\x87\x84 ny" in body
+            link = await b.page(*DESKTOP)
+            await link.goto(c.url + href)
+            srcs = await link.eval("[...document.querySelectorAll('.wm-graphs img')].map(i => i.getAttribute('src'))")
+            assert len(srcs) == 3 and all("/graph/router1.ladc1/Uplink.png?metric=" in s for s in srcs), srcs
+            for src in srcs:
+                status, ctype, png = get(c, src)
+                assert status == 200 and ctype == "image/png" and png[:4] == b"\x89PNG"
+    asyncio.run(run())
+
+
+def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(central: CentralProc) -> None:
+    post(central, 3, "router2.ladc1", "tx=2500000")         # bytes/s: 20 Mb/s of 100 Mbit/s
+
+    async def run() -> None:
+        async with Browser() as b:
+            page = await b.page(*PHONE, dark=True)
+            await page.goto(central.url + "/weathermap/wan")
+            assert await page.eval("document.documentElement.scrollWidth") <= PHONE[0]
+            boxes = await page.eval("[...document.querySelectorAll('.wm-label rect, .wm-site rect')].map(r => {"
+                                    "const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })")
+            assert len(boxes) == 3 + 2 + 3          # link 1: two halves and latency; link 2: two halves; sites
+            for i, p in enumerate(boxes):
+                assert p[2] <= PHONE[0] + 0.5, f"label {i} runs off the screen"
+                for q in boxes[i + 1:]:
+                    assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1], (p, q)
+            second = await page.eval("document.querySelector('#link-2 .wm-label').textContent")
+            assert second.startswith("20.0 Mb/s 20%"), second
+            assert page.errors() == []
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("links: [{from: ladc1, to: paris, capacity: 1Gbit, out: {host: db1.ladc1, service: Disk, label: x}}]",
+     3, ("'paris' is not a site of this map", "add it under sites:")),
+    ("links: [{from: ladc1, to: ny, capacity: fast, out: {host: db1.ladc1, service: Disk, label: x}}]",
+     3, ("capacity:", "10Gbit")),
+    ("links: [{from: ladc1, to: ny, capacity: 1G, out: {host: db9.ladc1, service: Disk, label: x}}]",
+     3, ("undefined host 'db9.ladc1'", 'did you mean "db1.ladc1"')),
+    ("links: [{from: ladc1, to: ny, capacity: 1G, out: {host: db1.ladc1, service: Disc, label: x}}]",
+     3, ("no service 'Disc'", 'did you mean "Disk"')),
+])
+def test_check_config_names_the_file_and_line_of_a_map_mistake(tmp_path: Path, text: str, line: int,
+                                                                 words: tuple[str, ...]) -> None:
+    objects = {"a.yaml": """\
+        commands: {check_dummy: "$PLUGINDIR$/check_dummy 0"}
+        hosts: [{name: db1.ladc1, address: 10.0.0.1}]
+        services: [{host: db1.ladc1, description: Disk, command: check_dummy}]
+        """, "map.yaml": f"""\
+        weathermaps:
+          - {{name: wan, sites: [{{name: ladc1, x: 10, y: 10}}, {{name: ny, x: 90, y: 10}}],
+             {text}}}
+        """}
+    assert_error(tmp_path, objects, "map.yaml", line, *words)
