@@ -117,8 +117,8 @@ def main() -> int:
         for p in sorted(conf.glob("poller-*.yaml")):
             start("poller", "-c", str(p))
         url = f"http://127.0.0.1:{port}"
-        wait(url + MAP, lambda page: "no result yet" not in page and "band-nodata" not in page, 60, "every link's data")
-        wait(url + MAP, lambda page: "band-red" in page, args.wait_red, "a link to go red")
+        wait(url + MAP, lambda page: "wm-half band-nodata" not in page, 60, "every link's data")
+        wait(url + MAP, lambda page: "wm-half band-red" in page, args.wait_red, "a link to go red")
         asyncio.run(shoot(url, args.out))
     finally:
         for p in procs:

@@ -53,6 +53,7 @@ weathermaps:
         to: ams
         capacity: 100Mbit
         out: {host: router2.ladc1, service: Uplink, label: tx, unit: bytes}
+        in: {host: router2.ladc1, service: Uplink, label: rx, unit: bytes}
 """
 LOW = "out=80000000 in=30000000 rtt=20.4ms"            # 8% and 3% of 1 Gbit/s
 HIGH = "out=950000000 in=30000000 rtt=21ms"            # 95%: past the default red at 90%
@@ -157,22 +158,32 @@ def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
 
 
 def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(central: CentralProc) -> None:
-    post(central, 3, "router2.ladc1", "tx=2500000")         # bytes/s: 20 Mb/s of 100 Mbit/s
+    # tx: bytes/s, 20 Mb/s of 100 Mbit/s; rx: a byte counter, 75 MB in 60 s: 10 Mb/s from the RRD file.
+    post(central, 3, "router2.ladc1", "tx=2500000 rx=1000000c", finished=time.time() - 60)
+    post(central, 4, "router2.ladc1", "tx=2500000 rx=76000000c")
 
     async def run() -> None:
         async with Browser() as b:
             page = await b.page(*PHONE, dark=True)
             await page.goto(central.url + "/weathermap/wan")
             assert await page.eval("document.documentElement.scrollWidth") <= PHONE[0]
-            boxes = await page.eval("[...document.querySelectorAll('.wm-label rect, .wm-site rect')].map(r => {"
+            # The phone's map (shares only, larger) is the one shown; the full one is hidden.
+            assert await page.eval("getComputedStyle(document.querySelector('svg.wm-full')).display") == "none"
+            short = "document.querySelector('svg.wm-short')"
+            boxes = await page.eval(f"[...{short}.querySelectorAll('.wm-label rect, .wm-site rect')].map(r => {{"
                                     "const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })")
             assert len(boxes) == 3 + 2 + 3          # link 1: two halves and latency; link 2: two halves; sites
             for i, p in enumerate(boxes):
                 assert p[2] <= PHONE[0] + 0.5, f"label {i} runs off the screen"
                 for q in boxes[i + 1:]:
                     assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1], (p, q)
-            second = await page.eval("document.querySelector('#link-2 .wm-label').textContent")
-            assert second.startswith("20.0 Mb/s 20%"), second
+            assert all(b[3] - b[1] >= 14 for b in boxes), f"labels too small to read on a phone: {boxes}"
+            link2 = f"{short}.querySelector('[data-link=ny-ams]')"
+            assert await page.eval(f"{link2}.querySelector('.wm-label[data-dir=out]').textContent") == "20%"
+            await page.wait_for(f"{link2}.querySelector('.wm-label[data-dir=in]').textContent == '10%'", 10,
+                                "the counter's rate")
+            cards = await page.eval("document.querySelector('.wm-cards').textContent")
+            assert "20.0 Mb/s" in cards and "10.0 Mb/s" in cards
             assert page.errors() == []
     asyncio.run(run())
 

@@ -20,6 +20,9 @@ from checkd.durations import format_duration
 BANDS = ("nodata", "green", "yellow", "orange", "red")
 SHAFT, HEAD, HEAD_LEN = 9.0, 17.0, 22.0     # half-widths and head length of an arrow, map units
 FONT, SITE_FONT = 15.0, 17.0                # label and site font sizes, map units
+# The phone's map (shown instead under 760 px): only the share and the latency, twice the size,
+# so they read at a third of the canvas' scale; the cards under the map say the rest.
+SHORT_FONT, SHORT_SITE_FONT = 30.0, 28.0
 CHAR = 0.6                                   # a character's width per font size (DejaVu Sans, about)
 LABEL_AT = 0.3                               # labels at 30% and 70% along the link
 
@@ -51,6 +54,7 @@ class Half:
     band: str
     points: str                     # the arrow's polygon
     label: Box
+    short: Box                      # the phone's label: the share alone
     stale: bool
     rate: str                       # "3.2 Gb/s", or "no data"
     pct: str                        # "32%"
@@ -68,6 +72,7 @@ class LinkDrawing:
     url: str
     halves: tuple[Half, ...]
     latency: Box | None
+    latency_short: Box | None
     latency_text: str
     latency_change: str
     latency_graph: str
@@ -105,7 +110,7 @@ def latency_text(ms: float | None) -> str:
 def change_text(pct: float | None) -> str:
     if pct is None:
         return ""
-    return f"{pct:+.0f}% vs last week"
+    return "±0% vs last week" if abs(pct) < 0.5 else f"{pct:+.0f}% vs last week"
 
 
 def _box(x: float, y: float, lines: tuple[str, ...], font: float = FONT) -> Box:
@@ -150,18 +155,25 @@ def draw_link(wm: WeatherMap, link: MapLink, readings: Mapping[MetricRef, Readin
             first += f" (stale {format_duration(r.age)})"
         lines = (first, change) if change else (first,)
         lx, ly = sx + (mx - sx) * 2 * LABEL_AT, sy + (my - sy) * 2 * LABEL_AT
+        short = _box(lx, ly, (pct_text or "–",), SHORT_FONT)
         halves.append(Half(direction, src, dst, band(pct, link.scale), _arrow(sx, sy, mx, my), _box(lx, ly, lines),
-                           r.stale, rate, pct_text, change, r.why, f"{url}#{direction}"))
+                           short, r.stale, rate, pct_text, change, r.why, f"{url}#{direction}"))
     lat = readings.get(link.latency) if link.latency else None
     lat_text = latency_text(lat.value if lat else None)
     lat_box = _box(mx, my, (lat_text,)) if link.latency else None
-    return LinkDrawing(link.name, link.a, link.b, link.capacity_text, url, tuple(halves), lat_box,
+    lat_short = None
+    if link.latency:
+        ms = lat.value if lat else None
+        lat_short = _box(mx, my, ("–" if ms is None else f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms",),
+                         SHORT_FONT * 0.8)
+    return LinkDrawing(link.name, link.a, link.b, link.capacity_text, url, tuple(halves), lat_box, lat_short,
                        lat_text if link.latency else "", change_text(lat.change) if lat else "",
                        f"{url}#latency" if link.latency else "")
 
 
-def site_box(x: float, y: float, label: str) -> Box:
-    return _box(x, y, (label,), SITE_FONT)
+def site_boxes(x: float, y: float, label: str, name: str) -> tuple[Box, Box]:
+    """The site's box on the full map (its label) and on the phone's (its name, larger)."""
+    return _box(x, y, (label,), SITE_FONT), _box(x, y, (name,), SHORT_SITE_FONT)
 
 
 def link_path(map_name: str, link_name: str) -> str:

@@ -19,7 +19,7 @@ from central.graphs.graphs import Graphs
 from central.live import Live
 from central.web.pages import Pages
 from central.web.views import service_url
-from central.weathermap.drawing import BANDS, draw_link, link_path, site_box
+from central.weathermap.drawing import BANDS, draw_link, link_path, site_boxes
 from central.weathermap.values import MapValues
 from checkd.config.weathermaps import MetricRef, WeatherMap
 
@@ -54,10 +54,10 @@ class WeathermapPages:
         if wm is None:
             return self.pages.not_found(request, f"no weather map {request.match_info['map']!r}")
         now = time.time()
-        readings = await self.values.read(wm, dict(self.live.objs.services), now)
+        readings = await self.values.read(wm, self.live.objs.services, now)
         links = [draw_link(wm, link, readings, link_path(wm.name, link.name)) for link in wm.links]
         checkd_sites = {h.site for h in self.live.objs.hosts.values()}
-        sites = [{"name": s.name, "box": site_box(s.x, s.y, s.label),
+        sites = [{"name": s.name, "boxes": site_boxes(s.x, s.y, s.label, s.name),
                   "url": "/?" + urlencode({"site": s.name}) if s.name in checkd_sites else ""}
                  for s in wm.sites.values()]
         ctx = self.pages.context(request, now)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 from central.graphs.graphs import Graphs
 from central.graphs.render import RenderError, average
@@ -65,7 +66,7 @@ class MapValues:
         self.store, self.graphs = store, graphs
         self._cache: dict[tuple[str, str, int, int], float | None] = {}
 
-    async def read(self, wm: WeatherMap, services: dict[tuple[str, str], Service],
+    async def read(self, wm: WeatherMap, services: Mapping[tuple[str, str], Service],
                    now: float) -> dict[MetricRef, Reading]:
         refs = list(dict.fromkeys(r for link in wm.links for r in (link.out, link.in_, link.latency) if r))
         jobs: list[_Job] = []
