@@ -13,7 +13,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -158,9 +157,11 @@ def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
 
 
 def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(central: CentralProc) -> None:
-    # tx: bytes/s, 20 Mb/s of 100 Mbit/s; rx: a byte counter, 75 MB in 60 s: 10 Mb/s from the RRD file.
-    post(central, 3, "router2.ladc1", "tx=2500000 rx=1000000c", finished=time.time() - 60)
-    post(central, 4, "router2.ladc1", "tx=2500000 rx=76000000c")
+    # tx: bytes/s, 20 Mb/s of 100 Mbit/s; rx: a byte counter, 75 MB a minute: 10 Mb/s from the RRD file.
+    # Three results a minute apart: at least one RRD step lies wholly between two of them.
+    now = time.time()
+    for i in range(3):
+        post(central, 3 + i, "router2.ladc1", f"tx=2500000 rx={1000000 + i * 75000000}c", finished=now - 120 + 60 * i)
 
     async def run() -> None:
         async with Browser() as b:
