@@ -29,9 +29,11 @@ commands:
 hosts:
   - {name: router1.ladc1, address: 127.0.0.1, site: ladc1}
   - {name: router2.ladc1, address: 127.0.0.1, site: ladc1}
+  - {name: router3.ladc1, address: 127.0.0.1, site: ladc1}
 services:
   - {host: router1.ladc1, description: Uplink, command: "check_dummy!0!ok", interval: 60s}
   - {host: router2.ladc1, description: Uplink, command: "check_dummy!0!ok", interval: 60s}
+  - {host: router3.ladc1, description: Uplink, command: "check_dummy!0!ok", interval: 60s}
 weathermaps:
   - name: wan
     title: WAN
@@ -53,6 +55,10 @@ weathermaps:
         capacity: 100Mbit
         out: {host: router2.ladc1, service: Uplink, label: tx, unit: bytes}
         in: {host: router2.ladc1, service: Uplink, label: rx, unit: bytes}
+      - from: ladc1
+        to: ams
+        capacity: 1G
+        out: {host: router3.ladc1, service: Uplink, label: out}
 """
 LOW = "out=80000000 in=30000000 rtt=20.4ms"            # 8% and 3% of 1 Gbit/s
 HIGH = "out=950000000 in=30000000 rtt=21ms"            # 95%: past the default red at 90%
@@ -112,6 +118,7 @@ def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
         central: CentralProc, tmp_path: Path) -> None:
     c = central
     post(c, 1, "router1.ladc1", LOW)
+    post(c, 2, "router3.ladc1", "out=100000000", finished=time.time() - 600)    # 10 minutes old: stale
 
     async def run() -> None:
         async with Browser() as b:
@@ -130,9 +137,15 @@ def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
             assert "band-nodata" in await page.eval("document.querySelector('#link-2 .wm-half').getAttribute('class')")
             cards = await page.eval("document.querySelector('.wm-cards').textContent")
             assert "no result yet" in cards
+            # A value three intervals old is drawn faded and says how old; its colour is still its own.
+            stale = "document.querySelector('#link-3 .wm-half[data-dir=out]').getAttribute('class')"
+            assert await page.eval(stale) == "wm-half band-green stale"
+            assert "100 Mb/s 10% (stale 10m)" in await page.eval(
+                "document.querySelector('#link-3 .wm-label').textContent")
+            assert "STALE" in cards.upper()
 
             await page.eval("window.__same_page = 1")
-            post(c, 2, "router1.ladc1", HIGH)
+            post(c, 3, "router1.ladc1", HIGH)
             await page.wait_for(f"{half}.getAttribute('class').includes('band-red')", 10, "the half to turn red")
             assert await page.eval("window.__same_page") == 1, "updated in place, not reloaded"
             r, g, bl = await pixel_at(page, OUT_HALF, tmp_path / "high.png")
@@ -161,7 +174,7 @@ def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(
     # Three results a minute apart: at least one RRD step lies wholly between two of them.
     now = time.time()
     for i in range(3):
-        post(central, 3 + i, "router2.ladc1", f"tx=2500000 rx={1000000 + i * 75000000}c", finished=now - 120 + 60 * i)
+        post(central, 4 + i, "router2.ladc1", f"tx=2500000 rx={1000000 + i * 75000000}c", finished=now - 120 + 60 * i)
 
     async def run() -> None:
         async with Browser() as b:
@@ -173,7 +186,7 @@ def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(
             short = "document.querySelector('svg.wm-short')"
             boxes = await page.eval(f"[...{short}.querySelectorAll('.wm-label rect, .wm-site rect')].map(r => {{"
                                     "const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })")
-            assert len(boxes) == 3 + 2 + 3          # link 1: two halves and latency; link 2: two halves; sites
+            assert len(boxes) == 3 + 2 + 2 + 3      # link 1: two halves and latency; links 2, 3: two halves; sites
             for i, p in enumerate(boxes):
                 assert p[2] <= PHONE[0] + 0.5, f"label {i} runs off the screen"
                 for q in boxes[i + 1:]:
