@@ -20,7 +20,7 @@ from tests.browser import Browser, Page
 from tests.central_proc import CentralProc, result
 from tests.helpers import missing
 from tests.png import decode
-from tests.test_config import assert_error
+from tests.test_config import REPO, assert_error, check_config
 
 WEEK = 604800
 OBJECTS = """\
@@ -211,16 +211,26 @@ def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(
      3, ("undefined host 'db9.ladc1'", 'did you mean "db1.ladc1"')),
     ("links: [{from: ladc1, to: ny, capacity: 1G, out: {host: db1.ladc1, service: Disc, label: x}}]",
      3, ("no service 'Disc'", 'did you mean "Disk"')),
+    ("links: [{from: ladc1, to: ny, capacity: 1G, out: {host: db1.ladc1, service: Quiet, label: x}}]",
+     3, ("graph: false", "remove graph: false")),
+    ("links: [{from: ladc1, to: ny, capacity: 1G, out: {host: db1.ladc1, service: Disk, label: x, unit: octets}}]",
+     3, ("unit: one of bits", "bytes")),
 ])
 def test_check_config_names_the_file_and_line_of_a_map_mistake(tmp_path: Path, text: str, line: int,
                                                                  words: tuple[str, ...]) -> None:
     objects = {"a.yaml": """\
         commands: {check_dummy: "$PLUGINDIR$/check_dummy 0"}
         hosts: [{name: db1.ladc1, address: 10.0.0.1}]
-        services: [{host: db1.ladc1, description: Disk, command: check_dummy}]
+        services: [{host: db1.ladc1, description: Disk, command: check_dummy},
+                   {host: db1.ladc1, description: Quiet, command: check_dummy, graph: false}]
         """, "map.yaml": f"""\
         weathermaps:
           - {{name: wan, sites: [{{name: ladc1, x: 10, y: 10}}, {{name: ny, x: 90, y: 10}}],
              {text}}}
         """}
     assert_error(tmp_path, objects, "map.yaml", line, *words)
+
+
+def test_check_config_accepts_the_demo_map_and_counts_it() -> None:
+    done = check_config(REPO / "conf.d" / "central.yaml")
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("1 weather map(s)"), done.stdout + done.stderr
