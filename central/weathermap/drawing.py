@@ -16,8 +16,6 @@ from central.weathermap.values import Reading
 from checkd.config.weathermaps import MapLink, MetricRef, WeatherMap
 from checkd.durations import format_duration
 
-# Bands from no data through green, yellow and orange to red at or above `red` percent.
-BANDS = ("nodata", "green", "yellow", "orange", "red")
 SHAFT, HEAD, HEAD_LEN = 9.0, 17.0, 22.0     # half-widths and head length of an arrow, map units
 FONT, SITE_FONT = 15.0, 17.0                # label and site font sizes, map units
 # The phone's map (shown instead under 760 px): only the share and the latency, twice the size,
@@ -79,6 +77,7 @@ class LinkDrawing:
 
 
 def band(pct: float | None, scale: tuple[float, float, float]) -> str:
+    """nodata, then green, yellow and orange up to the scale's edges, red at or above its last."""
     if pct is None:
         return "nodata"
     if pct >= scale[2]:

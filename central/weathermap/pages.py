@@ -19,7 +19,7 @@ from central.graphs.graphs import Graphs
 from central.live import Live
 from central.web.pages import Pages
 from central.web.views import service_url
-from central.weathermap.drawing import BANDS, draw_link, link_path, site_boxes
+from central.weathermap.drawing import draw_link, link_path, site_boxes
 from central.weathermap.values import MapValues
 from checkd.config.weathermaps import MetricRef, WeatherMap
 
@@ -30,11 +30,20 @@ class WeathermapPages:
     def __init__(self, live: Live, pages: Pages, graphs: Graphs | None):
         self.live, self.pages, self.graphs = live, pages, graphs
         self.values = MapValues(pages.store, graphs)
+        self._sites: tuple[object, set[str]] = (None, set())
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/weathermap", self.index)
         app.router.add_get("/weathermap/{map}", self.map)
         app.router.add_get("/weathermap/{map}/link/{link}", self.link)
+
+    def _checkd_sites(self) -> set[str]:
+        """The sites of the configured hosts (a map's site by that name links to its overview),
+        worked out once per configuration."""
+        objs = self.live.objs
+        if self._sites[0] is not objs:
+            self._sites = (objs, {h.site for h in objs.hosts.values()})
+        return self._sites[1]
 
     def _map(self, request: web.Request) -> WeatherMap | None:
         return self.live.objs.weathermaps.get(request.match_info["map"])
@@ -56,14 +65,14 @@ class WeathermapPages:
         now = time.time()
         readings = await self.values.read(wm, self.live.objs.services, now)
         links = [draw_link(wm, link, readings, link_path(wm.name, link.name)) for link in wm.links]
-        checkd_sites = {h.site for h in self.live.objs.hosts.values()}
+        checkd_sites = self._checkd_sites()
         sites = [{"name": s.name, "boxes": site_boxes(s.x, s.y, s.label, s.name),
                   "url": "/?" + urlencode({"site": s.name}) if s.name in checkd_sites else ""}
                  for s in wm.sites.values()]
         ctx = self.pages.context(request, now)
-        ctx.update(wm=wm, links=links, sites=sites, bands=BANDS, legend=legend(wm.scale),
+        ctx.update(wm=wm, links=links, sites=sites, legend=legend(wm.scale),
                    map_title=f"{wm.title} · {self.pages.title}")
-        # Ages and stale marks change each second; what is shown changes with the values.
+        # What is drawn is the digest: values, bands, and a stale value's age (in minutes).
         shown = repr((links, sites))
         return self.pages._live(request, shown, ctx, "weathermap.html.j2", "_weathermap_region.html.j2")
 
