@@ -59,11 +59,16 @@ weathermaps:
         to: ams
         capacity: 1G
         out: {host: router3.ladc1, service: Uplink, label: out}
+      - from: ny
+        to: ladc1
+        name: backup
+        capacity: 100Mbit
+        out: {host: router3.ladc1, service: Uplink, label: back}
 """
 LOW = "out=80000000 in=30000000 rtt=20.4ms"            # 8% and 3% of 1 Gbit/s
 HIGH = "out=950000000 in=30000000 rtt=21ms"            # 95%: past the default red at 90%
 DESKTOP, PHONE = (1600, 900, 1.0, False), (390, 844, 1.0, True)
-OUT_HALF = (200, 300)       # a point of the ladc1 -> ny half, clear of labels and site boxes
+OUT_HALF = "#link-1 .wm-half[data-dir=out]"
 
 
 def backfill_week_ago(rrd_dir: Path, now: float) -> None:
@@ -99,14 +104,30 @@ def post(c: CentralProc, seq: int, host: str, perfdata: str, finished: float | N
     assert status == 200, body
 
 
-async def pixel_at(page: Page, point: tuple[int, int], shot: Path) -> tuple[int, int, int]:
-    """The screenshot's colour at a point of the map's own coordinates."""
-    x, y = await page.eval(f"""(() => {{ const svg = document.querySelector('svg.wm-map');
-        const p = svg.createSVGPoint(); p.x = {point[0]}; p.y = {point[1]};
-        const q = p.matrixTransform(svg.getScreenCTM()); return [Math.round(q.x), Math.round(q.y)]; }})()""")
+async def pixel_at(page: Page, half: str, shot: Path) -> tuple[int, int, int]:
+    """The screenshot's colour a quarter of the way from a half-link's site to its tip:
+    on the arrow, clear of the labels and the site's box."""
+    x, y = await page.eval(f"""(() => {{ const el = document.querySelector({half!r});
+        const pts = el.getAttribute('points').split(' ').map(p => p.split(',').map(Number));
+        const ax = (pts[0][0] + pts[6][0]) / 2, ay = (pts[0][1] + pts[6][1]) / 2;
+        const p = el.ownerSVGElement.createSVGPoint();
+        p.x = ax + (pts[3][0] - ax) / 4; p.y = ay + (pts[3][1] - ay) / 4;
+        const q = p.matrixTransform(el.getScreenCTM()); return [Math.round(q.x), Math.round(q.y)]; }})()""")
     await page.screenshot(shot)
     _, _, rows = decode(shot.read_bytes())
     return rows[y][x]
+
+
+async def apart(page: Page, svg: str, width: int) -> list[list[float]]:
+    """The label and site boxes of a map, on screen: every one of them, none over another."""
+    boxes = await page.eval(f"[...document.querySelector({svg!r}).querySelectorAll('.wm-label rect, .wm-site rect')]"
+                            ".map(r => { const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })")
+    assert len(boxes) == 3 + 2 + 2 + 2 + 3      # link 1: two halves and latency; links 2-4: two halves; sites
+    for i, p in enumerate(boxes):
+        assert 0 <= p[0] and p[2] <= width + 0.5, f"box {i} runs off the screen: {p}"
+        for q in boxes[i + 1:]:
+            assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1], f"boxes overlap: {p} {q}"
+    return boxes
 
 
 def get(c: CentralProc, path: str) -> tuple[int, str, bytes]:
@@ -134,9 +155,11 @@ def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
             assert labels[1].startswith("30.0 Mb/s 3%"), labels
             assert "20.4 ms" in labels[2], "latency at the link's middle"
             # The second link has no result: grey, and the card says why.
+            await apart(page, "svg.wm-full", DESKTOP[0])
             assert "band-nodata" in await page.eval("document.querySelector('#link-2 .wm-half').getAttribute('class')")
             cards = await page.eval("document.querySelector('.wm-cards').textContent")
             assert "no result yet" in cards
+            assert "no 'back' in its perfdata (it has 'out')" in cards
             # A value three intervals old is drawn faded and says how old; its colour is still its own.
             stale = "document.querySelector('#link-3 .wm-half[data-dir=out]').getAttribute('class')"
             assert await page.eval(stale) == "wm-half band-green stale"
@@ -184,13 +207,7 @@ def test_on_a_phone_labels_do_not_cover_each_other_and_nothing_scrolls_sideways(
             # The phone's map (shares only, larger) is the one shown; the full one is hidden.
             assert await page.eval("getComputedStyle(document.querySelector('svg.wm-full')).display") == "none"
             short = "document.querySelector('svg.wm-short')"
-            boxes = await page.eval(f"[...{short}.querySelectorAll('.wm-label rect, .wm-site rect')].map(r => {{"
-                                    "const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })")
-            assert len(boxes) == 3 + 2 + 2 + 3      # link 1: two halves and latency; links 2, 3: two halves; sites
-            for i, p in enumerate(boxes):
-                assert p[2] <= PHONE[0] + 0.5, f"label {i} runs off the screen"
-                for q in boxes[i + 1:]:
-                    assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1], (p, q)
+            boxes = await apart(page, "svg.wm-short", PHONE[0])
             assert all(b[3] - b[1] >= 14 for b in boxes), f"labels too small to read on a phone: {boxes}"
             link2 = f"{short}.querySelector('[data-link=ny-ams]')"
             assert await page.eval(f"{link2}.querySelector('.wm-label[data-dir=out]').textContent") == "20%"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from central.weathermap.values import Reading
@@ -23,6 +23,7 @@ FONT, SITE_FONT = 15.0, 17.0                # label and site font sizes, map uni
 SHORT_FONT, SHORT_SITE_FONT = 30.0, 28.0
 CHAR = 0.6                                   # a character's width per font size (DejaVu Sans, about)
 LABEL_AT = 0.3                               # labels at 30% and 70% along the link
+PARALLEL_GAP = 64.0                          # between links joining the same two sites: a phone label's height and more
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,13 +138,38 @@ def _arrow(x0: float, y0: float, x1: float, y1: float) -> str:
     return " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
 
 
-def draw_link(wm: WeatherMap, link: MapLink, readings: Mapping[MetricRef, Reading], url: str) -> LinkDrawing:
-    """`url`: the link's page (its graphs); each half and the latency link to their part of it."""
+def parallel_offsets(links: Sequence[MapLink]) -> list[float]:
+    """How far each link is moved sideways: links between the same two sites side by side,
+    PARALLEL_GAP apart and centred on the line between them; a link alone stays on it."""
+    pairs: dict[frozenset[str], list[int]] = {}
+    for i, link in enumerate(links):
+        pairs.setdefault(frozenset((link.a, link.b)), []).append(i)
+    out = [0.0] * len(links)
+    for members in pairs.values():
+        for k, i in enumerate(members):
+            out[i] = (k - (len(members) - 1) / 2) * PARALLEL_GAP
+    return out
+
+
+def _ends(wm: WeatherMap, link: MapLink, offset: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The link's two ends, moved `offset` along the normal of the pair's line (the same normal
+    whichever way round a link names its sites, so parallel links never cross)."""
     a, b = wm.sites[link.a], wm.sites[link.b]
-    mx, my = (a.x + b.x) / 2, (a.y + b.y) / 2
+    p, q = sorted(((a.x, a.y, a.name), (b.x, b.y, b.name)), key=lambda s: s[2])
+    length = math.hypot(q[0] - p[0], q[1] - p[1]) or 1.0
+    nx, ny = -(q[1] - p[1]) / length * offset, (q[0] - p[0]) / length * offset
+    return (a.x + nx, a.y + ny), (b.x + nx, b.y + ny)
+
+
+def draw_link(wm: WeatherMap, link: MapLink, readings: Mapping[MetricRef, Reading], url: str,
+              offset: float = 0.0) -> LinkDrawing:
+    """`url`: the link's page (its graphs); each half and the latency link to their part of it.
+    `offset`: sideways, for links between the same two sites (parallel_offsets)."""
+    (ax, ay), (bx, by) = _ends(wm, link, offset)
+    mx, my = (ax + bx) / 2, (ay + by) / 2
     halves = []
-    for direction, ref, (sx, sy), src, dst in (("out", link.out, (a.x, a.y), link.a, link.b),
-                                               ("in", link.in_, (b.x, b.y), link.b, link.a)):
+    for direction, ref, (sx, sy), src, dst in (("out", link.out, (ax, ay), link.a, link.b),
+                                               ("in", link.in_, (bx, by), link.b, link.a)):
         r = readings.get(ref, Reading(why="not configured")) if ref else Reading(why="not configured")
         pct = None if r.value is None else 100.0 * r.value / link.capacity
         rate = rate_text(r.value)

@@ -19,7 +19,7 @@ from central.graphs.graphs import Graphs
 from central.live import Live
 from central.web.pages import Pages
 from central.web.views import service_url
-from central.weathermap.drawing import draw_link, link_path, site_boxes
+from central.weathermap.drawing import draw_link, link_path, parallel_offsets, site_boxes
 from central.weathermap.values import MapValues
 from checkd.config.weathermaps import MetricRef, WeatherMap
 
@@ -64,7 +64,8 @@ class WeathermapPages:
             return self.pages.not_found(request, f"no weather map {request.match_info['map']!r}")
         now = time.time()
         readings = await self.values.read(wm, self.live.objs.services, now)
-        links = [draw_link(wm, link, readings, link_path(wm.name, link.name)) for link in wm.links]
+        links = [draw_link(wm, link, readings, link_path(wm.name, link.name), offset)
+                 for link, offset in zip(wm.links, parallel_offsets(wm.links))]
         checkd_sites = self._checkd_sites()
         sites = [{"name": s.name, "boxes": site_boxes(s.x, s.y, s.label, s.name),
                   "url": "/?" + urlencode({"site": s.name}) if s.name in checkd_sites else ""}
