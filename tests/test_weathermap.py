@@ -179,6 +179,9 @@ def test_link_turns_red_past_its_threshold_on_a_live_page_and_opens_its_graphs(
                 "each direction has its own colour"
             assert page.errors() == []
 
+            # Drawn by central: the page as fetched, without any script, has the map in its colours.
+            status, _, body = get(c, "/weathermap/wan")
+            assert status == 200 and b'<polygon class="wm-half band-red" data-dir="out"' in body
             href = await page.eval("document.querySelector('#link-1').getAttribute('href')")
             status, _, body = get(c, href)
             assert status == 200 and b"ladc1 \xe2\x87\x84 ny" in body
