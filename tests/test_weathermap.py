@@ -9,6 +9,8 @@ FILE:LINE for a map's mistakes.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from checkd import perfdata
 from tests.browser import Browser, Page
 from tests.central_proc import CentralProc, result
 from tests.helpers import missing
@@ -254,3 +257,13 @@ def test_check_config_names_the_file_and_line_of_a_map_mistake(tmp_path: Path, t
 def test_check_config_accepts_the_demo_map_and_counts_it() -> None:
     done = check_config(REPO / "conf.d" / "central.yaml")
     assert done.returncode == 0 and done.stdout.rstrip().endswith("1 weather map(s)"), done.stdout + done.stderr
+
+
+def test_the_demo_link_plugin_reports_traffic_and_latency_and_warns_past_its_threshold() -> None:
+    run = subprocess.run([sys.executable, str(REPO / "plugins" / "check_demo_link.py"), "-C", "1G", "--load", "0.8",
+                          "--swing", "0", "--rtt", "40", "-w", "50", "-c", "200"], capture_output=True, text=True, timeout=30,
+                         env={"PYTHONPATH": str(REPO)})
+    assert run.returncode == 1 and run.stdout.startswith("LINK WARNING - "), run.stdout + run.stderr
+    metrics = {m.label: m for m in perfdata.parse(run.stdout.split("|", 1)[1])[0]}
+    assert 0.6e9 <= metrics["out"].value <= 1.05e9 and metrics["out"].max == 1e9     # 80% +-15% over two weeks
+    assert metrics["rtt"].uom == "ms" and 40 <= metrics["rtt"].value <= 46
