@@ -38,6 +38,7 @@ from central.store_choice import database
 from central.takeover import Takeover
 from central.web.forms import Forms
 from central.web.pages import Pages
+from central.weathermap.pages import WeathermapPages
 from central.weekly_report import WeeklyReports
 from central.write_api import WriteApi
 from checkd import metrics
@@ -138,6 +139,7 @@ class Central:
         pages = Pages(self.live, read, graphing=self.graphs is not None)    # the NOC page (docs/web.md)
         pages.add_routes(app)
         Forms(self.live, self.operations, pages).add_routes(app)
+        WeathermapPages(self.live, pages, self.graphs).add_routes(app)     # docs/weathermap.md
         GraphsApi(self.graphs).add_routes(app)
         return app
 

@@ -237,8 +237,9 @@ def check_config(args: argparse.Namespace) -> int:
         from checkd.failover_timing import warnings
         for warning in warnings(node, objs):
             print(warning, file=sys.stderr)
+    maps = f", {len(objs.weathermaps)} weather map(s)" if objs.weathermaps else ""
     print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "
-          f"{len(objs.commands)} commands, {len(objs.contacts)} contacts")
+          f"{len(objs.commands)} commands, {len(objs.contacts)} contacts{maps}")
     return 0
 
 

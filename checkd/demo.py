@@ -52,12 +52,13 @@ def main(args: argparse.Namespace) -> int:
         print_results(asyncio.run(run_all(objs, node, select(objs, node, [], False))))
     if args.once:
         return 0
-    central_node, _ = load_node(central_file)
+    central_node, central_objs = load_node(central_file)
     url = f"http://{central_node.listen[0]}:{central_node.listen[1]}"
     procs = [start(["central", "-c", str(central_file)])]
     time.sleep(1.0)
     procs += [start(["poller", "-c", str(p)]) for p in pollers]
-    print(f"\n== central on {url} (NOC page: {url}/), {len(pollers)} pollers; Ctrl-C stops them", flush=True)
+    maps = f", weather map: {url}/weathermap" if central_objs.weathermaps else ""
+    print(f"\n== central on {url} (NOC page: {url}/{maps}), {len(pollers)} pollers; Ctrl-C stops them", flush=True)
     stopping = False
 
     def stop(*_: object) -> None:

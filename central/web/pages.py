@@ -73,7 +73,8 @@ class Pages:
         self.env.filters.update(dur=lambda s: format_duration(max(0.0, s)), clock=clock, iso=iso,
                                 cls=_state_class, q=lambda s: quote(s, safe=""))
         self.env.globals.update(static=self.static_url, host_url=views.host_url, check_url=views.check_url,
-                                title_text=self.title_text, messages=DONE)
+                                title_text=self.title_text, messages=DONE,
+                                weathermaps=lambda: bool(live.objs.weathermaps))
         self._versions: dict[str, str] = {}
         self.rows = Rows()
 

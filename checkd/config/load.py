@@ -22,6 +22,7 @@ from checkd.config.references import check_references
 from checkd.config.reports import report_problems
 from checkd.config.sites import domain_index
 from checkd.config.submitters import scope_problems
+from checkd.config.weathermaps import read_weathermaps
 from checkd.config.yamlsource import Node, load_yaml
 
 # Our own Python plugins: next to the package in a checkout, /usr/lib/checkd in the .deb.
@@ -195,8 +196,10 @@ def load_objects(directory: Path | str, plugin_dirs: Sequence[Path] = (),
         for node in o.section_items(doc, "downtimes", problems):
             if rd := recurring.read(node, objs, problems):
                 _add(downtimes, rd.name, rd, "downtime", problems)
+    weathermaps = read_weathermaps(docs, objs, problems)
     problems.raise_if_any()
-    return dataclasses.replace(objs, downtimes=downtimes) if downtimes else objs
+    return dataclasses.replace(objs, downtimes=downtimes, weathermaps=weathermaps) if downtimes or weathermaps \
+        else objs
 
 
 def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:

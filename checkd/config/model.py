@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from checkd.config.scope import CheckScope
+    from checkd.config.weathermaps import WeatherMap
 
 from checkd.result import CheckKey
 
@@ -265,6 +266,7 @@ class Objects:
     directory: str = ""
     downtimes: Mapping[str, RecurringDowntime] = dataclasses.field(default_factory=dict)
     dependencies: Mapping[CheckKey, tuple[Dependency, ...]] = dataclasses.field(default_factory=dict)  # by dependent
+    weathermaps: Mapping[str, WeatherMap] = dataclasses.field(default_factory=dict)   # central draws them
 
     def services_of_site(self, site: str) -> list[Service]:
         return [s for s in self.services.values() if self.hosts[s.host].site == site]

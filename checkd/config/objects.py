@@ -25,7 +25,7 @@ from checkd.config.templates import index_templates, resolve
 from checkd.config.yamlsource import Node, Seq
 
 SECTIONS = ("hosts", "services", "commands", "contacts", "contact_groups", "hostgroups",
-            "templates", "timeperiods", "sites", "macros", "downtimes", "dependencies")
+            "templates", "timeperiods", "sites", "macros", "downtimes", "dependencies", "weathermaps")
 
 SCHEDULE_KEYS: dict[str, f.Converter] = {
     "interval": f.positive_duration, "retry_interval": f.positive_duration,
