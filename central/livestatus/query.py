@@ -28,7 +28,7 @@ def table_of(q: Query) -> Table:
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
+class QueryPlan:
     """A GET checked and compiled (on the event loop, before any copy is taken)."""
 
     query: Query
@@ -39,7 +39,7 @@ class Plan:
     hosts: set[str] | None              # the filters name these hosts only (None: any)
 
 
-def plan(q: Query) -> Plan:
+def plan(q: Query) -> QueryPlan:
     """LqlError for an unknown table or column, a bad filter, operator, value or stat."""
     table = table_of(q)
     columns = [column_of(table.columns, name, table.name) for name in q.columns]
@@ -48,10 +48,10 @@ def plan(q: Query) -> Plan:
     test = one_test(q.filters, table.columns, table.name)
     stats = compile_stats(q.stats, table.columns, table.name)
     hosts = host_hint(q.filters, table.by_host) if table.by_host else None
-    return Plan(q, table, columns, test, stats, hosts)
+    return QueryPlan(q, table, columns, test, stats, hosts)
 
 
-def run(p: Plan, snap: Snapshot) -> list[list[Any]]:
+def run(p: QueryPlan, snap: Snapshot) -> list[list[Any]]:
     """The answer's rows, the column headers first when asked for."""
     q, columns, stats = p.query, p.columns, p.stats
     rows: Any = p.table.rows(snap, q.auth_user) if p.hosts is None else p.table.rows(snap, q.auth_user, p.hosts)
