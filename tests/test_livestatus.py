@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -292,6 +293,20 @@ def test_tcp_serves_the_allowlist_and_refuses_others(site: LiveSite) -> None:
     assert refused == b"403 livestatus: 127.0.0.1 is not allowed to connect\n"
     assert "refused TCP connection from 127.0.0.1 (not in livestatus: tcp: allow)" in site.c.log.read_text()
     assert oct(site.socket.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_reload_that_changes_livestatus_is_refused_and_the_socket_stays(site: LiveSite) -> None:
+    node = site.c.config
+    before = node.read_text()
+    try:
+        node.write_text(before.replace('mode: "0600"', 'mode: "0666"'))
+        assert site.c.proc is not None
+        os.kill(site.c.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "livestatus changed, which needs a restart" in site.c.log.read_text(), 10, "the refusal")
+    finally:
+        node.write_text(before)
+    assert oct(site.socket.stat().st_mode & 0o777) == "0o600"
+    assert site.ask("GET hosts\nColumns: name\nLimit: 1\n\n") == b"db1.ladc1\n"
 
 
 def history(site: LiveSite, host: str, service: str) -> list[tuple[str, str, str]]:
