@@ -1,0 +1,200 @@
+"""The Livestatus listeners: a unix socket (its mode and group are the access control,
+as with Nagios) and optionally TCP, where only allowlisted addresses are served.
+
+One connection: read a request up to its empty line (or EOF), answer it, close,
+or with `KeepAlive: on` wait for the next. A client silent for `timeout` mid-request,
+or one sending more than `max_request` bytes, gets an error line and is dropped;
+a bad request gets a clear error line (with fixed16 its status code), never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import stat
+import time
+from typing import TYPE_CHECKING
+
+from central.livestatus import commands, output
+from central.livestatus.lql import CommandLine, LqlError, Query, parse
+from central.livestatus.query import log_terms, run, table_of
+from central.livestatus.snapshot import LogRow, Snapshot
+from central.livestatus.tables import comment_row
+from checkd.config.livestatus import LivestatusConfig
+
+if TYPE_CHECKING:
+    from central.live import Live
+    from central.operations import Operations
+    from checkd.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+COMMENTS = "SELECT id, host, service, ts, author, text FROM comments ORDER BY id"
+LOG = ("SELECT h.ts, h.kind, h.status, h.output, h.author, e.host, e.service, h.event_id "
+       "FROM event_history h JOIN events e ON h.event_id = e.id{where} ORDER BY h.ts DESC{limit}")
+MAX_LINE = 64 * 1024
+CHECK_TABLES = ("hosts", "services", "downtimes", "log")       # with a comments column (or host_comments)
+
+
+class Livestatus:
+    def __init__(self, conf: LivestatusConfig, live: Live, engine: Engine, operations: Operations):
+        self.conf, self.live, self.engine, self.operations = conf, live, engine, operations
+        self.started = time.time()
+        self.counters = {"connections": 0, "requests": 0}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        c = self.conf
+        if c.socket is not None:
+            if c.socket.exists() and stat.S_ISSOCK(c.socket.stat().st_mode):
+                c.socket.unlink()       # left by a central that did not stop cleanly
+            server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, "unix socket"), str(c.socket),
+                                                     limit=MAX_LINE)
+            os.chmod(c.socket, c.mode)
+            if c.group is not None:
+                shutil.chown(c.socket, group=c.group)
+            self._servers.append(server)
+            log.info("livestatus: unix socket %s (mode %04o%s)", c.socket, c.mode,
+                     f", group {c.group}" if c.group else "")
+        if c.listen is not None:
+            server = await asyncio.start_server(self._tcp, c.listen[0], c.listen[1], limit=MAX_LINE)
+            self._servers.append(server)
+            log.info("livestatus: TCP %s:%d for %s", c.listen[0], self.tcp_port or c.listen[1],
+                     ", ".join(map(str, c.allow)))
+
+    @property
+    def tcp_port(self) -> int | None:
+        for s in self._servers:
+            for sock in s.sockets:
+                if sock.family != socket.AF_UNIX:
+                    return int(sock.getsockname()[1])
+        return None
+
+    async def stop(self) -> None:
+        for s in self._servers:
+            s.close()
+        for task in list(self._clients):
+            task.cancel()
+        await asyncio.gather(*self._clients, return_exceptions=True)
+        for s in self._servers:
+            await s.wait_closed()
+        self._servers = []
+        if self.conf.socket is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.conf.socket.unlink()
+
+    async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        addr = ipaddress.ip_address(peer[0]) if peer else None
+        if addr is None or not any(addr in net for net in self.conf.allow):
+            log.warning("livestatus: refused TCP connection from %s (not in livestatus: tcp: allow)",
+                        peer[0] if peer else "?")
+            writer.write(f"403 livestatus: {peer[0] if peer else '?'} is not allowed to connect\n".encode())
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        await self._serve(reader, writer, f"{peer[0]}:{peer[1]}")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        self.counters["connections"] += 1
+        try:
+            while await self._one(reader, writer, peer):
+                pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """One request and its answer; whether to wait for another on this connection."""
+        try:
+            lines = await self._read(reader)
+        except LqlError as e:
+            log.warning("livestatus: %s from %s", e, peer)
+            writer.write(output.answer(e.code, f"{e}\n".encode(), True))
+            await writer.drain()
+            return False
+        if lines is None:
+            return False                # the client closed the connection
+        self.counters["requests"] += 1
+        fixed16, keepalive = False, False
+        try:
+            req = parse(lines)
+            fixed16, keepalive = req.fixed16, req.keepalive
+            if isinstance(req, CommandLine):
+                await commands.run(self.operations, req, peer)
+                if fixed16:
+                    writer.write(output.fixed16(200, 0))
+            else:
+                writer.write(output.answer(200, await self.answer(req), fixed16))
+        except LqlError as e:
+            log.info("livestatus: refused from %s: %s (%s)", peer, e, lines[0][:200])
+            writer.write(output.answer(e.code, f"{e}\n".encode(), fixed16))
+        except Exception:
+            log.exception("livestatus: failed to answer %r from %s", lines[0][:200], peer)
+            writer.write(output.answer(500, b"internal error answering this request: see central's log\n", fixed16))
+            keepalive = False
+        await writer.drain()
+        return keepalive
+
+    async def _read(self, reader: asyncio.StreamReader) -> list[str] | None:
+        """The lines of one request, up to its empty line or EOF; None at EOF before any."""
+        lines: list[str] = []
+        size = 0
+        while True:
+            try:
+                raw = await asyncio.wait_for(reader.readline(), self.conf.timeout)
+            except asyncio.TimeoutError:
+                raise LqlError(451, f"incomplete request: nothing for {self.conf.timeout:g}s; a request ends with "
+                                    "an empty line") from None
+            except (ValueError, asyncio.LimitOverrunError):
+                raise LqlError(413, f"request line longer than {MAX_LINE} bytes") from None
+            size += len(raw)
+            if size > self.conf.max_request:
+                raise LqlError(413, f"request larger than {self.conf.max_request} bytes")
+            if not raw:
+                return lines or None
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line:
+                if lines:
+                    return lines
+                continue                # blank lines between keep-alive requests
+            lines.append(line)
+
+    async def answer(self, q: Query) -> bytes:
+        """The body of a GET's answer, from one snapshot of central's state."""
+        table = table_of(q)
+        comments, rows = None, None
+        db = self.engine.db
+        comments_too = table.reads == "comments" or table.name in CHECK_TABLES and _wants_comments(q)
+        if table.reads or comments_too:
+            await db.write([])          # reads wait for queued writes
+        if table.reads == "log":
+            where, args, limit = log_terms(q)
+            sql = LOG.format(where=" WHERE " + " AND ".join(where) if where else "",
+                             limit=f" LIMIT {int(limit)}" if limit is not None else "")
+            found = await asyncio.to_thread(db.read, sql, tuple(args))
+            rows = [LogRow(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or None, r[7]) for r in found]
+        if comments_too:
+            comments = [comment_row(r) for r in await asyncio.to_thread(db.read, COMMENTS, ())]
+        snap = Snapshot(self.live.objs, self.engine.store, self.engine, self.started, self.counters,
+                        comments, rows)
+        return output.body(run(q, snap), q.output, q.separators)
+
+
+def _wants_comments(q: Query) -> bool:
+    names = list(q.columns) + [getattr(f, "column", "") for f in q.filters] + \
+        [getattr(s, "column", "") for s in q.stats]
+    return any(n.endswith(("comments", "comments_with_info")) for n in names) or not q.columns and not q.stats

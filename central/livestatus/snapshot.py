@@ -1,0 +1,120 @@
+"""What one Livestatus query reads: central's configuration and in-memory state at one
+moment, with the indexes the Nagios columns need (downtimes per check, services per
+host, group members). Built and used between two awaits on the event loop, so a
+query never sees half of a result batch; comments and log rows come from the
+database, read before it (their own reads wait for queued writes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from checkd.config.model import Host, Objects, Service
+from checkd.engine.notify.recipients import expand
+from checkd.engine.store import CheckView, Downtime, Event, Phase, Store
+from checkd.result import CheckKey
+
+if TYPE_CHECKING:
+    from checkd.engine.engine import Engine
+
+
+@dataclasses.dataclass(slots=True)
+class CommentRow:
+    id: int
+    host: str
+    service: str | None
+    ts: float
+    author: str
+    text: str
+
+
+@dataclasses.dataclass(slots=True)
+class LogRow:
+    """One row of an event's history, as Nagios' log would have had a line for it."""
+
+    ts: float
+    kind: str
+    status: int | None
+    output: str
+    author: str
+    host: str
+    service: str | None
+    event_id: int
+
+
+class Snapshot:
+    def __init__(self, objs: Objects, store: Store, engine: Engine, started: float, counters: dict[str, int],
+                 comments: list[CommentRow] | None = None, log: list[LogRow] | None = None):
+        self.objs, self.store, self.engine = objs, store, engine
+        self.now = time.time()
+        self.started, self.counters = started, counters
+        self.comments = comments or []
+        self.log = log or []
+        self.downtimes: dict[CheckKey, list[Downtime]] = {}      # not over yet, by the object they are on
+        self.depth: dict[CheckKey, int] = {}                     # in effect now, host-wide ones counted on services
+        self._host_depth: dict[str, int] = {}
+        for dt in store.downtimes.values():
+            if dt.phase is Phase.ENDED:
+                continue
+            self.downtimes.setdefault((dt.host, dt.service), []).append(dt)
+            w = dt.window()
+            if w is not None and w[0] <= self.now < w[1]:
+                self.depth[(dt.host, dt.service)] = self.depth.get((dt.host, dt.service), 0) + 1
+                if dt.service is None:
+                    self._host_depth[dt.host] = self._host_depth.get(dt.host, 0) + 1
+        self.services_of: dict[str, list[Service]] = {}
+        for svc in objs.services.values():
+            self.services_of.setdefault(svc.host, []).append(svc)
+        self.comments_of: dict[CheckKey, list[CommentRow]] = {}
+        for c in self.comments:
+            self.comments_of.setdefault((c.host, c.service), []).append(c)
+        self._contacts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+
+    def view(self, host: str, service: str | None) -> CheckView | None:
+        return self.store.checks.get((host, service))
+
+    def event(self, view: CheckView | None) -> Event | None:
+        return None if view is None or view.event_id is None else self.store.open_events.get(view.event_id)
+
+    def downtime_depth(self, host: str, service: str | None) -> int:
+        """Downtimes in effect on the check; on a service those of its host count too (a checkd
+        host downtime covers its services, docs/downtimes.md)."""
+        own = self.depth.get((host, service), 0)
+        return own if service is None else own + self._host_depth.get(host, 0)
+
+    def contacts(self, obj: Host | Service) -> tuple[str, ...]:
+        key = (obj.notify.contacts, obj.notify.contact_groups)
+        found = self._contacts.get(key)
+        if found is None:
+            found = self._contacts[key] = expand(self.objs, *key)
+        return found
+
+    def may_see(self, user: str, host: str, service: str | None) -> bool:
+        """AuthUser: a contact sees the hosts it is a contact of, and the services of its own
+        and of its hosts (mk-livestatus' default, "loose" service authorization)."""
+        h = self.objs.hosts.get(host)
+        if h is not None and user in self.contacts(h):
+            return True
+        svc = self.objs.services.get((host, service)) if service is not None else None
+        return svc is not None and user in self.contacts(svc)
+
+    def host_groups(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """name -> (alias, members in config order): the group's own members and the hosts naming it."""
+        members: dict[str, dict[str, None]] = {}
+        alias = {}
+        for name, g in self.objs.host_groups.items():
+            members[name] = dict.fromkeys(g.members)
+            alias[name] = g.alias or name
+        for h in self.objs.hosts.values():
+            for g in h.groups:
+                members.setdefault(g, {})[h.name] = None
+                alias.setdefault(g, g)
+        return {g: (alias[g], tuple(m for m in self.objs.hosts if m in members[g])) for g in members}
+
+    def service_groups(self) -> dict[str, tuple[CheckKey, ...]]:
+        out: dict[str, list[Any]] = {}
+        for svc in self.objs.services.values():
+            for g in svc.groups:
+                out.setdefault(g, []).append(svc.key)
+        return {g: tuple(m) for g, m in out.items()}
