@@ -24,6 +24,8 @@ ORDER = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.g
 
 def column_of(columns: dict[str, Column], name: str, table: str) -> Column:
     col = columns.get(name)
+    if col is None and table == "services" and name.startswith("service_"):
+        col = columns.get(name[len("service_"):])   # as Livestatus: NagVis filters on service_description
     if col is None:
         raise LqlError(404, f"table {table!r} has no column {name!r} (GET columns lists them)")
     return col
