@@ -153,9 +153,10 @@ async def render(url: str, shot: Path) -> tuple[list[dict[str, Any]], list[str]]
         page = await b.page(1000, 520)
         await page.goto(url)
         await page.wait_for("window.g_view && g_view.objects && Object.values(g_view.objects)"
-                            ".filter(o => o.conf.summary_state).length == 9 && !!document.querySelector('[id$=-link1]')",
-                            20, "NagVis's 9 objects with states and the weathermap line's labels")
-        await asyncio.sleep(0.3)     # the canvas of the line is painted after its labels
+                            ".filter(o => o.conf.summary_state).length == 9 && !!document.querySelector('[id$=-link1]')"
+                            " && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)",
+                            20, "NagVis's 9 objects with states, their icons and the weathermap line's labels")
+        await asyncio.sleep(0.3)     # the line's canvas is painted in the same task as its labels; a margin
         await page.screenshot(shot)
         return await page.eval(OBJECTS_JS), page.errors()
 
