@@ -21,11 +21,22 @@ class Column:
     type: str                           # one of TYPES
     get: Callable[[Any], Any]
     description: str = ""
+    via: Callable[[Any], Any] | None = None     # a prefixed column: the row it is read through
+    base: Column | None = None                  # ... and the column it reads there
 
-    def prefixed(self, prefix: str, through: Callable[[Any], Any], what: str) -> Column:
-        """The same column read through another row (services' host_state from the host)."""
-        get = self.get
-        return Column(prefix + self.name, self.type, lambda r: get(through(r)), f"{what}: {self.description}")
+    def prefixed(self, prefix: str, through: Callable[[Any], CheckRow], what: str) -> Column:
+        """The same column read through another row (services' host_state from the host), its
+        value kept with that row: the ten services of a host read its columns once."""
+        get, name = self.get, self.name
+
+        def read(r: Any) -> Any:
+            row = through(r)
+            memo = row.memo
+            if name in memo:
+                return memo[name]
+            value = memo[name] = get(row)
+            return value
+        return Column(prefix + name, self.type, read, f"{what}: {self.description}", through, self)
 
 
 class OnHost:
@@ -40,21 +51,36 @@ class OnHost:
 
     @property
     def host_row(self) -> CheckRow:
+        """One per host and query: what its columns compute (its services) is kept with it."""
         if self._host_row is None:
-            self._host_row = CheckRow(self.snap, self.host, self.host, None)
+            rows = self.snap.host_rows
+            found = rows.get(self.host.name)
+            if found is None:
+                found = rows[self.host.name] = CheckRow(self.snap, self.host, self.host, None)
+            self._host_row = found
         return self._host_row
 
 
 class CheckRow(OnHost):
     """A host (service None) or a service, its current state and its open problem."""
 
-    __slots__ = ("obj", "service", "view", "_event")
+    __slots__ = ("obj", "service", "view", "_event", "_services", "memo")
 
     def __init__(self, snap: Snapshot, obj: Host | Service, host: Host, service: str | None):
         super().__init__(snap, host)
         self.obj, self.service = obj, service
         self.view: CheckView | None = snap.view(host.name, service)
         self._event: Event | None | bool = False
+        self._services: list[CheckRow] | None = None
+        self.memo: dict[str, Any] = {}          # column values read through it (Column.prefixed)
+
+    @property
+    def services(self) -> list[CheckRow]:
+        """A host's services' rows (for num_services_*, worst_service_state, ...)."""
+        if self._services is None:
+            self._services = [CheckRow(self.snap, s, self.host, s.description)
+                              for s in self.snap.services_of.get(self.host.name, ())]
+        return self._services
 
     @property
     def event(self) -> Event | None:
@@ -64,11 +90,12 @@ class CheckRow(OnHost):
 
     @property
     def checked(self) -> bool:
-        return self.view is not None and self.view.last_check > 0
+        """A result is stored; a host without a host check is UP by definition (checked too)."""
+        return self.view is not None and self.view.last_check > 0 or self.service is None and self.obj.check is None
 
     @property
     def state(self) -> int:
-        return self.view.status if self.checked else 0      # type: ignore[union-attr]
+        return self.view.status if self.view is not None and self.view.last_check > 0 else 0
 
 
 def _v(attr: str, default: Any) -> Callable[[CheckRow], Any]:
@@ -88,9 +115,7 @@ def _ack_type(r: CheckRow) -> int:
 def _notifications(r: CheckRow) -> int:
     """0 when notifications are turned off (disabled for it or its host, or in its config);
     downtimes have their own column, as in Nagios."""
-    if not r.obj.notify.notifications_enabled:
-        return 0
-    return int(not r.snap.store.muted(r.host.name, r.service, r.snap.now, downtimes=False))
+    return int(r.obj.notify.notifications_enabled and not r.snap.notifications_off(r.host.name, r.service))
 
 
 def _downtimes(r: CheckRow) -> list[int]:
@@ -111,15 +136,15 @@ def _comments_info(r: CheckRow) -> list[list[Any]]:
 
 def _next_check(r: CheckRow) -> int:
     """Central does not schedule the pollers' checks: the last check plus the interval."""
-    if not r.checked or not r.obj.schedule.active:
+    if r.view is None or not r.view.last_check or not r.obj.schedule.active:
         return 0
-    return int(r.view.last_check + r.obj.schedule.interval)        # type: ignore[union-attr]
+    return int(r.view.last_check + r.obj.schedule.interval)
 
 
 def _staleness(r: CheckRow) -> float:
-    if not r.checked:
+    if r.view is None or not r.view.last_check:
         return 0.0
-    return max(0.0, r.snap.now - r.view.last_check) / max(r.obj.schedule.interval, 1.0)   # type: ignore[union-attr]
+    return max(0.0, r.snap.now - r.view.last_check) / max(r.obj.schedule.interval, 1.0)
 
 
 def check_columns() -> list[Column]:
@@ -139,6 +164,8 @@ def check_columns() -> list[Column]:
         Column("last_hard_state_change", "time",
                lambda r: int(r.view.last_state_change) if r.view is not None else 0,
                "when the state last changed (central keeps one time of change)"),
+        Column("hard_state", "int", lambda r: r.state if r.view is None or r.view.state_type.value == "HARD"
+               else 0, "the state when HARD, else 0 (OK/UP)"),
         Column("last_hard_state", "int", lambda r: r.state if r.view is None or r.view.state_type.value == "HARD"
                else 0, "the state when HARD"),
         Column("current_attempt", "int", _v("attempt", 1), "attempt of the current state"),

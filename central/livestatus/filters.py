@@ -22,10 +22,16 @@ Test = Callable[[Any], bool]
 ORDER = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 
 
+OWN_PREFIX = {"services": "service_", "hosts": "host_"}
+
+
 def column_of(columns: dict[str, Column], name: str, table: str) -> Column:
+    """A column by name; on services `service_state` is `state`, on hosts `host_state` is
+    `state` (mk-livestatus strips the table's own prefix: NagVis relies on it)."""
     col = columns.get(name)
-    if col is None and table == "services" and name.startswith("service_"):
-        col = columns.get(name[len("service_"):])   # as Livestatus: NagVis filters on service_description
+    prefix = OWN_PREFIX.get(table)
+    if col is None and prefix is not None and name.startswith(prefix):
+        col = columns.get(name[len(prefix):])
     if col is None:
         raise LqlError(404, f"table {table!r} has no column {name!r} (GET columns lists them)")
     return col

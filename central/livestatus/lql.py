@@ -83,6 +83,13 @@ _COMMAND = re.compile(r"COMMAND \[(\d+)\] ([A-Z_0-9]+)(?:;(.*))?$")
 _FILTER = re.compile(r"(\S+)\s+(!?(?:=~|~~|<=|>=|=|~|<|>))(?:\s(.*))?$")
 
 
+def answer_flags(lines: list[str]) -> tuple[bool, bool]:
+    """fixed16 and KeepAlive as asked, even in a request that does not parse (its error
+    goes out with the header the client reads)."""
+    flags = {line.replace(" ", "").lower() for line in lines[1:]}
+    return "responseheader:fixed16" in flags, "keepalive:on" in flags
+
+
 def parse(lines: list[str]) -> Request:
     """The request's lines, without the empty line that ends it."""
     if not lines or not lines[0].strip():

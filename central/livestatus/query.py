@@ -5,8 +5,10 @@ columns, filters, stats) before a row is read, so a bad query costs nothing."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
+from central.livestatus.columns import Column
 from central.livestatus.filters import column_of, one_test
 from central.livestatus.lql import Combine, FilterLine, LqlError, Query
 from central.livestatus.snapshot import Snapshot
@@ -40,10 +42,48 @@ def run(q: Query, snap: Snapshot) -> list[list[Any]]:
         out = grouped(rows, columns, stats)
         names = [c.name for c in columns] + [f"stats_{i}" for i in range(1, len(stats) + 1)]
     else:
-        out = [[c.get(r) for c in columns] for r in rows]
+        read = row_reader(columns)
+        out = [read(r) for r in rows]
         names = [c.name for c in columns]
-    headers = q.column_headers if q.column_headers is not None else not q.columns
+    headers = q.column_headers if q.column_headers is not None else not q.columns and not q.stats
     return [names, *out] if headers else out
+
+
+def row_reader(columns: list[Column]) -> Callable[[Any], list[Any]]:
+    """The values of `columns` for a row. Columns read through the same other row (a service's
+    host_ columns) are read there once per query and host, as one run of values."""
+    runs: dict[str, tuple[Callable[[Any], Any], list[int], list[Callable[[Any], Any]]]] = {}
+    direct: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, c in enumerate(columns):
+        if c.via is not None and c.base is not None:
+            prefix = c.name[:len(c.name) - len(c.base.name)]
+            runs.setdefault(prefix, (c.via, [], []))[1].append(i)
+            runs[prefix][2].append(c.base.get)
+        else:
+            direct.append((i, c.get))
+    if not runs:
+        getters = [c.get for c in columns]
+        return lambda r: [g(r) for g in getters]
+    n = len(columns)
+    plan = [(f"run:{prefix}", via, idx, getters, slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1))
+             else None) for prefix, (via, idx, getters) in runs.items()]
+
+    def read(r: Any) -> list[Any]:
+        out: list[Any] = [None] * n
+        for i, g in direct:
+            out[i] = g(r)
+        for key, via, idx, getters, span in plan:
+            other = via(r)
+            values = other.memo.get(key)
+            if values is None:
+                values = other.memo[key] = [g(other) for g in getters]
+            if span is not None:
+                out[span] = values
+            else:
+                for i, v in zip(idx, values):
+                    out[i] = v
+        return out
+    return read
 
 
 def log_terms(q: Query) -> tuple[list[str], list[float], int | None]:

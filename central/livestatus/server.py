@@ -2,7 +2,8 @@
 as with Nagios) and optionally TCP, where only allowlisted addresses are served.
 
 One connection: read a request up to its empty line (or EOF), answer it, close,
-or with `KeepAlive: on` wait for the next. A client silent for `timeout` mid-request,
+or with `KeepAlive: on` wait for the next (a minute at most). A client that sends nothing
+for `timeout` is dropped; one silent for `timeout` mid-request,
 or one sending more than `max_request` bytes, gets an error line and is dropped;
 a bad request gets a clear error line (with fixed16 its status code), never a hang.
 """
@@ -10,6 +11,7 @@ a bad request gets a clear error line (with fixed16 its status code), never a ha
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import logging
@@ -21,9 +23,9 @@ import time
 from typing import TYPE_CHECKING
 
 from central.livestatus import commands, output
-from central.livestatus.lql import CommandLine, LqlError, Query, parse
+from central.livestatus.lql import CommandLine, LqlError, Query, answer_flags, parse
 from central.livestatus.query import log_terms, run, table_of
-from central.livestatus.snapshot import LogRow, Snapshot
+from central.livestatus.snapshot import HistoryLine, Snapshot
 from central.livestatus.tables import comment_row
 from checkd.config.livestatus import LivestatusConfig
 
@@ -37,7 +39,12 @@ COMMENTS = "SELECT id, host, service, ts, author, text FROM comments ORDER BY id
 LOG = ("SELECT h.ts, h.kind, h.status, h.output, h.author, e.host, e.service, h.event_id "
        "FROM event_history h JOIN events e ON h.event_id = e.id{where} ORDER BY h.ts DESC{limit}")
 MAX_LINE = 64 * 1024
+KEEPALIVE_IDLE = 60.0          # seconds a kept-alive connection may wait for its next request
 CHECK_TABLES = ("hosts", "services", "downtimes", "log")       # with a comments column (or host_comments)
+
+
+class LivestatusError(Exception):
+    """The socket or port cannot be opened (central stops with this one line)."""
 
 
 class Livestatus:
@@ -47,22 +54,30 @@ class Livestatus:
         self.counters = {"connections": 0, "requests": 0}
         self._servers: list[asyncio.AbstractServer] = []
         self._clients: set[asyncio.Task[None]] = set()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="livestatus")
 
     async def start(self) -> None:
         c = self.conf
         if c.socket is not None:
-            if c.socket.exists() and stat.S_ISSOCK(c.socket.stat().st_mode):
-                c.socket.unlink()       # left by a central that did not stop cleanly
-            server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, "unix socket"), str(c.socket),
-                                                     limit=MAX_LINE)
-            os.chmod(c.socket, c.mode)
-            if c.group is not None:
-                shutil.chown(c.socket, group=c.group)
-            self._servers.append(server)
+            try:
+                if c.socket.exists() and stat.S_ISSOCK(c.socket.stat().st_mode):
+                    c.socket.unlink()       # left by a central that did not stop cleanly
+                server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, "unix socket"),
+                                                         str(c.socket), limit=MAX_LINE)
+                self._servers.append(server)
+                os.chmod(c.socket, c.mode)
+                if c.group is not None:
+                    shutil.chown(c.socket, group=c.group)
+            except OSError as e:
+                raise LivestatusError(f"livestatus: cannot open the socket {c.socket}: {e.strerror or e}") from None
             log.info("livestatus: unix socket %s (mode %04o%s)", c.socket, c.mode,
                      f", group {c.group}" if c.group else "")
         if c.listen is not None:
-            server = await asyncio.start_server(self._tcp, c.listen[0], c.listen[1], limit=MAX_LINE)
+            try:
+                server = await asyncio.start_server(self._tcp, c.listen[0], c.listen[1], limit=MAX_LINE)
+            except OSError as e:
+                raise LivestatusError(f"livestatus: cannot listen on {c.listen[0]}:{c.listen[1]}: "
+                                      f"{e.strerror or e}") from None
             self._servers.append(server)
             log.info("livestatus: TCP %s:%d for %s", c.listen[0], self.tcp_port or c.listen[1],
                      ", ".join(map(str, c.allow)))
@@ -87,6 +102,7 @@ class Livestatus:
         if self.conf.socket is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.conf.socket.unlink()
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -107,8 +123,9 @@ class Livestatus:
         self._clients.add(task)
         self.counters["connections"] += 1
         try:
-            while await self._one(reader, writer, peer):
-                pass
+            first = True
+            while await self._one(reader, writer, peer, self.conf.timeout if first else KEEPALIVE_IDLE):
+                first = False
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -117,10 +134,11 @@ class Livestatus:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> bool:
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                   idle: float) -> bool:
         """One request and its answer; whether to wait for another on this connection."""
         try:
-            lines = await self._read(reader)
+            lines = await self._read(reader, idle)
         except LqlError as e:
             log.warning("livestatus: %s from %s", e, peer)
             writer.write(output.answer(e.code, f"{e}\n".encode(), True))
@@ -129,10 +147,9 @@ class Livestatus:
         if lines is None:
             return False                # the client closed the connection
         self.counters["requests"] += 1
-        fixed16, keepalive = False, False
+        fixed16, keepalive = answer_flags(lines)
         try:
             req = parse(lines)
-            fixed16, keepalive = req.fixed16, req.keepalive
             if isinstance(req, CommandLine):
                 await commands.run(self.operations, req, peer)
                 if fixed16:
@@ -149,14 +166,18 @@ class Livestatus:
         await writer.drain()
         return keepalive
 
-    async def _read(self, reader: asyncio.StreamReader) -> list[str] | None:
-        """The lines of one request, up to its empty line or EOF; None at EOF before any."""
+    async def _read(self, reader: asyncio.StreamReader, idle: float) -> list[str] | None:
+        """The lines of one request, up to its empty line or EOF; None at EOF before any, or
+        when nothing came for `idle` seconds (the connection is closed without a word)."""
         lines: list[str] = []
         size = 0
         while True:
             try:
-                raw = await asyncio.wait_for(reader.readline(), self.conf.timeout)
+                raw = await asyncio.wait_for(reader.readline(), self.conf.timeout if lines else idle)
             except asyncio.TimeoutError:
+                if not lines:
+                    log.debug("livestatus: closed a connection idle for %gs", idle)
+                    return None
                 raise LqlError(451, f"incomplete request: nothing for {self.conf.timeout:g}s; a request ends with "
                                     "an empty line") from None
             except (ValueError, asyncio.LimitOverrunError):
@@ -186,12 +207,14 @@ class Livestatus:
             sql = LOG.format(where=" WHERE " + " AND ".join(where) if where else "",
                              limit=f" LIMIT {int(limit)}" if limit is not None else "")
             found = await asyncio.to_thread(db.read, sql, tuple(args))
-            rows = [LogRow(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or None, r[7]) for r in found]
+            rows = [HistoryLine(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5], r[6] or None, r[7]) for r in found]
         if comments_too:
             comments = [comment_row(r) for r in await asyncio.to_thread(db.read, COMMENTS, ())]
-        snap = Snapshot(self.live.objs, self.engine.store, self.engine, self.started, self.counters,
-                        comments, rows)
-        return output.body(run(q, snap), q.output, q.separators)
+        snap = Snapshot(self.live.objs, self.engine.store, self.started, dict(self.counters), comments, rows)
+        # The copy is taken; the rows are read and written in a thread of our own, one query at
+        # a time, so a query over 100k services neither stops central nor queues its database reads.
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, lambda: output.body(run(q, snap), q.output, q.separators))
 
 
 def _wants_comments(q: Query) -> bool:

@@ -1,22 +1,20 @@
-"""What one Livestatus query reads: central's configuration and in-memory state at one
-moment, with the indexes the Nagios columns need (downtimes per check, services per
-host, group members). Built and used between two awaits on the event loop, so a
-query never sees half of a result batch; comments and log rows come from the
-database, read before it (their own reads wait for queued writes)."""
+"""What one Livestatus query reads: central's configuration and a copy of its state at one
+moment, with the indexes the Nagios columns need (downtimes per check, services per host,
+group members). The copy is made on the event loop between two awaits, so a query never
+sees half of a result batch; the query itself then runs in a thread over the copy while
+central goes on. Comments and log rows come from the database, read just before.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from checkd.config.model import Host, Objects, Service
 from checkd.engine.notify.recipients import expand
 from checkd.engine.store import CheckView, Downtime, Event, Phase, Store
 from checkd.result import CheckKey
-
-if TYPE_CHECKING:
-    from checkd.engine.engine import Engine
 
 
 @dataclasses.dataclass(slots=True)
@@ -30,7 +28,7 @@ class CommentRow:
 
 
 @dataclasses.dataclass(slots=True)
-class LogRow:
+class HistoryLine:
     """One row of an event's history, as Nagios' log would have had a line for it."""
 
     ts: float
@@ -44,10 +42,19 @@ class LogRow:
 
 
 class Snapshot:
-    def __init__(self, objs: Objects, store: Store, engine: Engine, started: float, counters: dict[str, int],
-                 comments: list[CommentRow] | None = None, log: list[LogRow] | None = None):
-        self.objs, self.store, self.engine = objs, store, engine
-        self.now = time.time()
+    def __init__(self, objs: Objects, store: Store, started: float, counters: dict[str, int],
+                 comments: list[CommentRow] | None = None, log: list[HistoryLine] | None = None):
+        self.objs = objs
+        self.now = now = time.time()
+        # Copies of what ingest changes in place (a CheckView per result, an Event on an ack).
+        self.checks = {k: CheckView(v.host, v.service, v.status, v.state_type, v.attempt, v.output, v.long_output,
+                                    v.perfdata, v.last_check, v.last_state_change, v.polled_by, v.event_id,
+                                    v.flapping) for k, v in store.checks.items()}
+        self.events = {eid: dataclasses.replace(ev) for eid, ev in store.open_events.items()}
+        self.muted_keys = frozenset(k for k, m in store.mutes.items() if m.active(now))
+        deps = store.deployments
+        self.muted_hosts = frozenset(h for h in objs.hosts if deps.muted(h, now) is not None) if deps.running \
+            else frozenset()
         self.started, self.counters = started, counters
         self.comments = comments or []
         self.log = log or []
@@ -59,7 +66,7 @@ class Snapshot:
                 continue
             self.downtimes.setdefault((dt.host, dt.service), []).append(dt)
             w = dt.window()
-            if w is not None and w[0] <= self.now < w[1]:
+            if w is not None and w[0] <= now < w[1]:
                 self.depth[(dt.host, dt.service)] = self.depth.get((dt.host, dt.service), 0) + 1
                 if dt.service is None:
                     self._host_depth[dt.host] = self._host_depth.get(dt.host, 0) + 1
@@ -70,12 +77,29 @@ class Snapshot:
         for c in self.comments:
             self.comments_of.setdefault((c.host, c.service), []).append(c)
         self._contacts: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        self.host_rows: dict[str, Any] = {}         # columns.CheckRow of each host, made when first read
+        self._children: dict[str, list[str]] | None = None
 
     def view(self, host: str, service: str | None) -> CheckView | None:
-        return self.store.checks.get((host, service))
+        return self.checks.get((host, service))
 
     def event(self, view: CheckView | None) -> Event | None:
-        return None if view is None or view.event_id is None else self.store.open_events.get(view.event_id)
+        return None if view is None or view.event_id is None else self.events.get(view.event_id)
+
+    def open_event(self, host: str, service: str | None) -> Event | None:
+        return self.event(self.checks.get((host, service)))
+
+    def notifications_off(self, host: str, service: str | None) -> bool:
+        """Turned off for the check or its host, or its host is in a rollout (downtimes apart)."""
+        return (host, None) in self.muted_keys or (host, service) in self.muted_keys or host in self.muted_hosts
+
+    def children(self, host: str) -> list[str]:
+        if self._children is None:
+            self._children = {}
+            for h in self.objs.hosts.values():
+                for p in h.parents:
+                    self._children.setdefault(p, []).append(h.name)
+        return self._children.get(host, [])
 
     def downtime_depth(self, host: str, service: str | None) -> int:
         """Downtimes in effect on the check; on a service those of its host count too (a checkd

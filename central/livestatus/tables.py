@@ -12,7 +12,7 @@ from typing import Any
 from checkd import __version__
 from checkd.states import HostStatus, Status
 from central.livestatus.columns import CheckRow, Column, OnHost, check_columns
-from central.livestatus.snapshot import CommentRow, LogRow, Snapshot
+from central.livestatus.snapshot import CommentRow, HistoryLine, Snapshot
 
 LIVESTATUS_VERSION = "1.5.0-checkd"        # clients parse it; mk-livestatus 1.5 is what this follows
 Rows = Callable[[Snapshot, "str | None"], Iterable[Any]]
@@ -35,7 +35,7 @@ def _table(name: str, cols: list[Column], rows: Rows, reads: str = "") -> Table:
 def _host_rows(snap: Snapshot, user: str | None) -> Iterator[CheckRow]:
     for h in snap.objs.hosts.values():
         if user is None or snap.may_see(user, h.name, None):
-            yield CheckRow(snap, h, h, None)
+            yield CheckRow(snap, h, h, None).host_row
 
 
 def _service_rows(snap: Snapshot, user: str | None) -> Iterator[CheckRow]:
@@ -46,7 +46,7 @@ def _service_rows(snap: Snapshot, user: str | None) -> Iterator[CheckRow]:
 
 
 def _services_of(r: CheckRow) -> list[CheckRow]:
-    return [CheckRow(r.snap, s, r.host, s.description) for s in r.snap.services_of.get(r.host.name, ())]
+    return r.host_row.services
 
 
 SERVICE_STATES = (("ok", 0), ("warn", 1), ("crit", 2), ("unknown", 3))
@@ -72,8 +72,7 @@ def _host_columns() -> list[Column]:
         Column("alias", "string", lambda r: r.host.alias or r.host.name, ""),
         Column("address", "string", lambda r: r.host.address, ""),
         Column("parents", "list", lambda r: list(r.host.parents), ""),
-        Column("childs", "list", lambda r: [h.name for h in r.snap.objs.hosts.values() if r.host.name in h.parents],
-               "hosts naming it as a parent"),
+        Column("childs", "list", lambda r: list(r.snap.children(r.host.name)), "hosts naming it as a parent"),
         Column("site", "string", lambda r: r.host.site, "checkd: the host's site"),
         Column("services", "list", lambda r: [s.description for s in r.snap.services_of.get(r.host.name, ())], ""),
         Column("services_with_state", "list",
@@ -97,6 +96,7 @@ HOST_COLUMNS = _host_columns()
 SERVICE_COLUMNS = check_columns() + [
     Column("host_name", "string", lambda r: r.host.name, ""),
     Column("description", "string", lambda r: r.service, "service description"),
+    Column("service_description", "string", lambda r: r.service, "the same (a filter name NagVis uses)"),
     Column("display_name", "string", lambda r: r.service, ""),
 ] + [c.prefixed("host_", lambda r: r.host_row, "its host") for c in HOST_COLUMNS if c.name != "host_name"]
 
@@ -105,7 +105,7 @@ SERVICE_COLUMNS = check_columns() + [
 
 def _hostgroup_rows(snap: Snapshot, user: str | None) -> Iterator[dict[str, Any]]:
     for name, (alias, members) in snap.host_groups().items():
-        hosts = [CheckRow(snap, snap.objs.hosts[m], snap.objs.hosts[m], None) for m in members
+        hosts = [CheckRow(snap, snap.objs.hosts[m], snap.objs.hosts[m], None).host_row for m in members
                  if user is None or snap.may_see(user, m, None)]
         if user is None or hosts:
             services = [s for h in hosts for s in _services_of(h)]
@@ -252,14 +252,14 @@ DOWNTIME_COLUMNS = [
 ]
 
 
-def _log_type(r: LogRow) -> str:
+def _log_type(r: HistoryLine) -> str:
     what = "HOST" if r.service is None else "SERVICE"
     if r.kind in ("open", "recovery", "state"):
         return f"{what} ALERT"
     return f"{what} {r.kind.upper()}"
 
 
-def _state_word(r: LogRow) -> str:
+def _state_word(r: HistoryLine) -> str:
     if r.status is None:
         return ""
     try:
@@ -268,7 +268,7 @@ def _state_word(r: LogRow) -> str:
         return str(r.status)
 
 
-def _message(r: LogRow) -> str:
+def _message(r: HistoryLine) -> str:
     target = r.host if r.service is None else f"{r.host};{r.service}"
     return f"[{int(r.ts)}] {_log_type(r)}: {target};{_state_word(r)};{r.author or ''};{r.output}"
 

@@ -18,7 +18,7 @@ from checkd.config import fields as f
 from checkd.config.errors import Problems
 from checkd.config.yamlsource import Node
 
-KEYS = {"socket": f.text, "mode": f.text, "group": f.text, "tcp": f.raw, "timeout": f.positive_duration,
+KEYS = {"socket": f.text, "mode": f.raw, "group": f.text, "tcp": f.raw, "timeout": f.positive_duration,
         "max_request": f.positive_int}
 TCP_KEYS = {"listen": f.text, "allow": f.names}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -50,9 +50,11 @@ def read_livestatus(value: Any, node: Node, base: Path, problems: Problems) -> L
                          "exist (create it, e.g. /run/checkd via the systemd unit's RuntimeDirectory=)")
     if "mode" in d:
         try:
-            kw["mode"] = int(d["mode"], 8)
-            if not 0 <= kw["mode"] <= 0o777:
+            # YAML reads an unquoted 0660 as the octal number already; "0660" is a string.
+            mode = d["mode"] if type(d["mode"]) is int else int(str(d["mode"]), 8)
+            if not 0 <= mode <= 0o777:
                 raise ValueError
+            kw["mode"] = mode
         except ValueError:
             problems.add(*value.where_of("mode"), f'livestatus: mode: expected octal permissions such as "0660" '
                          f'(quoted), got {value["mode"]!r}')
