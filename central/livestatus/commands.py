@@ -1,7 +1,8 @@
 """`COMMAND [ts] NAME;args`: the Nagios external commands operators use, each done by
 central/operations.py like the same action from the API (stored, in the problem's
 history, told to the pollers). The author is the command's author field, else the
-AuthUser, else "livestatus"; it is recorded as "NAME (via livestatus)"."""
+AuthUser, else "livestatus"; recorded as that name alone, as the API and chat record theirs,
+so a search by author finds an operator's actions whichever way they came."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ async def _comment(ops: Operations, args: list[str], who: str, service: bool) ->
 
 
 def _author(given: str, who: str) -> str:
-    return f"{given.strip() or who} (via livestatus)"
+    return given.strip() or who
 
 
 # name -> (handler, arguments of a host's / a service's form)
