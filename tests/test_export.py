@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from checkd.config import ConfigError, load_node
 from tests.central_proc import CentralProc, result
 from tests.helpers import free_port, require_binary, require_plugins, start_server, wait_for
 from tests.tcp_proxy import Proxy
@@ -248,3 +249,34 @@ def test_a_receiver_away_fills_its_queue_drops_the_oldest_and_gets_the_newest_wh
     assert sum(len(s["values"]) for s in receivers.vm("later_perfdata")) == 20
     assert metric(metrics_page(central), "checkd_export_dropped_total", "later") == 11
     assert "export later: sending again" in central.log.read_text()
+
+
+@pytest.mark.parametrize("targets, line, words", [
+    ("- {type: graphit, address: '127.0.0.1:2003'}", 6,
+     'one of graphite, prometheus_remote_write, influx (did you mean "graphite"?)'),
+    ("- {type: graphite}", 6, "graphite needs `address: HOST:PORT`"),
+    ("- {type: graphite, address: '127.0.0.1:2003', url: 'http://x/'}", 6, "url: not used by graphite"),
+    ("- {type: prometheus_remote_write}", 6, "needs `url: http://127.0.0.1:8428/api/v1/write`"),
+    ("- {type: influx, url: 'http://x/write', prefix: 'my prefix'}", 6, "prefix: a metric name start"),
+    ("- {type: graphite, address: '127.0.0.1:2003', queue: 0}", 6, "queue:"),
+    ("- {type: graphite, address: '127.0.0.1:2003', include: [3]}", 6, "expected a pattern or a list of patterns"),
+    ("- {type: graphite, address: '127.0.0.1:2003', batchsize: 5}", 6, 'did you mean "batch"'),
+    ("- {type: graphite, address: 'a:1'}\n    - {type: graphite, address: 'b:1'}", 6, None),
+    ("- {type: graphite, address: 'a:1', name: x}\n    - {type: influx, url: 'http://b/write', name: x}", 7,
+     "two targets named 'x'"),
+    ("{type: graphite}", 5, "export: expected a list of targets"),
+])
+def test_export_settings_are_checked_at_load_with_file_and_line(tmp_path: Path, targets: str, line: int,
+                                                                 words: str | None) -> None:
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "objects" / "a.yaml").write_text("hosts:\n  - {name: db1, address: 127.0.0.1, site: a}\n")
+    node_file = tmp_path / "central.yaml"
+    node_file.write_text("central:\n  listen: 127.0.0.1:8080\n  state_dir: s\n  objects: objects\n"
+                         f"  export:\n    {targets}\n")
+    if words is None:           # two unnamed targets: each gets its type and place as its name
+        node, _ = load_node(node_file)
+        assert [t.name for t in node.exports] == ["graphite-1", "graphite-2"]
+        return
+    with pytest.raises(ConfigError) as e:
+        load_node(node_file)
+    assert f"{node_file}:{line}: " in str(e.value) and words in str(e.value), str(e.value)
