@@ -15,7 +15,7 @@ from central.export import influx, remote_write
 from central.export.graphite import GraphiteSender
 from central.export.http import HttpSender
 from central.export.items import Mark, Sample
-from central.export.outbox import Outbox, Sender
+from central.export.outbox import Outbox, ExportSender
 from central.live import Live
 from checkd import metrics, perfdata
 from checkd.config.exports import ExportTarget
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def sender_for(target: ExportTarget) -> Sender:
+def sender_for(target: ExportTarget) -> ExportSender:
     if target.type == "graphite":
         return GraphiteSender(target)
     if target.type == "prometheus_remote_write":

@@ -33,13 +33,13 @@ class SendError(Exception):
         self.retry = retry
 
 
-class Sender(Protocol):
+class ExportSender(Protocol):
     async def send(self, items: list[Item]) -> None: ...
     async def close(self) -> None: ...
 
 
 class Outbox:
-    def __init__(self, target: ExportTarget, sender: Sender, now: Callable[[], float] = time.monotonic):
+    def __init__(self, target: ExportTarget, sender: ExportSender, now: Callable[[], float] = time.monotonic):
         self.target, self.sender, self.now = target, sender, now
         self.items: collections.deque[Item] = collections.deque()
         self.sent = 0                   # items the receiver took
