@@ -138,7 +138,10 @@ def central(tmp_path_factory: pytest.TempPathFactory, receivers: Receivers, prox
              f"    - {{type: influx, name: vm-influx, url: '{vm}/write', prefix: influxed,"
              " include: ['db1.ladc1/Disk /*']}\n"
              f"    - {{type: prometheus_remote_write, name: later, url: 'http://127.0.0.1:{proxy.port}/api/v1/write',"
-             " prefix: later, include: ['web1.ladc1/*'], deployments: false, queue: 20, batch: 5}\n")
+             " prefix: later, include: ['web1.ladc1/*'], deployments: false, queue: 20, batch: 5}\n"
+             # A URL that answers 400 to anything posted: the receiver refusing the data itself.
+             f"    - {{type: prometheus_remote_write, name: refusing, url: '{vm}/api/v1/query',"
+             " include: ['db1.ladc1/*'], deployments: false}\n")
     c = CentralProc(tmp_path_factory.mktemp("central"), objects=OBJECTS, extra=extra)
     c.start()
     try:
@@ -193,6 +196,15 @@ def test_perfdata_values_reach_graphite_and_victoria_metrics_with_their_names_an
     page = metrics_page(central)
     assert metric(page, "checkd_export_dropped_total", "carbon") == 0
     assert metric(page, "checkd_export_sent_total", "vm") >= 3
+
+    # A receiver refusing the values: dropped and counted once, not sent again and again.
+    wait_for(lambda: metric(metrics_page(central), "checkd_export_dropped_total", "refusing") == 2, 10,
+             "the refused values counted")
+    time.sleep(1.2)             # longer than the first backoff: a retry would show as a second failure
+    page = metrics_page(central)
+    assert metric(page, "checkd_export_failures_total", "refusing") == 1
+    assert metric(page, "checkd_export_queued", "refusing") == 0
+    assert "export refusing: 2 values refused, dropped" in central.log.read_text()
 
 
 def test_deployment_markers_are_series_for_grafana_annotations(central: CentralProc, receivers: Receivers) -> None:

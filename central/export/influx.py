@@ -32,4 +32,4 @@ def line(prefix: str, item: Item) -> str:
 
 
 def encode(prefix: str, items: list[Item]) -> bytes:
-    return "".join(line(prefix, item) for item in items).encode()
+    return "".join(line(prefix, item) for item in items).encode("utf-8", "replace")

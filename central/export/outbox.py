@@ -65,15 +65,12 @@ class Outbox:
             return
         for _ in range(over):
             self.items.popleft()
-        self._drop(over, "queue full")
-
-    def _drop(self, count: int, why: str) -> None:
-        self.dropped += count
+        self.dropped += over
         if self._burst == 0:
-            log.error("export %s: %s (%d values); dropping the oldest values until %s takes them again%s",
-                      self.target.name, why, self.target.queue, self.target.type,
+            log.error("export %s: queue full (%d values); dropping the oldest values until %s takes them again%s",
+                      self.target.name, self.target.queue, self.target.type,
                       f" (last error: {self.last_error})" if self.last_error else "")
-        self._burst += count
+        self._burst += over
 
     # --- the sending task ----------------------------------------------------------------
 
@@ -103,11 +100,7 @@ class Outbox:
             self.failures += 1
             error = str(e) or f"no answer within {self.target.timeout:g}s"
             if isinstance(e, SendError) and not e.retry:
-                self.last_error = error
-                log.error("export %s: the receiver refused %d values, dropped: %s", self.target.name,
-                          len(batch), error)
-                self._drop(len(batch), "refused")
-                return True
+                return self._refused(batch, error)
             if self._down_since is None:
                 self._down_since = self.now()
                 log.warning("export %s: cannot send (%s); %d values queued, trying again with backoff",
@@ -116,6 +109,11 @@ class Outbox:
             self.items.extendleft(reversed(batch))     # first out next time, unless the queue overflows
             self._trim()
             return False
+        except Exception as e:          # a bug in an encoder must not stop the export for good
+            self._inflight = 0
+            self.failures += 1
+            log.exception("export %s: cannot encode or send a batch", self.target.name)
+            return self._refused(batch, f"{type(e).__name__}: {e}")
         self._inflight = 0
         self.sent += len(batch)
         if self._down_since is not None or self._burst:
@@ -123,6 +121,13 @@ class Outbox:
             log.warning("export %s: sending again after %.0fs; %d values were dropped meanwhile",
                         self.target.name, away, self._burst)
             self._down_since, self._burst = None, 0
+        return True
+
+    def _refused(self, batch: list[Item], error: str) -> bool:
+        """Values the receiver refused (sending them again would fail again): dropped, counted."""
+        self.last_error = error
+        self.dropped += len(batch)
+        log.error("export %s: %d values refused, dropped: %s", self.target.name, len(batch), error)
         return True
 
     async def stop(self) -> None:

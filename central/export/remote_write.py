@@ -44,6 +44,11 @@ def _sample(value: float, ts_ms: int) -> bytes:
     return b"\x09" + struct.pack("<d", value) + b"\x10" + snappy.varint(ts_ms)
 
 
+def _utf8(text: str) -> bytes:
+    """Names as UTF-8; a byte a plugin wrote that is not UTF-8 becomes U+FFFD."""
+    return text.encode("utf-8", "replace")
+
+
 def write_request(prefix: str, items: list[Item]) -> bytes:
     """The uncompressed message: one TimeSeries per series, its samples oldest first."""
     series: dict[Labels, list[tuple[int, float]]] = {}
@@ -52,7 +57,7 @@ def write_request(prefix: str, items: list[Item]) -> bytes:
         series.setdefault(labels(prefix, item), []).append((round(item.ts * 1000), value))
     out = bytearray()
     for names, samples in series.items():
-        body = b"".join(_field(1, _field(1, k.encode()) + _field(2, v.encode())) for k, v in names)
+        body = b"".join(_field(1, _field(1, _utf8(k)) + _field(2, _utf8(v))) for k, v in names)
         body += b"".join(_field(2, _sample(v, ts)) for ts, v in sorted(samples))
         out += _field(1, body)
     return bytes(out)
