@@ -21,6 +21,7 @@ import pytest
 from checkd.config import ConfigError, load_node
 from tests.central_proc import CentralProc, result
 from tests.helpers import free_port, require_binary, require_plugins, start_server, wait_for
+from tests.rrdcached import require_rrd
 from tests.tcp_proxy import Proxy
 
 MAX_LIFETIME = 240.0
@@ -129,8 +130,10 @@ def proxy(receivers: Receivers) -> Iterator[Proxy]:
 @pytest.fixture(scope="module")
 def central(tmp_path_factory: pytest.TempPathFactory, receivers: Receivers, proxy: Proxy) -> Iterator[CentralProc]:
     require_plugins()
+    require_rrd()
     vm = f"http://127.0.0.1:{receivers.vm_port}"
-    extra = ("  export:\n"
+    extra = ("  rrd: {dir: rrd}\n"          # RRD files as always, export besides them
+             "  export:\n"
              f"    - {{type: graphite, name: carbon, address: '127.0.0.1:{receivers.carbon_port}',"
              " exclude: ['web2.nydc1/*', 'web1.ladc1/*']}\n"
              f"    - {{type: prometheus_remote_write, name: vm, url: '{vm}/api/v1/write',"
@@ -196,6 +199,11 @@ def test_perfdata_values_reach_graphite_and_victoria_metrics_with_their_names_an
     page = metrics_page(central)
     assert metric(page, "checkd_export_dropped_total", "carbon") == 0
     assert metric(page, "checkd_export_sent_total", "vm") >= 3
+
+    # The RRD files got the same values: export is a copy, not a replacement.
+    rrd = wait_for(lambda: [m for m in central.get("/api/v1/metrics/db1.ladc1/Disk%20%2F")["metrics"]
+                            if m["label"] == "/"], 15, "the RRD file")
+    assert rrd[0]["value"] == 1234 and rrd[0]["uom"] == "MB"
 
     # A receiver refusing the values: dropped and counted once, not sent again and again.
     wait_for(lambda: metric(metrics_page(central), "checkd_export_dropped_total", "refusing") == 2, 10,
