@@ -300,3 +300,43 @@ def test_export_settings_are_checked_at_load_with_file_and_line(tmp_path: Path, 
     with pytest.raises(ConfigError) as e:
         load_node(node_file)
     assert f"{node_file}:{line}: " in str(e.value) and words in str(e.value), str(e.value)
+
+
+def answers(c: CentralProc) -> bool:
+    """Serving as the active central (between the standby's 503 and that: not listening)."""
+    try:
+        return c.call("GET", "/api/v1/problems")[0] == 200
+    except OSError:
+        return False
+
+
+def test_only_the_active_central_of_a_pair_exports_and_the_new_one_after_a_takeover(
+        tmp_path: Path, postgres_dsn: str, receivers: Receivers) -> None:
+    require_plugins()
+    extra = (f'  store: postgresql\n  postgresql: {{dsn: "{postgres_dsn}"}}\n  rrd: {{dir: rrd}}\n'
+             "  export:\n"
+             f"    - {{type: prometheus_remote_write, name: vm, prefix: pair,"
+             f" url: 'http://127.0.0.1:{receivers.vm_port}/api/v1/write'}}\n")
+    a = CentralProc(tmp_path / "a", objects=OBJECTS, extra=extra)
+    b = CentralProc(tmp_path / "b", objects=OBJECTS, extra=extra)
+    try:
+        a.start()
+        b.start(standby=True)
+        t = int(time.time()) - 10
+        assert a.post_results("poller-ladc1", [result(1, "db1.ladc1", "Disk /", 0, perfdata="/=1", finished=t)])[0] == 200
+        wait_for(lambda: receivers.vm("pair_perfdata"), 15, "the active's export")
+        # The standby follows the same result into its RRD files but sends nothing.
+        wait_for(lambda: "following the active central" in b.log.read_text(), 10, "the standby following")
+        assert "export vm:" not in b.log.read_text()
+
+        a.stop()                # a clean stop hands the lease over at once
+        wait_for(lambda: answers(b), 30, "b to take over")
+        assert b.post_results("poller-ladc1", [result(2, "db1.ladc1", "Disk /", 0, perfdata="/=2",
+                                                      finished=t + 1)])[0] == 200
+        series = wait_for(lambda: [s for s in receivers.vm("pair_perfdata") if len(s["values"]) == 2], 15,
+                          "the new active's export")
+        assert series[0]["values"] == [1, 2] and series[0]["timestamps"] == [t * 1000, (t + 1) * 1000]
+        assert "export vm: prometheus_remote_write" in b.log.read_text()
+    finally:
+        a.stop()
+        b.stop()
