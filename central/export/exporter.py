@@ -93,5 +93,5 @@ class Exporter:
             metrics.labelled_counter("checkd_export_failures", "Sends that failed (each retried with backoff)",
                                      "target", {n: b.failures for n, b in per.items()}),
             metrics.labelled("checkd_export_queued", "Values waiting to be sent", "target",
-                             {n: float(len(b.items)) for n, b in per.items()}),
+                             {n: float(b.queued) for n, b in per.items()}),
         ]

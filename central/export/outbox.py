@@ -1,8 +1,9 @@
 """One target's bounded queue and the task that empties it. Ingest only appends (never
-waits); the task sends batches of up to `batch` items and, when the receiver is away,
-waits (1 s doubling to a minute) and tries the same batch again. Past `queue` items
-the OLDEST are dropped: after an outage the newest values (what dashboards show now)
-arrive first, as Telegraf's buffer does. Each drop is counted
+waits); the task sends batches of up to `batch` items, oldest first, and when the
+receiver is away waits (1 s doubling to a minute) and tries the same batch again. Past
+`queue` items the OLDEST are dropped: after an outage the receiver still gets the newest
+values (what dashboards show now), the gap is at its start, as with Telegraf's buffer.
+Each drop is counted
 (checkd_export_dropped_total); the log gets one line when dropping starts and one
 when the receiver takes values again, never one per value.
 """
@@ -21,6 +22,7 @@ from checkd.config.exports import ExportTarget
 
 log = logging.getLogger(__name__)
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+LINGER = 0.25                   # a batch not full yet waits this long for more values (fewer, larger sends)
 STOP_FLUSH = 5.0                # at shutdown, how long the queue may take to go out
 
 
@@ -51,6 +53,11 @@ class Outbox:
         self._down_since: float | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        """Values not yet taken by the receiver, the batch being sent included."""
+        return len(self.items) + self._inflight
 
     # --- ingest's side (on the loop, never waits) --------------------------------------
 
@@ -83,6 +90,8 @@ class Outbox:
             if not self.items:
                 self._wake.clear()
                 await self._wake.wait()
+            if len(self.items) < self.target.batch:
+                await asyncio.sleep(LINGER)
             if await self._send_one():
                 wait = BACKOFF_MIN
             else:
