@@ -82,6 +82,11 @@ BENCHES = [
           ["--problems", "5000", "--rounds", "10", "--no-browser"],
           ["--problems", "5000", "--rounds", "30"],
           (2, 2), (240, 400)),
+    # Livestatus GET services over the unix socket (docs/livestatus.md), beside the JSON API.
+    Bench("livestatus", "livestatus.py",
+          ["--services", "20000", "--rounds", "3"],
+          ["--services", "100000", "--rounds", "5"],
+          (1, 1), (300, 1200)),
     Bench("ssh", "ssh_checks.py",
           ["--quick", "--plain-only"],
           [],

@@ -28,6 +28,7 @@ from central.graphs import shared
 from central.graphs.graphs import Graphs
 from central.ingest import Ingest
 from central.live import Live
+from central.livestatus.server import Livestatus
 from central.nrdp import Nrdp
 from central.operations import Operations
 from central.prune import Keep, Pruner
@@ -96,6 +97,8 @@ class Central:
         self.reports = WeeklyReports(self.live, e, lambda: self.public_url)   # started once serving
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        conf = self.node.livestatus      # docs/livestatus.md; started by the active central only
+        self.livestatus = Livestatus(conf, self.live, e, self.operations) if conf is not None else None
 
     @property
     def node(self) -> NodeConfig:
@@ -170,7 +173,12 @@ class Central:
             # decided and did not send, and start checks and takeovers with the start grace
             # (docs/ha.md, "Takeover").
             await asyncio.to_thread(self.lease.setup)
-            await Standby(self.lease, self.node.listen, self._ssl(), self.follower).wait_for_lease()
+            standby = Standby(self.lease, self.node.listen, self._ssl(), self.follower)
+            if self.livestatus is not None:
+                # Livestatus clients hear who is active meanwhile (docs/livestatus.md, "Two centrals").
+                self.livestatus.standby = standby.active_url
+                await self.livestatus.start()
+            await standby.wait_for_lease()
             self.leadership = Leadership(self.lease, self.fatal)
             self.leadership.start()
         if self.follower is not None:
@@ -196,6 +204,10 @@ class Central:
             jabber.on_message = self.bot.on_message     # before the client connects
         await self.engine.run(sending=True)
         await self.takeover.start()
+        if self.livestatus is not None:
+            self.livestatus.standby = None          # state loaded: answer from it
+            if not self.livestatus.listening:
+                await self.livestatus.start()
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         host, port = self.node.listen
@@ -221,7 +233,8 @@ class Central:
             log.error("reload refused, the running configuration stays:\n%s",
                       "\n".join(str(p) for p in e.problems))
             return False
-        changed = [k for k in ("role", "listen", "state_dir", "max_body") if getattr(node, k) != getattr(self.node, k)]
+        changed = [k for k in ("role", "listen", "state_dir", "max_body", "livestatus")
+                   if getattr(node, k) != getattr(self.node, k)]
         changed += [f"{k}:" for k in ("email", "jabber", "webhook", "notify", "tls", "rrd")
                     if node.section(k) != self.node.section(k) and k != "jabber"]
         jabber_old = {k: v for k, v in self.node.section("jabber").items() if k not in BOT_KEYS}
@@ -277,6 +290,8 @@ class Central:
         return web.Response(body=metrics.exposition(self.collect), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def stop(self) -> None:
+        if self.livestatus is not None:
+            await self.livestatus.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -81,6 +81,11 @@ class Standby:
             self._holder = (time.monotonic(), holder)
         return holder
 
+    async def active_url(self) -> str:
+        """The active central's URL, "" while none holds a valid lease (Livestatus says it too)."""
+        holder = await self._lookup()
+        return holder.url if holder is not None and holder.expires_in > 0 else ""
+
     async def _answer(self, request: web.Request) -> web.Response:
         if request.path == "/metrics":
             # A scraper sees which central is the standby, and that it keeps its graphs current.
@@ -88,8 +93,7 @@ class Standby:
                                      "graph feed since start", self.follower.followed)] if self.follower else []
             return web.Response(body=metrics.exposition(lambda: [*ha_metrics(self.lease, active=False), *extra]),
                                 headers={"Content-Type": metrics.CONTENT_TYPE})
-        holder = await self._lookup()
-        active = holder.url if holder is not None and holder.expires_in > 0 else ""
+        active = await self.active_url()
         if request.path.startswith("/api/"):
             # Pollers move to `active` (when it is one of their configured centrals).
             body = {"error": "this central is the standby", "active": active}

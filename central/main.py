@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 from central.app import Central
+from central.livestatus.server import LivestatusError
 from checkd.engine.db import SchemaError, StoreUnavailable
 from checkd import daemon
 from checkd.config import load_node
@@ -30,6 +31,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         # Central's stop() is written to undo a half-done start (the poller's is not).
         return asyncio.run(daemon.serve(Central(node, objs), stop_if_start_fails=True))
-    except (SchemaError, StoreUnavailable) as e:
+    except (SchemaError, StoreUnavailable, LivestatusError) as e:
         log.critical("%s", e)
         return 1
