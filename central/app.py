@@ -21,6 +21,7 @@ from central.bot import Bot
 from central.commands import CommandQueue
 from central.decisions_api import DecisionsApi
 from central.downtimes_api import DowntimesApi
+from central.export.exporter import Exporter
 from central.graphs.alerts import AlertGraphs
 from central.graphs.api import GraphsApi
 from central.graphs import shared
@@ -70,6 +71,12 @@ class Central:
         self.graphs = Graphs.from_node(self.live, e.store)     # None without an rrd: section
         self.operations = Operations(self.live, e, self.commands)
         self.ingest = Ingest(self.live, e, self.operations, self.commands, self.graphs)
+        # `export:`: a copy of the graphed values to time-series databases (docs/metrics-export.md),
+        # fed by ingest, so only by the active central.
+        self.export = Exporter.from_node(self.live)
+        if self.export is not None:
+            self.ingest.export = self.export
+            self.operations.on_deploy = self.export.deployment
         self.passive = Passive(self.live, e.store, self.ingest.store_local)
         self.takeover = Takeover(self.live, e.store, self.ingest.store_local, self.passive.stale)
         self.read = ReadApi(self.live, e, self.takeover)
@@ -183,6 +190,8 @@ class Central:
         await self.engine.write(self.ids.refill())
         if self.graphs is not None and not sharing:
             await self.graphs.start()       # the RRD writer process, before any result can arrive
+        if self.export is not None:
+            self.export.start()             # once the lease is ours: a standby exports nothing
         if sharing:
             self.tidy = shared.Tidy(self.engine.db, self.graph_position)
             self.tidy.start()
@@ -230,6 +239,8 @@ class Central:
                     if node.section(k) != self.node.section(k) and k != "jabber"]
         jabber_old = {k: v for k, v in self.node.section("jabber").items() if k not in BOT_KEYS}
         jabber_new = {k: v for k, v in node.section("jabber").items() if k not in BOT_KEYS}
+        if node.exports != self.node.exports:
+            changed.append("export:")
         if jabber_old != jabber_new:
             changed.append("jabber: connection settings")
         if changed:
@@ -272,6 +283,7 @@ class Central:
                              seen),
             metrics.counter("checkd_db_commits", "store transactions since start (SQLite or PostgreSQL)", self.engine.db.commits),
             *ha_metrics(self.lease, active=True),
+            *(self.export.metrics() if self.export is not None else ()),
         ]
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
@@ -293,6 +305,8 @@ class Central:
             await self.tidy.stop()
         if self.graphs is not None:
             await self.graphs.stop()        # after the last result: the writer stores what it holds
+        if self.export is not None:
+            await self.export.stop()        # what is queued goes out, for a few seconds at most
         if self.bot is not None:
             await self.bot.stop()           # chat commands under way, while the engine still writes
         await self.engine.stop()

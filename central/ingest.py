@@ -26,6 +26,7 @@ from checkd.result import CheckResult
 
 if TYPE_CHECKING:
     from central.commands import CommandQueue
+    from central.export.exporter import Exporter
     from central.graphs.graphs import Graphs
     from central.live import Live
     from central.operations import Operations
@@ -49,6 +50,7 @@ class Ingest:
                  graphs: Graphs | None):
         self.live, self.engine, self.operations, self.commands, self.graphs = (
             live, engine, operations, commands, graphs)
+        self.export: Exporter | None = None     # `export:` (docs/metrics-export.md), set by central
 
     def _poller_state(self, name: str, site: str, now: float) -> PollerState:
         ps = self.engine.store.pollers.get(name)
@@ -121,14 +123,17 @@ class Ingest:
         return Batch(answer, accepted, ops, plan)
 
     def _apply_results(self, source: str, results: list[CheckResult]) -> tuple[list[Op], int]:
-        if self.graphs is None:
+        if self.graphs is None and self.export is None:
             return self.engine.apply(source, results)
         ops, stale = self.engine.apply(source, results, self._graph)
-        return ops + self.graphs.shared_ops(time.time()), stale
+        return ops + (self.graphs.shared_ops(time.time()) if self.graphs is not None else []), stale
 
     def _graph(self, view: CheckView) -> None:
-        if view.perfdata and view.service is not None and self.graphs is not None:
-            self.graphs.record(view)          # queued for the RRD writer; never waits
+        if view.perfdata and view.service is not None:
+            if self.graphs is not None:
+                self.graphs.record(view)      # queued for the RRD writer; never waits
+            if self.export is not None:
+                self.export.record(view)      # queued for the time-series databases; never waits
 
     async def store_local(self, results: list[CheckResult]) -> None:
         """Results of checks central ran itself (its own site, a takeover, a freshness check):

@@ -29,6 +29,8 @@ from checkd.engine.store import (DELETE_DOWNTIME, DELETE_MUTE, INSERT_CANCELLED,
 from checkd.result import CheckKey, CheckResult
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from checkd.config.model import RecurringDowntime
     from central.commands import CommandQueue
     from central.live import Live
@@ -42,6 +44,8 @@ MAX_DOWNTIME = 366 * 86400.0    # a downtime's window (a recurring one repeats)
 class Operations:
     def __init__(self, live: Live, engine: Engine, commands: CommandQueue):
         self.live, self.engine, self.commands = live, engine, commands
+        # Told of each deployment start/finish/abort once stored: the export's markers (docs/metrics-export.md).
+        self.on_deploy: Callable[[Deployment, str, float], None] | None = None
         # Checks someone asked to run now, waiting for their next result.
         self._watchers: dict[CheckKey, list[tuple[float, asyncio.Future[CheckView]]]] = {}
 
@@ -386,6 +390,8 @@ class Operations:
             ops += self._history([ev for h in d.hosts for ev in self._events_of(h, None)], f"deploy_{action}",
                                  text, d.engineer, now)
             await self._commit(ops)
+            if self.on_deploy is not None:
+                self.on_deploy(d, action, now)
         return d, changed
 
 

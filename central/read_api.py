@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -132,17 +133,22 @@ class ReadApi:
                                   "history": rows})
 
     async def deployments(self, request: web.Request) -> web.Response:
-        """The change log, newest first: `?host=&since=&module=`."""
+        """The change log, newest first: `?host=&since=&until=&module=` (since/until: Unix
+        times or durations ago, like 7d; a Grafana annotation source, docs/metrics-export.md)."""
         q = request.query
-        since = None
-        if "since" in q:
-            try:
-                since = float(q["since"])
-            except ValueError:
-                try:
-                    since = time.time() - parse_duration(q["since"])      # since=7d
-                except ValueError:
-                    raise web.HTTPBadRequest(text='{"error": "since: a Unix time or a duration like 7d"}',
-                                             content_type="application/json") from None
-        entries = self.store.deployments.log(q.get("host"), since, q.get("module"))
+        since, until = _moment(q, "since"), _moment(q, "until")
+        entries = self.store.deployments.log(q.get("host"), since, q.get("module"), until)
         return web.json_response({"deployments": [d.json() for d in entries]})
+
+
+def _moment(q: Mapping[str, str], key: str) -> float | None:
+    """`key=` as a Unix time, or a duration before now (since=7d)."""
+    if key not in q:
+        return None
+    try:
+        return float(q[key])
+    except ValueError:
+        try:
+            return time.time() - parse_duration(q[key])
+        except ValueError:
+            raise bad_request(f"{key}: a Unix time or a duration like 7d") from None

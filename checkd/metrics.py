@@ -45,6 +45,13 @@ def labelled(name: str, doc: str, label: str, values: dict[str, float]) -> Metri
     return g
 
 
+def labelled_counter(name: str, doc: str, label: str, values: dict[str, float]) -> Metric:
+    c = CounterMetricFamily(name, doc, labels=[label])
+    for key, value in sorted(values.items()):
+        c.add_metric([key], value)
+    return c
+
+
 def counter(name: str, doc: str, value: float) -> Metric:
     return CounterMetricFamily(name, doc, value=value)
 

@@ -15,6 +15,7 @@ from typing import Any
 from checkd import mailtags
 from checkd.config import fields as f
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
+from checkd.config.exports import ExportTarget, read_exports
 from checkd.config.livestatus import LivestatusConfig, read_livestatus
 from checkd.config.model import SSHSettings
 from checkd.config.objects import SSH_KEYS
@@ -59,7 +60,7 @@ COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_l
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
                 "freshness": f.raw, "web": f.raw,
                 "rrd": f.raw, "reports": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int,
-                "retention": f.raw, "livestatus": f.raw, **COMMON}
+                "retention": f.raw, "livestatus": f.raw, "export": f.raw, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
                "spool_max_bytes": f.positive_int, "batch_size": f.positive_int, "status_listen": f.text,
@@ -108,6 +109,7 @@ class NodeConfig:
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     weekly_report: WeeklyReport | None = None   # central: `reports: {weekly: ...}` (docs/availability.md)
     livestatus: LivestatusConfig | None = None  # central: `livestatus:` (docs/livestatus.md)
+    exports: tuple[ExportTarget, ...] = ()      # central: `export:` (docs/metrics-export.md)
     lines: Mapping[str, int] = dataclasses.field(default_factory=dict)   # where timing keys are set
 
     def where(self, key: str) -> str:
@@ -270,6 +272,7 @@ def read_node(path: Path) -> NodeConfig:
         kw["store"] = _store(d, sections, node, problems)
         kw["weekly_report"] = read_reports(node.get("reports"), node, problems)
         kw["livestatus"] = read_livestatus(node.get("livestatus"), node, base, problems)
+        kw["exports"] = read_exports(node.get("export"), node, problems)
     else:
         for key in ("name", "site", "central"):
             if key not in d:

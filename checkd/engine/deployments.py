@@ -152,11 +152,11 @@ class Deployments:
     # --- reading ------------------------------------------------------------------------
 
     def log(self, host: str | None = None, since: float | None = None,
-            module: str | None = None) -> list[Deployment]:
-        """The change log, newest first."""
+            module: str | None = None, until: float | None = None) -> list[Deployment]:
+        """The change log, newest first: deployments started within [since, until]."""
         out = [d for d in self.all.values()
                if (host is None or host in d.hosts) and (since is None or d.started >= since)
-               and (module is None or d.module == module)]
+               and (until is None or d.started <= until) and (module is None or d.module == module)]
         return sorted(out, key=lambda d: d.started, reverse=True)
 
     def markers(self, start: float, end: float, host: str | None = None) -> list[Marker]:
