@@ -25,7 +25,7 @@ SLACK_HOOK = "/services/T000/B000/hooksecret"
 
 
 @dataclass
-class Seen:
+class Request:
     api: str                    # pagerduty, opsgenie, slack, slack-hook, webhook
     path: str
     query: dict[str, str]
@@ -37,7 +37,7 @@ class Seen:
 @dataclass
 class Receivers:
     port: int = field(default_factory=free_port)
-    seen: list[Seen] = field(default_factory=list)
+    seen: list[Request] = field(default_factory=list)
     fail: dict[str, list[int]] = field(default_factory=dict)    # key -> statuses to answer first
     genie_keys: set[str] = field(default_factory=lambda: {"og-key"})
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -47,7 +47,7 @@ class Receivers:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def of(self, api: str, status: int | None = 202) -> list[Seen]:
+    def of(self, api: str, status: int | None = 202) -> list[Request]:
         with self._lock:
             return [s for s in self.seen if s.api == api and (status is None or s.status == status)]
 
@@ -83,7 +83,7 @@ class Receivers:
 
     def _record(self, api: str, request: web.Request, body: Any, status: int) -> None:
         with self._lock:
-            self.seen.append(Seen(api, request.path, dict(request.query), dict(request.headers), body, status))
+            self.seen.append(Request(api, request.path, dict(request.query), dict(request.headers), body, status))
 
     def _planned(self, key: str) -> int | None:
         with self._lock:
@@ -108,6 +108,9 @@ class Receivers:
         if not isinstance(doc, dict):
             return 400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["not JSON"]}
         planned = self._planned(str(doc.get("routing_key")))
+        if planned is not None and planned < 500:
+            return planned, {"status": "invalid event", "message": "Event object is invalid",
+                             "errors": ["routing_key: integration not found"]}
         if planned is not None:
             return planned, {"status": "unavailable", "message": "try again"}
         errors = []

@@ -20,6 +20,8 @@ import pytest
 
 from checkd.config.errors import ConfigError
 from checkd.config.load import load_node
+from checkd.engine.notify import channels
+from checkd.engine.notify.notification import Channel
 from tests.central_proc import CentralProc, result
 from tests.helpers import wait_for
 from tests.notify_env import event_id, wait_logged
@@ -163,7 +165,9 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     assert "acknowledged by alice: on it" in replies[0].body["text"]
     updates = [s for s in mine("slack") if s.path == "/api/chat.update"]
     assert [u.body["ts"] for u in updates] == [parent_ts, parent_ts]
+    assert updates[0].body["text"].startswith("ACKNOWLEDGED by alice\n*db1.ladc1")
     assert updates[-1].body["text"].startswith("RECOVERED (OK)")
+    assert all(len(u.body["blocks"]) == 1 for u in updates)         # the Acknowledge button is gone
     assert [h.body["text"].split(":")[0] for h in rx.of("webhook", None)] == ["CRITICAL", "ACKNOWLEDGEMENT",
                                                                              "RECOVERY"]
     assert rx.of("webhook", None)[1].body["who"] == "alice"
@@ -290,3 +294,18 @@ def test_config_errors_name_file_and_line(tmp_path: Path, node: str, objects: st
         load_node(path)
     text = str(info.value)
     assert message in text and (f"{path}:" in text or "o.yaml:2" in text), text
+
+
+def test_a_poller_alerting_on_its_own_pages_too(tmp_path: Path) -> None:
+    """A poller's node file takes the same sections; its engine gets the same channels."""
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "objects" / "o.yaml").write_text("contacts:\n  - {name: p, pagerduty: ops, slack: '#ops'}\n")
+    path = tmp_path / "poller.yaml"
+    path.write_text("poller:\n  name: poller-ladc1\n  site: ladc1\n  central: http://127.0.0.1:1\n  token: t\n"
+                    "  state_dir: state\n  objects: objects\n"
+                    "  pagerduty: {url: 'https://events.eu.pagerduty.com', services: {ops: {routing_key: k}}}\n"
+                    f"  slack: {{token: {SLACK_TOKEN}}}\n")
+    node, objs = load_node(path)
+    built = channels.build(node, objs)
+    assert {Channel.PAGERDUTY, Channel.SLACK} <= set(built.senders)
+    assert built.senders[Channel.PAGERDUTY].base == "https://events.eu.pagerduty.com"

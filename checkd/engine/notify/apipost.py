@@ -96,7 +96,7 @@ async def _excerpt(resp: aiohttp.ClientResponse) -> str:
     return one_line(text)[:EXCERPT]
 
 
-class Client:
+class JsonClient:
     """One aiohttp session per channel, made on first use (inside the running loop), for the
     JSON APIs (PagerDuty, Opsgenie, Slack); `await close()` when done."""
 

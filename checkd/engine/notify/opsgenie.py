@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from checkd import __version__
 from checkd.config.integrations import OPSGENIE_URL
-from checkd.engine.notify.apipost import Client
+from checkd.engine.notify.apipost import JsonClient
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 
 PRIORITY = {"CRITICAL": "P1", "DOWN": "P1", "UNREACHABLE": "P2", "WARNING": "P3", "UNKNOWN": "P3"}
@@ -52,7 +52,7 @@ class OpsgenieChannel:
         self.base = str(settings.get("url") or OPSGENIE_URL).rstrip("/")
         self.keys: dict[str, str] = dict(settings.get("teams") or {})
         self.links = links
-        self.client = Client(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
+        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
 
     async def close(self) -> None:
         await self.client.close()

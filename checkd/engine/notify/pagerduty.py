@@ -15,7 +15,7 @@ from typing import Any
 
 from checkd import __version__
 from checkd.config.integrations import PAGERDUTY_URL
-from checkd.engine.notify.apipost import Client
+from checkd.engine.notify.apipost import JsonClient
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 
 ACTIONS = {Kind.PROBLEM: "trigger", Kind.ESCALATION: "trigger", Kind.ACKNOWLEDGEMENT: "acknowledge",
@@ -72,7 +72,7 @@ class PagerDutyChannel:
         self.base = str(settings.get("url") or PAGERDUTY_URL).rstrip("/")
         self.keys: dict[str, str] = dict(settings.get("services") or {})
         self.links = links
-        self.client = Client(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
+        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
 
     async def close(self) -> None:
         await self.client.close()

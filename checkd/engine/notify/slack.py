@@ -19,7 +19,7 @@ from typing import Any
 
 from checkd import __version__
 from checkd.config.integrations import SLACK_URL
-from checkd.engine.notify.apipost import Client
+from checkd.engine.notify.apipost import JsonClient
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 
 # Web API errors worth another try (https://api.slack.com/web: "ok": false with these).
@@ -45,6 +45,10 @@ def text_of(n: Notification, link: str) -> str:
     return "\n".join(lines)
 
 
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
 def status_line(n: Notification) -> str:
     """The parent's first line once the event moved on (update_parent)."""
     if n.kind is Kind.ACKNOWLEDGEMENT:
@@ -67,7 +71,7 @@ class SlackChannel:
         self.update_parent = bool(settings.get("update_parent", True))
         self.buttons = bool(settings.get("signing_secret"))      # an Acknowledge button needs the way back
         self.links = links
-        self.client = Client(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
+        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
         # (address, event) -> (channel ID, parent ts, parent text); and a lock per pair so two
         # notifications of one event do not both start a thread.
         self.threads: dict[tuple[str, int], tuple[str, str, str]] = {}
@@ -104,14 +108,16 @@ class SlackChannel:
             await self._post(n, {"channel": channel, "text": text, "thread_ts": ts})
             if self.update_parent and n.kind in (Kind.ACKNOWLEDGEMENT, Kind.RECOVERY):
                 try:
-                    await self._call(n, "chat.update",
-                                     {"channel": channel, "ts": ts, "text": f"{escape(status_line(n))}\n{parent}"})
+                    # New blocks as well: the old ones (and their Acknowledge button) would stay.
+                    updated = f"{escape(status_line(n))}\n{parent}"
+                    await self._call(n, "chat.update", {"channel": channel, "ts": ts, "text": updated,
+                                                        "blocks": [section(updated)]})
                 except DeliveryError as e:
                     # The reply went out (so it is not sent again) and carries the news.
                     log.warning("%s: the thread's first message keeps its old status: %s", n.subject, e)
 
     def _blocks(self, n: Notification, text: str) -> list[dict[str, Any]]:
-        return [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        return [section(text),
                 {"type": "actions", "elements": [{"type": "button", "action_id": ACK_ACTION, "style": "primary",
                                                   "text": {"type": "plain_text", "text": "Acknowledge"},
                                                   "value": str(n.event_id)}]}]
