@@ -103,8 +103,8 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     eid = event_id(c, "db1.ladc1", MYSQL)
     key = f"checkd-{eid}"
     link = f"https://checkd.example.com/event/{eid}"
-    mine = lambda api: [s for s in rx.of(api, None) if key in json.dumps(s.body) or f"/{key}/" in s.path
-                        or str(eid) in json.dumps(s.body)]
+    mine = lambda api: [s for s in rx.of(api, None) if f'"{key}"' in json.dumps(s.body) or f"/{key}/" in s.path
+                        or f"[ID#:{eid}]" in s.body.get("text", "")]
     wait_for(lambda: len(mine("pagerduty")) == 1 and len(mine("opsgenie")) == 1 and len(mine("slack")) == 1
              and len(rx.of("slack-hook", None)) == 1 and len(rx.of("webhook", None)) == 1, 10, "the problem everywhere")
 

@@ -46,7 +46,6 @@ class OpsgenieChannel:
 
     carries_graphs = False
     per_event = True            # one alert per event: storm control does not summarise these
-    kinds = KINDS
 
     def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
         self.base = str(settings.get("url") or OPSGENIE_URL).rstrip("/")
@@ -62,7 +61,7 @@ class OpsgenieChannel:
         if key is None:
             raise DeliveryError(f"opsgenie: no team {n.address!r} under `opsgenie: {{teams:}}`", retryable=False)
         if n.kind not in KINDS:
-            return
+            return              # the notifier decides no other kind for this channel (PAGED)
         link = self.links(n) if self.links else ""
         if n.kind in (Kind.PROBLEM, Kind.ESCALATION):
             url, doc = f"{self.base}/v2/alerts", create(n, link)

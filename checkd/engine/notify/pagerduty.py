@@ -66,7 +66,6 @@ class PagerDutyChannel:
 
     carries_graphs = False
     per_event = True            # one incident per event: storm control does not summarise these
-    kinds = frozenset(ACTIONS)
 
     def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
         self.base = str(settings.get("url") or PAGERDUTY_URL).rstrip("/")
@@ -83,7 +82,7 @@ class PagerDutyChannel:
             raise DeliveryError(f"pagerduty: no service {n.address!r} under `pagerduty: {{services:}}`",
                                 retryable=False)
         if n.kind not in ACTIONS:
-            return              # decided by no notifier (notifier.py asks `kinds`); a summary of old rows
+            return              # the notifier decides no other kind for this channel (PAGED)
         doc = event(n, key, self.links(n) if self.links else "")
         _, answer = await self.client.post_json(f"{self.base}/v2/enqueue", doc, f"pagerduty {n.address}",
                                                 secrets=(key,))
