@@ -13,12 +13,13 @@ import asyncio
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 
-from checkd.engine.notify.notification import DeliveryError
+from checkd import __version__
+from checkd.engine.notify.notification import DeliveryError, Notification
 
 RETRYABLE_STATUS = frozenset({408, 429})
 EXCERPT = 200
@@ -94,6 +95,29 @@ async def _excerpt(resp: aiohttp.ClientResponse) -> str:
     except LookupError:   # a charset Python does not know
         text = raw.decode("utf-8", errors="replace")
     return one_line(text)[:EXCERPT]
+
+
+class ApiChannel:
+    """What the PagerDuty, Opsgenie and Slack channels share: the API's base URL (`url:`, else
+    `default_url`), the section's named secrets (`entries`: name -> key or URL), the event
+    page's link, and one JsonClient."""
+
+    carries_graphs = False              # JSON only: no image
+    per_event = True                    # one incident per event: storm control leaves these alone
+    default_url = ""
+    entries = ""
+
+    def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
+        self.base = str(settings.get("url") or self.default_url).rstrip("/")
+        self.keys: dict[str, str] = dict(settings.get(self.entries) or {})
+        self.links = links
+        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def link(self, n: Notification) -> str:
+        return self.links(n) if self.links else ""
 
 
 class JsonClient:

@@ -9,13 +9,11 @@ file's `opsgenie: {teams:}`; the key is never logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from checkd import __version__
 from checkd.config.integrations import OPSGENIE_URL
-from checkd.engine.notify.apipost import JsonClient
+from checkd.engine.notify.apipost import ApiChannel
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 
 PRIORITY = {"CRITICAL": "P1", "DOWN": "P1", "UNREACHABLE": "P2", "WARNING": "P3", "UNKNOWN": "P3"}
@@ -41,20 +39,11 @@ def create(n: Notification, link: str) -> dict[str, Any]:
             "tags": ["checkd", n.state.lower(), f"site:{n.site}"], "details": details}
 
 
-class OpsgenieChannel:
+class OpsgenieChannel(ApiChannel):
     """`settings`: the node file's `opsgenie:` section, API keys filled in (checkd/config/integrations.py)."""
 
-    carries_graphs = False
-    per_event = True            # one alert per event: storm control does not summarise these
-
-    def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
-        self.base = str(settings.get("url") or OPSGENIE_URL).rstrip("/")
-        self.keys: dict[str, str] = dict(settings.get("teams") or {})
-        self.links = links
-        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
-
-    async def close(self) -> None:
-        await self.client.close()
+    default_url = OPSGENIE_URL
+    entries = "teams"
 
     async def send(self, n: Notification) -> None:
         key = self.keys.get(n.address)
@@ -62,7 +51,7 @@ class OpsgenieChannel:
             raise DeliveryError(f"opsgenie: no team {n.address!r} under `opsgenie: {{teams:}}`", retryable=False)
         if n.kind not in KINDS:
             return              # the notifier decides no other kind for this channel (PAGED)
-        link = self.links(n) if self.links else ""
+        link = self.link(n)
         if n.kind in (Kind.PROBLEM, Kind.ESCALATION):
             url, doc = f"{self.base}/v2/alerts", create(n, link)
         else:

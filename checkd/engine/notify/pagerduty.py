@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from checkd import __version__
 from checkd.config.integrations import PAGERDUTY_URL
-from checkd.engine.notify.apipost import JsonClient
+from checkd.engine.notify.apipost import ApiChannel
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 
 ACTIONS = {Kind.PROBLEM: "trigger", Kind.ESCALATION: "trigger", Kind.ACKNOWLEDGEMENT: "acknowledge",
@@ -61,20 +59,11 @@ def event(n: Notification, routing_key: str, link: str) -> dict[str, Any]:
     return doc
 
 
-class PagerDutyChannel:
+class PagerDutyChannel(ApiChannel):
     """`settings`: the node file's `pagerduty:` section, routing keys filled in (checkd/config/integrations.py)."""
 
-    carries_graphs = False
-    per_event = True            # one incident per event: storm control does not summarise these
-
-    def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
-        self.base = str(settings.get("url") or PAGERDUTY_URL).rstrip("/")
-        self.keys: dict[str, str] = dict(settings.get("services") or {})
-        self.links = links
-        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
-
-    async def close(self) -> None:
-        await self.client.close()
+    default_url = PAGERDUTY_URL
+    entries = "services"
 
     async def send(self, n: Notification) -> None:
         key = self.keys.get(n.address)
@@ -83,7 +72,7 @@ class PagerDutyChannel:
                                 retryable=False)
         if n.kind not in ACTIONS:
             return              # the notifier decides no other kind for this channel (PAGED)
-        doc = event(n, key, self.links(n) if self.links else "")
+        doc = event(n, key, self.link(n))
         _, answer = await self.client.post_json(f"{self.base}/v2/enqueue", doc, f"pagerduty {n.address}",
                                                 secrets=(key,))
         try:

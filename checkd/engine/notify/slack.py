@@ -17,9 +17,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from checkd import __version__
 from checkd.config.integrations import SLACK_URL
-from checkd.engine.notify.apipost import JsonClient
+from checkd.engine.notify.apipost import ApiChannel
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 
 # Web API errors worth another try (https://api.slack.com/web: "ok": false with these).
@@ -58,32 +57,28 @@ def status_line(n: Notification) -> str:
     return f"{n.kind.value} {n.state}".strip()
 
 
-class SlackChannel:
-    """`settings`: the node file's `slack:` section, token and webhook URLs filled in."""
+class SlackChannel(ApiChannel):
+    """`settings`: the node file's `slack:` section, token and webhook URLs filled in;
+    `keys`: the incoming webhooks' URLs by name."""
 
-    carries_graphs = False
     per_event = False           # chat: storm control may summarise
+    default_url = SLACK_URL
+    entries = "webhooks"
 
     def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
-        self.base = str(settings.get("url") or SLACK_URL).rstrip("/")
+        super().__init__(settings, links)
         self.token = str(settings.get("token") or "")
-        self.webhooks: dict[str, str] = dict(settings.get("webhooks") or {})
         self.update_parent = bool(settings.get("update_parent", True))
         self.buttons = bool(settings.get("signing_secret"))      # an Acknowledge button needs the way back
-        self.links = links
-        self.client = JsonClient(float(settings.get("timeout", 10.0)), f"checkd/{__version__}")
         # (address, event) -> (channel ID, parent ts, parent text); and a lock per pair so two
         # notifications of one event do not both start a thread.
         self.threads: dict[tuple[str, int], tuple[str, str, str]] = {}
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
 
-    async def close(self) -> None:
-        await self.client.close()
-
     async def send(self, n: Notification) -> None:
-        link = self.links(n) if self.links else ""
+        link = self.link(n)
         text = text_of(n, link)
-        hook = self.webhooks.get(n.address)
+        hook = self.keys.get(n.address)
         if hook is not None:
             await self.client.post_json(hook, {"text": text}, f"slack {n.address}", secrets=(hook,))
             return

@@ -16,12 +16,11 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import jinja2
 
 from checkd import __version__
 from checkd.config.integrations import template_environment
-from checkd.engine.notify.apipost import CONTROL, post, redact
+from checkd.engine.notify.apipost import CONTROL, JsonClient, post, redact
 from checkd.engine.notify.notification import DeliveryError, Notification
 from checkd.durations import parse_duration
 
@@ -109,19 +108,10 @@ class WebhookChannel:
         if _CONTROL.search(self.user_agent):
             raise ValueError("webhook: user_agent contains a line break or control character")
         self.settings = settings
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                headers={"User-Agent": self.user_agent})
-        return self._session
+        self.client = JsonClient(self.timeout, self.user_agent)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
 
     def body(self, n: Notification, url: str) -> bytes:
         """The JSON body: the contact's template rendered, else the fixed document (payload)."""
@@ -152,4 +142,4 @@ class WebhookChannel:
             raise DeliveryError(f"webhook {url}: not an http(s) URL", retryable=False)
         headers = {**self.headers, "Content-Type": "application/json",
                    "X-Checkd-Event-ID": str(n.event_id)}
-        await post(self._get_session(), n.address, self.body(n, url), headers, "webhook", self.timeout, url)
+        await post(self.client.session(), n.address, self.body(n, url), headers, "webhook", self.timeout, url)
