@@ -2,7 +2,8 @@
 (chat.postMessage, chat.update) and incoming webhooks, and a generic webhook: aiohttp on
 127.0.0.1 in a thread, answering as each service documents (status codes, required
 fields, the answer's body) and recording every request. `fail[key]` makes the next
-requests for a routing key / API key fail with the statuses listed."""
+requests for a routing key, an API key or a Slack channel fail with the HTTP statuses (or
+Slack errors) listed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.helpers import free_port
 PD_ACTIONS = {"trigger", "acknowledge", "resolve"}
 PD_SEVERITIES = {"critical", "error", "warning", "info"}
 SLACK_TOKEN = "xoxb-test-token"
-SLACK_CHANNELS = {"#ops": "C0OPS"}          # name -> ID, as Slack answers with the ID
+SLACK_CHANNELS = {"#ops": "C0OPS", "#flaky": "C0FLAKY", "#gone": "C0GONE"}          # name -> ID, as Slack answers with the ID
 SLACK_HOOK = "/services/T000/B000/hooksecret"
 
 
@@ -38,8 +39,8 @@ class Request:
 class Receivers:
     port: int = field(default_factory=free_port)
     seen: list[Request] = field(default_factory=list)
-    fail: dict[str, list[int]] = field(default_factory=dict)    # key -> statuses to answer first
-    genie_keys: set[str] = field(default_factory=lambda: {"og-key"})
+    fail: dict[str, list[Any]] = field(default_factory=dict)    # key -> statuses to answer first
+    genie_keys: set[str] = field(default_factory=lambda: {"og-key", "og-flaky", "og-refused"})
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,7 +86,7 @@ class Receivers:
         with self._lock:
             self.seen.append(Request(api, request.path, dict(request.query), dict(request.headers), body, status))
 
-    def _planned(self, key: str) -> int | None:
+    def _planned(self, key: str) -> Any:
         with self._lock:
             plan = self.fail.get(key)
             return plan.pop(0) if plan else None
@@ -158,7 +159,14 @@ class Receivers:
         doc = await self._json(request)
         method = request.match_info["method"]
         answer: dict[str, Any]
-        if request.headers.get("Authorization") != f"Bearer {SLACK_TOKEN}":
+        planned = self._planned(str(doc.get("channel"))) if isinstance(doc, dict) else None
+        if isinstance(planned, int):        # HTTP 429 (rate limited, with Retry-After) or 5xx
+            self._record("slack", request, doc, planned)
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=planned,
+                                     headers={"Retry-After": "1"})
+        if planned is not None:
+            answer = {"ok": False, "error": planned}
+        elif request.headers.get("Authorization") != f"Bearer {SLACK_TOKEN}":
             answer = {"ok": False, "error": "invalid_auth"}
         elif not isinstance(doc, dict) or not doc.get("channel") or not doc.get("text"):
             answer = {"ok": False, "error": "no_text" if isinstance(doc, dict) and doc.get("channel")

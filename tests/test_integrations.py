@@ -38,8 +38,8 @@ contacts:
   - {{name: chat, slack: "#ops"}}
   - {{name: hookchat, slack: ops-hook}}
   - {{name: tmpl, webhook: "{url}/hook", webhook_template: chatops}}
-  - {{name: flaky, pagerduty: flaky}}
-  - {{name: refused, pagerduty: refused}}
+  - {{name: flaky, pagerduty: flaky, opsgenie: flaky, slack: "#flaky"}}
+  - {{name: refused, pagerduty: refused, opsgenie: refused, slack: "#gone"}}
 hosts:
   - {{name: db1.ladc1, address: 127.0.0.1, site: ladc1}}
 services:
@@ -63,7 +63,8 @@ def node_extra(url: str) -> str:
             f"  pagerduty:\n    url: {url}\n    webhook_secret: {PD_SECRET}\n    services:\n"
             f"      ops: {{routing_key_file: pd-ops.key}}\n      flaky: {{routing_key: flaky-key}}\n"
             f"      refused: {{routing_key: refused-key}}\n"
-            f"  opsgenie: {{url: {url}, teams: {{ops: {{api_key: og-key}}}}, webhook_token: {OG_TOKEN}}}\n"
+            f"  opsgenie: {{url: {url}, webhook_token: {OG_TOKEN}, teams: {{ops: {{api_key: og-key}}, "
+            f"flaky: {{api_key: og-flaky}}, refused: {{api_key: og-refused}}}}}}\n"
             f"  slack:\n    url: {url}/api\n    token: {SLACK_TOKEN}\n    signing_secret: {SLACK_SECRET}\n"
             f"    webhooks: {{ops-hook: {{url: \"{url}{SLACK_HOOK}\"}}}}\n"
             f"  webhook: {{templates: {{chatops: chatops.json.j2}}}}\n")
@@ -177,22 +178,41 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     assert PD_KEY not in c.log.read_text() and "og-key" not in c.log.read_text()
 
 
-@pytest.mark.parametrize("service,routing_key,answers,accepted,row", [
-    ("Disk /", "flaky-key", [503, 503], 1, ("sent", 3)),        # retried with backoff, then one accepted
-    ("Queue", "refused-key", [400], 0, ("failed", 1)),          # refused for good: not retried
-])
-def test_pagerduty_retries_5xx_and_not_400(desk, service, routing_key, answers, accepted, row) -> None:
+# Each channel of one event: what the receiver answers first, then the row and the answers it gave.
+RETRIES = {
+    "Disk /": {"pagerduty": ("flaky-key", [503, 503], ("sent", 3), [503, 503, 202]),
+               "opsgenie": ("og-flaky", [502, 503], ("sent", 3), [502, 503, 202]),
+               "slack": ("#flaky", [429, "internal_error"], ("sent", 3), [429, 200, 200])},
+    "Queue": {"pagerduty": ("refused-key", [400], ("failed", 1), [400]),           # refused for good
+              "opsgenie": ("og-refused", [422], ("failed", 1), [422]),
+              "slack": ("#gone", ["channel_not_found"], ("failed", 1), [200])},
+}
+
+
+@pytest.mark.parametrize("service", RETRIES)
+def test_5xx_is_retried_until_one_is_accepted_and_a_refusal_is_not(desk, service) -> None:
     c, rx = desk
-    rx.fail[routing_key] = list(answers)
+    cases = RETRIES[service]
+    for key, answers, _, _ in cases.values():
+        rx.fail[key] = list(answers)
     post(c, service, 2, f"{service} CRITICAL")
     eid = event_id(c, "db1.ladc1", service)
-    rows = wait_logged(c, eid)
-    assert [(r["status"], r["attempts"]) for r in rows] == [row]
-    tried = [s for s in rx.of("pagerduty", None) if s.body["routing_key"] == routing_key]
-    assert [s.status for s in tried] == [*answers, 202][:len(answers) + accepted]
-    if accepted == 0:
-        assert "HTTP 400" in rows[0]["error"] and routing_key not in rows[0]["error"]
-        assert "failed for good" in c.log.read_text() and routing_key not in c.log.read_text()
+    rows = {r["channel"]: r for r in wait_logged(c, eid)}
+    log = c.log.read_text()
+    for api, (key, _, row, statuses) in cases.items():
+        assert (rows[api]["status"], rows[api]["attempts"]) == row, (api, rows[api])
+        tried = [s for s in rx.of(api, None) if key in (s.body.get("routing_key"), s.body.get("channel"))
+                 or s.headers.get("Authorization") == f"GenieKey {key}"]
+        assert [s.status for s in tried] == statuses, api
+        if api == "slack":
+            assert [s.body.get("_answer", {}).get("ok", False) for s in tried].count(True) == (row[0] == "sent")
+        if not key.startswith("#"):         # a key, not a channel: never shown
+            assert key not in log and key not in (rows[api]["error"] or ""), api
+        assert bool(rows[api]["error"]) == (row[0] == "failed"), rows[api]
+    if service == "Queue":
+        assert "(pagerduty) failed for good after 1 attempt(s): pagerduty refused" in log
+        assert "HTTP 400 Bad Request" in log and "integration not found" in log
+        assert "(slack) failed for good after 1 attempt(s): slack #gone chat.postMessage: channel_not_found" in log
 
 
 def sign_pd(body: bytes, secret: str = PD_SECRET) -> str:
