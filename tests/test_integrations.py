@@ -21,7 +21,9 @@ import pytest
 from checkd.config.errors import ConfigError
 from checkd.config.load import load_node
 from checkd.engine.notify import channels
-from checkd.engine.notify.notification import Channel
+from checkd.config.integrations import SAMPLE
+from checkd.engine.notify.notification import Channel, Kind, Notification
+from checkd.engine.notify.webhook import template_fields
 from tests.central_proc import CentralProc, result
 from tests.helpers import wait_for
 from tests.notify_env import event_id, wait_logged
@@ -329,3 +331,11 @@ def test_a_poller_alerting_on_its_own_pages_too(tmp_path: Path) -> None:
     built = channels.build(node, objs)
     assert {Channel.PAGERDUTY, Channel.SLACK} <= set(built.senders)
     assert built.senders[Channel.PAGERDUTY].base == "https://events.eu.pagerduty.com"
+
+
+def test_templates_are_tried_at_load_on_every_field_a_send_gives_them() -> None:
+    """The load-time sample (checkd/config) and a real send's fields (webhook.py) are the same set:
+    a template valid at load never meets an unknown field at send time."""
+    n = Notification(event_id=7, kind=Kind.PROBLEM, host="h", service=None, state="DOWN", site="s", output="o",
+                     contact="c", channel=Channel.WEBHOOK, address="http://127.0.0.1/", since=0.0, created=1.0)
+    assert set(SAMPLE) == set(template_fields(n, "http://x/event/7"))
