@@ -301,6 +301,7 @@ def test_inbound_ack_of_an_unknown_event_is_404(desk) -> None:
 
 @pytest.mark.parametrize("node,objects,message", [
     ("  webhook: {templates: {t: t.j2}}\n", "", "does not render valid JSON"),
+    ("  webhook: {templates: {u: u.j2}}\n", "", 'unknown field subjct (did you mean "subject"?)'),
     ("  pagerduty: {services: {ops: {routing_key_file: missing.key}}}\n", "", "cannot read"),
     ("  pagerduty: {services: {ops: {routing_key: k}}}\n", "  - {name: p, pagerduty: opz}\n",
      "no pagerduty: services: 'opz'"),
@@ -310,6 +311,7 @@ def test_config_errors_name_file_and_line(tmp_path: Path, node: str, objects: st
     (tmp_path / "objects").mkdir()
     (tmp_path / "objects" / "o.yaml").write_text(f"contacts:\n{objects}" if objects else "contacts: []\n")
     (tmp_path / "t.j2").write_text('{"text": {{ subject }}}')       # unquoted: not JSON
+    (tmp_path / "u.j2").write_text('{"text": {{ subjct | tojson }}}')
     path = tmp_path / "central.yaml"
     path.write_text(f"central:\n  state_dir: state\n  objects: objects\n{node}")
     with pytest.raises(ConfigError) as info:

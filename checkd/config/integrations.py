@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from checkd.config import fields as f
 from checkd.config.errors import Problem, Problems, did_you_mean
@@ -60,7 +61,8 @@ def read_integration(name: str, d: dict[str, Any], node: Node, base: Path, probl
         e = f.convert(spec, {key: conv, f"{key}_file": f.text}, problems, f"{name} {entries_key} {entry!r}")
         value = secret(e, spec, key, base, problems)
         if not value:
-            problems.add(spec.file, spec.line, f"{name}: {entries_key}: {entry}: needs {key} or {key}_file")
+            if key not in spec and f"{key}_file" not in spec:    # else reported at its own line already
+                problems.add(spec.file, spec.line, f"{name}: {entries_key}: {entry}: needs {key} or {key}_file")
             continue
         entries[str(entry)] = value
     out[entries_key] = entries
@@ -114,12 +116,16 @@ def template_environment() -> jinja2.Environment:
 
 def template_problem(text: str) -> str:
     """Why a webhook template cannot be used ("" when it renders valid JSON from the sample)."""
+    env = template_environment()
     try:
-        body = template_environment().from_string(text).render(SAMPLE)
+        unknown = sorted(jinja2.meta.find_undeclared_variables(env.parse(text)) - set(SAMPLE))
+        if unknown:
+            return f"unknown field {', '.join(unknown)}{did_you_mean(unknown[0], SAMPLE)}; fields: {', '.join(sorted(SAMPLE))}"
+        body = env.from_string(text).render(SAMPLE)
     except jinja2.TemplateSyntaxError as e:
         return f"template line {e.lineno}: {e.message}"
-    except jinja2.TemplateError as e:
-        return f"{e} (fields: {', '.join(sorted(SAMPLE))})"
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as e:
+        return f"cannot render: {type(e).__name__}: {e}"
     try:
         json.loads(body)
     except ValueError as e:

@@ -127,8 +127,9 @@ class WebhookChannel:
         try:
             text = template.render(template_fields(n, self.links(n) if self.links else ""))
             json.loads(text)
-        except jinja2.TemplateError as e:
-            raise DeliveryError(f"webhook {url}: template {n.template}: {e}", retryable=False) from e
+        except (jinja2.TemplateError, TypeError, ArithmeticError) as e:
+            raise DeliveryError(f"webhook {url}: template {n.template}: {type(e).__name__}: {e}",
+                                retryable=False) from e
         except ValueError as e:
             raise DeliveryError(f"webhook {url}: template {n.template} did not render valid JSON for "
                                 f"{n.subject}: {e}", retryable=False) from e
