@@ -52,6 +52,7 @@ services:
   - {{host: db1.ladc1, description: Swap, command: "check_dummy!0!ok", contacts: [pager]}}
   - {{host: db1.ladc1, description: Load, command: "check_dummy!0!ok", contacts: [pager]}}
   - {{host: db1.ladc1, description: HTTP, command: "check_dummy!0!ok", contacts: [chat]}}
+  - {{host: db1.ladc1, description: Ping, command: "check_dummy!0!ok", contacts: [chat]}}
 commands:
   check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$ '$ARG2$'"
 """
@@ -215,6 +216,21 @@ def test_5xx_is_retried_until_one_is_accepted_and_a_refusal_is_not(desk, service
         assert "(pagerduty) failed for good after 1 attempt(s): pagerduty refused" in log
         assert "HTTP 400 Bad Request" in log and "integration not found" in log
         assert "(slack) failed for good after 1 attempt(s): slack #gone chat.postMessage: channel_not_found" in log
+
+
+def test_a_restart_still_replies_in_the_events_slack_thread(desk) -> None:
+    c, rx = desk
+    post(c, "Ping", 2, "PING CRITICAL")
+    eid = event_id(c, "db1.ladc1", "Ping")
+    ours = lambda: [s for s in rx.of("slack", None) if s.path == "/api/chat.postMessage"
+                    and f"[ID#:{eid}]" in s.body["text"]]
+    [parent] = wait_for(ours, 10, "the thread's first message")
+    wait_logged(c, eid)
+    c.restart()
+    post(c, "Ping", 0, "PING OK")
+    wait_for(lambda: len(ours()) == 2, 10, "the recovery")
+    assert ours()[1].body["thread_ts"] == parent.body["_answer"]["ts"]
+    assert ours()[1].body["channel"] == "C0OPS"
 
 
 def sign_pd(body: bytes, secret: str = PD_SECRET) -> str:

@@ -64,10 +64,12 @@ def build(node: NodeConfig, objs: Objects, links: Links | None = None) -> Channe
         senders[Channel.JABBER] = jabber
     if node.section("webhook") or any(c.webhook for c in objs.contacts.values()):
         senders[Channel.WEBHOOK] = WebhookChannel(node.section("webhook"), links=links)
-    for channel, kind in ((Channel.PAGERDUTY, PagerDutyChannel), (Channel.OPSGENIE, OpsgenieChannel),
-                          (Channel.SLACK, SlackChannel)):
+    for channel, kind in ((Channel.PAGERDUTY, PagerDutyChannel), (Channel.OPSGENIE, OpsgenieChannel)):
         if node.section(channel.value):
             senders[channel] = kind(node.section(channel.value), links=links)
+    if node.section("slack"):
+        senders[Channel.SLACK] = SlackChannel(node.section("slack"), links=links,
+                                              threads_file=node.state_dir / "slack-threads.jsonl")
     for channel, attr in ((Channel.EMAIL, "email"), (Channel.JABBER, "jabber"), (Channel.PAGERDUTY, "pagerduty"),
                           (Channel.OPSGENIE, "opsgenie"), (Channel.SLACK, "slack")):
         unreachable = sorted(c.name for c in objs.contacts.values() if getattr(c, attr) and channel not in senders)

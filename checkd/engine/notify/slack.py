@@ -4,9 +4,9 @@ that the event's later notifications (acknowledgement, escalation, recovery) are
 posted in (thread_ts); with `update_parent`, chat.update keeps the first
 message's status line current.
 
-The thread of an event is kept in memory: after a restart, the next notification
-of an open event starts a new thread (docs/integrations.md). The token and the
-webhook URLs are never logged.
+Threads are kept in the state directory (slack_threads.py), so a restart still
+replies in them; a poller and a standby central keep their own (docs/integrations.md).
+The token and the webhook URLs are never logged.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from checkd.config.integrations import SLACK_URL
 from checkd.engine.notify.apipost import ApiChannel
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
+from checkd.engine.notify.slack_threads import ThreadBook
 
 # Web API errors worth another try (https://api.slack.com/web: "ok": false with these).
 RETRYABLE = frozenset({"ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"})
@@ -65,14 +67,15 @@ class SlackChannel(ApiChannel):
     default_url = SLACK_URL
     entries = "webhooks"
 
-    def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None):
+    def __init__(self, settings: Mapping[str, Any], links: Callable[[Notification], str] | None = None,
+                 threads_file: Path | None = None):
         super().__init__(settings, links)
         self.token = str(settings.get("token") or "")
         self.update_parent = bool(settings.get("update_parent", True))
         self.buttons = bool(settings.get("signing_secret"))      # an Acknowledge button needs the way back
         # (address, event) -> (channel ID, parent ts, parent text); and a lock per pair so two
         # notifications of one event do not both start a thread.
-        self.threads: dict[tuple[str, int], tuple[str, str, str]] = {}
+        self.threads = ThreadBook(threads_file, THREADS)
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
 
     async def send(self, n: Notification) -> None:
@@ -89,15 +92,17 @@ class SlackChannel(ApiChannel):
             await self._post(n, {"channel": n.address, "text": text})
             return
         key = (n.address, n.event_id)
+        if len(self._locks) > THREADS:
+            self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            thread = self.threads.get(key)
+            thread = await self.threads.get(key)
             if thread is None:
                 doc: dict[str, Any] = {"channel": n.address, "text": text}
                 if self.buttons and n.kind in (Kind.PROBLEM, Kind.ESCALATION):
                     doc["blocks"] = self._blocks(n, text)
                 answer = await self._post(n, doc)
-                self._remember(key, (str(answer.get("channel") or n.address), str(answer.get("ts", "")), text))
+                await self.threads.add(key, (str(answer.get("channel") or n.address), str(answer.get("ts", "")), text))
                 return
             channel, ts, parent = thread
             await self._post(n, {"channel": channel, "text": text, "thread_ts": ts})
@@ -116,13 +121,6 @@ class SlackChannel(ApiChannel):
                 {"type": "actions", "elements": [{"type": "button", "action_id": ACK_ACTION, "style": "primary",
                                                   "text": {"type": "plain_text", "text": "Acknowledge"},
                                                   "value": str(n.event_id)}]}]
-
-    def _remember(self, key: tuple[str, int], thread: tuple[str, str, str]) -> None:
-        self.threads[key] = thread
-        while len(self.threads) > THREADS:
-            old = next(iter(self.threads))
-            del self.threads[old]
-            self._locks.pop(old, None)
 
     async def _post(self, n: Notification, doc: dict[str, Any]) -> dict[str, Any]:
         return await self._call(n, "chat.postMessage", doc)
