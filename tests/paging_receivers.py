@@ -21,7 +21,7 @@ from tests.helpers import free_port
 PD_ACTIONS = {"trigger", "acknowledge", "resolve"}
 PD_SEVERITIES = {"critical", "error", "warning", "info"}
 SLACK_TOKEN = "xoxb-test-token"
-SLACK_CHANNELS = {"#ops": "C0OPS", "#flaky": "C0FLAKY", "#gone": "C0GONE"}          # name -> ID, as Slack answers with the ID
+SLACK_CHANNELS = {"#ops": "C0OPS", "#flaky": "C0FLAKY", "#gone": "C0GONE"}   # name -> the ID Slack answers
 SLACK_HOOK = "/services/T000/B000/hooksecret"
 
 

@@ -270,7 +270,8 @@ def slack_click(eid: int) -> bytes:
 
 
 def og_ack(key: str) -> bytes:
-    return json.dumps({"action": "Acknowledge", "alert": {"alertId": "a1", "alias": key, "username": "carol@example.com",
+    return json.dumps({"action": "Acknowledge", "alert": {"alertId": "a1", "alias": key,
+                                                          "username": "carol@example.com",
                                                           "message": "db1.ladc1/Load CRITICAL"},
                        "source": {"name": "carol@example.com", "type": "web"}}).encode()
 

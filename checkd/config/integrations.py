@@ -120,7 +120,8 @@ def template_problem(text: str) -> str:
     try:
         unknown = sorted(jinja2.meta.find_undeclared_variables(env.parse(text)) - set(SAMPLE))
         if unknown:
-            return f"unknown field {', '.join(unknown)}{did_you_mean(unknown[0], SAMPLE)}; fields: {', '.join(sorted(SAMPLE))}"
+            return (f"unknown field {', '.join(unknown)}{did_you_mean(unknown[0], SAMPLE)}; "
+                    f"fields: {', '.join(sorted(SAMPLE))}")
         body = env.from_string(text).render(SAMPLE)
     except jinja2.TemplateSyntaxError as e:
         return f"template line {e.lineno}: {e.message}"
