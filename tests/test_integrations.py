@@ -42,13 +42,14 @@ contacts:
   - {{name: tmpl, webhook: "{url}/hook", webhook_template: chatops}}
   - {{name: flaky, pagerduty: flaky, opsgenie: flaky, slack: "#flaky"}}
   - {{name: refused, pagerduty: refused, opsgenie: refused, slack: "#gone"}}
+  - {{name: refusedhook, slack: gone-hook}}
 hosts:
   - {{name: db1.ladc1, address: 127.0.0.1, site: ladc1}}
 services:
   - {{host: db1.ladc1, description: {mysql}, command: "check_dummy!0!ok", contacts: [pager, chat, hookchat, tmpl],
      runbook: "https://wiki.example.com/mysql-lag"}}
   - {{host: db1.ladc1, description: Disk /, command: "check_dummy!0!ok", contacts: [flaky]}}
-  - {{host: db1.ladc1, description: Queue, command: "check_dummy!0!ok", contacts: [refused]}}
+  - {{host: db1.ladc1, description: Queue, command: "check_dummy!0!ok", contacts: [refused, refusedhook]}}
   - {{host: db1.ladc1, description: Swap, command: "check_dummy!0!ok", contacts: [pager]}}
   - {{host: db1.ladc1, description: Load, command: "check_dummy!0!ok", contacts: [pager]}}
   - {{host: db1.ladc1, description: HTTP, command: "check_dummy!0!ok", contacts: [chat]}}
@@ -69,7 +70,8 @@ def node_extra(url: str) -> str:
             f"  opsgenie: {{url: {url}, webhook_token: {OG_TOKEN}, teams: {{ops: {{api_key: og-key}}, "
             f"flaky: {{api_key: og-flaky}}, refused: {{api_key: og-refused}}}}}}\n"
             f"  slack:\n    url: {url}/api\n    token: {SLACK_TOKEN}\n    signing_secret: {SLACK_SECRET}\n"
-            f"    webhooks: {{ops-hook: {{url: \"{url}{SLACK_HOOK}\"}}}}\n"
+            f"    webhooks: {{ops-hook: {{url: \"{url}{SLACK_HOOK}\"}}, "
+            f"gone-hook: {{url: \"{url}/services/T000/B000/gonesecret\"}}}}\n"
             f"  webhook: {{templates: {{chatops: chatops.json.j2}}}}\n")
 
 
@@ -200,7 +202,7 @@ def test_5xx_is_retried_until_one_is_accepted_and_a_refusal_is_not(desk, service
         rx.fail[key] = list(answers)
     post(c, service, 2, f"{service} CRITICAL")
     eid = event_id(c, "db1.ladc1", service)
-    rows = {r["channel"]: r for r in wait_logged(c, eid)}
+    rows = {r["channel"]: r for r in wait_logged(c, eid) if r["contact"] != "refusedhook"}
     log = c.log.read_text()
     for api, (key, _, row, statuses) in cases.items():
         assert (rows[api]["status"], rows[api]["attempts"]) == row, (api, rows[api])
@@ -216,6 +218,11 @@ def test_5xx_is_retried_until_one_is_accepted_and_a_refusal_is_not(desk, service
         assert "(pagerduty) failed for good after 1 attempt(s): pagerduty refused" in log
         assert "HTTP 400 Bad Request" in log and "integration not found" in log
         assert "(slack) failed for good after 1 attempt(s): slack #gone chat.postMessage: channel_not_found" in log
+        # An incoming webhook that is gone (Slack: 404): refused, and its URL's secret path is never shown.
+        [hook] = [r for r in wait_logged(c, eid) if r["contact"] == "refusedhook"]
+        assert (hook["status"], hook["attempts"]) == ("failed", 1)
+        assert hook["error"].startswith(f"slack gone-hook {rx.url}: HTTP 404"), hook["error"]
+        assert "gonesecret" not in log and "gonesecret" not in hook["error"]
 
 
 def test_a_restart_still_replies_in_the_events_slack_thread(desk) -> None:

@@ -39,6 +39,12 @@ def redact(url: str) -> str:
     return f"{p.scheme}://{host}{port}{p.path}"
 
 
+def origin(url: str) -> str:
+    """`scheme://host[:port]` alone: for URLs whose path is the secret (Slack's incoming webhooks)."""
+    p = urllib.parse.urlsplit(redact(url))
+    return f"{p.scheme}://{p.netloc}"
+
+
 async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str],
                label: str, timeout: float, shown: str | None = None,
                secrets: tuple[str, ...] = ()) -> tuple[int, bytes]:
@@ -141,8 +147,9 @@ class JsonClient:
             self._session = None
 
     async def post_json(self, url: str, doc: Any, label: str, headers: Mapping[str, str] | None = None,
-                        secrets: tuple[str, ...] = ()) -> tuple[int, bytes]:
+                        secrets: tuple[str, ...] = (), shown: str | None = None) -> tuple[int, bytes]:
+        """`shown`: the URL as messages name it (default: without credentials and query)."""
         body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         return await post(self.session(), url, body, {"Content-Type": "application/json; charset=utf-8",
                                                       **(headers or {})},
-                          label, self.timeout, secrets=secrets)
+                          label, self.timeout, shown=shown, secrets=secrets)

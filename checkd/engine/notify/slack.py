@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from checkd.config.integrations import SLACK_URL
-from checkd.engine.notify.apipost import ApiChannel
+from checkd.engine.notify.apipost import ApiChannel, origin
 from checkd.engine.notify.notification import DeliveryError, Kind, Notification
 from checkd.engine.notify.slack_threads import ThreadBook
 
@@ -83,7 +83,9 @@ class SlackChannel(ApiChannel):
         text = text_of(n, link)
         hook = self.keys.get(n.address)
         if hook is not None:
-            await self.client.post_json(hook, {"text": text}, f"slack {n.address}", secrets=(hook,))
+            # The hook's path is its secret: messages name the host alone.
+            await self.client.post_json(hook, {"text": text}, f"slack {n.address}", secrets=(hook,),
+                                        shown=origin(hook))
             return
         if not self.token:
             raise DeliveryError(f"slack: {n.address!r} is no `slack: {{webhooks:}}` name and slack: has no token",
