@@ -43,6 +43,7 @@ contacts:
   - {{name: flaky, pagerduty: flaky, opsgenie: flaky, slack: "#flaky"}}
   - {{name: refused, pagerduty: refused, opsgenie: refused, slack: "#gone"}}
   - {{name: refusedhook, slack: gone-hook}}
+  - {{name: halftmpl, webhook: "{url}/hook", webhook_template: half}}
 hosts:
   - {{name: db1.ladc1, address: 127.0.0.1, site: ladc1}}
 services:
@@ -53,7 +54,7 @@ services:
   - {{host: db1.ladc1, description: Swap, command: "check_dummy!0!ok", contacts: [pager]}}
   - {{host: db1.ladc1, description: Load, command: "check_dummy!0!ok", contacts: [pager]}}
   - {{host: db1.ladc1, description: HTTP, command: "check_dummy!0!ok", contacts: [chat]}}
-  - {{host: db1.ladc1, description: Ping, command: "check_dummy!0!ok", contacts: [chat]}}
+  - {{host: db1.ladc1, description: Ping, command: "check_dummy!0!ok", contacts: [chat, halftmpl]}}
 commands:
   check_dummy: "/usr/lib/nagios/plugins/check_dummy $ARG1$ '$ARG2$'"
 """
@@ -72,7 +73,7 @@ def node_extra(url: str) -> str:
             f"  slack:\n    url: {url}/api\n    token: {SLACK_TOKEN}\n    signing_secret: {SLACK_SECRET}\n"
             f"    webhooks: {{ops-hook: {{url: \"{url}{SLACK_HOOK}\"}}, "
             f"gone-hook: {{url: \"{url}/services/T000/B000/gonesecret\"}}}}\n"
-            f"  webhook: {{templates: {{chatops: chatops.json.j2}}}}\n")
+            f"  webhook: {{templates: {{chatops: chatops.json.j2, half: half.json.j2}}}}\n")
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CentralProc
     rx.start()
     (tmp / "pd-ops.key").write_text(PD_KEY + "\n")
     (tmp / "chatops.json.j2").write_text(TEMPLATE)
+    # JSON for a problem (the sample tried at load), not for a recovery: refused at send time.
+    (tmp / "half.json.j2").write_text('{% if type == "RECOVERY" %}recovered{% else %}{"text": {{ subject | tojson }}}'
+                                      '{% endif %}')
     c = CentralProc(tmp, objects=OBJECTS.format(url=rx.url, mysql=MYSQL), extra=node_extra(rx.url))
     try:
         with c:
@@ -112,7 +116,7 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     mine = lambda api: [s for s in rx.of(api, None) if f'"{key}"' in json.dumps(s.body) or f"/{key}/" in s.path
                         or f"[ID#:{eid}]" in s.body.get("text", "")]
     wait_for(lambda: len(mine("pagerduty")) == 1 and len(mine("opsgenie")) == 1 and len(mine("slack")) == 1
-             and len(rx.of("slack-hook", None)) == 1 and len(rx.of("webhook", None)) == 1, 10, "the problem everywhere")
+             and len(rx.of("slack-hook", None)) == 1 and len(mine("webhook")) == 1, 10, "the problem everywhere")
 
     trigger = mine("pagerduty")[0].body
     assert trigger["routing_key"] == PD_KEY
@@ -149,7 +153,7 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     assert (button["action_id"], button["value"]) == ("checkd_ack", str(eid))
     parent_ts = parent.body["_answer"]["ts"]
     assert rx.of("slack-hook", None)[0].body["text"].startswith(f"*db1.ladc1/{MYSQL} CRITICAL")
-    hook = rx.of("webhook", None)[0]
+    hook = mine("webhook")[0]
     assert hook.body == {"text": f"CRITICAL: db1.ladc1/{MYSQL} CRITICAL [ID#:{eid}]", "event": eid, "link": link,
                          "who": "", "key": key}
 
@@ -157,7 +161,7 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     assert status == 200
     post(c, MYSQL, 0, "OK - slave lag 0s")
     wait_for(lambda: len(mine("pagerduty")) == 3 and len(mine("opsgenie")) == 3 and len(mine("slack")) >= 5
-             and len(rx.of("webhook", None)) == 3, 10, "ack and recovery everywhere")
+             and len(mine("webhook")) == 3, 10, "ack and recovery everywhere")
     assert [(s.body["event_action"], s.body["dedup_key"]) for s in mine("pagerduty")] == \
         [("trigger", key), ("acknowledge", key), ("resolve", key)]
     assert all(s.status == 202 for s in mine("pagerduty") + mine("opsgenie"))
@@ -174,9 +178,9 @@ def test_problem_ack_recovery_reach_pagerduty_opsgenie_slack_and_template(desk) 
     assert updates[0].body["text"].startswith("ACKNOWLEDGED by alice\n*db1.ladc1")
     assert updates[-1].body["text"].startswith("RECOVERED (OK)")
     assert all(len(u.body["blocks"]) == 1 for u in updates)         # the Acknowledge button is gone
-    assert [h.body["text"].split(":")[0] for h in rx.of("webhook", None)] == ["CRITICAL", "ACKNOWLEDGEMENT",
+    assert [h.body["text"].split(":")[0] for h in mine("webhook")] == ["CRITICAL", "ACKNOWLEDGEMENT",
                                                                              "RECOVERY"]
-    assert rx.of("webhook", None)[1].body["who"] == "alice"
+    assert mine("webhook")[1].body["who"] == "alice"
     rows = wait_logged(c, eid)
     assert {(r["channel"], r["status"], r["attempts"]) for r in rows} >= {
         ("pagerduty", "sent", 1), ("opsgenie", "sent", 1), ("slack", "sent", 1), ("webhook", "sent", 1)}
@@ -238,6 +242,12 @@ def test_a_restart_still_replies_in_the_events_slack_thread(desk) -> None:
     wait_for(lambda: len(ours()) == 2, 10, "the recovery")
     assert ours()[1].body["thread_ts"] == parent.body["_answer"]["ts"]
     assert ours()[1].body["channel"] == "C0OPS"
+    # The half-valid template: the problem went out, the recovery failed once, with a clear line.
+    rows = {r["type"]: r for r in wait_logged(c, eid) if r["contact"] == "halftmpl"}
+    assert (rows["PROBLEM"]["status"], rows["RECOVERY"]["status"], rows["RECOVERY"]["attempts"]) == \
+        ("sent", "failed", 1)
+    assert (f"webhook {rx.url}/hook: template half did not render valid JSON for "
+            f"RECOVERY db1.ladc1/Ping OK [ID#:{eid}]") in c.log.read_text()
 
 
 def sign_pd(body: bytes, secret: str = PD_SECRET) -> str:
