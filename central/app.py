@@ -27,6 +27,7 @@ from central.graphs.api import GraphsApi
 from central.graphs import shared
 from central.graphs.graphs import Graphs
 from central.ingest import Ingest
+from central.integrations import Integrations
 from central.live import Live
 from central.livestatus.server import Livestatus
 from central.nrdp import Nrdp
@@ -140,6 +141,7 @@ class Central:
         app.router.add_post("/api/v1/notifications", write.notifications)
         app.router.add_post("/api/v1/comments", write.add_comment)
         DowntimesApi(self.live, self.operations, self.engine.store).add_routes(app)
+        Integrations(self.live, self.operations).add_routes(app)     # acks from PagerDuty, Opsgenie, Slack
         app.router.add_post("/api/v1/deployments", write.deployment)
         app.router.add_get("/api/v1/deployments", read.deployments)
         app.router.add_get("/api/v1/availability", AvailabilityApi(self.live, self.engine.db).get)
@@ -235,7 +237,8 @@ class Central:
             return False
         changed = [k for k in ("role", "listen", "state_dir", "max_body", "livestatus")
                    if getattr(node, k) != getattr(self.node, k)]
-        changed += [f"{k}:" for k in ("email", "jabber", "webhook", "notify", "tls", "rrd")
+        changed += [f"{k}:" for k in ("email", "jabber", "webhook", "notify", "tls", "rrd", "pagerduty",
+                                      "opsgenie", "slack")
                     if node.section(k) != self.node.section(k) and k != "jabber"]
         jabber_old = {k: v for k, v in self.node.section("jabber").items() if k not in BOT_KEYS}
         jabber_new = {k: v for k, v in node.section("jabber").items() if k not in BOT_KEYS}

@@ -13,6 +13,7 @@ from typing import Any
 from tests.central_proc import CentralProc, start_poller
 from tests.helpers import require_plugins, wait_for
 from tests.notify_env import MailSink
+from tests.paging_receivers import Receivers
 from tests.prosody import Prosody, Recorder, require_prosody
 from tests.tcp_proxy import Proxy
 
@@ -20,7 +21,7 @@ OBJECTS = """\
 commands:
   from_file: "/bin/sh -c 'read s < {dir}/$ARG1$; echo \\"state $s at $(date +%s.%N)\\"; exit $s'"
 contacts:
-  - {{name: ops, email: ops@example.com{jabber}}}
+  - {{name: ops, email: ops@example.com, pagerduty: ops{jabber}}}
 hosts:
   - {{name: db1.ladc1, address: 127.0.0.1, contacts: [ops]}}
 services:
@@ -28,18 +29,22 @@ services:
      max_attempts: 2, contacts: [ops]}}
 """
 AUTONOMY = 2.0
+PD_KEY = "pd-autonomy-key"
 VIA_POLLER = "ladc1 poller, central unreachable"
 
 
 class Setup:
     def __init__(self, tmp: Path, sink: MailSink, jabber: dict[str, str] | None = None, ops_jid: str = "",
-                 freshness: str = "site_stale_after: 1h"):
+                 freshness: str = "site_stale_after: 1h", pagerduty: str = ""):
+        """`pagerduty`: a PagerDuty receiver's URL, for central and the poller (docs/integrations.md)."""
         self.tmp, self.sink = tmp, sink
+        self.pagerduty = (f"  pagerduty: {{url: {pagerduty}, services: {{ops: {{routing_key: {PD_KEY}}}}}}}\n"
+                          if pagerduty else "")
         self.states = tmp / "states"
         self.states.mkdir()
         self.set(0)
         extra = (f"  email: {{smtp_host: 127.0.0.1, smtp_port: {sink.port}, from: checkd@example.com}}\n"
-                 f"  freshness: {{{freshness}}}\n")
+                 f"  freshness: {{{freshness}}}\n{self.pagerduty}")
         if jabber:
             extra += "  jabber: {" + ", ".join(f"{k}: {v}" for k, v in jabber.items()) + "}\n"
         objs = OBJECTS.format(dir=self.states, jabber=f", jabber: {ops_jid}" if ops_jid else "")
@@ -51,7 +56,8 @@ class Setup:
 
     def start_poller(self, central_url: str, jabber: dict[str, str] | None = None) -> None:
         extra = (f"  autonomy_after: {AUTONOMY}s\n"
-                 f"  email: {{smtp_host: 127.0.0.1, smtp_port: {self.sink.port}, from: checkd-ladc1@example.com}}\n")
+                 f"  email: {{smtp_host: 127.0.0.1, smtp_port: {self.sink.port}, from: checkd-ladc1@example.com}}\n"
+                 f"{self.pagerduty}")
         if jabber:
             extra += "  jabber: {" + ", ".join(f"{k}: {v}" for k, v in jabber.items()) + "}\n"
         self.poller = start_poller(self.tmp, central_url, extra=extra)
@@ -77,12 +83,15 @@ def test_kill_9_central_the_poller_alerts_then_hands_over(tmp_path):
     require_prosody()
     sink = MailSink()
     sink.start()
+    pager = Receivers()             # PagerDuty's Events API: paged by the poller, then by central
+    pager.start()
     with Prosody() as prosody:
         central_jid = prosody.register("checkd", "botpw")
         poller_jid = prosody.register("ladc1", "ladc1pw")
         ops = prosody.register("ops", "opspw")
         common = {"server": f"127.0.0.1:{prosody.port}", "tls": "false"}
-        s = Setup(tmp_path, sink, jabber={"jid": central_jid, "password": "botpw", **common}, ops_jid=ops)
+        s = Setup(tmp_path, sink, jabber={"jid": central_jid, "password": "botpw", **common}, ops_jid=ops,
+                  pagerduty=pager.url)
 
         async def scenario() -> None:
             phone = Recorder(ops, "opspw", prosody.port)
@@ -101,6 +110,9 @@ def test_kill_9_central_the_poller_alerts_then_hands_over(tmp_path):
                 assert f"Sent via: {VIA_POLLER}" in problem.get_content()
                 sender, chat, _ = await phone.wait_for(lambda s_, b, r: s_ == poller_jid, 20)
                 assert chat.splitlines()[0] == problem["Subject"] and f"Via: {VIA_POLLER}" in chat
+                [trigger] = await asyncio.to_thread(wait_for, lambda: pager.of("pagerduty"), 10, "the poller's page")
+                assert (trigger.body["event_action"], trigger.body["dedup_key"]) == ("trigger", f"checkd-{eid}")
+                assert trigger.body["payload"]["custom_details"]["via"] == VIA_POLLER
 
                 # Central comes back: the log is handed over, the spool replayed, the event has the same ID.
                 await asyncio.to_thread(s.central.start)
@@ -113,6 +125,9 @@ def test_kill_9_central_the_poller_alerts_then_hands_over(tmp_path):
                 assert "Via: central" in rec
                 await asyncio.to_thread(sink.wait, lambda m: m["X-Checkd-Type"] == "RECOVERY")
                 await asyncio.sleep(1.5)
+                # One incident: the poller's trigger, central's resolve under the same key, nothing twice.
+                assert [(r.body["event_action"], r.body["dedup_key"]) for r in pager.of("pagerduty")] == [
+                    ("trigger", f"checkd-{eid}"), ("resolve", f"checkd-{eid}")]
                 assert [m["Subject"] for m in sink.messages] == [
                     f"db1.ladc1/Replication CRITICAL [ID#:{eid}]", f"RECOVERY db1.ladc1/Replication OK [ID#:{eid}]"]
                 chats = [b.splitlines()[0] for s_, b, r in phone.messages if s_ in (poller_jid, central_jid)]
@@ -127,6 +142,7 @@ def test_kill_9_central_the_poller_alerts_then_hands_over(tmp_path):
         finally:
             s.stop()
             sink.stop()
+            pager.stop()
 
 
 def test_a_partition_both_alert_then_one_event_acknowledged_and_recovered_once(tmp_path):

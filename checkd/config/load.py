@@ -14,6 +14,7 @@ from checkd.config import objects as o
 from checkd.config import recurring
 from checkd.config.dependencies import read_dependencies
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
+from checkd.config.integrations import contact_problems
 from checkd.config.macros import split_call
 from checkd.config.model import (Command, Contact, Group, Host, Objects, RecurringDowntime, Service, Site,
                                  TimePeriod)
@@ -212,6 +213,7 @@ def load_node(path: Path | str) -> tuple[NodeConfig, Objects]:
                 for g in unknown]
     problems += scope_problems(node.submitters, objs)
     problems += global_handler_problems(node, objs)
+    problems += contact_problems(node.section, objs.contacts.values(), node.file)
     problems += report_problems(node.weekly_report, objs, bool(node.section("email")))
     if problems:
         raise ConfigError(problems)

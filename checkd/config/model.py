@@ -188,6 +188,10 @@ class Contact:
     service_states: frozenset[str] = frozenset({"warning", "critical", "unknown", "recovery", "flapping", "downtime"})
     host_states: frozenset[str] = frozenset({"down", "unreachable", "recovery", "flapping", "downtime"})
     webhook: str = ""                       # http(s) URL that receives notifications as JSON
+    webhook_template: str = ""              # a `webhook: {templates:}` name: the JSON body's shape
+    pagerduty: str = ""                     # a `pagerduty: {services:}` name (its routing key)
+    opsgenie: str = ""                      # an `opsgenie: {teams:}` name (its API key)
+    slack: str = ""                         # a `slack: {webhooks:}` name, or a channel for the bot
     where: Where = Where("?", 0)
 
 

@@ -16,6 +16,8 @@ from checkd import mailtags
 from checkd.config import fields as f
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.exports import ExportTarget, read_exports
+from checkd.config.integrations import SECTION_KEYS as INTEGRATION_KEYS
+from checkd.config.integrations import read_integration, read_webhook_templates
 from checkd.config.livestatus import LivestatusConfig, read_livestatus
 from checkd.config.model import SSHSettings
 from checkd.config.objects import SSH_KEYS
@@ -41,7 +43,9 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
             "keep_mid": f.positive_duration, "long_step": f.positive_duration, "keep_long": f.positive_duration,
             "queue": f.positive_int},
     "postgresql": {"dsn": f.text, "password": f.text, "password_file": f.text},
-    "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text},
+    "webhook": {"timeout": f.positive_duration, "headers": f.string_map, "user_agent": f.text,
+                "templates": f.raw},
+    **INTEGRATION_KEYS,     # pagerduty:, opsgenie:, slack: (docs/integrations.md)
     "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text,
             "max_rows": f.positive_int},
     # What central keeps of the past (docs/retention.md); each a duration, `keep` for those not given.
@@ -49,17 +53,19 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
                   "notifications": f.positive_duration, "downtimes": f.positive_duration,
                   "rrd_removed": f.positive_duration, "batch": f.positive_int},
     "notify": {"storm_threshold": f.positive_int, "storm_window": f.positive_duration,
-               "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text},
+               "storm_hold": f.positive_duration, "retry_for": f.positive_duration, "templates": f.text,
+               "retry_after": f.positive_duration},
     # Nagios' enable_event_handlers, event_handler_timeout, global_host/service_event_handler.
     "event_handlers": {"enabled": f.boolean, "timeout": f.positive_duration, "global_host": f.text,
                        "global_service": f.text},
 }
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
-          "jabber": f.raw, "tls": f.raw, "ssh": f.raw, "event_handlers": f.raw}
+          "jabber": f.raw, "tls": f.raw, "ssh": f.raw, "event_handlers": f.raw, "webhook": f.raw,
+          "notify": f.raw, "pagerduty": f.raw, "opsgenie": f.raw, "slack": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
                 "freshness": f.raw, "web": f.raw,
-                "rrd": f.raw, "reports": f.raw, "store": f.text, "postgresql": f.raw, "webhook": f.raw, "notify": f.raw, "public_url": f.url, "max_body": f.positive_int,
+                "rrd": f.raw, "reports": f.raw, "store": f.text, "postgresql": f.raw, "public_url": f.url, "max_body": f.positive_int,
                 "retention": f.raw, "livestatus": f.raw, "export": f.raw, **COMMON}
 POLLER_KEYS = {"name": f.text, "site": f.text, "central": f.urls, "token": f.text, "token_file": f.text,
                "autonomy_after": f.positive_duration, "heartbeat_interval": f.positive_duration,
@@ -256,6 +262,12 @@ def read_node(path: Path) -> NodeConfig:
         if name in sections:
             pw = _secret(sections[name], node[name], "password", base, problems)
             sections[name] = {**sections[name], "password": pw} if pw else sections[name]
+    for name in INTEGRATION_KEYS:
+        if name in sections:
+            sections[name] = read_integration(name, sections[name], node, base, problems, _secret)
+    if "webhook" in sections and "templates" in sections["webhook"]:
+        sections["webhook"] = {**sections["webhook"], "templates": read_webhook_templates(
+            node["webhook"].get("templates"), node["webhook"], base, problems)}
     _check_channels(sections, node, base, problems)
     for key in ("state_dir", "objects"):
         if key not in d:

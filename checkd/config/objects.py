@@ -52,6 +52,7 @@ HOST_KEYS = {"name": f.text, "address": f.text, "site": f.text, "alias": f.text,
 SERVICE_KEYS = {"host": f.names, "hosts": f.names, "hostgroups": f.names, "description": f.text,
                 "graph": f.boolean, "servicegroups": f.names, **COMMON_KEYS}
 CONTACT_KEYS = {"name": f.text, "email": f.text, "jabber": f.text, "webhook": f.url, "alias": f.text, "use": f.raw,
+                "webhook_template": f.text, "pagerduty": f.text, "opsgenie": f.text, "slack": f.text,
                 "contact_groups": f.names, "notification_period": f.text,
                 "service_notification_options": f.names, "host_notification_options": f.names}
 GROUP_KEYS = {"name": f.text, "members": f.names, "alias": f.text}
@@ -304,6 +305,8 @@ def read_contact(node: Node, problems: Problems) -> Contact | None:
     if "host_notification_options" in d:
         kw["host_states"] = frozenset(d["host_notification_options"]) - {"none"}
     return Contact(name=name, email=d.get("email", ""), jabber=d.get("jabber", ""), webhook=d.get("webhook", ""),
+                   webhook_template=d.get("webhook_template", ""), pagerduty=d.get("pagerduty", ""),
+                   opsgenie=d.get("opsgenie", ""), slack=d.get("slack", ""),
                    alias=d.get("alias", ""),
                    groups=d.get("contact_groups", ()), notification_period=d.get("notification_period"),
                    where=Where(node.file, node.line), **kw)

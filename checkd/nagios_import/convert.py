@@ -87,9 +87,11 @@ CONTACT_RULES: dict[str, tuple[str, Rule]] = {
 }
 WHY = {
     "event_handler": "not imported; add `event_handler:` and its command by hand (docs/event-handlers.md)",
-    "pager": "checkd has no pager channel (email, jabber, webhook)",
-    "host_notification_commands": "checkd sends notifications itself (email, jabber, webhook)",
-    "service_notification_commands": "checkd sends notifications itself (email, jabber, webhook)",
+    "pager": "no pager address in checkd: give the contact `pagerduty:` or `opsgenie:` (docs/integrations.md)",
+    "host_notification_commands": "checkd sends notifications itself (email, jabber, webhook, pagerduty, opsgenie, "
+                                  "slack)",
+    "service_notification_commands": "checkd sends notifications itself (email, jabber, webhook, pagerduty, "
+                                     "opsgenie, slack)",
     "notification_options": "checkd filters notifications per contact (*_notification_options)",
     "obsess_over_service": "checkd has no obsessive-compulsive processing",
     "obsess_over_host": "checkd has no obsessive-compulsive processing",

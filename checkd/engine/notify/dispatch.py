@@ -4,8 +4,10 @@
   within `storm_window`, further ones are held for `storm_hold` and go out as
   one SUMMARY listing their event IDs.
 - Retries: a retryable DeliveryError is tried again after 5 s, 15 s, 30 s,
-  1 m, 2 m, then every 5 m, until `retry_for` after the decision; then the row
-  is `failed`. A failed email is reported over Jabber (to the contact's JID,
+  1 m, 2 m, then every 5 m (`retry_after` scales the series: its first step),
+  until `retry_for` after the decision; then the row is `failed`. PagerDuty and
+  Opsgenie (`per_event` channels) are never summarised: each event is its own
+  incident there. A failed email is reported over Jabber (to the contact's JID,
   else the room), so the person still hears about the problem.
 - Each outcome is written back to notification_log: `sent`, `summarised`
   (for the members of a summary that was sent) or `failed`.
@@ -32,7 +34,8 @@ from checkd.durations import format_duration
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
-WORKERS = {Channel.EMAIL: 8, Channel.JABBER: 2, Channel.WEBHOOK: 4}
+WORKERS = {Channel.EMAIL: 8, Channel.JABBER: 2, Channel.WEBHOOK: 4, Channel.PAGERDUTY: 4, Channel.OPSGENIE: 4,
+           Channel.SLACK: 2}
 STOP_GRACE = 10.0               # at shutdown, how long sends already under way may take
 SUMMARY_LINE = 160              # characters of each member's line in a summary body
 GRAPH_WAIT = 10.0               # an alert waits at most this long for its trend graph
@@ -64,6 +67,7 @@ class Settings:
     storm_window: float = 120.0
     storm_hold: float = 10.0
     retry_for: float = 3600.0
+    retry_after: float = RETRY_DELAYS[0]   # the first retry's delay; later ones grow in proportion
 
 
 @dataclasses.dataclass(slots=True)
@@ -135,7 +139,8 @@ class Dispatcher:
             while recent and recent[0] <= now - s.storm_window:
                 recent.popleft()
             held = self._held.get(key)
-            if held is None and len(recent) < s.storm_threshold:
+            if getattr(self.senders[p.n.channel], "per_event", False) or (
+                    held is None and len(recent) < s.storm_threshold):
                 recent.append(now)
                 self._queues[p.n.channel].put_nowait(Job([p.row_id], p.n))
                 continue
@@ -232,7 +237,8 @@ class Dispatcher:
             self._notice(n, e, give_up)
 
     def _delay(self, job: Job) -> float:
-        return RETRY_DELAYS[min(job.attempts, len(RETRY_DELAYS)) - 1]
+        scale = self.settings.retry_after / RETRY_DELAYS[0]
+        return scale * RETRY_DELAYS[min(job.attempts, len(RETRY_DELAYS)) - 1]
 
     def _notice(self, n: Notification, e: DeliveryError, final: bool) -> None:
         """Tell the contact over Jabber that their mail did not go out (the alert itself first)."""

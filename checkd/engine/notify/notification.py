@@ -33,6 +33,9 @@ class Channel(enum.Enum):
     EMAIL = "email"
     JABBER = "jabber"
     WEBHOOK = "webhook"
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
+    SLACK = "slack"
 
 
 class DeliveryError(Exception):
@@ -54,7 +57,7 @@ class Notification:
     output: str
     contact: str
     channel: Channel
-    address: str                 # email address, bare JID, or webhook URL
+    address: str                 # email address, bare JID, webhook URL, or a pagerduty/opsgenie/slack name
     since: float                 # when the problem began (Unix time)
     created: float               # when this notification was decided
     long_output: str = ""
@@ -69,6 +72,12 @@ class Notification:
     log_id: int = 0                     # its notification_log row (0: not logged, e.g. a test)
     downtime_id: int = 0                # DOWNTIME*: the downtime it is about
     until: float = 0.0                  # DOWNTIME*: the downtime's scheduled end (Unix time)
+    template: str = ""                  # WEBHOOK: the contact's webhook_template ("" : the fixed JSON)
+
+    @property
+    def dedup_key(self) -> str:
+        """The key PagerDuty and Opsgenie meet one event's notifications under (docs/integrations.md)."""
+        return f"checkd-{self.event_id}"
 
     @property
     def target(self) -> str:

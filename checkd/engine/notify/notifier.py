@@ -30,6 +30,7 @@ from checkd.engine.store import UPSERT_EVENT, Event, Store
 from checkd.states import state_name
 
 log = logging.getLogger(__name__)
+PAGED = frozenset({Kind.PROBLEM, Kind.ESCALATION, Kind.ACKNOWLEDGEMENT, Kind.RECOVERY})  # pagerduty, opsgenie
 
 
 
@@ -260,7 +261,7 @@ class Notifier:
         for contact, level in who:
             if not rc.reachable(self.objs, contact, kind, base.service, status, now):
                 continue
-            for channel, address in self._addresses(contact):
+            for channel, address in self._addresses(contact, kind):
                 targets.append((contact.name, level, channel, address))
         if self.room and targets:
             targets.append((ROOM, room_level, Channel.JABBER, self.room))
@@ -273,7 +274,7 @@ class Notifier:
                 self.told.setdefault(base.event_id, set()).add(name)
             rid, self.next_id = self.next_id, self.next_id + 1
             n = dataclasses.replace(base, contact=name, channel=channel, address=address, escalation_level=level,
-                                    log_id=rid)
+                                    log_id=rid, template=self._template(name, channel))
             rows.append(LogRow(rid, base.event_id, kind.value, name, channel.value, number, level, now,
                                self.new_status, None, 0, None, to_payload(n)))
             plan.notes.append(Planned(rid, n))
@@ -281,7 +282,13 @@ class Notifier:
             plan.ops.append((INSERT, rows))
             plan.ops.append((SET_META, [("next_notification_id", self.next_id)]))
 
-    def _addresses(self, contact: Contact) -> list[tuple[Channel, str]]:
+    def _template(self, name: str, channel: Channel) -> str:
+        contact = self.objs.contacts.get(name)
+        return contact.webhook_template if contact is not None and channel is Channel.WEBHOOK else ""
+
+    def _addresses(self, contact: Contact, kind: Kind) -> list[tuple[Channel, str]]:
+        """Where `contact` hears of `kind`: PagerDuty and Opsgenie only of problems, escalations,
+        acknowledgements and recoveries (paging tools have no flapping or downtime notices)."""
         out = []
         if contact.email and Channel.EMAIL in self.channels:
             out.append((Channel.EMAIL, contact.email))
@@ -289,4 +296,8 @@ class Notifier:
             out.append((Channel.JABBER, contact.jabber))
         if contact.webhook and Channel.WEBHOOK in self.channels:
             out.append((Channel.WEBHOOK, contact.webhook))
+        for channel in (Channel.PAGERDUTY, Channel.OPSGENIE, Channel.SLACK):
+            address = getattr(contact, channel.value)
+            if address and channel in self.channels and (channel is Channel.SLACK or kind in PAGED):
+                out.append((channel, address))
         return out

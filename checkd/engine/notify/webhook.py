@@ -4,44 +4,31 @@ The JSON field names and the X-Checkd-Event-ID header are a contract with
 whatever receives them (chat tools, ticket systems, scripts). Failures become
 DeliveryError, retryable when the receiver may accept later (timeouts,
 connection errors, 408, 429, 5xx); error messages name the URL without
-credentials or query string, since webhook tokens often live there.
+credentials or query string, since webhook tokens often live there. A contact's
+`webhook_template:` replaces the fixed JSON with a Jinja2 template's (docs/integrations.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
+import jinja2
 
 from checkd import __version__
+from checkd.config.integrations import template_environment
+from checkd.engine.notify.apipost import CONTROL, JsonClient, post, redact
 from checkd.engine.notify.notification import DeliveryError, Notification
 from checkd.durations import parse_duration
 
-SETTINGS = frozenset({"timeout", "headers", "user_agent"})
+SETTINGS = frozenset({"timeout", "headers", "user_agent", "templates"})
 # Headers the channel owns: a settings header cannot change the contract.
 _RESERVED = frozenset({"content-type", "content-length", "host", "x-checkd-event-id",
                        "transfer-encoding"})
-_RETRYABLE_STATUS = frozenset({408, 429})
-_EXCERPT = 200
-_CONTROL = re.compile(r"[\r\n\x00-\x1f\x7f]+")
-
-
-def redact(url: str) -> str:
-    """`scheme://host[:port]/path`: no user/password, query or fragment (tokens live there)."""
-    try:
-        p = urllib.parse.urlsplit(url)
-        host = p.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"   # IPv6 literal
-        port = f":{p.port}" if p.port is not None else ""
-    except ValueError:
-        return "<unparsable URL>"
-    return f"{p.scheme}://{host}{port}{p.path}"
+_CONTROL = CONTROL
 
 
 def payload(n: Notification) -> dict[str, Any]:
@@ -70,6 +57,12 @@ def payload(n: Notification) -> dict[str, Any]:
     }
 
 
+def template_fields(n: Notification, url: str) -> dict[str, Any]:
+    """What a `webhook: {templates:}` template sees: the fixed JSON's fields, and `label`,
+    `contact`, `url` (the event's page), `dedup_key`."""
+    return {**payload(n), "label": n.label, "contact": n.contact, "url": url, "dedup_key": n.dedup_key}
+
+
 class WebhookChannel:
     """Sends one Notification as one HTTP POST; `settings` is the node file's `webhook:` section.
 
@@ -79,8 +72,15 @@ class WebhookChannel:
 
     carries_graphs = False              # JSON only: no image
 
-    def __init__(self, settings: Mapping[str, Any] | None = None):
+    def __init__(self, settings: Mapping[str, Any] | None = None, links: Any = None):
+        """`links(n)`: the event page's URL, for templates (checkd/engine/notify/links.py)."""
         settings = dict(settings or {})
+        self.links = links
+        env = template_environment()
+        try:
+            self.templates = {name: env.from_string(text) for name, text in (settings.get("templates") or {}).items()}
+        except jinja2.TemplateSyntaxError as e:
+            raise ValueError(f"webhook: templates: line {e.lineno}: {e.message}") from e
         unknown = set(settings) - SETTINGS
         if unknown:
             raise ValueError(f"webhook: unknown settings {sorted(unknown)}; known: {sorted(SETTINGS)}")
@@ -108,19 +108,32 @@ class WebhookChannel:
         if _CONTROL.search(self.user_agent):
             raise ValueError("webhook: user_agent contains a line break or control character")
         self.settings = settings
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                headers={"User-Agent": self.user_agent})
-        return self._session
+        self.client = JsonClient(self.timeout, self.user_agent)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
+
+    def body(self, n: Notification, url: str) -> bytes:
+        """The JSON body: the contact's template rendered, else the fixed document (payload)."""
+        if not n.template:
+            try:
+                return json.dumps(payload(n), ensure_ascii=False).encode("utf-8")
+            except (TypeError, ValueError) as e:
+                raise DeliveryError(f"webhook {url}: cannot build JSON: {e}", retryable=False) from e
+        template = self.templates.get(n.template)
+        if template is None:
+            raise DeliveryError(f"webhook {url}: no template {n.template!r} under `webhook: {{templates:}}` "
+                                "(removed since the notification was decided?)", retryable=False)
+        try:
+            text = template.render(template_fields(n, self.links(n) if self.links else ""))
+            json.loads(text)
+        except (jinja2.TemplateError, TypeError, ArithmeticError) as e:
+            raise DeliveryError(f"webhook {url}: template {n.template}: {type(e).__name__}: {e}",
+                                retryable=False) from e
+        except ValueError as e:
+            raise DeliveryError(f"webhook {url}: template {n.template} did not render valid JSON for "
+                                f"{n.subject}: {e}", retryable=False) from e
+        return text.encode("utf-8")
 
     async def send(self, n: Notification) -> None:
         url = redact(n.address)
@@ -128,61 +141,6 @@ class WebhookChannel:
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             # A bad address will be just as bad next time.
             raise DeliveryError(f"webhook {url}: not an http(s) URL", retryable=False)
-        try:
-            body = json.dumps(payload(n), ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as e:
-            raise DeliveryError(f"webhook {url}: cannot build JSON: {e}", retryable=False) from e
         headers = {**self.headers, "Content-Type": "application/json",
                    "X-Checkd-Event-ID": str(n.event_id)}
-        session = self._get_session()
-        try:
-            # Redirects are never followed: a 3xx could send the payload (and any
-            # Authorization header) to another host.
-            async with session.post(n.address, data=body, headers=headers,
-                                    allow_redirects=False) as resp:
-                status = resp.status
-                if 200 <= status < 300:
-                    return
-                if 300 <= status < 400:
-                    location = resp.headers.get("Location", "")
-                    shown = redact(urllib.parse.urljoin(n.address, location)) if location else "none"
-                    raise DeliveryError(f"webhook {url}: HTTP {status} redirect to {shown} "
-                                        f"(redirects are not followed; fix the URL)", retryable=False)
-                reason = _one_line(resp.reason or "")
-                if status in _RETRYABLE_STATUS or status >= 500:
-                    raise DeliveryError(f"webhook {url}: HTTP {status} {reason}".rstrip(), retryable=True)
-                # The receiver refused for good (bad token, unknown channel): show what it said.
-                excerpt = await _excerpt(resp)
-                message = f"webhook {url}: HTTP {status} {reason}".rstrip()
-                raise DeliveryError(f"{message}: {excerpt}" if excerpt else message, retryable=False)
-        except DeliveryError:
-            raise
-        except aiohttp.InvalidURL as e:
-            raise DeliveryError(f"webhook {url}: invalid URL", retryable=False) from e
-        except asyncio.TimeoutError as e:   # includes aiohttp's ServerTimeoutError
-            raise DeliveryError(f"webhook {url}: timed out after {self.timeout:g}s", retryable=True) from e
-        except (aiohttp.ClientError, OSError) as e:
-            # Refused, reset, DNS, TLS, server disconnected: the receiver may be back soon.
-            raise DeliveryError(f"webhook {url}: {type(e).__name__}: {_scrub(str(e), n.address, url)}",
-                                retryable=True) from e
-
-
-def _one_line(text: str) -> str:
-    return _CONTROL.sub(" ", text).strip()
-
-
-def _scrub(message: str, address: str, shown: str) -> str:
-    """aiohttp puts the full URL in some messages; show the redacted one instead."""
-    return _one_line(message.replace(address, shown))
-
-
-async def _excerpt(resp: aiohttp.ClientResponse) -> str:
-    try:
-        raw = await resp.content.read(4 * _EXCERPT)   # enough for 200 characters of most text
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-        return ""
-    try:
-        text = raw.decode(resp.charset or "utf-8", errors="replace")
-    except LookupError:   # a charset Python does not know
-        text = raw.decode("utf-8", errors="replace")
-    return _one_line(text)[:_EXCERPT]
+        await post(self.client.session(), n.address, self.body(n, url), headers, "webhook", self.timeout, url)
