@@ -39,6 +39,8 @@ def configs(conf: Path, state: Path, dsn: str, ports: list[int]) -> tuple[list[P
         text = re.sub(r"objects: \S+", f"objects: {objects}", text)
         text = re.sub(r"maildir: [^}\s]+", f"maildir: {state / 'mail'}", text)
         text = re.sub(r"rrd: \{dir: [^}]+\}", f"rrd: {{dir: {state / ('rrd-' + name)}}}", text)
+        # Each central its own Livestatus socket: on one machine they would share the path.
+        text = re.sub(r"livestatus: \{socket: [^}]+\}", f"livestatus: {{socket: {state / ('live-' + name)}}}", text)
         text += f'  store: postgresql\n  postgresql: {{dsn: "{dsn}"}}\n'
         path = state / f"central-{name}.yaml"
         path.write_text(text)

@@ -422,6 +422,17 @@ def test_a_socket_that_cannot_be_made_stops_central_with_one_line(tmp_path: Path
            "directory" in run.stderr + run.stdout
 
 
+def test_a_second_central_on_the_same_socket_stops_and_the_first_keeps_answering(site: LiveSite,
+                                                                                 tmp_path: Path) -> None:
+    """Two centrals on one machine given one socket path: the second must not take it over."""
+    node = write_config(tmp_path, free_port(), objects=OBJECTS, extra=f"  livestatus: {{socket: {site.socket}}}\n")
+    run = subprocess.run([sys.executable, "-m", "checkd", "central", "-c", str(node)], cwd=REPO, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert f"livestatus: another process answers on the socket {site.socket}" in run.stderr + run.stdout
+    assert site.ask("GET hosts\nColumns: name\nFilter: name = db1.ladc1\n\n") == b"db1.ladc1\n"
+
+
 def test_config_reads_an_unquoted_octal_mode(tmp_path: Path) -> None:
     node = write_config(tmp_path, free_port(), objects=OBJECTS, extra="  livestatus: {socket: live, mode: 0640}\n")
     ls = load_node(node)[0].livestatus

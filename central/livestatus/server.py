@@ -56,6 +56,7 @@ class Livestatus:
         self.started = time.time()
         self.counters = {"connections": 0, "requests": 0}
         self._servers: list[asyncio.AbstractServer] = []
+        self._own_socket = False        # the unix socket is ours to remove at stop
         self._clients: set[asyncio.Task[None]] = set()
         self._index: ObjectIndex | None = None
         # While this central is the standby of a pair: the active one's URL ("" during a takeover).
@@ -69,10 +70,14 @@ class Livestatus:
         if c.socket is not None:
             try:
                 if c.socket.exists() and stat.S_ISSOCK(c.socket.stat().st_mode):
+                    if _answers(c.socket):
+                        raise LivestatusError(f"livestatus: another process answers on the socket {c.socket}: "
+                                              "give each central its own socket: path")
                     c.socket.unlink()       # left by a central that did not stop cleanly
                 server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, "unix socket"),
                                                          str(c.socket), limit=MAX_LINE)
                 self._servers.append(server)
+                self._own_socket = True
                 os.chmod(c.socket, c.mode)
                 if c.group is not None:
                     shutil.chown(c.socket, group=c.group)
@@ -111,7 +116,7 @@ class Livestatus:
         for s in self._servers:
             await s.wait_closed()
         self._servers = []
-        if self.conf.socket is not None:
+        if self._own_socket:            # never the path of a central this one could not displace
             with contextlib.suppress(FileNotFoundError):
                 self.conf.socket.unlink()
         self._worker.shutdown(wait=False, cancel_futures=True)
@@ -258,3 +263,14 @@ def _wants_comments(q: Query) -> bool:
     names = list(q.columns) + [getattr(f, "column", "") for f in q.filters] + \
         [getattr(s, "column", "") for s in q.stats]
     return any(n.endswith(("comments", "comments_with_info")) for n in names) or not q.columns and not q.stats
+
+
+def _answers(path: Path) -> bool:
+    """A live listener on the path (taking it over would cut that central's clients off)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False            # refused: a socket file nobody listens on any more
+        return True
