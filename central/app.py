@@ -116,6 +116,8 @@ class Central:
         return base_url(self.node, self.port)
 
     def fatal(self, reason: str) -> None:
+        if self.failed.is_set():
+            return                          # said once: the writes queued behind it fail alike
         log.critical("%s; stopping so a restart reloads the stored state", reason)
         self.failed.set()
 

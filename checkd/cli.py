@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from checkd.config import ConfigError, load_node, load_objects
 from checkd.config.sites import site_table
+from checkd.escape import log_to_stderr
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -255,8 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str]) -> argparse.Namespace:
     """The command line, and logging to stderr at its --log-level."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=(args.log_level or "info").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level or "info")       # one line a record: no message forges another
     return args
 
 

@@ -9,6 +9,7 @@ Synchronous urllib: a one-shot command needs no event loop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 from checkd.config.node import NodeConfig, read_node
 from checkd.durations import format_duration, parse_duration
+from checkd.escape import TerminalSafe
 
 
 class ApiError(Exception):
@@ -369,7 +371,9 @@ HANDLERS = {"wassup": wassup, "history": history, "ack": ack, "unack": unack, "r
 def main(args: argparse.Namespace) -> int:
     try:
         url, token = endpoint(args)
-        return HANDLERS[args.command](url, token, args)
+        # Plugin output, comments and names are printed: their control characters as escapes.
+        with contextlib.redirect_stdout(TerminalSafe(sys.stdout)):
+            return HANDLERS[args.command](url, token, args)
     except ApiError as e:
         print(f"checkd {args.command}: {e}", file=sys.stderr)
         return 1
