@@ -234,8 +234,9 @@ def check_config(args: argparse.Namespace) -> int:
     if args.sites:
         print("\n".join(site_table(objs)))
     if args.config is not None:
+        from checkd import exposure
         from checkd.failover_timing import warnings
-        for warning in warnings(node, objs):
+        for warning in [*warnings(node, objs), *exposure.warnings(node)]:
             print(warning, file=sys.stderr)
     maps = f", {len(objs.weathermaps)} weather map(s)" if objs.weathermaps else ""
     print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "

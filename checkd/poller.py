@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkd import daemon, metrics, retention
+from checkd import daemon, exposure, metrics, retention
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Objects
@@ -93,6 +93,8 @@ class Poller:
             await self._api.start()
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
                  len(keys), self.node.central)
+        for warning in exposure.warnings(self.node):
+            log.warning("%s", warning.removeprefix(f"{self.node.file}: warning: "))
 
     def _operator_actions(self) -> Any:
         """What operators can do here while the poller alerts on its own (PollerActions), and
