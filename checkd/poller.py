@@ -25,6 +25,7 @@ from checkd.forwarder import Forwarder
 from checkd.result import CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
+from checkd.engine.db import StoreUnavailable
 from checkd.spool import Spool, SpoolFormatError
 
 if TYPE_CHECKING:
@@ -259,6 +260,6 @@ def main(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(node.log_level.upper())
     try:
         return asyncio.run(daemon.serve(Poller(node, objs)))
-    except SpoolFormatError as e:
+    except (SpoolFormatError, StoreUnavailable) as e:     # its alerting database damaged, or a full disk
         log.critical("%s", e)
         return 1
