@@ -242,8 +242,8 @@ class Central:
         try:
             node, objs = load_node(self.node.file)
         except ConfigError as e:
-            log.error("reload refused, the running configuration stays:\n%s",
-                      "\n".join(str(p) for p in e.problems))
+            log.error("reload refused, the running configuration stays:",
+                      extra={"detail": "\n".join(str(p) for p in e.problems)})
             return False
         changed = [k for k in ("role", "listen", "state_dir", "max_body", "livestatus")
                    if getattr(node, k) != getattr(self.node, k)]

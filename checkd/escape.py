@@ -36,14 +36,15 @@ def control_chars_but_newlines(text: str) -> str:
 
 class OneLineFormatter(logging.Formatter):
     """Each record's message on its own line, so no message can begin a line of its own:
-    control characters are escaped, and a traceback that follows is indented."""
+    control characters are escaped, and what follows it (a traceback, or lines given as
+    `extra={"detail": text}`) is indented."""
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = control_chars(record.getMessage())
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
         text = self.formatMessage(record)
-        more = []
+        more = [detail] if (detail := getattr(record, "detail", None)) else []
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -160,8 +160,8 @@ class Poller:
         try:
             node, objs = load_node(self.node.file)
         except ConfigError as e:
-            log.error("reload refused, the running configuration stays:\n%s",
-                      "\n".join(str(p) for p in e.problems))
+            log.error("reload refused, the running configuration stays:",
+                      extra={"detail": "\n".join(str(p) for p in e.problems)})
             return False
         fixed = [k for k in ("role", "name", "site", "central", "token", "state_dir", "status_listen")
                  if getattr(node, k, None) != getattr(self.node, k, None)]
