@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.central_proc import API_TOKEN, CentralProc, result
-from tests.helpers import REPO, small_tmpfs
+from tests.central_proc import API_TOKEN, CentralProc, result, start_poller, write_config
+from tests.helpers import REPO, free_port, small_tmpfs, wait_for
 
 READ_TOKEN = "viewer-0123456789abcdef"
 SETTINGS = (f"  read_tokens: {{viewer: {READ_TOKEN}}}\n"
@@ -92,6 +92,47 @@ def test_repeated_failures_from_one_address_get_429_and_others_still_get_in(cent
     metrics = request(c, "GET", "/metrics", token=READ_TOKEN)[2]
     assert re.search(r"^checkd_auth_failures_total 1\d", metrics, re.M), metrics
     assert re.search(r"^checkd_auth_refused_total [2-9]", metrics, re.M), metrics
+
+
+def poller_request(port: int, path: str, token: str, source: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        conn.request("POST" if path.startswith("/api/") else "GET", path, body=b'{"event_id": 1}', headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_a_pollers_operator_calls_are_limited_the_same_way(tmp_path: Path) -> None:
+    """A poller that may alert on its own takes operator calls on status_listen: (docs/failover.md)."""
+    write_config(tmp_path, free_port())             # the objects it shares with a central (not started)
+    port = free_port()
+    proc = start_poller(tmp_path, "http://127.0.0.1:9", extra=(
+        f"  status_listen: 127.0.0.1:{port}\n  api_tokens: {{ops: {API_TOKEN}}}\n"
+        "  email: {smtp_host: 127.0.0.1, smtp_port: 9, from: checkd@example.com}\n"
+        "  auth_limit: {failures: 3, window: 30s}\n"))
+    try:
+        wait_for(lambda: port_answers(port), 20, "the poller's status_listen")
+        for _ in range(3):
+            assert poller_request(port, "/api/v1/ack", "guess", "127.0.0.2")[0] == 401
+        assert poller_request(port, "/api/v1/ack", API_TOKEN, "127.0.0.2")[0] == 429
+        assert poller_request(port, "/api/v1/ack", API_TOKEN, "127.0.0.3")[0] not in (401, 429)
+        metrics = poller_request(port, "/metrics", "", "127.0.0.1")[1]
+        assert "checkd_auth_failures_total 3.0" in metrics and "checkd_auth_refused_total 1.0" in metrics
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = (tmp_path / "poller.log").read_text()
+    assert log.count("failed authentication from 127.0.0.2") == 1 and "answered 429" in log
+
+
+def port_answers(port: int) -> bool:
+    try:
+        return poller_request(port, "/status", "", "127.0.0.1")[0] == 200
+    except OSError:
+        return False
 
 
 def test_logout_needs_the_csrf_token_and_ends_the_session_for_good(central: CentralProc) -> None:
