@@ -371,12 +371,13 @@ HANDLERS = {"wassup": wassup, "history": history, "ack": ack, "unack": unack, "r
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        url, token = endpoint(args)
-        # Plugin output, comments and names are printed: their control characters as escapes.
-        with contextlib.redirect_stdout(TerminalSafe(sys.stdout)):
+    # Plugin output, comments and names (and central's error texts) are printed: their
+    # control characters as escapes, so nothing that came over the wire drives the terminal.
+    with contextlib.redirect_stdout(TerminalSafe(sys.stdout)), contextlib.redirect_stderr(TerminalSafe(sys.stderr)):
+        try:
+            url, token = endpoint(args)
             return HANDLERS[args.command](url, token, args)
-    except ApiError as e:
-        print(f"checkd {args.command}: {e}", file=sys.stderr)
-        return 1
+        except ApiError as e:
+            print(f"checkd {args.command}: {e}", file=sys.stderr)
+            return 1
 
