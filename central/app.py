@@ -40,10 +40,12 @@ from central.store_choice import database
 from central.takeover import Takeover
 from central.web.forms import Forms
 from central.web.pages import Pages
+from central.web.read_access import ReadAccess
 from central.weathermap.pages import WeathermapPages
 from central.weekly_report import WeeklyReports
 from central.write_api import WriteApi
-from checkd import metrics
+from checkd import exposure, metrics
+from checkd.auth_limit import AuthLimit
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Notify, Objects
@@ -81,6 +83,7 @@ class Central:
         self.passive = Passive(self.live, e.store, self.ingest.store_local)
         self.takeover = Takeover(self.live, e.store, self.ingest.store_local, self.passive.stale)
         self.read = ReadApi(self.live, e, self.takeover)
+        self.auth_limit = AuthLimit(lambda: self.live.node.section("auth_limit"))    # docs/security.md
         e.graphs = AlertGraphs(self.graphs) if self.graphs is not None else None
         e.recurring = Recurring(e.store, e.downtimes, lambda: self.live.objs)     # central makes the windows
         # Two centrals on one database: the active writes its graph items to the shared feed,
@@ -116,12 +119,18 @@ class Central:
         return base_url(self.node, self.port)
 
     def fatal(self, reason: str) -> None:
+        if self.failed.is_set():
+            return                          # said once: the writes queued behind it fail alike
         log.critical("%s; stopping so a restart reloads the stored state", reason)
         self.failed.set()
 
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.node.max_body)
         read, write = self.read, WriteApi(self.live, self.operations)
+        pages = Pages(self.live, read, graphing=self.graphs is not None)    # the NOC page (docs/web.md)
+        # Failed authentication is counted first; then, with `web: {read: login}`, reads need
+        # a login or a token (docs/security.md).
+        app = web.Application(client_max_size=self.node.max_body,
+                              middlewares=[self.auth_limit.middleware, ReadAccess(self.live, pages.sessions).middleware])
         app.router.add_post("/api/v1/results", self.ingest.results)
         app.router.add_post("/api/v1/heartbeat", self.ingest.heartbeat)
         app.router.add_post("/api/v1/ids/reserve", self.ingest.reserve_ids)
@@ -145,7 +154,6 @@ class Central:
         app.router.add_post("/api/v1/deployments", write.deployment)
         app.router.add_get("/api/v1/deployments", read.deployments)
         app.router.add_get("/api/v1/availability", AvailabilityApi(self.live, self.engine.db).get)
-        pages = Pages(self.live, read, graphing=self.graphs is not None)    # the NOC page (docs/web.md)
         pages.add_routes(app)
         Forms(self.live, self.operations, pages).add_routes(app)
         WeathermapPages(self.live, pages, self.graphs).add_routes(app)     # docs/weathermap.md
@@ -223,6 +231,8 @@ class Central:
                  len(self.objs.hosts), len(self.objs.services), len(self.engine.store.open_events))
         if not self.node.public_url:
             log.info("public_url: not set; links in alerts and chat point at %s", self.public_url)
+        for warning in exposure.warnings(self.node):
+            log.warning("%s", warning.removeprefix(f"{self.node.file}: warning: "))
 
     # --- reload, status, metrics ------------------------------------------------------------
 
@@ -232,8 +242,8 @@ class Central:
         try:
             node, objs = load_node(self.node.file)
         except ConfigError as e:
-            log.error("reload refused, the running configuration stays:\n%s",
-                      "\n".join(str(p) for p in e.problems))
+            log.error("reload refused, the running configuration stays:",
+                      extra={"detail": "\n".join(str(p) for p in e.problems)})
             return False
         changed = [k for k in ("role", "listen", "state_dir", "max_body", "livestatus")
                    if getattr(node, k) != getattr(self.node, k)]
@@ -286,6 +296,7 @@ class Central:
                              seen),
             metrics.counter("checkd_db_commits", "store transactions since start (SQLite or PostgreSQL)", self.engine.db.commits),
             *ha_metrics(self.lease, active=True),
+            *self.auth_limit.metrics(),
             *(self.export.metrics() if self.export is not None else ()),
         ]
 

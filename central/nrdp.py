@@ -17,6 +17,7 @@ from aiohttp import web
 from central.nrdp_data import Bad, parse_json, parse_xml
 from central.passive import Refused
 from checkd import __version__
+from checkd.auth_limit import FAILED
 
 if TYPE_CHECKING:
     from central.live import Live
@@ -97,7 +98,7 @@ class Nrdp:
             return error("NO TOKENS", as_json, "central has no submitters: configured (docs/passive.md)")
         sub = self.live.auth.submitter(token)
         if sub is None:
-            log.warning("nrdp: unknown token from %s refused", request.remote)
+            request[FAILED] = True          # counted and logged per client by checkd/auth_limit.py
             return error("BAD TOKEN", as_json)
         if cmd == "submitcmd":
             return error("COMMANDS DISABLED", as_json, "checkd takes check results only")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from checkd.config import ConfigError, load_node, load_objects
 from checkd.config.sites import site_table
+from checkd.escape import log_to_stderr
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -234,8 +234,9 @@ def check_config(args: argparse.Namespace) -> int:
     if args.sites:
         print("\n".join(site_table(objs)))
     if args.config is not None:
+        from checkd import exposure
         from checkd.failover_timing import warnings
-        for warning in warnings(node, objs):
+        for warning in [*warnings(node, objs), *exposure.warnings(node)]:
             print(warning, file=sys.stderr)
     maps = f", {len(objs.weathermaps)} weather map(s)" if objs.weathermaps else ""
     print(f"{where}: OK: {len(objs.hosts)} hosts, {len(objs.services)} services, "
@@ -255,8 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str]) -> argparse.Namespace:
     """The command line, and logging to stderr at its --log-level."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=(args.log_level or "info").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level or "info")       # one line a record: no message forges another
     return args
 
 

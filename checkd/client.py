@@ -9,6 +9,7 @@ Synchronous urllib: a one-shot command needs no event loop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 from checkd.config.node import NodeConfig, read_node
 from checkd.durations import format_duration, parse_duration
+from checkd.escape import TerminalSafe
 
 
 class ApiError(Exception):
@@ -37,7 +39,7 @@ def _node_tokens(node: NodeConfig, command: str) -> list[str]:
         return [*node.deploy_tokens.values(), *node.api_tokens.values()]
     if command == "submit":
         return [s.token for s in node.submitters.values()]
-    return [*node.api_tokens.values()]
+    return [*node.api_tokens.values(), *node.read_tokens.values()]
 
 
 def endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -98,7 +100,7 @@ def _ago(ts: float, now: float) -> str:
 
 def wassup(url: str, token: str | None, args: argparse.Namespace) -> int:
     from checkd.wassup import render
-    doc = call(url, "GET", "/api/v1/problems")
+    doc = call(url, "GET", "/api/v1/problems", token=token)
     print(render(doc["problems"], doc["now"], limit=None))
     return 0
 
@@ -227,7 +229,7 @@ def downtime(url: str, token: str | None, args: argparse.Namespace) -> int:
 def downtimes(url: str, token: str | None, args: argparse.Namespace) -> int:
     query = urllib.parse.urlencode({**({"host": args.host} if args.host else {}),
                                     **({} if args.all else {"ended": "hide"})})
-    doc = call(url, "GET", f"/api/v1/downtimes?{query}")
+    doc = call(url, "GET", f"/api/v1/downtimes?{query}", token=token)
     if not doc["downtimes"]:
         print("no downtimes")
     for d in doc["downtimes"]:
@@ -250,7 +252,7 @@ def history(url: str, token: str | None, args: argparse.Namespace) -> int:
         if key in ("since", "until") and value:
             value = _local_time(value)
         pairs += [(key, v) for v in value] if isinstance(value, list) else [(key, value)] if value is not None else []
-    doc = call(url, "GET", f"/api/v1/history?{urllib.parse.urlencode(pairs)}")
+    doc = call(url, "GET", f"/api/v1/history?{urllib.parse.urlencode(pairs)}", token=token)
     if not doc["history"]:
         print("nothing in the history matches")
     for r in doc["history"]:
@@ -290,10 +292,12 @@ def _when(text: str) -> float:
         raise ApiError(f"{text!r}: write +1h, '2026-12-24 02:00' (local time) or a Unix time") from None
 
 
-def daemon_status(url: str) -> int:
+def daemon_status(url: str, token: str | None = None) -> int:
     """`checkd status` without a target: the daemon's own metrics, for humans."""
     from checkd import metrics
     req = urllib.request.Request(url + "/metrics")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")      # central with `web: {read: login}`
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             m = metrics.parse(r.read().decode())
@@ -329,9 +333,9 @@ def status(url: str, token: str | None, args: argparse.Namespace) -> int:
                 if not node.status_listen:
                     raise ApiError(f"{args.config}: no status_listen: this poller serves no metrics")
                 return daemon_status(f"http://{node.status_listen}")
-        return daemon_status(url)
+        return daemon_status(url, token)
     want = _target(args.target)
-    doc = call(url, "GET", f"/api/v1/status?host={urllib.parse.quote(want['host'])}")
+    doc = call(url, "GET", f"/api/v1/status?host={urllib.parse.quote(want['host'])}", token=token)
     checks = doc["hosts"] + [s for s in doc["services"] if want["service"] in (None, s["service"])]
     if want["service"] is not None and len(checks) == 1:
         raise ApiError(f"unknown service {want['service']!r} on host {want['host']!r}")
@@ -367,10 +371,13 @@ HANDLERS = {"wassup": wassup, "history": history, "ack": ack, "unack": unack, "r
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        url, token = endpoint(args)
-        return HANDLERS[args.command](url, token, args)
-    except ApiError as e:
-        print(f"checkd {args.command}: {e}", file=sys.stderr)
-        return 1
+    # Plugin output, comments and names (and central's error texts) are printed: their
+    # control characters as escapes, so nothing that came over the wire drives the terminal.
+    with contextlib.redirect_stdout(TerminalSafe(sys.stdout)), contextlib.redirect_stderr(TerminalSafe(sys.stderr)):
+        try:
+            url, token = endpoint(args)
+            return HANDLERS[args.command](url, token, args)
+        except ApiError as e:
+            print(f"checkd {args.command}: {e}", file=sys.stderr)
+            return 1
 

@@ -127,7 +127,7 @@ class LoopWatch:
                 frame = sys._current_frames().get(self._main or 0)
                 where = "".join(traceback.format_stack(frame)[-6:]) if frame is not None else "(no stack)"
                 log.error("event loop blocked for %.1fs; systemd's watchdog restarts the daemon if it stays "
-                          "so. Stuck in:\n%s", stalled, where)
+                          "so. Stuck in:", stalled, extra={"detail": where})
             elif stalled < self.blocked_after and reported:
                 reported = False
                 log.warning("event loop running again")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkd import daemon, metrics, retention
+from checkd import daemon, exposure, metrics, retention
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Objects
@@ -25,6 +25,7 @@ from checkd.forwarder import Forwarder
 from checkd.result import CheckResult
 from checkd.run.runner import Runner
 from checkd.scheduler import Scheduler, site_checks
+from checkd.engine.db import StoreUnavailable
 from checkd.spool import Spool, SpoolFormatError
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ class Poller:
             await self._api.start()
         log.info("poller %s (site %s) started: %d checks, central %s", self.node.name, self.node.site,
                  len(keys), self.node.central)
+        for warning in exposure.warnings(self.node):
+            log.warning("%s", warning.removeprefix(f"{self.node.file}: warning: "))
 
     def _operator_actions(self) -> Any:
         """What operators can do here while the poller alerts on its own (PollerActions), and
@@ -157,8 +160,8 @@ class Poller:
         try:
             node, objs = load_node(self.node.file)
         except ConfigError as e:
-            log.error("reload refused, the running configuration stays:\n%s",
-                      "\n".join(str(p) for p in e.problems))
+            log.error("reload refused, the running configuration stays:",
+                      extra={"detail": "\n".join(str(p) for p in e.problems)})
             return False
         fixed = [k for k in ("role", "name", "site", "central", "token", "state_dir", "status_listen")
                  if getattr(node, k, None) != getattr(self.node, k, None)]
@@ -257,6 +260,6 @@ def main(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(node.log_level.upper())
     try:
         return asyncio.run(daemon.serve(Poller(node, objs)))
-    except SpoolFormatError as e:
+    except (SpoolFormatError, StoreUnavailable) as e:     # its alerting database damaged, or a full disk
         log.critical("%s", e)
         return 1

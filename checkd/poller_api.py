@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from checkd import metrics
+from checkd.auth_limit import AuthLimit
 from checkd.bearer import authorised
 from checkd.config.node import NodeConfig
 from checkd.engine import problems
@@ -34,10 +35,11 @@ class PollerApi:
                  alerting: LocalAlerting | None = None, actions: PollerActions | None = None):
         self.node, self.collect, self.status = node, collect, status
         self.alerting, self.actions = alerting, actions
+        self.auth_limit = AuthLimit(lambda: self.node.section("auth_limit"))    # docs/security.md
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self.auth_limit.middleware])
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/status", self.get_status)
         if self.alerting is not None and self.actions is not None:
@@ -49,13 +51,9 @@ class PollerApi:
         return app
 
     def writer(self, request: web.Request) -> str:
-        """An operator call's token: one of the poller's api_tokens (401 otherwise, logged)."""
-        try:
-            return authorised(request, self.node.api_tokens, "operator calls need a token from the poller's "
-                                                             "api_tokens")
-        except web.HTTPUnauthorized:
-            log.warning("operator call %s from %s refused: no valid token", request.path, request.remote)
-            raise
+        """An operator call's token: one of the poller's api_tokens (401 otherwise, counted and
+        logged per client by checkd/auth_limit.py)."""
+        return authorised(request, self.node.api_tokens, "operator calls need a token from the poller's api_tokens")
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)
@@ -71,7 +69,8 @@ class PollerApi:
             self._runner = None
 
     async def get_metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=metrics.exposition(self.collect), headers={"Content-Type": metrics.CONTENT_TYPE})
+        return web.Response(body=metrics.exposition(lambda: [*self.collect(), *self.auth_limit.metrics()]),
+                            headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def get_status(self, _: web.Request) -> web.Response:
         return web.json_response(self.status())

@@ -100,8 +100,9 @@ class CentralProc:
                 if not standby:
                     return
             except urllib.error.HTTPError as e:
-                if standby and e.code == 503:
-                    return
+                if (standby and e.code == 503) or (not standby and e.code == 401):
+                    return          # 401: reads need a token (web: {read: login}); it answers
+
                 time.sleep(0.05)
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)

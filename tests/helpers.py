@@ -3,13 +3,14 @@ that a missing component fails a test instead of skipping it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,16 @@ def logged_at(log: str, needle: str) -> float:
     """time.time() of the first line of a checkd log containing `needle` (its asctime, ms)."""
     line = next(ln for ln in log.splitlines() if needle in ln)
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A real, small file system mounted at `path` for the block (full-disk tests; needs root)."""
+    if os.geteuid() != 0:
+        missing("root (the test mounts a small tmpfs as a full disk)")
+    path.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)

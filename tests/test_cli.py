@@ -57,7 +57,7 @@ def test_check_config_warns_when_the_failover_timing_cannot_be_met(tmp_path) -> 
     central.write_text("central:\n  state_dir: state\n  objects: objects\n"
                        "  freshness:\n    site_stale_after: 30s\n    start_grace: 2s\n")
     poller = tmp_path / "poller.yaml"
-    poller.write_text("poller:\n  name: p\n  site: ladc1\n  central: http://127.0.0.1:1\n  token: t\n"
+    poller.write_text("poller:\n  name: p\n  site: ladc1\n  central: http://127.0.0.1:1\n  token: t-0123456789abcdef\n"
                       "  state_dir: state\n  objects: objects\n  heartbeat_interval: 20s\n")
     good = tmp_path / "poller-ok.yaml"
     good.write_text(poller.read_text().replace("20s", "5s"))

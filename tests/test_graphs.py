@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from central.graphs.request import BadRequest, window
 from central.graphs.rra import create_args, kind_of
 from central.graphs.settings import RrdSettings
 from tests.central_proc import CentralProc, result
-from tests.helpers import missing, wait_for
+from tests.helpers import small_tmpfs, wait_for
 from tests.notify_env import MailSink
 from tests.png import decode
 from tests.rrdcached import Rrdcached, require_rrd
@@ -320,12 +319,7 @@ def test_an_rrd_dir_that_cannot_be_made_costs_graphs_not_central(tmp_path: Path)
 def test_a_full_disk_is_a_clear_error_and_heals_when_space_is_freed(tmp_path: Path) -> None:
     """A real full file system: a 2 MB tmpfs, nearly filled."""
     require_rrd()
-    if os.geteuid() != 0:
-        missing("root (the test mounts a small tmpfs as a full disk)")
-    rrd_dir = tmp_path / "rrd"
-    rrd_dir.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(rrd_dir)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "rrd") as rrd_dir:
         filler = rrd_dir / "filler"
         with open(filler, "wb") as f:          # leave less than one 60 s file (~180 KB)
             f.write(b"x" * (2048 - 100) * 1024)
@@ -347,8 +341,6 @@ def test_a_full_disk_is_a_clear_error_and_heals_when_space_is_freed(tmp_path: Pa
         log = c.log.read_text()
         assert "Traceback" not in log and "exited with" not in log
         assert log.count("cannot create") == 1            # the writer says it once, not per value
-    finally:
-        subprocess.run(["umount", str(rrd_dir)], check=True)
 
 
 # --- rendering ---------------------------------------------------------------------------

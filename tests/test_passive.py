@@ -155,7 +155,7 @@ def test_hostile_input_gets_a_clear_error_and_central_stays_up(central: CentralP
     assert status == 413 and "<message>REQUEST TOO LARGE</message>" in text, text
     assert check(central, "db1.ladc1", None)["last_check"] is None, "nothing of it stored"
     log = central.log.read_text()
-    assert "sent data that cannot be read (BAD XML): DOCTYPE" in log and "unknown token from 127.0.0.1" in log
+    assert "sent data that cannot be read (BAD XML): DOCTYPE" in log and "failed authentication from 127.0.0.1: POST /nrdp" in log
 
 
 def test_a_passive_service_going_stale_gets_its_freshness_state(central: CentralProc) -> None:

@@ -34,6 +34,7 @@ from central.graphs.rra import create_args, kind_of
 from central.graphs.rrdcached import Rrdcached, RrdcachedError
 from central.graphs.settings import RrdSettings
 from checkd import perfdata
+from checkd.escape import log_to_stderr
 
 log = logging.getLogger("central.graphs.writer")
 
@@ -311,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", required=True, help="RrdSettings as JSON")
     ap.add_argument("--log-level", default="info")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(args.log_level)
     # SIGTERM/SIGINT reach the whole process group (systemd, a terminal): central is then
     # stopping too and sends what it still holds before closing stdin; wait for that a while.
     stop_by: list[float] = []

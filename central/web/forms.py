@@ -127,11 +127,14 @@ class Forms:
         raise resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        """Ends the session for good (central forgets its ID). Like every form, only with the
+        session's CSRF token: another site cannot log an operator out."""
         form = await request.post()
-        try:
-            self._session(request, form)
-        except FormError:
-            pass        # logging out is always allowed; the cookie goes either way
+        if self.pages.session(request) is not None:
+            try:
+                self.sessions.end(self._session(request, form))
+            except FormError as e:
+                return self._error(request, str(e), e.status)
         resp = web.HTTPSeeOther("/?done=logout")
         resp.del_cookie(COOKIE, path="/")
         raise resp
@@ -156,6 +159,8 @@ class Forms:
         form = await request.post()
         try:
             s = self._session(request, form)
+            if not s.can_act:
+                raise FormError(f"{s.who} logged in with a read token (read_tokens): it may look, not act", 403)
             code = await self._do(request.match_info["action"], form, s.name)
         except FormError as e:
             return self._error(request, str(e), e.status)

@@ -66,7 +66,8 @@ class Pages:
         self.store, self.db = read.store, read.db
         # Settings and tokens are read at each use: a reload (SIGHUP) may change them.
         self.sessions = Sessions(live.node.state_dir, lambda: live.node.api_tokens,
-                                 lambda: float(self.settings.get("session_lifetime", DEFAULT_LIFETIME)))
+                                 lambda: float(self.settings.get("session_lifetime", DEFAULT_LIFETIME)),
+                                 lambda: live.node.read_tokens)
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("central", "templates/web"),
                                       autoescape=True, trim_blocks=True, lstrip_blocks=True,
                                       undefined=jinja2.StrictUndefined)
@@ -131,7 +132,8 @@ class Pages:
 
     def context(self, request: web.Request, now: float) -> dict[str, Any]:
         s = self.session(request)
-        return {"now": now, "user": s.name if s else None, "csrf": self.sessions.csrf(s) if s else "",
+        return {"now": now, "user": s.who if s else None, "can_act": s is not None and s.can_act,
+                "csrf": self.sessions.csrf(s) if s else "",
                 "default_refresh": self.refresh, "lifetime": self.sessions.lifetime,
                 "login_enabled": self.sessions.enabled, "site_title": self.title,
                 "refresh": self.refresh_of(request), "here": request.path_qs, "done": request.query.get("done", "")}

@@ -1,11 +1,14 @@
-"""Web login: an operator pastes one of `api_tokens:` once; the browser then holds
-a signed session cookie (HttpOnly, SameSite=Strict), never the token itself.
+"""Web login: an operator pastes one of `api_tokens:` (or, to read only, one of
+`read_tokens:`) once; the browser then holds a signed session cookie (HttpOnly,
+SameSite=Strict), never the token itself.
 
 The cookie carries the token's name, an expiry and a random session ID, signed
 with a key derived from central's secret (state_dir/web-secret, made on first
 use) and the token's current value: rotating a token ends its sessions, and
-deleting the secret file ends all of them. Forms carry a CSRF token derived
-from the session ID. Nothing secret is ever rendered into a page.
+deleting the secret file ends all of them. The session IDs in force are kept in
+state_dir/web-sessions, so logging out ends that session for good (a copy of the
+cookie is refused too), across restarts of central. Forms carry a CSRF token
+derived from the session ID. Nothing secret is ever rendered into a page.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import json
+import logging
 import os
 import secrets
 import time
@@ -22,14 +27,27 @@ from pathlib import Path
 
 COOKIE = "checkd_session"
 SECRET_FILE = "web-secret"
+SESSIONS_FILE = "web-sessions"
 DEFAULT_LIFETIME = 12 * 3600.0
+MAX_SESSIONS = 10_000           # in force at once; beyond it the ones that end soonest go first
+READER = "read:"                # prefix of a read_tokens login's name inside the cookie
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Session:
-    name: str               # the api_tokens entry: the author of what this session does
+    name: str               # the api_tokens entry (the author of what this session does), or read:NAME
     sid: str
     expires: float
+
+    @property
+    def can_act(self) -> bool:
+        """A read_tokens login sees the pages; only an api_tokens one may press buttons."""
+        return not self.name.startswith(READER)
+
+    @property
+    def who(self) -> str:
+        return self.name.removeprefix(READER)
 
 
 def _b64(data: bytes) -> str:
@@ -42,15 +60,20 @@ def _unb64(text: str) -> bytes:
 
 class Sessions:
     def __init__(self, state_dir: Path, tokens: Callable[[], Mapping[str, str]],
-                 lifetime: Callable[[], float] = lambda: DEFAULT_LIFETIME):
+                 lifetime: Callable[[], float] = lambda: DEFAULT_LIFETIME,
+                 readers: Callable[[], Mapping[str, str]] = dict):
         self.path = state_dir / SECRET_FILE
+        self.store_path = state_dir / SESSIONS_FILE
         self._tokens = tokens           # read at every use: a reload may change api_tokens
+        self._readers = readers         # ... and read_tokens
         self._lifetime = lifetime
         self._secret: bytes | None = None
+        self._live: dict[str, tuple[str, float]] | None = None     # sid -> (name, expires)
 
     @property
     def tokens(self) -> Mapping[str, str]:
-        return self._tokens()
+        """Every token that may log in, by its name in a cookie (read_tokens' as read:NAME)."""
+        return {**self._tokens(), **{READER + k: v for k, v in self._readers().items()}}
 
     @property
     def lifetime(self) -> float:
@@ -75,7 +98,7 @@ class Sessions:
         return self._secret
 
     def operator(self, token: str) -> str | None:
-        """The api_tokens name of `token`; every entry is compared, in constant time."""
+        """The name of `token` (read:NAME for read_tokens); every entry is compared, in constant time."""
         found, given = None, token.strip().encode()
         for name, value in self.tokens.items():
             if hmac.compare_digest(given, value.encode()):
@@ -95,7 +118,41 @@ class Sessions:
         sid = secrets.token_urlsafe(16)
         sig = self._sign(name, expires, sid)
         assert sig is not None
+        live = self._sessions()
+        live[sid] = (name, expires)
+        self._save(time.time() if now is None else now)
         return f"{_b64(name.encode())}.{expires}.{sid}.{sig}"
+
+    def end(self, session: Session) -> None:
+        """Log out: the session ID is no longer in force (a copy of the cookie is refused too)."""
+        if self._sessions().pop(session.sid, None) is not None:
+            self._save(time.time())
+
+    def _sessions(self) -> dict[str, tuple[str, float]]:
+        if self._live is None:
+            try:
+                doc = json.loads(self.store_path.read_text())
+                self._live = {str(sid): (str(v[0]), float(v[1])) for sid, v in doc.items()}
+            except FileNotFoundError:
+                self._live = {}
+            except (OSError, ValueError, TypeError, IndexError, AttributeError) as e:
+                log.warning("%s cannot be read (%s): every web session ends; people log in again", self.store_path, e)
+                self._live = {}
+        return self._live
+
+    def _save(self, now: float) -> None:
+        """The sessions in force, written whole (small; written at a login or logout only)."""
+        live = self._sessions()
+        for sid in [sid for sid, (_, expires) in live.items() if expires < now]:
+            del live[sid]
+        for sid, _ in sorted(live.items(), key=lambda i: i[1][1])[:max(0, len(live) - MAX_SESSIONS)]:
+            del live[sid]
+        self.store_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.store_path.with_name(SESSIONS_FILE + ".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({sid: [name, expires] for sid, (name, expires) in live.items()}, f)
+        os.replace(tmp, self.store_path)
 
     def load(self, cookie: str | None, now: float | None = None) -> Session | None:
         """The session in a cookie value, or None when absent, forged, expired or its token is gone."""
@@ -113,6 +170,8 @@ class Sessions:
             return None
         if expires < (time.time() if now is None else now):
             return None
+        if self._sessions().get(parts[2]) != (name, expires):
+            return None                 # logged out (or from before sessions were kept)
         return Session(name, parts[2], expires)
 
     def csrf(self, session: Session) -> str:

@@ -47,7 +47,9 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
                 "templates": f.raw},
     **INTEGRATION_KEYS,     # pagerduty:, opsgenie:, slack: (docs/integrations.md)
     "web": {"session_lifetime": f.positive_duration, "refresh": f.positive_duration, "title": f.text,
-            "max_rows": f.positive_int},
+            "max_rows": f.positive_int, "read": f.text},
+    # Failed authentication per client address (checkd/auth_limit.py, docs/security.md).
+    "auth_limit": {"failures": f.positive_int, "window": f.positive_duration},
     # What central keeps of the past (docs/retention.md); each a duration, `keep` for those not given.
     "retention": {"keep": f.positive_duration, "events": f.positive_duration, "comments": f.positive_duration,
                   "notifications": f.positive_duration, "downtimes": f.positive_duration,
@@ -62,8 +64,9 @@ SECTION_KEYS: dict[str, dict[str, f.Converter]] = {
 COMMON = {"state_dir": f.text, "objects": f.text, "plugin_dirs": f.names, "log_level": f.text,
           "max_concurrent_checks": f.positive_int, "macros": f.string_map, "email": f.raw,
           "jabber": f.raw, "tls": f.raw, "ssh": f.raw, "event_handlers": f.raw, "webhook": f.raw,
-          "notify": f.raw, "pagerduty": f.raw, "opsgenie": f.raw, "slack": f.raw}
+          "notify": f.raw, "pagerduty": f.raw, "opsgenie": f.raw, "slack": f.raw, "auth_limit": f.raw}
 CENTRAL_KEYS = {"listen": f.text, "pollers": f.raw, "api_tokens": f.raw, "deploy_tokens": f.raw, "submitters": f.raw,
+                "read_tokens": f.raw,
                 "freshness": f.raw, "web": f.raw,
                 "rrd": f.raw, "reports": f.raw, "store": f.text, "postgresql": f.raw, "public_url": f.url, "max_body": f.positive_int,
                 "retention": f.raw, "livestatus": f.raw, "export": f.raw, **COMMON}
@@ -98,6 +101,7 @@ class NodeConfig:
     pollers: Mapping[str, PollerAuth] = dataclasses.field(default_factory=dict)
     api_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)
     deploy_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)   # the deploy hook's
+    read_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)     # reads only (docs/security.md)
     submitters: Mapping[str, Submitter] = dataclasses.field(default_factory=dict)  # passive results (docs/passive.md)
     autonomy_after: float = 60.0
     heartbeat_interval: float = 5.0
@@ -280,7 +284,8 @@ def read_node(path: Path) -> NodeConfig:
         kw["listen"] = _listen(d.get("listen", "127.0.0.1:8080"), node, problems)
         kw["pollers"] = _pollers(node.get("pollers"), node, base, problems)
         kw["submitters"] = read_submitters(node.get("submitters"), node, base, problems, _secret)
-        kw.update(_tokens(node, ("api_tokens", "deploy_tokens"), problems))
+        kw.update(_tokens(node, ("api_tokens", "deploy_tokens", "read_tokens"), problems))
+        _check_read(sections.get("web", {}), kw.get("read_tokens", {}), kw.get("api_tokens", {}), node, problems)
         kw["store"] = _store(d, sections, node, problems)
         kw["weekly_report"] = read_reports(node.get("reports"), node, problems)
         kw["livestatus"] = read_livestatus(node.get("livestatus"), node, base, problems)
@@ -334,6 +339,22 @@ def read_node(path: Path) -> NodeConfig:
 
 
 STORES = ("sqlite", "postgresql")
+READ_MODES = ("open", "login")
+
+
+def _check_read(web: Mapping[str, Any], read_tokens: Mapping[str, str], api_tokens: Mapping[str, str], node: Node,
+                problems: Problems) -> None:
+    """`web: {read: open|login}`: who may read the pages and the read API (docs/security.md)."""
+    mode = web.get("read", "open")
+    where = node["web"].where_of("read") if isinstance(node.get("web"), Node) else (node.file, node.line)
+    if mode not in READ_MODES:
+        problems.add(*where, f"web: read: one of {', '.join(READ_MODES)}{did_you_mean(mode, READ_MODES)}")
+    elif mode == "login" and not (read_tokens or api_tokens):
+        problems.add(*where, "web: read: login needs someone to log in: add read_tokens: (or api_tokens:)")
+    both = sorted(set(read_tokens.values()) & set(api_tokens.values()))
+    if both:
+        problems.add(*node.where_of("read_tokens"), "read_tokens: a token that is also in api_tokens would "
+                     "read with the rights of both; give read_tokens tokens of their own")
 
 
 def _store(d: dict[str, Any], sections: dict[str, dict[str, Any]], node: Node, problems: Problems) -> str:

@@ -112,7 +112,30 @@ class WriteError(Exception):
 
 
 class StoreUnavailable(Exception):
-    """The store cannot be reached at start (a PostgreSQL server down, a wrong DSN)."""
+    """The store cannot be reached or used at start (a PostgreSQL server down, a wrong DSN,
+    a damaged SQLite file, a full disk): one line naming it and the fix."""
+
+
+def damaged(path: Path, what: str) -> StoreUnavailable:
+    what = "; ".join(line.strip() for line in what.splitlines() if line.strip() and not line.startswith("***"))
+    return StoreUnavailable(
+        f"{path}: the database is damaged ({what}); not starting on it. Move the file aside and restore it "
+        f"from a backup, or salvage its rows with `sqlite3 {path} .recover | sqlite3 {path}.recovered` and "
+        "move that in its place (docs/operations.md, \"A damaged database\")")
+
+
+def disk_full(path: Path) -> str:
+    return f"{path}: the disk is full; free space on its file system, then start again"
+
+
+def _sqlite_trouble(path: Path, e: sqlite3.Error) -> StoreUnavailable | None:
+    """A damaged file or a full disk, said in one line; None for anything else."""
+    name = getattr(e, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return damaged(path, str(e))
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(e):
+        return StoreUnavailable(disk_full(path))
+    return None
 
 
 TABLES = ("meta", "checks", "pollers", "id_blocks", "downtimes", "mutes", "event_aliases", "deployments",
@@ -149,6 +172,10 @@ class Database:
 
     def _connect(self) -> Any:
         raise NotImplementedError
+
+    def refusal(self, e: Exception) -> str:
+        """What a failed transaction says: the store and the cause."""
+        return f"{self.where}: {e}"
 
     def _transaction(self, conn: Any, ops: list[Op]) -> None:
         """Run `ops` as one transaction, rolled back when anything fails."""
@@ -226,8 +253,8 @@ class Database:
             self._transaction(conn, ops)
             self.commits += 1
         except Exception as e:      # a database error, or a value it cannot hold: never kill the writer
-            log.critical("database write failed (%s): %s", self.where, e)
-            error = WriteError(str(e))
+            # Said once, by the node that stops on it (Engine.fatal): one line, not one a caller.
+            error = WriteError(self.refusal(e))
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, fut in jobs:
             by_loop.setdefault(fut.get_loop(), []).append(fut)
@@ -252,6 +279,10 @@ class SqliteDatabase(Database):
     def reclaim_space(self) -> None:
         self._reclaim = True                  # the writer thread does it between transactions
 
+    def refusal(self, e: Exception) -> str:
+        trouble = _sqlite_trouble(self.path, e) if isinstance(e, sqlite3.Error) else None
+        return str(trouble) if trouble is not None else super().refusal(e)
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -262,8 +293,19 @@ class SqliteDatabase(Database):
         return conn
 
     def open(self, extra_schema: str = "") -> None:
+        try:
+            self._open(extra_schema)
+        except sqlite3.Error as e:
+            trouble = _sqlite_trouble(self.path, e)
+            if trouble is None:
+                raise
+            raise trouble from None
+
+    def _open(self, extra_schema: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
+        if self.path.exists():
+            self._check_integrity()
+        else:
             # A new file: pages freed by pruning can be given back. Set before anything else
             # (WAL mode and the first table fix it for good).
             sqlite3.connect(self.path, isolation_level=None).execute("PRAGMA auto_vacuum = INCREMENTAL").close()
@@ -279,7 +321,28 @@ class SqliteDatabase(Database):
         conn.execute(SEED_FIRST_RESULTS)
         conn.close()
 
+    def _check_integrity(self) -> None:
+        """PRAGMA quick_check before anything is read: a file damaged by a disk, a copy taken
+        while central wrote, or a crash on storage that lies about fsync, is refused with the
+        fix, instead of loading half of its rows (docs/operations.md, "A damaged database")."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+        finally:
+            conn.close()
+        if problems != ["ok"]:
+            raise damaged(self.path, "; ".join(problems))
+
     def load_all(self) -> dict[str, list[tuple[Any, ...]]]:
+        try:
+            return self._load_all()
+        except sqlite3.Error as e:
+            trouble = _sqlite_trouble(self.path, e)
+            if trouble is None:
+                raise
+            raise trouble from None
+
+    def _load_all(self) -> dict[str, list[tuple[Any, ...]]]:
         conn = self._connect()
         try:
             tables = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
@@ -332,7 +395,10 @@ class SqliteDatabase(Database):
             self._journal_rows, self._folded_at = 0, time.monotonic()
 
     def _closing(self, conn: sqlite3.Connection) -> None:
-        _fold(conn)
+        try:
+            _fold(conn)
+        except sqlite3.Error as e:      # the rows stay in the journal, which the next start reads
+            log.info("the journal stays unfolded until the next start (%s)", e)
 
 
 POLLER_EVENT_IDS = "SELECT id FROM events WHERE source != 'central' UNION SELECT alias FROM event_aliases"
@@ -404,7 +470,8 @@ def _fold(conn: sqlite3.Connection) -> None:
             conn.execute(sql)
         conn.execute("COMMIT")
     except sqlite3.Error:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:         # SQLite rolls back by itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
 
 

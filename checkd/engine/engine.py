@@ -187,6 +187,8 @@ class Engine:
         except WriteError as e:
             if self.fatal is not None:
                 self.fatal(f"database write failed: {e}")
+            else:
+                log.critical("database write failed: %s", e)
             raise
 
     async def commit(self, ops: list[Op], plan: Plan) -> None:
