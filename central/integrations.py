@@ -24,6 +24,7 @@ from aiohttp import web
 from central.live import Live
 from central.operations import Operations
 from checkd.actions import OpError
+from checkd.api_json import json_response
 from checkd.engine.notify.slack import ACK_ACTION
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ OPSGENIE_HEADER = "X-Checkd-Token"
 
 
 def _answer(status: int, **doc: Any) -> web.Response:
-    return web.json_response(doc, status=status)
+    return json_response(doc, status=status)
 
 
 def event_of(key: Any) -> int | None:
