@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from central.commit import commit
 from checkd import bounds
+from checkd.bounds import checked
 from checkd.actions import OpError, target_name
 from checkd.durations import format_duration
 from checkd.engine.db import Op
@@ -33,7 +34,6 @@ from checkd.result import CheckKey, CheckResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from checkd.config.model import RecurringDowntime
     from central.commands import CommandQueue
@@ -115,10 +115,10 @@ class Operations:
         at the latest until then. Re-notification and escalation stop; everyone told hears who
         took it. Returns the problems acknowledged and the IDs that are not open (404 when
         none is)."""
-        _check(bounds.text, comment, "comment", MAX_COMMENT)
-        _check(bounds.text, author, "author", bounds.MAX_NAME)
+        checked(bounds.text, comment, "comment", MAX_COMMENT)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
         if expires is not None:
-            _check(bounds.unix_time, expires, "expires")
+            checked(bounds.unix_time, expires, "expires")
         now = time.time()
         if expires is not None and expires <= now:
             raise OpError("the acknowledgement would expire before it starts: give a time in the future")
@@ -203,9 +203,9 @@ class Operations:
     async def set_notifications(self, host: str, service: str | None, enabled: bool, duration: float | None,
                                 author: str) -> Mute | None:
         """Mute (with an optional end) or unmute a host (and its services) or one service."""
-        _check(bounds.text, author, "author", bounds.MAX_NAME)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
         if duration is not None:
-            _check(bounds.span, duration, "duration")
+            checked(bounds.span, duration, "duration")
         now = time.time()
         key = (host, service)
         events = self._events_of(host, service)
@@ -234,8 +234,8 @@ class Operations:
                           event_id: int | None = None) -> int | None:
         """A free-text comment on a host or service (its page shows it), and, when it names a
         problem (or the check has one open), in that problem's history too. Returns the event."""
-        _check(bounds.text, author, "author", bounds.MAX_NAME)
-        text = " ".join(_check(bounds.text, text, "text", 64 * MAX_COMMENT).split())  # one line: lists, logs
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
+        text = " ".join(checked(bounds.text, text, "text", 64 * MAX_COMMENT).split())  # one line: lists, logs
         if not text:
             raise OpError("a comment needs some text")
         if len(text) > MAX_COMMENT:
@@ -261,9 +261,9 @@ class Operations:
         """One downtime per target (a scope's hosts or services), one series, one commit. Fixed:
         from `start` to `end`; flexible: waits in that window for the check to fail, then lasts
         `duration`. One that starts now is announced (DOWNTIMESTART) in the same commit."""
-        start, end = _check(bounds.unix_time, start, "start"), _check(bounds.unix_time, end, "end")
-        _check(bounds.text, comment, "comment", MAX_COMMENT)
-        _check(bounds.text, author, "author", bounds.MAX_NAME)
+        start, end = checked(bounds.unix_time, start, "start"), checked(bounds.unix_time, end, "end")
+        checked(bounds.text, comment, "comment", MAX_COMMENT)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
         if not end > start:
             raise OpError("a downtime must end after it starts")
         if end - start > MAX_DOWNTIME:
@@ -294,10 +294,10 @@ class Operations:
         """A new start, end or comment for downtimes (one, or a whole series): the ticker starts
         or ends them by the new times (a start or an end now is told as usual)."""
         store = self.engine.store
-        start = None if start is None else _check(bounds.unix_time, start, "start")
-        end = None if end is None else _check(bounds.unix_time, end, "end")
+        start = None if start is None else checked(bounds.unix_time, start, "start")
+        end = None if end is None else checked(bounds.unix_time, end, "end")
         if comment is not None:
-            _check(bounds.text, comment, "comment", MAX_COMMENT)
+            checked(bounds.text, comment, "comment", MAX_COMMENT)
         found = [store.downtimes[i] for i in ids if i in store.downtimes and store.downtimes[i].phase is not Phase.ENDED]
         if not found:
             raise OpError(f"no downtime {', '.join(map(str, ids))} (over, or cancelled: see GET /api/v1/downtimes)", 404)
@@ -395,9 +395,9 @@ class Operations:
         """start | finish | abort; the deployment, and whether this call changed anything."""
         deps = self.engine.store.deployments
         for key, v in (("module", module), ("revision", revision), ("engineer", engineer)):
-            _check(bounds.text, v, key, bounds.MAX_NAME)
+            checked(bounds.text, v, key, bounds.MAX_NAME)
         if action == "start":
-            _check(bounds.span, mute_for, "mute_for", MAX_MUTE)
+            checked(bounds.span, mute_for, "mute_for", MAX_MUTE)
         now = time.time()
         try:
             if action == "start":
@@ -427,10 +427,3 @@ class Operations:
 def _clock(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
-
-def _check(check: Callable[..., Any], value: Any, *args: Any) -> Any:
-    """A checkd.bounds check as the OpError an operator sees (413: text over its cap)."""
-    try:
-        return check(value, *args)
-    except ValueError as e:
-        raise OpError(str(e), 413 if isinstance(e, bounds.TooLong) else 400) from None

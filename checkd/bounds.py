@@ -6,6 +6,7 @@ a size) naming the field and the limit, before anything is changed (docs/securit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from checkd.plugin_output import MAX_LONG_OUTPUT_CHARS, MAX_OUTPUT_BYTES, MAX_TEXT_CHARS
@@ -51,6 +52,16 @@ def text(v: Any, key: str, limit: int) -> str:
     if len(v) > limit:
         raise TooLong(f"{key}: at most {limit:,} characters (got {len(v):,})")
     return v
+
+
+def checked(check: Callable[..., Any], value: Any, *args: Any) -> Any:
+    """A check above as the OpError an operator sees (413: text over its cap), for the
+    operations behind chat, web forms and the APIs."""
+    from checkd.actions import OpError
+    try:
+        return check(value, *args)
+    except ValueError as e:
+        raise OpError(str(e), 413 if isinstance(e, TooLong) else 400) from None
 
 
 def _days(seconds: float) -> str:
