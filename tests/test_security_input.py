@@ -206,9 +206,9 @@ def test_text_over_its_cap_is_refused_naming_the_field_and_the_limit(env) -> Non
     status = lambda: c.get("/api/v1/status?host=db1.ladc1")["hosts"]  # noqa: E731
     before = status()
     for path, body, field in (
+            ("/api/v1/ack", {"host": "db1.ladc1", "comment": big}, "comment: at most 2,000 characters"),
             ("/api/v1/comments", {"host": "db1.ladc1", "text": big}, "text: at most 2,000 characters"),
             ("/api/v1/comments", {"host": "db1.ladc1", "text": "hi", "author": big}, "author: at most 200"),
-            ("/api/v1/ack", {"host": "db1.ladc1", "comment": big}, "comment: at most 2,000 characters"),
             ("/api/v1/downtimes", {"host": "db1.ladc1", "duration": "1h", "comment": big},
              "comment: at most 2,000 characters"),
             ("/api/v1/deployments", {"action": "start", "hosts": ["db1.ladc1"], "module": big, "revision": "1"},
