@@ -17,6 +17,7 @@ from aiohttp import web
 
 from central.history_query import BadQuery, HistoryQuery, row_json
 from central.live import Live
+from checkd import bounds
 from checkd.api_json import bad_request, json_response
 from checkd.durations import parse_duration
 from checkd.engine import history, nflog, problems
@@ -90,6 +91,8 @@ class ReadApi:
         except ValueError:
             raise web.HTTPBadRequest(text='{"error": "event id must be an integer"}',
                                      content_type="application/json") from None
+        if not 0 < eid <= bounds.INT64:                 # no such ID, and beyond what SQLite holds
+            raise bad_request(f"no event {eid}", status=404)
         eid = self.store.aliases.get(eid, eid)       # a poller's ID for the same problem
         # Reads wait for queued writes, so a just-acknowledged change is visible.
         await self.db.write([])

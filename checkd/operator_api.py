@@ -55,8 +55,8 @@ def duration_field(d: dict[str, Any], key: str, limit: float = bounds.MAX_SPAN) 
 
 def event_id_field(d: dict[str, Any]) -> int:
     eid = d.get("event_id")
-    if type(eid) is not int:
-        raise bad_request("event_id: expected an integer")
+    if type(eid) is not int or not 0 < eid <= bounds.INT64:
+        raise bad_request("event_id: expected an integer (an event ID)")
     return eid
 
 
@@ -110,7 +110,8 @@ class OperatorApi:
                 eids = [event_id_field(d)]
             elif "event_ids" in d:
                 eids = d["event_ids"]
-                if type(eids) is not list or not 0 < len(eids) <= MAX_IDS or any(type(e) is not int for e in eids):
+                if type(eids) is not list or not 0 < len(eids) <= MAX_IDS or \
+                        any(type(e) is not int or not 0 < e <= bounds.INT64 for e in eids):
                     raise bad_request(f"event_ids: expected a list of 1 to {MAX_IDS} event IDs")
             elif "host" in d:
                 eids = self.ops.problems_of(str_field(d, "host", True) or "")

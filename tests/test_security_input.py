@@ -192,6 +192,8 @@ def test_operator_numbers_that_are_not_finite_or_bounded_change_nothing_in_memor
         st, doc = c.call(method, path, raw=raw, token="ops-secret")
         assert st == status and field in doc["error"], (path, raw, st, doc)
     assert state() == before
+    assert c.call("GET", "/api/v1/events/" + "9" * 23)[0] == 404       # beyond SQLite's INTEGER: no such event
+    assert c.write("POST", "/api/v1/notifications", {"event_id": 2**63, "enabled": False})[0] == 400
     for page in ("/", "/host/db1.ladc1", "/service/db1.ladc1/Disk%20/"):
         assert urllib.request.urlopen(c.url + page, timeout=10).status == 200
     c.restart()

@@ -29,6 +29,7 @@ from central.web import availability, checks, views
 from central.web.forms import DONE
 from central.web.rows import Rows, row_key
 from central.web.session import COOKIE, DEFAULT_LIFETIME, Session, Sessions
+from checkd import bounds
 from checkd.durations import format_duration
 from checkd.engine import history
 from checkd.report_periods import DEFAULT as DEFAULT_PERIOD, PERIODS
@@ -216,6 +217,8 @@ class Pages:
             eid = int(request.match_info["id"])
         except ValueError:
             return self.not_found(request, "an event ID is a number")
+        if not 0 < eid <= bounds.INT64:
+            return self.not_found(request, f"no event {eid}")
         eid = self.store.aliases.get(eid, eid)
         ev = self.store.open_events.get(eid)
         if ev is None:
