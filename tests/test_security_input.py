@@ -4,6 +4,7 @@ server and a webhook receiver on loopback, and a real poller where the item need
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from checkd.forwarder import Forwarder
+from checkd.spool import Spool
 from tests.central_proc import POLLER_TOKENS, CentralProc, result, start_poller
 from tests.helpers import free_port, wait_for
 from tests.notify_env import MailSink, node_extra
@@ -151,6 +154,33 @@ def test_a_poisoned_seq_is_refused_and_the_pollers_later_results_are_stored(env)
     finally:
         poller.terminate()
         poller.wait(timeout=30)
+    # A poller of its own whose seq jumped that far (a broken spool): central refuses its batch,
+    # and the poller keeps it in its spool to send again.
+    mark = seq()
+    asyncio.run(_refused_batch_is_kept(c, c.dir / "far-spool", mark + 10**9))
+    assert seq() == mark
+
+
+async def _refused_batch_is_kept(c: CentralProc, directory: Path, last_seq: int) -> None:
+    directory.mkdir()
+    (directory / "last_seq").write_text(str(last_seq))
+    spool = Spool(directory)
+    await spool.open()
+    await spool.append_many([{k: v for k, v in result(0, *DISK, 0, f"r{i}").items() if k != "seq"}
+                             for i in range(3)])
+    refusals = lambda: c.log.read_text().count("batch refused, nothing stored")  # noqa: E731
+    before = refusals()
+    forwarder = Forwarder(spool, c.url, POLLER_TOKENS[LADC1][0], LADC1, "ladc1", backoff_cap=0.3)
+    await forwarder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while refusals() < before + 2 and time.monotonic() < deadline:      # refused, and again
+            await asyncio.sleep(0.05)
+        assert not forwarder.connected and forwarder.backlog == 3
+        assert [r["output"] for r in spool.read(0, 10)] == ["r0", "r1", "r2"]
+    finally:
+        await forwarder.close()
+        await spool.close()
 
 
 HOSTILE = [     # (method, path, raw body, status, the error names)
