@@ -223,9 +223,9 @@ class Ingest:
 
     def _log_row(self, i: int, row: Any, auth: PollerAuth) -> LogRow | None:
         """One handed-over notification_log row as central records it: about a check of the
-        poller's own site under an ID from its blocks (else 400/403, nothing adopted), to a contact
-        and channel configured here at the address configured here, whatever the payload said
-        (else skipped and logged: a contact or channel this configuration has not)."""
+        poller's own site under an ID from its blocks (else 400/403, nothing adopted); one still to
+        send (`pending`) to a contact and channel configured here (else skipped and logged), and
+        every row with the address configured here, whatever the payload said."""
         problem = validate.log_row_problem(row)
         if problem is None and not self.engine.ids.in_blocks(auth.name, row["event_id"]):
             problem = f"event_id {row['event_id']} is not from a block reserved for {auth.name}"
@@ -245,13 +245,15 @@ class Ingest:
         where = self.engine.notifier.configured(n.contact, n.channel)
         unknown = n.kind is not Kind.SUMMARY and (h is None or (n.service is not None and
                                                                   (n.host, n.service) not in self.live.objs.services))
-        if where is None or unknown:
+        if unknown or (where is None and row["status"] == "pending"):
             log.warning("poller %s handed over notification %d (%s to %s by %s), %s here: skipped", auth.name,
                         row["id"], n.subject, n.contact, n.channel.value,
                         f"not a check of site {auth.site}" if unknown else "not a configured contact and channel")
             return None
-        if (n.address, n.template) != where:
-            n = dataclasses.replace(n, address=where[0], template=where[1])
+        # A row the poller sent (or failed to) is only a record: kept, with no address but central's.
+        address, template = where if where is not None else ("", "")
+        if (n.address, n.template) != (address, template):
+            n = dataclasses.replace(n, address=address, template=template)
             row = {**row, "payload": to_payload(n)}
         return LogRow(*(row.get(f) for f in LOG_FIELDS))
 

@@ -50,11 +50,20 @@ HEADERS = {
 
 
 def clock(ts: float | None) -> str:
-    return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    return _strftime("%Y-%m-%d %H:%M:%S UTC", ts)
 
 
 def iso(ts: float | None) -> str:
-    return "" if not ts else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return _strftime("%Y-%m-%dT%H:%M:%SZ", ts)
+
+
+def _strftime(fmt: str, ts: float | None) -> str:
+    """A time no clock shows (NaN, 1e308: stored before inputs were bounded) shows as nothing,
+    rather than failing the whole page."""
+    try:
+        return "" if not ts else time.strftime(fmt, time.gmtime(ts))
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 def _state_class(state: str) -> str:
