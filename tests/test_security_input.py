@@ -111,12 +111,12 @@ def test_a_poller_token_cannot_make_central_send_mail_or_webhooks_anywhere(env) 
             log_row(5, eid, *DISK, "ops", "webhook", base + "/steal")]
     st, doc = c.call("POST", adopt, {"rows": rows}, token=tok)
     assert (st, doc) == (200, {"adopted": 2, "events": 0, "actions": 0, "skipped": 2}), doc
-    [mail] = sink.wait(lambda m: f"[ID#:{eid}]" in m["Subject"])
-    wait_for(lambda: Receiver.posts.get("/hook"), 10, "the webhook at the configured URL")
+    sink.wait(lambda m: f"[ID#:{eid}]" in m["Subject"])
     time.sleep(0.5)                 # anything else decided would be on its way by now
-    to = [a for m in sink.messages for a in sink.rcpts[sink.messages.index(m)]]
+    to = [a for rcpts in sink.rcpts for a in rcpts]
     assert [a for a in to if a != "ops@example.com"] == []          # mails to unknown addresses: 0
-    assert mail["To"] == "ops@example.com"
+    assert to == ["ops@example.com"]
+    wait_for(lambda: Receiver.posts.get("/hook"), 10, "the webhook at the configured URL")
     assert Receiver.posts == {"/hook": 1}                           # the attacker's URL: never
     assert "not a configured contact and channel here: skipped" in c.log.read_text()
 
