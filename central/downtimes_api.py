@@ -110,9 +110,9 @@ class DowntimesApi:
                 if "host" in d or "service" in d:
                     raise bad_request("give host/service, or the scope keys hosts, hostgroups, sites, services")
                 return CheckScope.parse(d).targets(self.live.objs)
-            host = str_field(d, "host", True)
+            host = str_field(d, "host", True, bounds.MAX_CHECK_NAME)
             assert host is not None
-            return [self.ops.target(host, str_field(d, "service"))]
+            return [self.ops.target(host, str_field(d, "service", False, bounds.MAX_CHECK_NAME))]
         except ScopeError as e:
             raise bad_request(str(e), status=404 if "unknown" in str(e) or "matches no" in str(e) else 400) from None
         except OpError as e:

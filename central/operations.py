@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from central.commit import commit
 from checkd import bounds
-from checkd.bounds import checked
 from checkd.actions import OpError, target_name
+from checkd.bounds import checked
 from checkd.durations import format_duration
 from checkd.engine.db import Op
 from checkd.engine.deployments import ABORTED, FINISHED, MAX_MUTE, Deployment, DeployError, headline
@@ -268,7 +268,7 @@ class Operations:
             raise OpError("a downtime must end after it starts")
         if end - start > MAX_DOWNTIME:
             raise OpError("a downtime's window is at most a year; a recurring one repeats (docs/downtimes.md)")
-        if flexible and not (bounds.finite(duration, "duration") and 0 < duration <= MAX_DOWNTIME):
+        if flexible and not 0 < checked(bounds.finite, duration, "duration") <= MAX_DOWNTIME:
             raise OpError("a flexible downtime needs a duration (e.g. 2h)")
         now = time.time()
         series = uuid.uuid4().hex[:10]

@@ -13,6 +13,7 @@ from checkd.plugin_output import MAX_LONG_OUTPUT_CHARS, MAX_OUTPUT_BYTES, MAX_TE
 
 MAX_COMMENT = 2000              # characters: a comment, an acknowledgement's, a downtime's
 MAX_NAME = 200                  # characters: an author, engineer, module, revision
+MAX_CHECK_NAME = 4096           # a host or service name: looked up in the configuration, never stored as given
 MAX_SPAN = 366 * 86400.0        # a mute, a downtime window: longer is a typo (a recurring one repeats)
 INT64 = 2**63 - 1               # an ID or seq: what the database's INTEGER holds
 MAX_TIME = 1e11                 # Unix time (year 5138): later is a typo or an attack, and beyond what clocks show

@@ -91,7 +91,8 @@ class OperatorApi:
         return who, doc
 
     def _target(self, d: dict[str, Any]) -> tuple[str, str | None]:
-        host, service = str_field(d, "host", True), str_field(d, "service")
+        host = str_field(d, "host", True, bounds.MAX_CHECK_NAME)
+        service = str_field(d, "service", False, bounds.MAX_CHECK_NAME)
         assert host is not None
         try:
             return self.ops.target(host, service)
@@ -114,7 +115,7 @@ class OperatorApi:
                         any(type(e) is not int or not 0 < e <= bounds.INT64 for e in eids):
                     raise bad_request(f"event_ids: expected a list of 1 to {MAX_IDS} event IDs")
             elif "host" in d:
-                eids = self.ops.problems_of(str_field(d, "host", True) or "")
+                eids = self.ops.problems_of(str_field(d, "host", True, bounds.MAX_CHECK_NAME) or "")
                 if not eids:
                     raise OpError(f"no open problems on {d['host']}", 404)
             else:

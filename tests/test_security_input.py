@@ -126,22 +126,20 @@ def test_a_poisoned_seq_is_refused_and_the_pollers_later_results_are_stored(env)
     stored); the poller's own later results go on being stored, none counted as a duplicate.
     The poller's operator API takes the same bounded inputs as central's (item 3)."""
     c, sink, _ = env
+    seq = lambda: next(p["seq"] for p in c.get("/api/v1/status")["pollers"] if p["name"] == LADC1)  # noqa: E731
+    last_check = lambda: disk(c)["last_check"] or 0  # noqa: E731
     status_port = free_port()
     poller = start_poller(c.dir, c.url, extra=f"  status_listen: 127.0.0.1:{status_port}\n"
                                              f"  api_tokens: {{ops: op-secret}}\n  email: {{smtp_host: 127.0.0.1, "
                                              f"smtp_port: {sink.port}, from: checkd-ladc1@example.com}}\n")
     try:
-        seq = lambda: next(p["seq"] for p in c.get("/api/v1/status")["pollers"] if p["name"] == LADC1)  # noqa: E731
-        last_check = lambda: next(s["last_check"] for s in c.get("/api/v1/status?host=db1.ladc1")["services"]  # noqa: E731
-                                  if s["service"] == "Disk /") or 0
         wait_for(lambda: seq() > 0 and last_check(), 20, "the poller's first results at central")
         st, doc = c.post_results(LADC1, [result(2**63 - 1, *DISK, 2, "poisoned")])
         assert st == 409 and "past the last seq stored from poller-ladc1" in doc["error"], (st, doc)
         before, checked = seq(), last_check()
         assert before < 2**62
         wait_for(lambda: seq() > before + 2 and last_check() > checked, 10, "the poller's later results stored")
-        view = next(s for s in c.get("/api/v1/status?host=db1.ladc1")["services"] if s["service"] == "Disk /")
-        assert view["output"] != "poisoned"
+        assert disk(c)["output"] != "poisoned"
         assert "batch refused, nothing stored" in c.log.read_text()
         # The poller's own operator calls: a NaN or endless mute is refused, nothing muted.
         for raw in (b'{"host": "db1.ladc1", "enabled": false, "duration": NaN}',
@@ -159,6 +157,11 @@ def test_a_poisoned_seq_is_refused_and_the_pollers_later_results_are_stored(env)
     mark = seq()
     asyncio.run(_refused_batch_is_kept(c, c.dir / "far-spool", mark + 10**9))
     assert seq() == mark
+
+
+def disk(c: CentralProc) -> dict[str, Any]:
+    """Central's view of db1.ladc1/Disk /."""
+    return next(s for s in c.get("/api/v1/status?host=db1.ladc1")["services"] if s["service"] == DISK[1])
 
 
 async def _refused_batch_is_kept(c: CentralProc, directory: Path, last_seq: int) -> None:
