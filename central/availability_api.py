@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from central.live import Live
-from checkd.api_json import bad_request
+from checkd.api_json import bad_request, json_response
 from checkd.engine import availability
 from checkd.engine.availability import HOST_STATES, SERVICE_STATES, AvailabilityReport
 from checkd.engine.db import Database
@@ -98,7 +98,7 @@ class AvailabilityApi:
         except ValueError as e:
             raise bad_request(str(e)) from None
         if fmt == "json":
-            return web.json_response({"period": q.period or (None if q.since else DEFAULT), **rep.json()})
+            return json_response({"period": q.period or (None if q.since else DEFAULT), **rep.json()})
         name = f"availability-{_stamp(rep.since)}-{_stamp(rep.until)}.csv"
         return web.Response(text=csv_text(rep), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})

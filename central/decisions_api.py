@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from central import validate
+from checkd.api_json import json_response
 from checkd.engine import decisions
 
 if TYPE_CHECKING:
@@ -46,5 +47,5 @@ class DecisionsApi:
             raise validate.bad_request("known: expected the integer version the poller holds")
         answer = decisions.for_site(self.store, self.told, self.hosts_of(auth.site), time.time())
         if answer["version"] == known:
-            return web.json_response({"version": known, "unchanged": True})
-        return web.json_response(answer)
+            return json_response({"version": known, "unchanged": True})
+        return json_response(answer)

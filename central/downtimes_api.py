@@ -8,21 +8,20 @@ central/operations.py's.
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 
 from aiohttp import web
 
 from central.live import Live
-from central.operations import Operations
+from central.operations import MAX_DOWNTIME, Operations
+from checkd import bounds
 from checkd.actions import OpError
-from checkd.api_json import bad_request, parse_json
+from checkd.api_json import bad_input, bad_request, json_response, parse_json
 from checkd.config.recurring import from_mapping
 from checkd.config.scope import KEYS as SCOPE_KEYS, CheckScope, ScopeError
-from checkd.durations import parse_duration
 from checkd.engine.store import Downtime, Phase, Store
-from checkd.operator_api import comment_field, str_field
+from checkd.operator_api import comment_field, duration_field, str_field
 
 
 def downtime_json(d: Downtime, now: float) -> dict[str, Any]:
@@ -54,7 +53,7 @@ class DowntimesApi:
         out = [downtime_json(d, now) for d in sorted(self.store.downtimes.values(), key=lambda d: d.id)
                if (not q.get("host") or d.host == q["host"]) and (not q.get("series") or d.series == q["series"])
                and not (q.get("ended") == "hide" and d.phase is Phase.ENDED)]
-        return web.json_response({"downtimes": out})
+        return json_response({"downtimes": out})
 
     async def schedules(self, request: web.Request) -> web.Response:
         assert self.ops.engine.recurring is not None
@@ -66,7 +65,7 @@ class DowntimesApi:
                         "ranges": json.loads(self.store.schedules[name]).get("ranges")
                         if name in self.store.schedules else None,
                         "made_until": self.store.meta.get(f"recurring:{name}")})
-        return web.json_response({"schedules": out})
+        return json_response({"schedules": out})
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -103,7 +102,7 @@ class DowntimesApi:
         answer = {"id": first.id, "host": first.host, "service": first.service, "start": first.start,
                   "end": first.end, "series": first.series, "flexible": flexible,
                   "downtimes": [{"id": m.id, "host": m.host, "service": m.service} for m in made]}
-        return web.json_response(answer, status=201)
+        return json_response(answer, status=201)
 
     def _targets(self, d: dict[str, Any]) -> list[tuple[str, str | None]]:
         try:
@@ -111,9 +110,9 @@ class DowntimesApi:
                 if "host" in d or "service" in d:
                     raise bad_request("give host/service, or the scope keys hosts, hostgroups, sites, services")
                 return CheckScope.parse(d).targets(self.live.objs)
-            host = str_field(d, "host", True)
+            host = str_field(d, "host", True, bounds.MAX_CHECK_NAME)
             assert host is not None
-            return [self.ops.target(host, str_field(d, "service"))]
+            return [self.ops.target(host, str_field(d, "service", False, bounds.MAX_CHECK_NAME))]
         except ScopeError as e:
             raise bad_request(str(e), status=404 if "unknown" in str(e) or "matches no" in str(e) else 400) from None
         except OpError as e:
@@ -131,22 +130,20 @@ class DowntimesApi:
             raise bad_request(f"recurring: {e}") from None
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"schedule": rd.name, **rd.scope.json()}, status=201)
+        return json_response({"schedule": rd.name, **rd.scope.json()}, status=201)
 
     async def change(self, request: web.Request) -> web.Response:
         """{"start"?, "end"?, "comment"?, "series"?: true (every downtime of its series)}."""
         who, d = await self._body(request)
         ids = self._ids(request, d.get("series") is True)
-        comment = d.get("comment")
-        if comment is not None and (type(comment) is not str or len(comment) > 2000):
-            raise bad_request("comment: a string of at most 2,000 characters")
+        comment = comment_field(d) if d.get("comment") is not None else None
         try:
             changed = await self.ops.change_downtimes(ids, who, _time(d, "start", None), _time(d, "end", None),
                                                       comment)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
         now = time.time()
-        return web.json_response({"downtimes": [downtime_json(c, now) for c in changed]})
+        return json_response({"downtimes": [downtime_json(c, now) for c in changed]})
 
     async def delete(self, request: web.Request) -> web.Response:
         """`?series=1`: every downtime of its series (a scope or a recurring window)."""
@@ -156,7 +153,7 @@ class DowntimesApi:
             gone = await self.ops.delete_downtimes(ids, who)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"id": gone[0].id, "deleted": True, "ids": [g.id for g in gone]})
+        return json_response({"id": gone[0].id, "deleted": True, "ids": [g.id for g in gone]})
 
     async def delete_schedule(self, request: web.Request) -> web.Response:
         who = self.live.auth.writer(request)
@@ -164,7 +161,7 @@ class DowntimesApi:
             await self.ops.remove_schedule(request.match_info["name"], who)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"schedule": request.match_info["name"], "deleted": True})
+        return json_response({"schedule": request.match_info["name"], "deleted": True})
 
     def _ids(self, request: web.Request, series: bool) -> list[int]:
         try:
@@ -184,18 +181,11 @@ def _time(d: dict[str, Any], key: str, default: float | None) -> float | None:
     v = d.get(key)
     if v is None:
         return default
-    if type(v) not in (int, float) or not math.isfinite(v) or not 0 < v < 1e11:
-        raise bad_request(f"{key}: expected a Unix time")
-    return float(v)
+    try:
+        return bounds.unix_time(v, key)
+    except ValueError as e:
+        raise bad_input(e) from None
 
 
 def _duration(d: dict[str, Any], key: str) -> float | None:
-    if d.get(key) is None:
-        return None
-    try:
-        seconds = parse_duration(d[key])
-    except ValueError as e:
-        raise bad_request(f"{key}: {e}") from None
-    if not 0 < seconds <= 366 * 86400:
-        raise bad_request(f"{key}: from a second to a year")
-    return seconds
+    return duration_field(d, key, MAX_DOWNTIME)

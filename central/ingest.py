@@ -17,9 +17,11 @@ from aiohttp import web
 
 from central import adopt_actions, validate
 from central.commit import commit
+from checkd.api_json import json_response
 from checkd.config.node import PollerAuth
 from checkd.engine.db import Op
-from checkd.engine.nflog import LOG_FIELDS, LogRow
+from checkd.engine.nflog import LOG_FIELDS, LogRow, from_payload, to_payload
+from checkd.engine.notify.notification import Kind
 from checkd.engine.notify.notifier import Plan
 from checkd.engine.store import CheckView, PollerState
 from checkd.result import CheckResult
@@ -69,12 +71,13 @@ class Ingest:
         del items
         await commit(self.engine, batch.ops, batch.plan)
         self.operations.results_stored(batch.results)
-        return web.json_response({**batch.answer, "commands": self.commands.take(auth.name)})
+        return json_response({**batch.answer, "commands": self.commands.take(auth.name)})
 
     def apply(self, poller: str, site: str, items: list[tuple[int, CheckResult]], now: float) -> Batch:
         """Check items against the configuration and apply them to the store (no await
         inside: concurrent batches never interleave)."""
         hosts, services = self.live.objs.hosts, self.live.objs.services
+        self._check_seq_jump(poller, items, now)
         ps = self._poller_state(poller, site, now)
         hwm = ps.seq
         accepted: list[CheckResult] = []
@@ -113,14 +116,31 @@ class Ingest:
                         rejected[0]["seq"], rejected[0]["reason"])
         if items and items[0][0] > hwm + 1 and hwm > 0:
             log.warning("poller %s: seq gap, %d..%d never arrived", poller, hwm + 1, items[0][0] - 1)
-        if items:
-            ps.seq = max(hwm, items[-1][0])   # rejected items too, so the poller can trim its spool
+        if items and items[-1][0] > hwm:
+            ps.seq, ps.seq_moved = items[-1][0], now     # rejected items too, so the poller can trim its spool
         ops, stale = self._apply_results(poller, accepted)
         ops.append(ps.op())
         plan = self.engine.decide(now)
         answer = {"acked": ps.seq, "accepted": len(accepted) - stale, "duplicates": duplicates, "stale": stale,
                   "rejected": rejected}
         return Batch(answer, accepted, ops, plan)
+
+    def _check_seq_jump(self, poller: str, items: list[tuple[int, CheckResult]], now: float) -> None:
+        """Refuse (409, nothing stored, the poller keeps the batch) a seq far past the poller's
+        high-water mark (validate.seq_limit). A poller central holds no seq of yet (a new one, or a
+        new central) may start anywhere."""
+        ps = self.engine.store.pollers.get(poller)
+        if ps is None or ps.seq == 0 or not items:
+            return
+        limit = validate.seq_limit(ps.seq, ps.seq_moved or ps.last_seen, now)
+        if items[-1][0] <= limit:
+            return
+        first = next(s for s, _ in items if s > limit)
+        log.warning("poller %s: seq %d is %d past the last stored (%d; at most %d now): batch refused, "
+                    "nothing stored", poller, first, first - ps.seq, ps.seq, limit)
+        raise validate.bad_request(
+            f"seq {first} is {first - ps.seq:,} past the last seq stored from {poller} ({ps.seq}); at most "
+            f"{limit} is taken now (seqs rise by one per result): batch refused, nothing stored", status=409)
 
     def _apply_results(self, source: str, results: list[CheckResult]) -> tuple[list[Op], int]:
         if self.graphs is None and self.export is None:
@@ -155,7 +175,7 @@ class Ingest:
                 raise validate.bad_request("poller/site do not match the token", status=403)
         ps = self._poller_state(auth.name, auth.site, time.time())
         await commit(self.engine, [ps.op()])
-        return web.json_response({"acked": ps.seq, "commands": self.commands.take(auth.name)})
+        return json_response({"acked": ps.seq, "commands": self.commands.take(auth.name)})
 
     async def reserve_ids(self, request: web.Request) -> web.Response:
         """A block of event IDs for a poller to use while it cannot reach central."""
@@ -170,7 +190,7 @@ class Ingest:
         first, last, ops = self.engine.ids.reserve_block(auth.name, count)
         await commit(self.engine, ops)
         log.info("reserved event IDs %d-%d for poller %s", first, last, auth.name)
-        return web.json_response({"first": first, "last": last})
+        return json_response({"first": first, "last": last})
 
     async def adopt_notifications(self, request: web.Request) -> web.Response:
         """A poller that alerted on its own hands over its notification log, before replaying its
@@ -178,16 +198,9 @@ class Ingest:
         auth = self.live.auth.poller(request)
         doc = validate.parse_json(await request.read())
         rows = doc.get("rows") if type(doc) is dict else None
-        if type(rows) is not list:
-            raise validate.bad_request('expected {"rows": [...]}')
-        tuples = []
-        for i, row in enumerate(rows):
-            problem = validate.log_row_problem(row)
-            if problem is None and not self.engine.ids.in_blocks(auth.name, row["event_id"]):
-                problem = f"event_id {row['event_id']} is not from a block reserved for {auth.name}"
-            if problem is not None:
-                raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
-            tuples.append(LogRow(*(row.get(f) for f in LOG_FIELDS)))
+        if type(rows) is not list or len(rows) > validate.MAX_ADOPTED:
+            raise validate.bad_request(f'expected {{"rows": [...]}}, at most {validate.MAX_ADOPTED:,} rows')
+        tuples = [t for i, row in enumerate(rows) if (t := self._log_row(i, row, auth)) is not None]
         problems = self._open_problems(doc, auth)
         actions = adopt_actions.parse(doc.get("actions"))
         now = time.time()
@@ -203,9 +216,46 @@ class Ingest:
         plan.add(self.engine.decide(now))
         await commit(self.engine, ops + [self.engine.store.pollers[auth.name].op()], plan)
         log.info("poller %s handed over %d notification(s) and %d open problem(s) from while central was "
-                 "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(rows),
+                 "unreachable (%d notification(s) it had not sent yet: sending them now)", auth.name, len(tuples),
                  len(problems), len(plan.notes))
-        return web.json_response({"adopted": len(rows), "events": len(problems), "actions": len(actions)})
+        return json_response({"adopted": len(tuples), "events": len(problems), "actions": len(actions),
+                              "skipped": len(rows) - len(tuples)})
+
+    def _log_row(self, i: int, row: Any, auth: PollerAuth) -> LogRow | None:
+        """One handed-over notification_log row as central records it: about a check of the
+        poller's own site under an ID from its blocks (else 400/403, nothing adopted); one still to
+        send (`pending`) to a contact and channel configured here (else skipped and logged), and
+        every row with the address configured here, whatever the payload said."""
+        problem = validate.log_row_problem(row)
+        if problem is None and not self.engine.ids.in_blocks(auth.name, row["event_id"]):
+            problem = f"event_id {row['event_id']} is not from a block reserved for {auth.name}"
+        n = from_payload(row["payload"]) if problem is None else None
+        if n is not None and n.kind is Kind.SUMMARY:
+            outside = [e for e in n.summary_ids if not self.engine.ids.in_blocks(auth.name, e)]
+            problem = f"summary_ids {outside[:5]} are not from blocks reserved for {auth.name}" if outside else None
+        if problem is not None:
+            raise validate.bad_request(f"rows[{i}]: {problem}; nothing adopted")
+        assert n is not None
+        h = self.live.objs.hosts.get(n.host)
+        if n.kind is not Kind.SUMMARY and h is not None and h.site != auth.site:
+            log.warning("poller %s (site %s) handed over a notification about %s of site %s: handover refused",
+                        auth.name, auth.site, n.target, h.site)
+            raise validate.bad_request(f"rows[{i}]: host {n.host!r} belongs to site {h.site!r}, not "
+                                       f"{auth.site!r}; nothing adopted", status=403)
+        where = self.engine.notifier.configured(n.contact, n.channel)
+        unknown = n.kind is not Kind.SUMMARY and (h is None or (n.service is not None and
+                                                                  (n.host, n.service) not in self.live.objs.services))
+        if unknown or (where is None and row["status"] == "pending"):
+            log.warning("poller %s handed over notification %d (%s to %s by %s), %s here: skipped", auth.name,
+                        row["id"], n.subject, n.contact, n.channel.value,
+                        f"not a check of site {auth.site}" if unknown else "not a configured contact and channel")
+            return None
+        # A row the poller sent (or failed to) is only a record: kept, with no address but central's.
+        address, template = where if where is not None else ("", "")
+        if (n.address, n.template) != (address, template):
+            n = dataclasses.replace(n, address=address, template=template)
+            row = {**row, "payload": to_payload(n)}
+        return LogRow(*(row.get(f) for f in LOG_FIELDS))
 
     def _open_problems(self, doc: dict[str, Any], auth: PollerAuth) -> list[dict[str, Any]]:
         """The handover's `events`: the problems the poller has open. A malformed one refuses the

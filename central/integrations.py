@@ -23,7 +23,9 @@ from aiohttp import web
 
 from central.live import Live
 from central.operations import Operations
+from checkd import bounds
 from checkd.actions import OpError
+from checkd.api_json import json_response
 from checkd.engine.notify.slack import ACK_ACTION
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ OPSGENIE_HEADER = "X-Checkd-Token"
 
 
 def _answer(status: int, **doc: Any) -> web.Response:
-    return web.json_response(doc, status=status)
+    return json_response(doc, status=status)
 
 
 def event_of(key: Any) -> int | None:
@@ -67,9 +69,10 @@ class Integrations:
         if ev is not None and ev.acknowledged:
             # Our own acknowledge echoed back, or a second ack: nobody is told twice.
             return _answer(200, event_id=ev.id, acknowledged=True, already=True)
-        author = f"{who or 'someone'} via {tool}"
+        # A paging tool's words, not an operator's input: cut to the limits rather than lose the ack.
+        author = f"{(who or 'someone')[:bounds.MAX_NAME - 20]} via {tool}"
         try:
-            await self.ops.ack(eid, author, note)
+            await self.ops.ack(eid, author, note[:bounds.MAX_COMMENT])
         except OpError as e:
             return _answer(e.status, error=str(e))
         return _answer(200, event_id=eid, acknowledged=True, author=author)

@@ -3,9 +3,11 @@ mute and unmute notifications, schedule downtime.
 
 The HTTP API (central/write_api.py), the Jabber bot (central/bot.py) and
 through the API the `checkd` CLI are thin layers over these functions
-(checkd/actions.py ChatActions names those checkd/chat/ uses). Each change
-is applied to the store, recorded in the history of the events it
-touches with who did it, committed, and only then reported done.
+(checkd/actions.py ChatActions names those checkd/chat/ uses). Each input
+is checked first (checkd/bounds.py: whichever way it came), each change
+recorded in the history of the events it touches with who did it,
+committed, and only then reported done; mutes, downtime changes and
+deployments reach memory only after their commit.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import uuid
 from typing import TYPE_CHECKING
 
 from central.commit import commit
+from checkd import bounds
 from checkd.actions import OpError, target_name
+from checkd.bounds import checked
 from checkd.durations import format_duration
 from checkd.engine.db import Op
-from checkd.engine.deployments import ABORTED, FINISHED, Deployment, DeployError, headline
+from checkd.engine.deployments import ABORTED, FINISHED, MAX_MUTE, Deployment, DeployError, headline
 from checkd.engine.notify.notifier import Plan
 from checkd.engine import history
 from checkd.engine.store import (DELETE_DOWNTIME, DELETE_MUTE, INSERT_CANCELLED, INSERT_COMMENT, INSERT_DOWNTIME,
@@ -37,8 +41,8 @@ if TYPE_CHECKING:
     from checkd.engine.engine import Engine
 
 log = logging.getLogger(__name__)
-MAX_COMMENT = 2000              # characters of a comment
-MAX_DOWNTIME = 366 * 86400.0    # a downtime's window (a recurring one repeats)
+MAX_COMMENT = bounds.MAX_COMMENT   # characters of a comment
+MAX_DOWNTIME = bounds.MAX_SPAN     # a downtime's window (a recurring one repeats)
 
 
 class Operations:
@@ -111,6 +115,10 @@ class Operations:
         at the latest until then. Re-notification and escalation stop; everyone told hears who
         took it. Returns the problems acknowledged and the IDs that are not open (404 when
         none is)."""
+        checked(bounds.text, comment, "comment", MAX_COMMENT)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
+        if expires is not None:
+            checked(bounds.unix_time, expires, "expires")
         now = time.time()
         if expires is not None and expires <= now:
             raise OpError("the acknowledgement would expire before it starts: give a time in the future")
@@ -195,24 +203,29 @@ class Operations:
     async def set_notifications(self, host: str, service: str | None, enabled: bool, duration: float | None,
                                 author: str) -> Mute | None:
         """Mute (with an optional end) or unmute a host (and its services) or one service."""
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
+        if duration is not None:
+            checked(bounds.span, duration, "duration")
         now = time.time()
         key = (host, service)
         events = self._events_of(host, service)
         if enabled:
-            self.engine.store.mutes.pop(key, None)
             ops: list[Op] = [(DELETE_MUTE, [(host, service or "")])]
             ops += self._history(events, "notifications_enabled", "notifications enabled", author, now)
             mute = None
         else:
             until = None if duration is None else now + duration
             mute = Mute(host, service, until, author)
-            self.engine.store.mutes[key] = mute
             ops = [(UPSERT_MUTE, [(host, service or "", until, author)])]
             text = "notifications disabled" + ("" if until is None else f" until {_clock(until)}")
             ops += self._history(events, "notifications_disabled", text, author, now)
         ops.append((INSERT_COMMENT, [(host, service, now, author,
                                       f"notifications {'enabled' if enabled else 'disabled'}")]))
         await self._commit(ops)
+        if mute is None:
+            self.engine.store.mutes.pop(key, None)
+        else:
+            self.engine.store.mutes[key] = mute
         log.info("notifications %s for %s by %s", "enabled" if enabled else "disabled",
                  target_name(host, service), author)
         return mute
@@ -221,7 +234,8 @@ class Operations:
                           event_id: int | None = None) -> int | None:
         """A free-text comment on a host or service (its page shows it), and, when it names a
         problem (or the check has one open), in that problem's history too. Returns the event."""
-        text = " ".join(text.split())           # one line: it is shown in lists and logs
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
+        text = " ".join(checked(bounds.text, text, "text", 64 * MAX_COMMENT).split())  # one line: lists, logs
         if not text:
             raise OpError("a comment needs some text")
         if len(text) > MAX_COMMENT:
@@ -247,11 +261,14 @@ class Operations:
         """One downtime per target (a scope's hosts or services), one series, one commit. Fixed:
         from `start` to `end`; flexible: waits in that window for the check to fail, then lasts
         `duration`. One that starts now is announced (DOWNTIMESTART) in the same commit."""
+        start, end = checked(bounds.unix_time, start, "start"), checked(bounds.unix_time, end, "end")
+        checked(bounds.text, comment, "comment", MAX_COMMENT)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
         if not end > start:
             raise OpError("a downtime must end after it starts")
         if end - start > MAX_DOWNTIME:
             raise OpError("a downtime's window is at most a year; a recurring one repeats (docs/downtimes.md)")
-        if flexible and not 0 < duration <= MAX_DOWNTIME:
+        if flexible and not 0 < checked(bounds.finite, duration, "duration") <= MAX_DOWNTIME:
             raise OpError("a flexible downtime needs a duration (e.g. 2h)")
         now = time.time()
         series = uuid.uuid4().hex[:10]
@@ -277,6 +294,10 @@ class Operations:
         """A new start, end or comment for downtimes (one, or a whole series): the ticker starts
         or ends them by the new times (a start or an end now is told as usual)."""
         store = self.engine.store
+        start = None if start is None else checked(bounds.unix_time, start, "start")
+        end = None if end is None else checked(bounds.unix_time, end, "end")
+        if comment is not None:
+            checked(bounds.text, comment, "comment", MAX_COMMENT)
         found = [store.downtimes[i] for i in ids if i in store.downtimes and store.downtimes[i].phase is not Phase.ENDED]
         if not found:
             raise OpError(f"no downtime {', '.join(map(str, ids))} (over, or cancelled: see GET /api/v1/downtimes)", 404)
@@ -287,18 +308,20 @@ class Operations:
                                       comment=dt.comment if comment is None else comment)
             if not new.end > new.start:
                 raise OpError(f"downtime #{dt.id} would end before it starts")
+            if new.end - new.start > MAX_DOWNTIME:
+                raise OpError(f"downtime #{dt.id}: a downtime's window is at most a year")
             if new.phase is Phase.ACTIVE and new.window() is not None and new.window()[0] > time.time():
                 raise OpError(f"downtime #{dt.id} is in effect: it can end sooner or later, not start later")
             changed.append(new)
         now = time.time()
-        for dt in changed:
-            store.put_downtime(dt)
         ops: list[Op] = [(INSERT_DOWNTIME, [d.row() for d in changed])]
         for dt in changed:
             ops += self._history(self._events_of(dt.host, dt.service), "downtime_changed",
                                  f"downtime #{dt.id} now {_clock(dt.start)} - {_clock(dt.end)}: {dt.comment}",
                                  author, now)
         await self._commit(ops)
+        for dt in changed:
+            store.put_downtime(dt)
         log.info("downtime(s) %s changed by %s", ", ".join(f"#{d.id}" for d in changed), author)
         return changed
 
@@ -371,6 +394,10 @@ class Operations:
                      mute_for: float, did: str | None, summary: str = "") -> tuple[Deployment, bool]:
         """start | finish | abort; the deployment, and whether this call changed anything."""
         deps = self.engine.store.deployments
+        for key, v in (("module", module), ("revision", revision), ("engineer", engineer)):
+            checked(bounds.text, v, key, bounds.MAX_NAME)
+        if action == "start":
+            checked(bounds.span, mute_for, "mute_for", MAX_MUTE)
         now = time.time()
         try:
             if action == "start":
@@ -390,6 +417,8 @@ class Operations:
             ops += self._history([ev for h in d.hosts for ev in self._events_of(h, None)], f"deploy_{action}",
                                  text, d.engineer, now)
             await self._commit(ops)
+            if action == "start":
+                deps.add(d)                     # muting from now on: only once stored
             if self.on_deploy is not None:
                 self.on_deploy(d, action, now)
         return d, changed
@@ -397,3 +426,4 @@ class Operations:
 
 def _clock(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+

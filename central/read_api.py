@@ -17,7 +17,8 @@ from aiohttp import web
 
 from central.history_query import BadQuery, HistoryQuery, row_json
 from central.live import Live
-from checkd.api_json import bad_request
+from checkd import bounds
+from checkd.api_json import bad_request, json_response
 from checkd.durations import parse_duration
 from checkd.engine import history, nflog, problems
 from checkd.engine.engine import Engine
@@ -74,7 +75,7 @@ class ReadApi:
             services.append(self.check_json(checks.get(key) or CheckView(*key), now))
         if only is not None and not hosts:
             raise web.HTTPNotFound(text='{"error": "unknown host"}', content_type="application/json")
-        return web.json_response({"now": now, "pollers": self._pollers(now), "hosts": hosts, "services": services})
+        return json_response({"now": now, "pollers": self._pollers(now), "hosts": hosts, "services": services})
 
     def event_json(self, ev: Event, now: float) -> dict[str, Any]:
         return problems.problem(self.store, self.events, ev, now)
@@ -82,7 +83,7 @@ class ReadApi:
     async def problems(self, request: web.Request) -> web.Response:
         """Open events, newest first."""
         now = time.time()
-        return web.json_response({"now": now, "problems": problems.open_problems(self.store, self.events, now)})
+        return json_response({"now": now, "problems": problems.open_problems(self.store, self.events, now)})
 
     async def event(self, request: web.Request) -> web.Response:
         try:
@@ -90,6 +91,8 @@ class ReadApi:
         except ValueError:
             raise web.HTTPBadRequest(text='{"error": "event id must be an integer"}',
                                      content_type="application/json") from None
+        if not 0 < eid <= bounds.INT64:                 # no such ID, and beyond what SQLite holds
+            raise bad_request(f"no event {eid}", status=404)
         eid = self.store.aliases.get(eid, eid)       # a poller's ID for the same problem
         # Reads wait for queued writes, so a just-acknowledged change is visible.
         await self.db.write([])
@@ -105,7 +108,7 @@ class ReadApi:
         d["notifications"] = [{"id": n.id, "type": n.kind, "contact": n.contact, "channel": n.channel,
                                "number": n.number, "level": n.level, "created": n.created, "status": n.status,
                                "done": n.done, "attempts": n.attempts, "error": n.error} for n in notes]
-        return web.json_response(d)
+        return json_response(d)
 
     def _read_event(self, eid: int) -> tuple[Event | None, list[tuple[Any, ...]], list[nflog.LogRow]]:
         return history.event(self.db, eid), history.event_history(self.db, eid), nflog.of_event(self.db, eid)
@@ -128,7 +131,7 @@ class ReadApi:
             rows, more = await self.search_history(hq)
         except BadQuery as e:
             raise bad_request(str(e)) from None
-        return web.json_response({"now": now, "offset": hq.offset, "limit": hq.limit, "more": more,
+        return json_response({"now": now, "offset": hq.offset, "limit": hq.limit, "more": more,
                                   "next": hq.url(request.path, hq.offset + hq.limit) if more else None,
                                   "history": rows})
 
@@ -138,7 +141,7 @@ class ReadApi:
         q = request.query
         since, until = _moment(q, "since"), _moment(q, "until")
         entries = self.store.deployments.log(q.get("host"), since, q.get("module"), until)
-        return web.json_response({"deployments": [d.json() for d in entries]})
+        return json_response({"deployments": [d.json() for d in entries]})
 
 
 def _moment(q: Mapping[str, str], key: str) -> float | None:

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from checkd.api_json import bad_request, parse_json  # parse_json: the APIs read bodies as validate.parse_json
+from checkd.bounds import MAX_LONG_OUTPUT, MAX_OUTPUT, MAX_PERFDATA
 from checkd.durations import format_duration
 from checkd.plugin_output import no_nul
 from checkd.result import CheckResult
@@ -22,6 +23,19 @@ MAX_AGE = 7 * 86400.0          # older results are not news any more (the spool 
 _STATE_TYPES = {t.value: t for t in StateType}
 _NUM = (int, float)
 _INT64 = 2**63 - 1             # SQLite's INTEGER: a larger one would fail the whole group commit
+
+
+# How far past its high-water mark a poller's seq may jump. Seqs rise by one per result; a
+# poller skips some only when its spool is compacted (central unreachable for long) or a
+# write rolled back, and never faster than it runs checks. A jump beyond this is a broken or
+# hostile poster: taking it would make every later result of the poller a "duplicate".
+SEQ_JUMP_SLACK = 100_000       # results, whenever
+SEQ_JUMP_RATE = 50_000.0       # results per second since central last stored one (a whole central takes ~70k/s)
+
+
+def seq_limit(hwm: int, since: float, now: float) -> int:
+    """The highest seq central takes from a poller whose seq was `hwm` at `since`."""
+    return hwm + SEQ_JUMP_SLACK + int(SEQ_JUMP_RATE * min(max(0.0, now - since), 10 * 365 * 86400.0))
 
 
 class Malformed(ValueError):
@@ -60,6 +74,11 @@ def item(raw: Any) -> tuple[int, CheckResult]:
                    ("check_type", check_type)):
         if v is not None and type(v) is not str:
             raise Malformed(f"{key}: expected a string")
+    # What a poller keeps of a plugin's output (checkd/plugin_output.py): more is not a poller's.
+    for key, v, limit in (("output", output, MAX_OUTPUT), ("long_output", long_output, MAX_LONG_OUTPUT),
+                          ("perfdata", perfdata, MAX_PERFDATA)):
+        if v is not None and len(v) > limit:
+            raise Malformed(f"{key}: at most {limit:,} characters (got {len(v):,})")
     if type(finished) not in _NUM or not math.isfinite(finished):
         raise Malformed("finished: expected a number (Unix time)")
     scheduled, started = get("scheduled"), get("started")
@@ -122,6 +141,8 @@ def time_problem(finished: float, now: float) -> str | None:
 
 
 _LOG_STATUSES = {"pending", "sent", "failed", "summarised"}
+MAX_ADOPTED = 100_000          # notification_log rows in one handover
+MAX_PAYLOAD = 1 << 20          # characters of one row's payload (a storm's SUMMARY is the largest)
 
 
 def log_row_problem(row: Any) -> str | None:
@@ -140,6 +161,8 @@ def log_row_problem(row: Any) -> str | None:
         return "done: expected a number or null"
     if row.get("error") is not None and type(row["error"]) is not str:
         return "error: expected a string or null"
+    if len(row["payload"]) > MAX_PAYLOAD or len(row.get("error") or "") > MAX_PAYLOAD:
+        return f"payload and error: at most {MAX_PAYLOAD:,} characters each"
     try:
         n = from_payload(row["payload"])
     except (ValueError, TypeError, KeyError) as e:

@@ -15,9 +15,9 @@ from aiohttp import web
 from central.live import Live
 from central.operations import Operations
 from checkd.actions import OpError
-from checkd.api_json import bad_request, parse_json
-from checkd.engine.deployments import DEFAULT_MUTE
-from checkd.operator_api import OperatorApi, duration_field, event_id_field, str_field
+from checkd.api_json import bad_request, json_response, parse_json
+from checkd.engine.deployments import DEFAULT_MUTE, MAX_MUTE, SUMMARY_MAX
+from checkd.operator_api import OperatorApi, comment_field, duration_field, event_id_field, str_field
 
 
 class WriteApi(OperatorApi):
@@ -34,14 +34,12 @@ class WriteApi(OperatorApi):
             await self.ops.unack(eid, author)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"event_id": eid, "acknowledged": False, "author": author})
+        return json_response({"event_id": eid, "acknowledged": False, "author": author})
 
     async def add_comment(self, request: web.Request) -> web.Response:
         """{"host", "service"?, "text", "author"?} or {"event_id", "text", ...} (that problem's check)."""
         who, d = await self._body(request)
-        text = d.get("text")
-        if type(text) is not str:
-            raise bad_request("text: expected the comment as a string")
+        text = comment_field(d, "text")
         try:
             if "event_id" in d:
                 eid: int | None = event_id_field(d)
@@ -52,7 +50,7 @@ class WriteApi(OperatorApi):
             eid = await self.ops.add_comment(host, service, str_field(d, "author") or who, text, eid)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"host": host, "service": service, "event_id": eid}, status=201)
+        return json_response({"host": host, "service": service, "event_id": eid}, status=201)
 
     async def deployment(self, request: web.Request) -> web.Response:
         """The deploy hook: {"action": start|finish|abort, "hosts"?, "hostgroups"?, "module", "revision",
@@ -81,9 +79,11 @@ class WriteApi(OperatorApi):
         summary = d.get("summary") or ""
         if type(summary) is not str:
             raise bad_request("summary: expected a string (the commit message, or a line about the rollout)")
+        if len(summary) > 64 * SUMMARY_MAX:         # kept: its first SUMMARY_MAX characters
+            raise bad_request(f"summary: at most {64 * SUMMARY_MAX:,} characters (got {len(summary):,})", status=413)
         if summary.strip() and action != "start":
             raise bad_request("summary: give it with start (a deployment's summary is set when it starts)")
-        mute_for = duration_field(d, "mute_for")
+        mute_for = duration_field(d, "mute_for", MAX_MUTE)
         try:
             if action == "start":
                 hosts = self.ops.hosts_of(names["hosts"], names["hostgroups"])
@@ -94,5 +94,5 @@ class WriteApi(OperatorApi):
                 dep, changed = await self.ops.deploy(action, (), module, revision, engineer, 0.0, did)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({**dep.json(), "changed": changed}, status=201 if changed and action == "start"
+        return json_response({**dep.json(), "changed": changed}, status=201 if changed and action == "start"
                                  else 200)

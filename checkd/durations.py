@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -29,6 +30,8 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"bad duration {value!r}: write e.g. 0.5s, 90s, 5m, 1h30m")
     else:
         raise ValueError(f"bad duration {value!r}: write e.g. 90s, 5m, 1h")
+    if not math.isfinite(seconds):
+        raise ValueError(f"bad duration {value!r}: not a finite number")
     if seconds < 0:
         raise ValueError(f"bad duration {value!r}: must not be negative")
     return seconds

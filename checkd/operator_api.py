@@ -14,43 +14,49 @@ from typing import Any
 
 from aiohttp import web
 
+from checkd import bounds
 from checkd.actions import ChatActions, OpError
-from checkd.api_json import bad_request, parse_json
+from checkd.api_json import bad_input, bad_request, json_response, parse_json
 from checkd.durations import parse_duration
 
 MAX_IDS = 1000                  # event IDs one acknowledgement names
 MAX_ACK_EXPIRY = 366 * 86400.0
 
 
-def str_field(d: dict[str, Any], key: str, required: bool = False) -> str | None:
+def str_field(d: dict[str, Any], key: str, required: bool = False, limit: int = bounds.MAX_NAME) -> str | None:
+    """A name (author, host, module, ...): a non-empty string of at most `limit` characters."""
     v = d.get(key)
     if v is None and not required:
         return None
     if type(v) is not str or not v:
         raise bad_request(f"{key}: expected a non-empty string")
-    return v
+    try:
+        return bounds.text(v, key, limit)
+    except ValueError as e:
+        raise bad_input(e) from None
 
 
-def comment_field(d: dict[str, Any]) -> str:
-    comment = d.get("comment", "")
-    if type(comment) is not str:
-        raise bad_request("comment: expected a string")
-    return comment
+def comment_field(d: dict[str, Any], key: str = "comment") -> str:
+    try:
+        return bounds.text(d.get(key, ""), key, bounds.MAX_COMMENT)
+    except ValueError as e:
+        raise bad_input(e) from None
 
 
-def duration_field(d: dict[str, Any], key: str) -> float | None:
+def duration_field(d: dict[str, Any], key: str, limit: float = bounds.MAX_SPAN) -> float | None:
+    """A duration ("2h", or seconds): finite, above 0 and at most `limit`; None when not given."""
     if d.get(key) is None:
         return None
     try:
-        return parse_duration(d[key])
+        return bounds.span(parse_duration(d[key]), key, limit)
     except ValueError as e:
-        raise bad_request(f"{key}: {e}") from None
+        raise bad_request(f"{key}: {e}" if not str(e).startswith(key) else str(e)) from None
 
 
 def event_id_field(d: dict[str, Any]) -> int:
     eid = d.get("event_id")
-    if type(eid) is not int:
-        raise bad_request("event_id: expected an integer")
+    if type(eid) is not int or not 0 < eid <= bounds.INT64:
+        raise bad_request("event_id: expected an integer (an event ID)")
     return eid
 
 
@@ -85,7 +91,8 @@ class OperatorApi:
         return who, doc
 
     def _target(self, d: dict[str, Any]) -> tuple[str, str | None]:
-        host, service = str_field(d, "host", True), str_field(d, "service")
+        host = str_field(d, "host", True, bounds.MAX_CHECK_NAME)
+        service = str_field(d, "service", False, bounds.MAX_CHECK_NAME)
         assert host is not None
         try:
             return self.ops.target(host, service)
@@ -104,10 +111,11 @@ class OperatorApi:
                 eids = [event_id_field(d)]
             elif "event_ids" in d:
                 eids = d["event_ids"]
-                if type(eids) is not list or not 0 < len(eids) <= MAX_IDS or any(type(e) is not int for e in eids):
+                if type(eids) is not list or not 0 < len(eids) <= MAX_IDS or \
+                        any(type(e) is not int or not 0 < e <= bounds.INT64 for e in eids):
                     raise bad_request(f"event_ids: expected a list of 1 to {MAX_IDS} event IDs")
             elif "host" in d:
-                eids = self.ops.problems_of(str_field(d, "host", True) or "")
+                eids = self.ops.problems_of(str_field(d, "host", True, bounds.MAX_CHECK_NAME) or "")
                 if not eids:
                     raise OpError(f"no open problems on {d['host']}", 404)
             else:
@@ -117,8 +125,8 @@ class OperatorApi:
             raise bad_request(str(e), status=e.status) from None
         answer = {"author": author, "sticky": sticky, "expires": expires}
         if "event_id" in d:
-            return web.json_response({"event_id": eids[0], "acknowledged": True, **answer})
-        return web.json_response({"acknowledged": [ev.id for ev in acked], "not_open": missing, **answer})
+            return json_response({"event_id": eids[0], "acknowledged": True, **answer})
+        return json_response({"acknowledged": [ev.id for ev in acked], "not_open": missing, **answer})
 
     async def reschedule(self, request: web.Request) -> web.Response:
         """The owning poller runs the check at once, told in its next heartbeat answer."""
@@ -135,7 +143,7 @@ class OperatorApi:
             owners = await self.ops.reschedule(host, service, str_field(d, "author") or who)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"host": host, "service": service, "pollers": owners})
+        return json_response({"host": host, "service": service, "pollers": owners})
 
     async def notifications(self, request: web.Request) -> web.Response:
         """{"host", "service"?, "enabled": bool, "duration"?}, or {"event_id", ...} for that
@@ -156,5 +164,5 @@ class OperatorApi:
                                                     str_field(d, "author") or who)
         except OpError as e:
             raise bad_request(str(e), status=e.status) from None
-        return web.json_response({"host": host, "service": service, "enabled": enabled,
+        return json_response({"host": host, "service": service, "enabled": enabled,
                                   "until": mute.until if mute else None})

@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from checkd import bounds
 from checkd.actions import OpError, target_name
+from checkd.bounds import checked
 from checkd.config.model import Objects
 from checkd.engine import history, oplog
 from checkd.engine.db import Op
@@ -88,6 +90,8 @@ class PollerActions:
                        expires: float | None = None) -> tuple[list[Event], list[int]]:
         """As at central: whoever was told hears who took it; re-notification and escalation stop."""
         self._acting()
+        checked(bounds.text, comment, "comment", bounds.MAX_COMMENT)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
         now = time.time()
         acked = [ev for eid in dict.fromkeys(eids) if (ev := self.store.open_events.get(eid)) is not None]
         missing = [eid for eid in dict.fromkeys(eids) if eid not in self.store.open_events]
@@ -110,18 +114,23 @@ class PollerActions:
                                 author: str) -> Mute | None:
         self._acting()
         host, service = self.target(host, service)
+        checked(bounds.text, author, "author", bounds.MAX_NAME)
+        if duration is not None:
+            checked(bounds.span, duration, "duration")
         now = time.time()
         if enabled:
-            self.store.mutes.pop((host, service), None)
             ops: list[Op] = [(DELETE_MUTE, [(host, service or "")])]
             mute = None
         else:
             mute = Mute(host, service, None if duration is None else now + duration, author)
-            self.store.mutes[(host, service)] = mute
             ops = [(UPSERT_MUTE, [(host, service or "", mute.until, author)])]
         action = oplog.Action(0, now, "ena" if enabled else "dis", None, host, service, author,
                               until=mute.until if mute else None)
         await self._record(ops, action)
+        if mute is None:                    # in memory once stored
+            self.store.mutes.pop((host, service), None)
+        else:
+            self.store.mutes[(host, service)] = mute
         log.warning("notifications %s for %s at poller %s by %s (central unreachable)",
                     "enabled" if enabled else "disabled", target_name(host, service), self.name, author)
         return mute

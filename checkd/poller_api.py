@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from checkd import metrics
+from checkd.api_json import json_response
 from checkd.auth_limit import AuthLimit
 from checkd.bearer import authorised
 from checkd.config.node import NodeConfig
@@ -73,14 +74,14 @@ class PollerApi:
                             headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def get_status(self, _: web.Request) -> web.Response:
-        return web.json_response(self.status())
+        return json_response(self.status())
 
     async def get_problems(self, _: web.Request) -> web.Response:
         """The poller's own view (central's is the truth while central answers: `via` says which)."""
         assert self.alerting is not None
         now = time.time()
         engine = self.alerting.engine
-        return web.json_response({"now": now, "via": f"poller {self.node.name}" + (
+        return json_response({"now": now, "via": f"poller {self.node.name}" + (
             ", central unreachable" if self.alerting.autonomous else ", central reachable: central's view is "
                                                                      "the current one"),
             "problems": problems.open_problems(engine.store, engine.events, now)})

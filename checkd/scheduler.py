@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from checkd import dependencies as deps
 from checkd.config.dependencies import label
 from checkd.config.model import Host, Objects, Schedule, Service, SSHSettings
-from checkd.plugin_output import PluginOutput, interpret
+from checkd.plugin_output import MAX_TEXT_CHARS, PluginOutput, interpret
 from checkd.result import CheckKey, CheckResult
 from checkd.run.prepare import PreparedCheck, is_static, prepare, state_macros
 from checkd.run.runner import Runner
@@ -325,7 +325,8 @@ class Scheduler:
                 output = interpret(raw)
             except Exception as e:  # a bug in one check must not stop the others
                 log.exception("check %s/%s failed inside checkd", key[0], key[1])
-                output = PluginOutput(Status.UNKNOWN, f"(checkd internal error: {type(e).__name__}: {e})", "", "")
+                output = PluginOutput(Status.UNKNOWN, f"(checkd internal error: {type(e).__name__}: {e})"[
+                    :MAX_TEXT_CHARS], "", "")       # within what central takes (docs/security-input.md)
                 raw = None
             finished = loop.time()
             if raw is not None and raw.ended:

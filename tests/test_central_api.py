@@ -275,11 +275,11 @@ def test_a_handed_over_log_is_checked_and_only_for_the_pollers_own_ids(central: 
         assert st == 400 and why in doc["error"] and "nothing adopted" in doc["error"], doc
     st, doc = central.call("POST", adopt, {"rows": [], "events": [{**problem, "host": "gone.ladc1"}]},
                            token=tok_ladc1)
-    assert (st, doc) == (200, {"adopted": 0, "events": 0, "actions": 0})        # a check no longer configured: skipped
+    assert (st, doc) == (200, {"adopted": 0, "events": 0, "actions": 0, "skipped": 0})        # a check no longer configured: skipped
     assert "which is not a check of site ladc1 here; skipped" in central.log.read_text()
     assert central.get("/api/v1/problems")["problems"] == []
     assert central.call("POST", adopt, {"rows": [row]}, token="wrong")[0] == 401
-    assert central.call("POST", adopt, {"rows": [row]}, token=tok_ladc1) == (200, {"adopted": 1, "events": 0, "actions": 0})
+    assert central.call("POST", adopt, {"rows": [row]}, token=tok_ladc1) == (200, {"adopted": 1, "events": 0, "actions": 0, "skipped": 0})
     # The event arrives with the spool: it is the poller's ID, and its PROBLEM counts as sent.
     central.post_results("poller-ladc1", [result(1, *DISK, 2, "full", event_id=eid)])
     assert [p["id"] for p in central.get("/api/v1/problems")["problems"]] == [eid]

@@ -128,7 +128,7 @@ def test_after_a_takeover_the_handed_over_problem_is_adopted_not_opened_again(si
                "flapping": False}
     status, answer = site.central.call("POST", "/api/v1/notifications/adopt", {"rows": [row], "events": [problem]},
                                        token=token)
-    assert status == 200 and answer == {"adopted": 1, "events": 1, "actions": 0}, answer
+    assert status == 200 and answer == {"adopted": 1, "events": 1, "actions": 0, "skipped": 0}, answer
     # The replay: the poller's HARD result, older than what central's own checks hold by now.
     status, answer = site.central.post_results("poller-ladc1", [result(1, "db1.ladc1", "Backup", 2, "state 2",
                                                                        finished=opened + 0.5, event_id=eid)])

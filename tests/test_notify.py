@@ -370,7 +370,7 @@ def test_an_adopted_problem_round_that_reached_level_2_is_not_escalated_again(tm
 
         st, doc = c.call("POST", "/api/v1/notifications/adopt", {"rows": [row(1, "ops", 1), row(2, "boss", 2)]},
                          token=token)
-        assert (st, doc) == (200, {"adopted": 2, "events": 0, "actions": 0})
+        assert (st, doc) == (200, {"adopted": 2, "events": 0, "actions": 0, "skipped": 0})
         st, _ = c.post_results(LADC1, [result(1, "db1.ladc1", SVC, 2, "lag", finished=opened, event_id=eid)])
         assert st == 200 and event_id(c, "db1.ladc1", SVC) == eid
         time.sleep(3)                   # the escalation was due 29 s ago: the notifier has looked at it

@@ -20,6 +20,7 @@ from aiohttp import web
 from central.graphs.graphs import Busy, Graphs, NoGraph
 from central.graphs.render import RenderError
 from central.graphs.request import BadRequest, window
+from checkd.api_json import json_response
 from checkd.durations import parse_duration
 
 SPAN = (60, 86400)              # ?window= of the metrics call
@@ -78,7 +79,7 @@ class GraphsApi:
                     "deployments": [{"ts": d.ts, "module": d.module, "revision": d.revision,
                                      "engineer": d.engineer, "summary": d.summary, "hosts": list(d.hosts),
                                      "own": d.own, "label": d.label} for d in g.deploys]}
-        return web.json_response(await self._answer(request, read))
+        return json_response(await self._answer(request, read))
 
     async def metrics(self, request: web.Request) -> web.Response:
         async def read(graphs: Graphs, host: str, service: str) -> dict[str, Any]:
@@ -93,7 +94,7 @@ class GraphsApi:
             now = time.time()
             return {"host": host, "service": service, "time": now, "window": span,
                     "metrics": await graphs.metrics(host, service, span, now)}
-        return web.json_response(await self._answer(request, read))
+        return json_response(await self._answer(request, read))
 
     async def counters(self, request: web.Request) -> web.Response:
-        return web.json_response(self._graphs().counters())
+        return json_response(self._graphs().counters())

@@ -20,7 +20,7 @@ Handler = Callable[[Operations, list[str], str], Awaitable[str]]
 def _int(value: str, what: str) -> int:
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):     # "inf" too
         raise LqlError(400, f"{what}: expected a number, got {value!r}") from None
 
 

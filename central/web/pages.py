@@ -29,6 +29,7 @@ from central.web import availability, checks, views
 from central.web.forms import DONE
 from central.web.rows import Rows, row_key
 from central.web.session import COOKIE, DEFAULT_LIFETIME, Session, Sessions
+from checkd import bounds
 from checkd.durations import format_duration
 from checkd.engine import history
 from checkd.report_periods import DEFAULT as DEFAULT_PERIOD, PERIODS
@@ -49,11 +50,20 @@ HEADERS = {
 
 
 def clock(ts: float | None) -> str:
-    return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    return _strftime("%Y-%m-%d %H:%M:%S UTC", ts)
 
 
 def iso(ts: float | None) -> str:
-    return "" if not ts else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return _strftime("%Y-%m-%dT%H:%M:%SZ", ts)
+
+
+def _strftime(fmt: str, ts: float | None) -> str:
+    """A time no clock shows (NaN, 1e308: stored before inputs were bounded) shows as nothing,
+    rather than failing the whole page."""
+    try:
+        return "" if not ts else time.strftime(fmt, time.gmtime(ts))
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 def _state_class(state: str) -> str:
@@ -218,6 +228,8 @@ class Pages:
             eid = int(request.match_info["id"])
         except ValueError:
             return self.not_found(request, "an event ID is a number")
+        if not 0 < eid <= bounds.INT64:
+            return self.not_found(request, f"no event {eid}")
         eid = self.store.aliases.get(eid, eid)
         ev = self.store.open_events.get(eid)
         if ev is None:

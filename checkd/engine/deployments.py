@@ -108,7 +108,8 @@ class Deployments:
 
     def start(self, hosts: tuple[str, ...], module: str, revision: str, engineer: str, mute_for: float,
               did: str | None, now: float, summary: str = "") -> tuple[Deployment, list[Op], bool]:
-        """The deployment (new or, for a retried call, the running one), its ops, and whether it is new."""
+        """The deployment (new or, for a retried call, the running one), its ops, and whether it is
+        new; a new one mutes only once `add`ed, after its commit."""
         if did is not None and did in self.all:
             d = self.all[did]
             if (d.hosts, d.module, d.revision) != (hosts, module, revision):
@@ -119,10 +120,13 @@ class Deployments:
                 return d, [], False             # the hook retried a start whose answer it lost
         d = Deployment(did or uuid.uuid4().hex[:12], hosts, module, revision, engineer, now,
                        now + min(mute_for, MAX_MUTE), summary=summary[:SUMMARY_MAX])
-        self.all[d.id] = self.running[d.id] = d
-        log.info("deployment %s started: %s r%s by %s on %s, notifications muted until %s", d.id, module,
-                 revision, engineer, ", ".join(hosts), time.strftime("%H:%M:%S", time.localtime(d.expires)))
         return d, [(UPSERT, [d.row()])], True
+
+    def add(self, d: Deployment) -> None:
+        """A started deployment, stored: it mutes its hosts from now on."""
+        self.all[d.id] = self.running[d.id] = d
+        log.info("deployment %s started: %s r%s by %s on %s, notifications muted until %s", d.id, d.module,
+                 d.revision, d.engineer, ", ".join(d.hosts), time.strftime("%H:%M:%S", time.localtime(d.expires)))
 
     def end(self, did: str, result: str, now: float) -> tuple[Deployment, list[Op]]:
         d = self.all.get(did)

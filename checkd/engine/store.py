@@ -111,6 +111,7 @@ class PollerState:
     site: str
     last_seen: float = 0.0
     seq: int = 0                        # highest result seq stored from this poller
+    seq_moved: float = 0.0              # when `seq` last rose here (0: not since start-up; not stored)
 
     def op(self) -> Op:
         return (UPSERT_POLLER, [(self.name, self.site, self.last_seen, self.seq)])

@@ -282,6 +282,16 @@ class Notifier:
             plan.ops.append((INSERT, rows))
             plan.ops.append((SET_META, [("next_notification_id", self.next_id)]))
 
+    def configured(self, contact: str, channel: Channel) -> tuple[str, str] | None:
+        """Where this configuration sends `contact` on `channel`: (address, webhook template), or
+        None when it has no such contact or channel. A poller's handed-over row goes there, never
+        to an address its payload names (docs/security-input.md)."""
+        if contact == ROOM:
+            return (self.room, "") if channel is Channel.JABBER and self.room else None
+        c = self.objs.contacts.get(contact)
+        address = getattr(c, channel.value, None) if c is not None and channel in self.channels else None
+        return (address, self._template(contact, channel)) if address else None
+
     def _template(self, name: str, channel: Channel) -> str:
         contact = self.objs.contacts.get(name)
         return contact.webhook_template if contact is not None and channel is Channel.WEBHOOK else ""
