@@ -36,6 +36,7 @@ from central.prune import Keep, Pruner
 from central.passive import Passive
 from central.ha import Leadership, Standby, ha_metrics
 from central.read_api import ReadApi
+from central.startup import StartupClock
 from central.store_choice import database
 from central.takeover import Takeover
 from central.web.forms import Forms
@@ -61,7 +62,8 @@ BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_ev
 
 
 class Central:
-    def __init__(self, node: NodeConfig, objs: Objects):
+    def __init__(self, node: NodeConfig, objs: Objects, clock: StartupClock | None = None):
+        self.clock = clock or StartupClock()     # from the process start when main passes it
         self.live = Live.of(node, objs)
         self.ids = IdAllocator()
         self.links = Links(lambda: self.public_url)
@@ -194,12 +196,15 @@ class Central:
         if self.follower is not None:
             await self.follower.finish()    # the rows the old active committed that were not read yet
             self.follower = None
+        self.clock.mark("building central")
         await asyncio.to_thread(self.engine.load, shared.SCHEMA if sharing else "")
+        self.clock.add(self.engine.load_timings)
         self.engine.start_writing()
         # Reserve the first chunk of event IDs before anything can be shown.
         await self.engine.write(self.ids.refill())
         if self.graphs is not None and not sharing:
             await self.graphs.start()       # the RRD writer process, before any result can arrive
+            self.clock.mark("rrd writer")
         if self.export is not None:
             self.export.start()             # once the lease is ours: a standby exports nothing
         if sharing:
@@ -213,6 +218,7 @@ class Central:
             self.bot = Bot(self.live, self.read, self.operations, self.links, jabber)
             jabber.on_message = self.bot.on_message     # before the client connects
         await self.engine.run(sending=True)
+        self.clock.mark("channels and sending")
         await self.takeover.start()
         if self.livestatus is not None:
             self.livestatus.standby = None          # state loaded: answer from it
@@ -227,6 +233,8 @@ class Central:
         self.port = addresses[0][1] if addresses else port
         self.takeover.answering(time.time())
         self.reports.start()                # after the port is known: the mail links to the page
+        self.clock.mark("http and takeover")
+        log.info("%s", self.clock.line())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.engine.store.open_events))
         if not self.node.public_url:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 from central.app import Central
+from central.startup import StartupClock
 from central.livestatus.server import LivestatusError
 from checkd.engine.db import SchemaError, StoreUnavailable
 from checkd import daemon
@@ -18,7 +19,9 @@ log = logging.getLogger(__name__)
 
 def main(args: argparse.Namespace) -> int:
     daemon.tune_gc()
-    node, objs = load_node(args.config)
+    clock = StartupClock()
+    with clock.phase("config"):
+        node, objs = load_node(args.config)
     if node.role != "central":
         raise SystemExit(f"{args.config}: `checkd central` needs a central: node file, not {node.role}:")
     logging.getLogger().setLevel(node.log_level.upper())
@@ -30,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
         pass
     try:
         # Central's stop() is written to undo a half-done start (the poller's is not).
-        return asyncio.run(daemon.serve(Central(node, objs), stop_if_start_fails=True))
+        return asyncio.run(daemon.serve(Central(node, objs, clock), stop_if_start_fails=True))
     except (SchemaError, StoreUnavailable, LivestatusError) as e:
         log.critical("%s", e)
         return 1
