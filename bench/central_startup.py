@@ -45,7 +45,7 @@ TARGET = 5.0                     # seconds, exec -> first HTTP answer
 OPEN_SHARE = 0.01                # services with an open problem
 ROWS_PER_PROBLEM = 2.5
 # central's own line (central/startup.py): "start-up: 3.21 s in the process: config 1.20 s, ..."
-PHASES = re.compile(r"start-up: ([\d.]+) s in the process: (.*)$")
+PHASES = re.compile(r"start-up: ([\d.]+) s in the process: ([^(]*)(?: \(quick_check ran ([\d.]+) s.*)?$")
 
 
 def payload(eid: int, host: str, service: str, kind: str, t: float) -> str:
@@ -174,7 +174,9 @@ def start_once(node: Path, port: int, log: Path, timeout: float) -> dict[str, An
         m = PHASES.search(ln)
         if m:
             inside = float(m[1])
-            for part in m[2].split(", "):
+            if m[3]:
+                phases["quick_check alongside config"] = float(m[3])
+            for part in m[2].strip().split(", "):
                 name, secs, _unit = part.rsplit(" ", 2)
                 phases[name] = float(secs)
     return {"wall": wall, "in_process": inside, "phases": phases}

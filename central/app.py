@@ -51,6 +51,7 @@ from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
+from checkd.engine.db import EarlyCheck, SqliteDatabase
 from checkd.engine.engine import Engine
 from checkd.engine.ids import IdAllocator
 from checkd.engine.recurring import Recurring
@@ -62,13 +63,17 @@ BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_ev
 
 
 class Central:
-    def __init__(self, node: NodeConfig, objs: Objects, clock: StartupClock | None = None):
+    def __init__(self, node: NodeConfig, objs: Objects, clock: StartupClock | None = None,
+                 early: EarlyCheck | None = None):
         self.clock = clock or StartupClock()     # from the process start when main passes it
         self.live = Live.of(node, objs)
         self.ids = IdAllocator()
         self.links = Links(lambda: self.public_url)
         self.channels = channels.build(node, objs, self.links)
         db, self.lease = database(node)
+        if isinstance(db, SqliteDatabase):
+            db.early = early                # its quick_check, started while the config loaded
+        self.early = early
         self.engine = Engine(db, objs, self.channels, self.ids,
                              system=system_contacts(node), fatal=self.fatal)
         e = self.engine
@@ -199,6 +204,8 @@ class Central:
         self.clock.mark("building central")
         await asyncio.to_thread(self.engine.load, shared.SCHEMA if sharing else "")
         self.clock.add(self.engine.load_timings)
+        if self.early is not None and self.early.seconds:
+            self.clock.note(f"quick_check ran {self.early.seconds:.2f} s, alongside the config")
         self.engine.start_writing()
         # Reserve the first chunk of event IDs before anything can be shown.
         await self.engine.write(self.ids.refill())

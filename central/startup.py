@@ -16,6 +16,7 @@ class StartupClock:
         self.began = time.perf_counter() if now is None else now
         self._last = self.began
         self.phases: dict[str, float] = {}
+        self.notes: list[str] = []
 
     def mark(self, name: str) -> None:
         t = time.perf_counter()
@@ -28,6 +29,10 @@ class StartupClock:
             self.phases[name] = self.phases.get(name, 0.0) + secs
         self._last = time.perf_counter()
 
+    def note(self, text: str) -> None:
+        """Said after the phases: work that ran alongside them."""
+        self.notes.append(text)
+
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         self._last = time.perf_counter()
@@ -37,4 +42,5 @@ class StartupClock:
     def line(self) -> str:
         total = time.perf_counter() - self.began
         return (f"start-up: {total:.2f} s in the process: "
-                + ", ".join(f"{name} {secs:.2f} s" for name, secs in self.phases.items()))
+                + ", ".join(f"{name} {secs:.2f} s" for name, secs in self.phases.items())
+                + "".join(f" ({n})" for n in self.notes))
