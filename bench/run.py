@@ -78,6 +78,16 @@ BENCHES = [
           ["--rounds", "2"],
           ["--rounds", "3"],
           (1, 2), (180, 300)),
+    # Issue 26: 1,000 problems within one second (ten times the load above), mail and Jabber.
+    Bench("notify_storm", "notify_latency.py",
+          ["--problems", "1000", "--batch", "100", "--rounds", "1"],
+          ["--problems", "1000", "--batch", "100", "--rounds", "3"],
+          (1, 2), (180, 300)),
+    # Issue 26: exec of `checkd central` -> first HTTP answer at 100k services, 1M history rows.
+    Bench("startup", "central_startup.py",
+          ["--services", "20000", "--history", "200000", "--rounds", "1"],
+          ["--services", "100000", "--history", "1000000", "--rounds", "3"],
+          (1, 1), (240, 900)),
     Bench("web", "web_render.py",
           ["--problems", "5000", "--rounds", "10", "--no-browser"],
           ["--problems", "5000", "--rounds", "30"],

@@ -36,6 +36,7 @@ from central.prune import Keep, Pruner
 from central.passive import Passive
 from central.ha import Leadership, Standby, ha_metrics
 from central.read_api import ReadApi
+from central.startup import StartupClock
 from central.store_choice import database
 from central.takeover import Takeover
 from central.web.forms import Forms
@@ -50,6 +51,7 @@ from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.model import Notify, Objects
 from checkd.config.node import NodeConfig
+from checkd.engine.db import EarlyCheck, SqliteDatabase
 from checkd.engine.engine import Engine
 from checkd.engine.ids import IdAllocator
 from checkd.engine.recurring import Recurring
@@ -61,12 +63,17 @@ BOT_KEYS = ("admins", "readonly", "admin_groups", "commands_burst", "commands_ev
 
 
 class Central:
-    def __init__(self, node: NodeConfig, objs: Objects):
+    def __init__(self, node: NodeConfig, objs: Objects, clock: StartupClock | None = None,
+                 early: EarlyCheck | None = None):
+        self.clock = clock or StartupClock()     # from the process start when main passes it
         self.live = Live.of(node, objs)
         self.ids = IdAllocator()
         self.links = Links(lambda: self.public_url)
         self.channels = channels.build(node, objs, self.links)
         db, self.lease = database(node)
+        if isinstance(db, SqliteDatabase):
+            db.early = early                # its quick_check, started while the config loaded
+        self.early = early
         self.engine = Engine(db, objs, self.channels, self.ids,
                              system=system_contacts(node), fatal=self.fatal)
         e = self.engine
@@ -194,12 +201,17 @@ class Central:
         if self.follower is not None:
             await self.follower.finish()    # the rows the old active committed that were not read yet
             self.follower = None
+        self.clock.mark("building central")
         await asyncio.to_thread(self.engine.load, shared.SCHEMA if sharing else "")
+        self.clock.add(self.engine.load_timings)
+        if self.early is not None and self.early.seconds:
+            self.clock.note(f"quick_check ran {self.early.seconds:.2f} s, alongside the config")
         self.engine.start_writing()
         # Reserve the first chunk of event IDs before anything can be shown.
         await self.engine.write(self.ids.refill())
         if self.graphs is not None and not sharing:
             await self.graphs.start()       # the RRD writer process, before any result can arrive
+            self.clock.mark("rrd writer")
         if self.export is not None:
             self.export.start()             # once the lease is ours: a standby exports nothing
         if sharing:
@@ -213,6 +225,7 @@ class Central:
             self.bot = Bot(self.live, self.read, self.operations, self.links, jabber)
             jabber.on_message = self.bot.on_message     # before the client connects
         await self.engine.run(sending=True)
+        self.clock.mark("channels and sending")
         await self.takeover.start()
         if self.livestatus is not None:
             self.livestatus.standby = None          # state loaded: answer from it
@@ -227,6 +240,8 @@ class Central:
         self.port = addresses[0][1] if addresses else port
         self.takeover.answering(time.time())
         self.reports.start()                # after the port is known: the mail links to the page
+        self.clock.mark("http and takeover")
+        log.info("%s", self.clock.line())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.engine.store.open_events))
         if not self.node.public_url:

@@ -143,3 +143,22 @@ def test_after_a_takeover_the_handed_over_problem_is_adopted_not_opened_again(si
     site.set("backup", 0)
     [recovery] = site.sink.wait(lambda m: m["X-Checkd-Type"] == "RECOVERY" and "Backup" in m["Subject"], 1, 20)
     assert recovery["Subject"] == f"RECOVERY db1.ladc1/Backup OK [ID#:{eid}]"
+
+
+def test_a_restarted_central_says_where_its_start_went(tmp_path: Path) -> None:
+    """The start-up line (docs/operations.md, "Logs"): each phase, and the database check
+    that ran beside the config load once there is a database to check."""
+    from tests.central_proc import CentralProc
+    c = CentralProc(tmp_path)
+    with c:
+        c.post_results("poller-ladc1", [result(1, "db1.ladc1", "Disk /", 2, "DISK CRITICAL")])
+    c.log.write_text("")
+    with c:
+        pass
+    lines = [ln for ln in c.log.read_text().splitlines() if "start-up:" in ln]
+    assert len(lines) == 1, c.log.read_text()
+    m = re.search(r"start-up: ([\d.]+) s in the process: config ([\d.]+) s, .*quick_check ([\d.]+) s, "
+                  r".*reading rows ([\d.]+) s, .*\(quick_check ran ([\d.]+) s, alongside the config\)", lines[0])
+    assert m is not None, lines[0]
+    total, *parts = (float(x) for x in m.groups())
+    assert 0 < total < 20 and all(0 <= p <= total for p in parts[:3])

@@ -428,3 +428,31 @@ def test_a_subject_template_that_would_lose_the_id_or_names_an_unknown_field_is_
                      ("{subject.__class__}", "unknown placeholder"), ("{subject} {", "a literal brace")):
         with pytest.raises(ValueError, match=re.escape(why)):
             tagged_channel(25, bad)
+
+
+# The storm fast path (set_text, the repeating headers' cache) writes the very bytes the
+# email package writes: mail filters and stores see no difference.
+@pytest.mark.parametrize("body", ["", "one line", "ends\n", "crlf\r\nand cr\rand lf\n", "vt\x0b ff\x0c fs\x1c\n",
+                                  "non-ASCII é\n", "a" * 998 + "\n", "a" * 999 + "\n", "=?utf-8?q?x?=\n", ".\n"])
+def test_a_fast_built_body_is_byte_for_byte_what_set_content_writes(body: str) -> None:
+    from checkd.engine.notify.email import _POLICY, _WIRE_POLICY, set_text
+    slow = email.message.EmailMessage(policy=_POLICY)
+    slow["Subject"] = "s"
+    slow.set_content(body)
+    fast = email.message.EmailMessage(policy=_POLICY)
+    fast["Subject"] = "s"
+    set_text(fast, body)
+    assert fast.as_bytes(policy=_WIRE_POLICY) == slow.as_bytes(policy=_WIRE_POLICY)
+
+
+@pytest.mark.parametrize("name,value", [("From", "checkd@example.com"), ("From", "Checkd Bot <checkd@example.com>"),
+                                        ("To", "ops+critical@example.com"), ("To", "Öps Tëam <ops@example.com>"),
+                                        ("To", "a.b <x@example.com>"), ("X-Checkd-Site", "läb"),
+                                        ("X-Checkd-Site", "x" * 1200)])
+def test_a_repeating_header_is_folded_as_the_default_policy_folds_it(name: str, value: str) -> None:
+    from checkd.engine.notify.email import _POLICY, _WIRE_POLICY, _header
+    for policy in (_POLICY, _WIRE_POLICY):
+        std = email.policy.default.clone(max_line_length=998, cte_type="7bit", linesep=policy.linesep)
+        want = std.fold_binary(name, std.header_factory(name, value))
+        assert policy.fold_binary(name, _header(name, value)) == want
+        assert policy.fold_binary(name, _header(name, value)) == want      # the cached one too

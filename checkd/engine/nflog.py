@@ -48,10 +48,13 @@ INSERT_DELEGATED = "INSERT OR REPLACE INTO delegated VALUES (?,?)"
 
 # At start-up: what open events have been told, what was decided but not yet sent, and
 # what a poller sent about events its spool has not delivered yet (not event 0: downtime
-# notices about a check without a problem).
-LOAD = ("SELECT * FROM notification_log WHERE status = 'pending' OR event_id IN "
-        "(SELECT id FROM events WHERE closed IS NULL) OR "
-        "(event_id NOT IN (SELECT id FROM events) AND event_id != 0) ORDER BY id")
+# notices about a check without a problem). Three index-driven parts, not one OR over every
+# row: a year of notifications is hundreds of MB, and its scan was most of central's start
+# (bench/central_startup.py: 0.7-2.2 s at 800k rows -> 0.3 s, the event IDs read from an index).
+LOAD = ("SELECT * FROM notification_log WHERE status = 'pending' "
+        "UNION SELECT n.* FROM events e JOIN notification_log n ON n.event_id = e.id WHERE e.closed IS NULL "
+        "UNION SELECT * FROM notification_log WHERE event_id IN "
+        "(SELECT event_id FROM notification_log WHERE event_id != 0 EXCEPT SELECT id FROM events) ORDER BY id")
 
 
 # --- the payload: the decided Notification, so a restart sends exactly it ------------------

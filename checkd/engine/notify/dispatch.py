@@ -94,6 +94,7 @@ class Dispatcher:
         self._held: dict[tuple[str, Channel], list[Planned]] = {}
         self._busy = 0
         self._writes: set[asyncio.Future[None]] = set()
+        self._outcomes: list[tuple[Any, ...]] = []     # SET_OUTCOME rows not yet handed to the database
         self.sent = 0                       # messages accepted by a channel (tests, benchmarks)
 
     def queued(self) -> int:
@@ -121,6 +122,7 @@ class Dispatcher:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._write_outcomes()
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
@@ -261,8 +263,19 @@ class Dispatcher:
             log.error("could not send the Jabber notice about a failed email to %s either: %s", to, e)
 
     def _mark(self, rows: list[int], status: str, attempts: int, error: str | None) -> None:
+        """Record outcomes; those of one turn of the event loop go to the database as one
+        write (in a storm of 1,000 mails a second, one write a mail cost a future, a
+        cross-thread wake-up and often a transaction each)."""
         done = self.clock() if status != "pending" else None
-        ops: list[Op] = [(SET_OUTCOME, [(status, done, attempts, error, r) for r in rows])]
+        if not self._outcomes:
+            asyncio.get_running_loop().call_soon(self._write_outcomes)
+        self._outcomes.extend((status, done, attempts, error, r) for r in rows)
+
+    def _write_outcomes(self) -> None:
+        rows, self._outcomes = self._outcomes, []
+        if not rows:
+            return
+        ops: list[Op] = [(SET_OUTCOME, rows)]
         fut = self.db.write(ops)
         self._writes.add(fut)
         fut.add_done_callback(self._written)
