@@ -2,26 +2,42 @@
 
 PyYAML forgets line numbers after parsing; config errors must name FILE:LINE,
 so mappings and lists are built as subclasses that carry them.
+
+They are built straight from libyaml's event stream (`_read_events`), not from
+PyYAML's node tree: that tree holds every scalar of the file with two position
+marks until the last one is parsed, 570 MB and most of the load time for an
+object file of 100,000 services (docs/benchmarks.md). A file that uses what the
+event reader leaves to PyYAML (aliases, merge keys `<<`, explicit tags, several
+documents, a mapping or list as a key) is read again the old way, with the same
+results and the same errors.
 """
 
 from __future__ import annotations
 
 import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.events import (MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
+                         SequenceStartEvent, StreamEndEvent)
 
 from checkd.config.errors import ConfigError, Problem
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MAP_TAG = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
+_SEQ_TAG = yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
+_NO_FILES: dict[Any, str] = {}      # shared by every mapping read from a file: never written to
+_NOKEY = object()                   # a mapping waits for its next key
 
 
 class Node(dict):
     """A YAML mapping with its file, line and the line of each key."""
 
-    file: str = "?"
-    line: int = 0
+    __slots__ = ("file", "line", "key_lines", "key_files")
+    file: str
+    line: int
     key_lines: dict[Any, int]
     key_files: dict[Any, str]           # keys merged from a template's file (config/templates.py)
 
@@ -36,8 +52,9 @@ class Node(dict):
 class Seq(list):
     """A YAML sequence with its file and line."""
 
-    file: str = "?"
-    line: int = 0
+    __slots__ = ("file", "line")
+    file: str
+    line: int
 
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]
@@ -45,24 +62,35 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
     duplicates: list[Problem]
 
 
+class _Fallback(Exception):
+    """The file uses something the event reader leaves to PyYAML's own composer."""
+
+
+def _add_key(out: Node, key: Any, line: int, value: Any, loader: _Loader, hint_value: str) -> None:
+    """One key of a mapping, with the checks both readers make."""
+    if not isinstance(key, (str, int, float, bool)) or key is None:
+        hint = f'; quote it: "{hint_value}"' if isinstance(key, datetime.date) else ""
+        loader.duplicates.append(Problem(loader.filename, line,
+                                         f"mapping key must be a plain value, not {key!r}{hint}"))
+        return
+    if key in out:
+        loader.duplicates.append(Problem(
+            loader.filename, line, f"duplicate key {key!r} (first at line {out.key_lines[key]}); remove one"))
+    out[key] = value
+    out.key_lines[key] = line
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
     loader.flatten_mapping(node)
     out = Node()
-    out.file, out.line, out.key_lines, out.key_files = loader.filename, node.start_mark.line + 1, {}, {}
+    out.file, out.line, out.key_lines, out.key_files = loader.filename, node.start_mark.line + 1, {}, _NO_FILES
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
-            hint = f'; quote it: "{key_node.value}"' if isinstance(key, datetime.date) else ""
-            loader.duplicates.append(Problem(loader.filename, key_node.start_mark.line + 1,
-                                             f"mapping key must be a plain value, not {key!r}{hint}"))
+            _add_key(out, key, key_node.start_mark.line + 1, None, loader, str(key_node.value))
             continue
-        line = key_node.start_mark.line + 1
-        if key in out:
-            loader.duplicates.append(Problem(
-                loader.filename, line,
-                f"duplicate key {key!r} (first at line {out.key_lines[key]}); remove one"))
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = line
+        _add_key(out, key, key_node.start_mark.line + 1, loader.construct_object(value_node, deep=True),
+                 loader, "")
     return out
 
 
@@ -72,8 +100,75 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Seq:
     return out
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor(_MAP_TAG, _construct_mapping)
+_Loader.add_constructor(_SEQ_TAG, _construct_sequence)
+
+
+def _scalar(loader: _Loader, event: ScalarEvent, cache: dict[tuple[str, bool], Any]) -> Any:
+    """A scalar as PyYAML's SafeLoader makes it. A file repeats most of its scalars (host
+    names, commands, intervals): each distinct one is resolved once and shared (all the
+    values the safe loader makes from an untagged scalar are immutable)."""
+    if event.tag is not None and event.tag != "!":
+        raise _Fallback
+    key = (event.value, event.implicit[0])
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag not in loader.yaml_constructors:
+        raise _Fallback                                     # `<<` (merge) and `=`: PyYAML's own way
+    value = loader.yaml_constructors[tag](loader, yaml.ScalarNode(tag, event.value))
+    cache[key] = sys.intern(value) if isinstance(value, str) and len(value) < 64 else value
+    return cache[key]
+
+
+def _read_events(loader: _Loader) -> Any:
+    """The single document of the stream, built from its events (see the module's docstring)."""
+    get, check, filename = loader.get_event, loader.check_event, loader.filename
+    cache: dict[tuple[str, bool], Any] = {}
+    get()                                                   # StreamStart
+    if check(StreamEndEvent):
+        return None
+    get()                                                   # DocumentStart
+    # The open collections, innermost last: [collection, its pending key, the key's line, the
+    # key's text for a hint]; _NOKEY while a mapping waits for its next key.
+    stack: list[list[Any]] = []
+    while True:
+        event = get()
+        cls = event.__class__
+        if cls is ScalarEvent:
+            value = _scalar(loader, event, cache)
+        elif cls is MappingStartEvent or cls is SequenceStartEvent:
+            if event.tag is not None and event.tag not in (_MAP_TAG, _SEQ_TAG, "!"):
+                raise _Fallback
+            if stack and stack[-1][1] is _NOKEY and stack[-1][0].__class__ is Node:
+                raise _Fallback                             # a mapping or list as a key
+            new: Node | Seq = Node() if cls is MappingStartEvent else Seq()
+            new.file, new.line = filename, event.start_mark.line + 1
+            if cls is MappingStartEvent:
+                new.key_lines, new.key_files = {}, _NO_FILES
+            stack.append([new, _NOKEY, 0, ""])
+            continue
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            value = stack.pop()[0]
+        else:
+            raise _Fallback                                 # an alias
+        if not stack:
+            break
+        top = stack[-1]
+        if top[0].__class__ is Seq:
+            top[0].append(value)
+        elif top[1] is _NOKEY:
+            top[1], top[2], top[3] = value, event.start_mark.line + 1, event.value
+        else:
+            _add_key(top[0], top[1], top[2], value, loader, top[3])
+            top[1] = _NOKEY
+    get()                                                   # DocumentEnd
+    if not check(StreamEndEvent):
+        raise _Fallback                                     # several documents: PyYAML's error
+    return value
+
 
 
 def load_yaml(path: Path) -> Any:
@@ -86,7 +181,13 @@ def load_yaml(path: Path) -> Any:
     loader = _Loader(text)
     loader.filename, loader.duplicates = name, []
     try:
-        data = loader.get_single_data()
+        try:
+            data = _read_events(loader)
+        except _Fallback:
+            loader.dispose()
+            loader = _Loader(text)
+            loader.filename, loader.duplicates = name, []
+            data = loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
