@@ -113,17 +113,20 @@ def check_keys(node: Node, allowed: Mapping[str, Converter], problems: Problems,
     """Report every key of `node` that `what` does not know."""
     for key in node:
         if key not in allowed:
-            problems.add(*node.where_of(key),
-                         f"unknown key {key!r} in {what}{did_you_mean(str(key), allowed)}")
+            _unknown_key(node, key, allowed, problems, what)
+
+
+def _unknown_key(node: Node, key: Any, allowed: Mapping[str, Converter], problems: Problems, what: str) -> None:
+    problems.add(*node.where_of(key), f"unknown key {key!r} in {what}{did_you_mean(str(key), allowed)}")
 
 
 def convert(node: Node, allowed: Mapping[str, Converter], problems: Problems, what: str) -> dict[str, Any]:
     """Known keys of `node`, converted; problems recorded, bad keys left out."""
-    check_keys(node, allowed, problems, what)
     out: dict[str, Any] = {}
     for key, value in node.items():
         conv = allowed.get(key)
         if conv is None:
+            _unknown_key(node, key, allowed, problems, what)     # one pass: 100,000 services read each once
             continue
         try:
             out[key] = conv(value)
