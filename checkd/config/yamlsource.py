@@ -138,7 +138,9 @@ def _read_events(loader: _Loader) -> Any:
         event = get()
         cls = event.__class__
         if cls is ScalarEvent:
-            value = _scalar(loader, event, cache)
+            value = cache.get((event.value, event.implicit[0]), _NOKEY) if event.tag is None else _NOKEY
+            if value is _NOKEY:
+                value = _scalar(loader, event, cache)
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
             if event.tag is not None and event.tag not in (_MAP_TAG, _SEQ_TAG, "!"):
                 raise _Fallback
@@ -162,13 +164,17 @@ def _read_events(loader: _Loader) -> Any:
         elif top[1] is _NOKEY:
             top[1], top[2], top[3] = value, event.start_mark.line + 1, event.value
         else:
-            _add_key(top[0], top[1], top[2], value, loader, top[3])
+            mapping, key = top[0], top[1]
+            if key.__class__ is str and key not in mapping:      # the usual case, without a call
+                mapping[key] = value
+                mapping.key_lines[key] = top[2]
+            else:
+                _add_key(mapping, key, top[2], value, loader, top[3])
             top[1] = _NOKEY
     get()                                                   # DocumentEnd
     if not check(StreamEndEvent):
         raise _Fallback                                     # several documents: PyYAML's error
     return value
-
 
 
 def load_yaml(path: Path) -> Any:
