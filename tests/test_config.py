@@ -285,3 +285,25 @@ services:
         load_node(node_file)
     assert [(p.line, p.message.split(" in ")[0]) for p in e.value.problems] == [
         (11, "unknown section 'defaults'"), (14, "unknown key 'retry'")], e.value.problems
+
+
+def test_one_line_entries_read_as_yaml_says(tmp_path: Path) -> None:
+    """Lists of one-line entries are read without the YAML parser (config/yamlflow.py): the
+    values keep YAML's types, and what follows them keeps its lines."""
+    from checkd.config.yamlsource import load_yaml
+    path = tmp_path / "a.yaml"
+    path.write_text("hosts:\n"
+                    "  - {name: a, address: yes, x: null, y: 0x1F, z: 1_000, w: 1.5, v: ~, u: off, t: 10.0s}\n"
+                    "\n"
+                    "  - {name: b c!1, on: 2}\n"
+                    "services:\n"
+                    "- {host: a}\n"
+                    "other: {k: [1, 2]}\n")
+    doc = load_yaml(path)
+    assert doc["hosts"][0] == {"name": "a", "address": True, "x": None, "y": 31, "z": 1000, "w": 1.5, "v": None,
+                               "u": False, "t": "10.0s"}
+    assert doc["hosts"][1] == {"name": "b c!1", True: 2} and doc["hosts"][1].line == 4
+    assert (doc.line_of("services"), doc["services"].line, doc.line_of("other")) == (5, 6, 7)
+    path.write_text("hosts:\n  - {name: a}\n  - {name: b, name: c}\n")
+    with pytest.raises(ConfigError, match=r"a.yaml:3: duplicate key 'name' \(first at line 3\)"):
+        load_yaml(path)

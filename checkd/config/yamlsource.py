@@ -23,6 +23,7 @@ import yaml
 from yaml.events import (MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
                          SequenceStartEvent, StreamEndEvent)
 
+from checkd.config import yamlflow
 from checkd.config.errors import ConfigError, Problem
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -110,23 +111,71 @@ def _scalar(loader: _Loader, event: ScalarEvent, cache: dict[tuple[str, bool], A
     values the safe loader makes from an untagged scalar are immutable)."""
     if event.tag is not None and event.tag != "!":
         raise _Fallback
-    key = (event.value, event.implicit[0])
+    return _resolved(loader, event.value, event.implicit, cache)
+
+
+def _resolved(loader: _Loader, text: str, implicit: tuple[bool, bool], cache: dict[tuple[str, bool], Any]) -> Any:
+    key = (text, implicit[0])
     try:
         return cache[key]
     except KeyError:
         pass
-    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    tag = loader.resolve(yaml.ScalarNode, text, implicit)
     if tag not in loader.yaml_constructors:
         raise _Fallback                                     # `<<` (merge) and `=`: PyYAML's own way
-    value = loader.yaml_constructors[tag](loader, yaml.ScalarNode(tag, event.value))
+    value = loader.yaml_constructors[tag](loader, yaml.ScalarNode(tag, text))
     cache[key] = sys.intern(value) if isinstance(value, str) and len(value) < 64 else value
     return cache[key]
 
 
-def _read_events(loader: _Loader) -> Any:
+def _read_runs(loader: _Loader, runs: list[yamlflow.Run], cache: dict[tuple[str, bool], Any]) -> list[Any]:
+    """The lists that yamlflow.cut took out of the text, as the event reader builds them."""
+    out = []
+    plain = (True, False)
+    for run in runs:
+        seq = Seq()
+        seq.file, seq.line = loader.filename, run.entries[0][0]
+        for line, match in run.entries:
+            entry = Node()
+            entry.file, entry.line, entry.key_lines, entry.key_files = loader.filename, line, {}, _NO_FILES
+            for key_text, value_text in yamlflow.items(match):
+                key = _resolved(loader, key_text, plain, cache)
+                _add_key(entry, key, line, _resolved(loader, value_text, plain, cache), loader, key_text)
+            seq.append(entry)
+        out.append((_resolved(loader, run.key, plain, cache), run.key_line, seq))
+    return out
+
+
+def _read_fast(text: str, name: str) -> Any:
+    """The document with yamlflow's lists read without the parser and the rest from the
+    event stream; _Fallback when anything is not as expected (then the whole file is read
+    by the parser, errors included)."""
+    rest, runs = yamlflow.cut(text)
+    if not runs:
+        raise _Fallback
+    loader = _Loader(rest)
+    loader.filename, loader.duplicates = name, []
+    cache: dict[tuple[str, bool], Any] = {}
+    try:
+        root = _read_events(loader, cache)
+        lists = _read_runs(loader, runs, cache)
+    except yaml.YAMLError:
+        raise _Fallback from None
+    finally:
+        loader.dispose()
+    for key, line, seq in lists:
+        if root.__class__ is not Node or key not in root or root[key] is not None or root.key_lines[key] != line:
+            raise _Fallback
+        root[key] = seq
+    if loader.duplicates:
+        raise ConfigError(loader.duplicates)
+    return root
+
+
+def _read_events(loader: _Loader, cache: dict[tuple[str, bool], Any] | None = None) -> Any:
     """The single document of the stream, built from its events (see the module's docstring)."""
     get, check, filename = loader.get_event, loader.check_event, loader.filename
-    cache: dict[tuple[str, bool], Any] = {}
+    cache = {} if cache is None else cache
     get()                                                   # StreamStart
     if check(StreamEndEvent):
         return None
@@ -184,6 +233,10 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Problem(name, 0, f"cannot read file: {e}")]) from None
+    try:
+        return _read_fast(text, name)
+    except _Fallback:
+        pass
     loader = _Loader(text)
     loader.filename, loader.duplicates = name, []
     try:
