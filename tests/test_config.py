@@ -293,14 +293,14 @@ def test_one_line_entries_read_as_yaml_says(tmp_path: Path) -> None:
     from checkd.config.yamlsource import load_yaml
     path = tmp_path / "a.yaml"
     path.write_text("hosts:\n"
-                    "  - {name: a, address: yes, x: null, y: 0x1F, z: 1_000, w: 1.5, v: ~, u: off, t: 10.0s}\n"
+                    "  - {name: a, address: yes, x: null, y: 0x1F, z: 1_000, w: 1.5, v: a~b, u: off, t: 10.0s}\n"
                     "\n"
                     "  - {name: b c!1, on: 2}\n"
                     "services:\n"
                     "- {host: a}\n"
                     "other: {k: [1, 2]}\n")
     doc = load_yaml(path)
-    assert doc["hosts"][0] == {"name": "a", "address": True, "x": None, "y": 31, "z": 1000, "w": 1.5, "v": None,
+    assert doc["hosts"][0] == {"name": "a", "address": True, "x": None, "y": 31, "z": 1000, "w": 1.5, "v": "a~b",
                                "u": False, "t": "10.0s"}
     assert doc["hosts"][1] == {"name": "b c!1", True: 2} and doc["hosts"][1].line == 4
     assert (doc.line_of("services"), doc["services"].line, doc.line_of("other")) == (5, 6, 7)
