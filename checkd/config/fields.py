@@ -93,6 +93,9 @@ def urls(value: Any) -> tuple[str, ...]:
 def names(value: Any) -> tuple[str, ...]:
     """A name or a list of names (a comma-separated string is accepted, as in Nagios)."""
     if isinstance(value, str):
+        if "," not in value:                # `host: web1`, once per service of a big config
+            value = value.strip()
+            return (value,) if value else ()
         return tuple(v.strip() for v in value.split(",") if v.strip())
     if isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
         return tuple(str(v) for v in value)
