@@ -9,7 +9,8 @@ marks until the last one is parsed, 570 MB and most of the load time for an
 object file of 100,000 services (docs/benchmarks.md). A file that uses what the
 event reader leaves to PyYAML (aliases, merge keys `<<`, explicit tags, several
 documents, a mapping or list as a key) is read again the old way, with the same
-results and the same errors.
+results and the same errors. Top-level lists of one-line entries, what generated
+files are mostly made of, are read without the parser at all (config/yamlflow.py).
 """
 
 from __future__ import annotations
