@@ -120,12 +120,23 @@ BENCHES = [
 
 # ------------------------------------------------------------------ normalise one run
 
+def _startup(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Issue 26: at the largest size of the run, checkd exec's RSS beside nagios4's (default
+    workers, same run) and how long after its start the poller's first result arrived."""
+    by = rows.get("checkd exec", {})
+    size = max(by, key=int, default=None)
+    mine, nagios = by.get(size or "", {}), rows.get("nagios4 workers=default", {}).get(size or "", {})
+    rss, nag = mine.get("rss_mb"), nagios.get("rss_mb")
+    return {"startup_size": int(size) if size else None, "first_result_s": mine.get("first_result_s"),
+            "rss_mb": rss, "nagios_rss_mb": nag, "rss_vs_nagios": rss / nag if rss and nag else None}
+
+
 def _poller(j: dict[str, Any]) -> dict[str, Any]:
     """Rows keyed by implementation and size; the ratios the targets are stated in, from this run."""
     rows: dict[str, dict[str, Any]] = {}
     for r in j["rows"]:
         row = {k: r.get(k) for k in ("scheduled_per_s", "checks_per_s", "latency_median", "latency_p99",
-                                     "latency_max", "cpu_s_per_1000", "rss_mb")}
+                                     "latency_max", "cpu_s_per_1000", "rss_mb", "first_result_s")}
         if r["impl"].startswith("nagios4") and not row["latency_max"]:
             # nagios4stats and status.dat say 0.000 when the saturated core has not yet written its
             # status (status_update_interval 10 s): no measurement, not a zero latency
@@ -153,6 +164,7 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
         "nagios_vs_raw": nag / raw if nag else None,
         "embedded_vs_raw": emb / raw if emb else None,
         "embedded_vs_script": emb / script if emb and script else None,
+        **_startup(rows),
     }
     return {"raw": {"per_s": raw, "c_per_s": j["raw"]["per_s"], "cpu_s_per_1000": j["raw"]["cpu_s_per_1000"],
                     "impl": j["raw"].get("c_impl"),

@@ -43,6 +43,16 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                   f"{_get(r, 'embedded_peak') or 0:,.0f} vs {_get(r, 'script_peak') or 0:,.1f}/s = {x or 0:.0f}x",
                   "issue 12"))
 
+    n = int(_get(r, "startup_size") or 0)      # a median of sizes: a float
+    x = _get(r, "rss_vs_nagios") if n >= 100_000 else None      # --quick runs smaller sizes only
+    out.append(_t("poller", "poller RSS at 100,000 services <= 2x nagios4's (same run)", x,
+                  x is not None and x <= 2,
+                  f"{_get(r, 'rss_mb') or 0:,.0f} vs {_get(r, 'nagios_rss_mb') or 0:,.0f} MB = {x or 0:.2f}x",
+                  "issue 26"))
+    x = _get(r, "first_result_s") if n >= 100_000 else None
+    out.append(_t("poller", "first check result within 3 s of the poller's start at 100,000 services", x,
+                  x is not None and x <= 3, f"{x or 0:.1f} s", "issue 26"))
+
     # p99 latency at 10k services checked once a minute; without that run (--quick), the
     # 10k-services-every-10-s row stands in: six times the rate, a stricter test.
     m = data.get("poller_minute")

@@ -58,6 +58,9 @@ class Poller:
         self.failed = asyncio.Event()       # daemon.serve's stop signal for a fatal error; none sets it yet
 
     async def start(self) -> None:
+        pool = self.runner.exec_pool
+        if pool is not None and not pool.workers:
+            pool.start()        # the exec workers boot on the other core while the checks are planned
         self.state_dir.mkdir(parents=True, exist_ok=True)
         await self.spool.open()
         states = retention.load(self.state_dir / "retention.json")

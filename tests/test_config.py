@@ -248,3 +248,62 @@ services:
     svc = objs.services["db1.ladc1", "A"]
     assert svc.event_handler is not None and svc.event_handler.command.name == "restart_all"
     assert svc.event_handler.args == ("1",) and svc.event_handler_enabled is False
+
+
+def test_mistakes_deep_in_a_big_object_file_name_their_lines(tmp_path: Path) -> None:
+    """A generated file of 10,000 services is read from the YAML event stream: each
+    mistake still names its own line, and nothing is checked before all are reported."""
+    lines = [BASE, "services:\n"]
+    lines += [f"  - {{host: db1.ladc1, description: s{i}, command: check_dummy!0!ok, interval: 1m}}\n"
+              for i in range(10000)]
+    lines[2 + 6789] = "  - {host: db1.ladc1, description: s6789, command: check_dummy!0!ok, interval: soon}\n"
+    lines[2 + 9000] = "  - {host: db1.ladc1, description: s9000, command: check_dumy, interval: 1m, interval: 2m}\n"
+    node_file = write_tree(tmp_path, {"big.yaml": "".join(lines)})
+    first = BASE.count("\n") + 2                        # the line of s0
+    result = check_config(node_file)
+    assert result.returncode == 1
+    where = tmp_path / "objects" / "big.yaml"
+    assert f"{where}:{first + 9000}: duplicate key 'interval'" in result.stderr
+    with pytest.raises(ConfigError) as e:               # the same file without the duplicate key
+        (tmp_path / "objects" / "big.yaml").write_text("".join(lines).replace(", interval: 2m}", "}"))
+        load_node(node_file)
+    problems = [(p.line, p.message) for p in e.value.problems]
+    assert [line for line, _ in problems] == [first + 6789, first + 9000], problems
+    assert "bad duration 'soon'" in problems[0][1] and 'did you mean "check_dummy"' in problems[1][1]
+
+
+def test_anchors_and_merge_keys_are_read(tmp_path: Path) -> None:
+    """Files using anchors and `<<:` merge keys (read by PyYAML's own composer) still load,
+    and still point at the right lines."""
+    node_file = write_tree(tmp_path, {"a.yaml": BASE + """\
+defaults: &defaults {interval: 2m, max_attempts: 5}
+services:
+  - {<<: *defaults, host: db1.ladc1, description: Load, command: "check_dummy!0!ok"}
+  - {<<: *defaults, host: db1.ladc1, description: Disk, command: "check_dummy!0!ok", retry: 1m}
+"""})
+    with pytest.raises(ConfigError) as e:
+        load_node(node_file)
+    assert [(p.line, p.message.split(" in ")[0]) for p in e.value.problems] == [
+        (11, "unknown section 'defaults'"), (14, "unknown key 'retry'")], e.value.problems
+
+
+def test_one_line_entries_read_as_yaml_says(tmp_path: Path) -> None:
+    """Lists of one-line entries are read without the YAML parser (config/yamlflow.py): the
+    values keep YAML's types, and what follows them keeps its lines."""
+    from checkd.config.yamlsource import load_yaml
+    path = tmp_path / "a.yaml"
+    path.write_text("hosts:\n"
+                    "  - {name: a, address: yes, x: null, y: 0x1F, z: 1_000, w: 1.5, v: a~b, u: off, t: 10.0s}\n"
+                    "\n"
+                    "  - {name: b c!1, on: 2}\n"
+                    "services:\n"
+                    "- {host: a}\n"
+                    "other: {k: [1, 2]}\n")
+    doc = load_yaml(path)
+    assert doc["hosts"][0] == {"name": "a", "address": True, "x": None, "y": 31, "z": 1000, "w": 1.5, "v": "a~b",
+                               "u": False, "t": "10.0s"}
+    assert doc["hosts"][1] == {"name": "b c!1", True: 2} and doc["hosts"][1].line == 4
+    assert (doc.line_of("services"), doc["services"].line, doc.line_of("other")) == (5, 6, 7)
+    path.write_text("hosts:\n  - {name: a}\n  - {name: b, name: c}\n")
+    with pytest.raises(ConfigError, match=r"a.yaml:3: duplicate key 'name' \(first at line 3\)"):
+        load_yaml(path)

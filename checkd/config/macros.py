@@ -6,6 +6,7 @@ table tells check-config which macros exist, so a typo is caught at load.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -47,7 +48,9 @@ def expand(line: str, values: Mapping[str, str]) -> str:
     return MACRO_RE.sub(sub, line)
 
 
+@functools.lru_cache(maxsize=4096)
 def split_call(call: str) -> tuple[str, tuple[str, ...]]:
-    """`check_tcp!3306!-w 1` -> ("check_tcp", ("3306", "-w 1")); `\\!` is a literal `!`."""
+    """`check_tcp!3306!-w 1` -> ("check_tcp", ("3306", "-w 1")); `\\!` is a literal `!`.
+    Remembered: a big config calls the same few commands on every host."""
     parts = re.split(r"(?<!\\)!", call)
     return parts[0].strip(), tuple(p.replace("\\!", "!") for p in parts[1:])

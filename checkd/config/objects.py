@@ -7,6 +7,7 @@ second checks every reference between them (checkd.config.references).
 from __future__ import annotations
 
 import calendar
+import functools
 import dataclasses
 import datetime
 import re
@@ -65,6 +66,7 @@ TIMEPERIOD_KEYS = {"name": f.text, "alias": f.text, "exceptions": f.raw, "exclud
                    **{d: f.text for d in WEEKDAYS}}
 SERVICE_STATES = {"warning", "critical", "unknown", "recovery", "flapping", "downtime", "none"}
 HOST_STATES = {"down", "unreachable", "recovery", "flapping", "downtime", "none"}
+NO_VARS: Mapping[str, str] = {}     # shared by every service without `vars:` (objects are never changed)
 
 
 def section_items(node: Node, section: str, problems: Problems) -> list[Node]:
@@ -150,7 +152,7 @@ FRESHNESS_STATES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 def _schedule(d: dict[str, Any], node: Node, problems: Problems, host: bool = False) -> Schedule:
     kw = {k: d[k] for k in SCHEDULE_KEYS if k in d}
     _freshness_state(kw, node, problems, host)
-    sched = Schedule(**kw)
+    sched = _shared(Schedule, tuple(kw.items()))
     if sched.low_flap_threshold > sched.high_flap_threshold:
         problems.add(*node.where_of("low_flap_threshold"),
                      "low_flap_threshold must not be above high_flap_threshold")
@@ -184,7 +186,14 @@ def _freshness_state(kw: dict[str, Any], node: Node, problems: Problems, host: b
 
 def _notify(d: dict[str, Any]) -> Notify:
     """`d` as converted, with `escalations` already read by read_escalations."""
-    return Notify(**{k: d[k] for k in NOTIFY_KEYS if k in d})
+    return _shared(Notify, tuple((k, d[k]) for k in NOTIFY_KEYS if k in d))
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared(kind: type[Any], items: tuple[tuple[str, Any], ...]) -> Any:
+    """One immutable Schedule or Notify for every object that sets the same values: 100,000
+    services of a generated config mostly share a handful (docs/benchmarks.md)."""
+    return kind(**dict(items))
 
 
 def read_escalations(node: Node, problems: Problems) -> tuple[Escalation, ...]:
@@ -278,7 +287,7 @@ def make_service(host: str, d: dict[str, Any], check: CheckSpec, node: Node, pro
     return Service(host=host, description=d["description"], check=check,
                    schedule=_schedule(d, node, problems), notify=_notify(d), graph=d.get("graph", True),
                    groups=d.get("servicegroups", ()), notes=d.get("notes", ""),
-                   runbook=d.get("runbook", ""), vars=d.get("vars", {}), where=Where(node.file, node.line),
+                   runbook=d.get("runbook", ""), vars=d.get("vars", NO_VARS), where=Where(node.file, node.line),
                    event_handler=d["event_handler"], event_handler_enabled=d.get("event_handler_enabled", True))
 
 

@@ -37,7 +37,10 @@ def _uses(node: Node) -> list[str]:
 
 
 def resolve(node: Node, templates: dict[str, Node], problems: Problems) -> Node:
-    """`node` with inherited keys filled in (`use` and template `name` dropped)."""
+    """`node` with inherited keys filled in (`use` and template `name` dropped); `node` itself
+    when it uses no template (most entries of a big generated file: no copy of each)."""
+    if "use" not in node:
+        return node
     merged = Node()
     merged.file, merged.line, merged.key_lines = node.file, node.line, {}
     merged.key_files = {}
