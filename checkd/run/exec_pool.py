@@ -67,7 +67,7 @@ class _WorkerProc:
     def died(self) -> None:
         loop = asyncio.get_running_loop()
         loop.remove_reader(self.r_out)
-        loop.remove_writer(self.w_in)
+        self.writer.close()
         self.alive = False
         _, status = os.waitpid(self.pid, 0)
         for fd in (self.r_out, self.w_in):
@@ -83,10 +83,9 @@ class _WorkerProc:
 
     def close(self) -> None:
         if self.alive:
-            asyncio.get_running_loop().remove_writer(self.w_in)
-            self.writer.buf.clear()
+            self.writer.close()
             os.close(self.w_in)   # EOF: the worker finishes its jobs and exits
-            self.w_in = self.writer.fd = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+            self.w_in = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
 
 
 def _describe(status: int) -> str:

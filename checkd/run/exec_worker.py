@@ -67,10 +67,10 @@ async def serve() -> None:
     await worker.closed
     if worker.tasks:
         await asyncio.gather(*worker.tasks, return_exceptions=True)
-    if worker.writer.buf:
-        asyncio.get_running_loop().remove_writer(1)
+    rest = worker.writer.close()
+    if rest:
         os.set_blocking(1, True)
-        os.write(1, worker.writer.buf)
+        os.write(1, rest)
 
 
 def main() -> None:
