@@ -88,6 +88,12 @@ class _WorkerProc:
             self.w_in = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
 
 
+def _no_answer(worker: _WorkerProc, job_id: int, waited: float) -> None:
+    fut = worker.jobs.pop(job_id, None)
+    if fut is not None and not fut.done():
+        fut.set_result(RawRun(error=f"exec worker {worker.pid} did not answer within {waited:g}s"))
+
+
 def _describe(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"signal {os.WTERMSIG(status)}"
@@ -117,11 +123,13 @@ class ExecPool:
         worker = min((w for w in self.workers if w.alive), key=lambda w: len(w.jobs))
         job_id = next(self.ids)
         fut = worker.submit(job_id, job_frame(job_id, timeout, argv, kind))
+        # A plain timer rather than wait_for: this runs for every check, and wait_for adds a
+        # future, a timer and callbacks of its own.
+        timer = asyncio.get_running_loop().call_later(timeout + GRACE, _no_answer, worker, job_id, timeout + GRACE)
         try:
-            return await asyncio.wait_for(fut, timeout + GRACE)
-        except asyncio.TimeoutError:
-            worker.jobs.pop(job_id, None)
-            return RawRun(error=f"exec worker {worker.pid} did not answer within {timeout + GRACE:g}s")
+            return await fut
+        finally:
+            timer.cancel()
 
     async def close(self, timeout: float = 10.0) -> None:
         """Let workers finish their jobs and exit; kill those that don't in time."""
