@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from checkd import json_codec
 from checkd.failover_timing import connect_timeout
 from checkd.spool import Spool
 
@@ -105,7 +106,7 @@ class Forwarder:
         # the poller from noticing the moment it is back (checkd.failover_timing).
         timeout = aiohttp.ClientTimeout(total=self._timeout,
                                         sock_connect=min(self._timeout, connect_timeout(self.heartbeat_interval)))
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._session = aiohttp.ClientSession(timeout=timeout, json_serialize=_json_text)
         self._task = asyncio.create_task(self.run(), name="forwarder")
 
     async def drain(self, timeout: float) -> None:
@@ -300,3 +301,9 @@ def _active_of(text: str) -> str:
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _json_text(obj: Any) -> str:
+    """aiohttp's JSON encoder for our requests: a batch of 500 results is the poller's
+    biggest encoding (checkd.json_codec)."""
+    return json_codec.dumps(obj).decode()

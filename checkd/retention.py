@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from checkd import json_codec
 from checkd.flapping import FlapDetector
 from checkd.result import CheckKey
 from checkd.states import StateType, settled_type
@@ -52,7 +53,7 @@ class Retained:
 
 
 def _encode(r: list[Any]) -> bytes:
-    return json.dumps(r).encode()
+    return json_codec.dumps(r)
 
 
 def save(path: Path, rows: list[bytes]) -> None:

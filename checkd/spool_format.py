@@ -7,12 +7,13 @@ detected and the parser can resync on the next valid frame.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Union
+
+from checkd import json_codec
 
 MAGIC = b"CKr1"
 # magic, payload length, seq, crc32 over (seq as 8 bytes + payload)
@@ -24,12 +25,12 @@ _SEQ = struct.Struct(">Q")
 
 
 def encode_payload(record: dict[str, Any]) -> bytes:
-    """Serialise a result; raises TypeError/ValueError at the caller's append."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialise a result (compact UTF-8 JSON); raises TypeError/ValueError at the caller's append."""
+    return json_codec.dumps(record)
 
 
 def decode_record(seq: int, payload: bytes) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(payload)
+    record: dict[str, Any] = json_codec.loads(payload)
     record["seq"] = seq
     return record
 
