@@ -166,6 +166,19 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
         "embedded_vs_script": emb / script if emb and script else None,
         **_startup(rows),
     }
+    # Issue 26: exec against the better nagios4 at each size of 10k and more, and exec at each
+    # size scheduled past the spawn limit (saturation) against that limit.
+    by_size: dict[str, float] = {}
+    for n, r in rows.get("checkd exec", {}).items():
+        nags = [by[n]["checks_per_s"] for k, by in rows.items()
+                if k.startswith("nagios4") and n in by and by[n]["checks_per_s"]]
+        if int(n) >= 10000 and nags and r["checks_per_s"]:
+            by_size[n] = r["checks_per_s"] / max(nags)
+    saturated = [r["checks_per_s"] for r in rows.get("checkd exec", {}).values()
+                 if r["checks_per_s"] and (r["scheduled_per_s"] or 0) > raw]
+    ratios.update(exec_vs_nagios_by_size=by_size,
+                  exec_vs_nagios_worst=min(by_size.values()) if by_size else None,
+                  exec_saturated_vs_raw=min(saturated) / raw if saturated else None)
     return {"raw": {"per_s": raw, "c_per_s": j["raw"]["per_s"], "cpu_s_per_1000": j["raw"]["cpu_s_per_1000"],
                     "impl": j["raw"].get("c_impl"),
                     "popen_per_s": j["raw"].get("popen", {}).get("per_s"),

@@ -37,6 +37,17 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out.append(_t("poller", "exec checks/s >= 70% of the raw spawn limit", x, x is not None and x >= 0.70,
                   f"{_get(r, 'exec_peak') or 0:,.0f} vs {_get(p, 'raw', 'per_s') or 0:,.0f}/s = {x or 0:.0%}",
                   "issue 12"))
+    x = _get(r, "exec_vs_nagios_worst")
+    sizes = _get(r, "exec_vs_nagios_by_size") or {}
+    out.append(_t("poller", "exec checks/s >= the better nagios4 (default, check_workers=8) at every size from 10k",
+                  x, x is not None and x >= 1.0,
+                  ", ".join(f"{int(n):,}: {v:.2f}x" for n, v in sorted(sizes.items(), key=lambda kv: int(kv[0]))),
+                  "issue 26"))
+    x = _get(r, "exec_saturated_vs_raw")
+    out.append(_t("poller", "exec checks/s >= 90% of the raw spawn limit at saturation (every size scheduled past it)",
+                  x, x is not None and x >= 0.90,
+                  f"slowest saturated size {x * (_get(p, 'raw', 'per_s') or 0) if x else 0:,.0f} vs "
+                  f"{_get(p, 'raw', 'per_s') or 0:,.0f}/s = {x or 0:.0%}", "issue 26"))
     x = _get(r, "embedded_vs_script")
     out.append(_t("poller", "embedded checks/s >= 20x the same plugin forked as a Python script", x,
                   x is not None and x >= 20,
