@@ -176,6 +176,11 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
             by_size[n] = r["checks_per_s"] / max(nags)
     saturated = [r["checks_per_s"] for r in rows.get("checkd exec", {}).values()
                  if r["checks_per_s"] and (r["scheduled_per_s"] or 0) > raw]
+    # What the load of a busy VM changes least: CPU per check (the whole tree: poller, workers,
+    # plugins) against the raw C loop's CPU per spawn, at the slowest saturated size.
+    cpu = [r["cpu_s_per_1000"] for r in rows.get("checkd exec", {}).values()
+           if r["cpu_s_per_1000"] and (r["scheduled_per_s"] or 0) > raw]
+    ratios["exec_cpu_efficiency"] = j["raw"]["cpu_s_per_1000"] / max(cpu) if cpu else None
     ratios.update(exec_vs_nagios_by_size=by_size,
                   exec_vs_nagios_worst=min(by_size.values()) if by_size else None,
                   exec_saturated_vs_raw=min(saturated) / raw if saturated else None)

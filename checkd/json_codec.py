@@ -21,7 +21,10 @@ def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; raises TypeError/ValueError for what JSON cannot hold."""
     if orjson is not None:
         try:
-            return orjson.dumps(obj)
+            # Copied: orjson's bytes keep the whole buffer it wrote into (~4 KiB for a small
+            # result), and a poller keeps one encoded retention row per check (50k checks:
+            # 205 MB instead of 17 MB). The copy costs a fraction of a microsecond.
+            return bytes(memoryview(orjson.dumps(obj)))
         except TypeError:
             pass        # what only the json module takes (integer keys, big integers), or its error
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
