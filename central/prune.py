@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from checkd import tasks
 from checkd.engine.db import Op
 from checkd.engine.engine import Engine
 from checkd.engine.store import Phase
@@ -82,10 +83,8 @@ class Pruner:
         self._task = asyncio.create_task(self._run(), name="prune")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

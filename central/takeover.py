@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from checkd import tasks
 from checkd.engine.notify.recipients import SYSTEM_HOST
 from checkd.durations import format_duration
 from checkd.event_handlers import EventHandlers
@@ -104,10 +105,8 @@ class Takeover:
         self._task = asyncio.create_task(self._watch(), name="site-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         for sched in [*self.schedulers.values(), *([self._freshness] if self._freshness else [])]:
             await sched.stop(timeout=5.0)
         self.schedulers.clear()

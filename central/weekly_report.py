@@ -14,7 +14,7 @@ from collections.abc import Callable
 from central.availability_api import ReportQuery, csv_text
 from central.live import Live
 from central.web.availability import pct
-from checkd import mailtags
+from checkd import mailtags, tasks
 from checkd.config.reports import WeeklyReport
 from checkd.engine import availability
 from checkd.engine.availability import AvailabilityReport, Tally
@@ -53,10 +53,8 @@ class WeeklyReports:
         self._task = asyncio.create_task(self._run(), name="weekly-report")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         first = True

@@ -25,6 +25,8 @@ import traceback
 from collections.abc import Callable
 from typing import Protocol
 
+from checkd import tasks
+
 log = logging.getLogger(__name__)
 
 BLOCKED_AFTER = 5.0             # seconds without a loop turn before it is reported
@@ -95,9 +97,7 @@ class LoopWatch:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await tasks.cancel(self._task)
 
     async def _pinger(self) -> None:
         ping = watchdog_interval()

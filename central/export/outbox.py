@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from central.export.items import Item
+from checkd import tasks
 from checkd.config.exports import ExportTarget
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,7 @@ class Outbox:
                 await asyncio.wait_for(self._flushed(), STOP_FLUSH)
             except asyncio.TimeoutError:
                 pass                    # the receiver is away: counted below
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await tasks.cancel(self._task)
             self._task = None
         if self.items:
             log.warning("export %s: %d values not sent at shutdown", self.target.name, len(self.items))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from central.graphs.settings import RrdSettings
+from checkd import tasks
 
 log = logging.getLogger(__name__)
 FRAME = struct.Struct("<I")     # each frame: its length, then marshal.dumps(list of Item)
@@ -160,8 +161,7 @@ class Feed:
                 await proc.wait()
         if self._task is not None:
             await asyncio.wait([self._task], timeout=1.0)
-            self._task.cancel()             # still waiting to restart a writer that died
-            await asyncio.gather(self._task, return_exceptions=True)
+            await tasks.cancel(self._task)      # still waiting to restart a writer that died
             self._task = None
 
     def counters(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from central.graphs.feed import Feed, Item
+from checkd import tasks
 from checkd.engine.db import Database, Op
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,8 @@ class Follower:
         self.position.save(self.row)
 
     async def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
 
     async def _follow(self) -> None:
         saved = self.row
@@ -182,10 +181,8 @@ class Tidy:
         self._task = asyncio.create_task(self._run(), name="graph-feed-tidy")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         await self._note()
 
     async def _run(self) -> None:
