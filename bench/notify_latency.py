@@ -7,7 +7,9 @@ contact's Jabber client, with `--problems` problems arriving within 1 s.
 Everything is real and on 127.0.0.1: a `python -m checkd central` process
 (tests/central_proc.py), aiosmtpd as the mail server and a throwaway prosody
 with a second XMPP client as the contact's phone (tests/notify_env.py,
-tests/prosody.py). Each round posts the problems as poller-ladc1 in batches of
+tests/prosody.py); the SMTP server runs in a process of its own (bench/smtp_sink.py,
+as a real MTA would: `--sink inline` keeps it in this process with the XMPP client and
+the poster, as before issue 26's last change). Each round posts the problems as poller-ladc1 in batches of
 `--batch`, spread evenly over 1 s (each POST waits for the previous one's ack,
 as the forwarder does); latency = arrival time - time that result's POST was
 sent. Then everything recovers (recovery messages are not counted) before the
@@ -28,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -59,6 +62,52 @@ class TimedRecorder(Recorder):
     def _record(self, sender: str, body: str, is_room: bool) -> None:
         self.arrival.append(time.time())
         super()._record(sender, body, is_room)
+
+
+class ProcessSink:
+    """bench/smtp_sink.py in its own process; `messages` are (Subject, X-Checkd-Type,
+    arrival) read from its log as they come."""
+
+    def __init__(self, directory: Path):
+        from tests.helpers import free_port
+
+        self.port = free_port()
+        self.path = directory / "smtp-sink.log"
+        self.path.touch()
+        self.proc: subprocess.Popen[str] | None = None
+        self._seen: list[tuple[str, str, float]] = []
+        self._offset = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "smtp_sink.py"), str(self.port),
+                                      str(self.path)], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bench/smtp_sink.py did not start (exit {self.proc.poll()})")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def messages(self) -> list[tuple[str, str, float]]:
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        done = chunk.rfind(b"\n") + 1          # whole lines only
+        self._offset += done
+        for raw in chunk[:done].decode().splitlines():
+            arrival, kind, subject = raw.split("\t", 2)
+            self._seen.append((subject, kind, float(arrival)))
+        return self._seen
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -129,7 +178,9 @@ def match(subjects: list[tuple[str, float]], posted: dict[tuple[str, str], float
     return lat, seen
 
 
-def mail_problems(sink: MailSink, start: int) -> list[tuple[str, float]]:
+def mail_problems(sink: Any, start: int) -> list[tuple[str, float]]:
+    if isinstance(sink, ProcessSink):
+        return [(subject, t) for subject, kind, t in sink.messages[start:] if kind == "PROBLEM"]
     with sink._lock:
         return [(str(m["Subject"]), t) for m, t in zip(sink.messages[start:], sink.arrival[start:])
                 if m["X-Checkd-Type"] == "PROBLEM"]
@@ -149,7 +200,7 @@ async def wait_until(predicate: Any, timeout: float) -> bool:
     return True
 
 
-async def scenario(args: argparse.Namespace, c: Any, sink: MailSink, phone: TimedRecorder, bot: str
+async def scenario(args: argparse.Namespace, c: Any, sink: Any, phone: TimedRecorder, bot: str
                    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     keys = [(f"s{i:03d}.ladc1", f"Disk {j}") for i in range(args.problems // 10) for j in range(10)]
     seq = 1
@@ -168,6 +219,7 @@ async def scenario(args: argparse.Namespace, c: Any, sink: MailSink, phone: Time
     for r in range(1, args.rounds + 1):
         mail0, chat0 = len(sink.messages), len(phone.messages)
         cpu0, own0 = cpu_seconds(c.proc.pid), time.process_time()
+        sink0 = sink.cpu() if isinstance(sink, ProcessSink) else 0.0
         posted: dict[tuple[str, str], float] = {}
         acks: list[float] = []
         seq = await asyncio.to_thread(post_spread, c, keys, 2, seq, args.batch, posted, acks)
@@ -182,13 +234,16 @@ async def scenario(args: argparse.Namespace, c: Any, sink: MailSink, phone: Time
         mail_lat, _ = match(mail_problems(sink, mail0), posted)
         chat_lat, _ = match(chat_problems(phone, bot, chat0), posted)
         cpu, own = cpu_seconds(c.proc.pid) - cpu0, time.process_time() - own0
+        where = "(SMTP server, XMPP client, posting)"
+        if isinstance(sink, ProcessSink):
+            where = f"(XMPP client, posting) {own:.2f}, the SMTP server's process {sink.cpu() - sink0:.2f}"
         fm, fc = figures(mail_lat, n), figures(chat_lat, n)
         rounds.append((fm, fc))
         span = max(posted.values()) - min(posted.values())
         acks.sort()
         print(f"round {r}: {n} problems posted within {span:.2f} s in {len(acks)} POST(s) (durable ack after "
               f"median {pct(acks, 0.5):.3f} s, max {acks[-1]:.3f} s); CPU s: central {cpu:.2f}, "
-              f"this process (SMTP server, XMPP client, posting) {own:.2f}")
+              f"this process " + (where if isinstance(sink, ProcessSink) else f"{where} {own:.2f}"))
         print(line("SMTP accepted", fm))
         print(line("Jabber delivered", fc))
         # Recover everything (those messages are not measured) and let them drain.
@@ -205,6 +260,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--problems", type=int, default=100, help="problems per round (a multiple of 10)")
     ap.add_argument("--batch", type=int, default=10, help="results per POST (10: 10 POSTs 100 ms apart)")
+    ap.add_argument("--sink", choices=("process", "inline"), default="process",
+                    help="the SMTP server in a process of its own (default), or in this one")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (central.log, state)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
@@ -219,7 +276,7 @@ def main() -> int:
     notify = f"storm_threshold: {threshold}"
 
     tmp = Path(tempfile.mkdtemp(prefix="checkd-notify-bench-"))
-    sink = MailSink()
+    sink: Any = ProcessSink(tmp) if args.sink == "process" else MailSink()
     prosody = Prosody()
     c = None
     rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -244,6 +301,7 @@ def main() -> int:
 
         print(f"machine: {platform.node()} {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
               f"Python {platform.python_version()}")
+        print(f"SMTP server: {'bench/smtp_sink.py, a process of its own' if args.sink == 'process' else 'aiosmtpd in this process'}")
         print(f"central: notify {{{notify}}} (storm control out of the way); {args.problems} problems per round "
               f"for contact ops (email + Jabber), " + (f"batches of {args.batch}, spread over {SPREAD:g} s"
                                                       if args.batch < args.problems else "all in one POST"))
@@ -280,7 +338,7 @@ def main() -> int:
           f"{'PASS' if ok else 'FAIL'}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "bench": "notify_latency", "rounds": len(rounds), "problems": args.problems, "batch": args.batch,
+            "bench": "notify_latency", "rounds": len(rounds), "problems": args.problems, "batch": args.batch, "sink": args.sink,
             "target_p99_s": TARGET, "pass": ok, **overall}) + "\n")
     return 0 if ok else 1
 
