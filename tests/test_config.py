@@ -272,6 +272,35 @@ def test_mistakes_deep_in_a_big_object_file_name_their_lines(tmp_path: Path) -> 
     assert "bad duration 'soon'" in problems[0][1] and 'did you mean "check_dummy"' in problems[1][1]
 
 
+def test_a_repeated_service_definition_is_read_once_with_each_entrys_mistakes(tmp_path: Path) -> None:
+    """Entries that differ only in host and description share what the rest says (read once,
+    config/load.py); each entry's own mistakes still name its line, and values that Python
+    holds equal but YAML does not (1, 1.0, true) are not shared."""
+    lines = [BASE, "services:\n"]
+    lines += [f"  - {{host: db1.ladc1, description: s{i}, command: check_dummy!0!ok, max_attempts: 1}}\n"
+              for i in range(6)]
+    lines[2 + 2] = "  - {host: db9.ladc1, description: s2, command: check_dummy!0!ok, max_attempts: 1}\n"
+    lines[2 + 3] = "  - {host: db1.ladc1, description: '', command: check_dummy!0!ok, max_attempts: 1}\n"
+    lines[2 + 4] = "  - {host: db1.ladc1, description: s4, command: check_dummy!0!ok, max_attempts: true}\n"
+    node_file = write_tree(tmp_path, {"gen.yaml": "".join(lines)})
+    first = BASE.count("\n") + 2
+    with pytest.raises(ConfigError) as e:
+        load_node(node_file)
+    problems = [(p.line, p.message) for p in e.value.problems]
+    assert [line for line, _ in problems] == [first + 2, first + 3, first + 4], problems
+    assert "undefined host 'db9.ladc1'" in problems[0][1] and 'did you mean "db1.ladc1"' in problems[0][1]
+    assert "service without a description" in problems[1][1]
+    assert "max_attempts" in problems[2][1]
+    (tmp_path / "objects" / "gen.yaml").write_text("".join(
+        [BASE, "services:\n"] + [f"  - {{host: {h}, description: s{i}, command: check_dummy!0!ok, max_attempts: 2}}\n"
+                                 for i, h in enumerate(["db1.ladc1", "web1.ladc1", "db1.ladc1"])]))
+    _, objs = load_node(node_file)
+    assert sorted(objs.services) == [("db1.ladc1", "s0"), ("db1.ladc1", "s2"), ("web1.ladc1", "s1")]
+    s0, s1 = objs.services[("db1.ladc1", "s0")], objs.services[("web1.ladc1", "s1")]
+    assert (s1.host, s1.description, s1.where.line) == ("web1.ladc1", "s1", first + 1)
+    assert s0.schedule == s1.schedule and s0.schedule.max_attempts == 2 and s0.check == s1.check
+
+
 def test_anchors_and_merge_keys_are_read(tmp_path: Path) -> None:
     """Files using anchors and `<<:` merge keys (read by PyYAML's own composer) still load,
     and still point at the right lines."""
