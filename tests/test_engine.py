@@ -492,3 +492,19 @@ def test_a_host_behind_a_down_parent_is_not_told_as_its_own_problem(run) -> None
         await t.advance(1)
         assert t.held("app1.ladc1", None) == "parents down", "its parent's problem, seen here"
     run(scenario, objects=DEPENDENT)
+
+
+def test_first_results_of_a_group_commit_are_one_statement_and_the_earliest_wins() -> None:
+    """A check's first result adds a first_results row; the rows of one group commit are
+    written as one statement where the first was (100,000 new checks were 100,000 single-row
+    statements), in their order, so INSERT OR IGNORE keeps the earliest."""
+    from checkd.engine.db import INSERT_FIRST_RESULT, UPSERT_CHECK, _merge
+    from checkd.engine.store import INSERT_HISTORY
+
+    ops = [(INSERT_FIRST_RESULT, [("h", "a", 1.0)]), (INSERT_HISTORY, [("x",)]),
+           (INSERT_FIRST_RESULT, [("h", "b", 2.0)]), (INSERT_FIRST_RESULT, [("h", "a", 3.0)]),
+           (UPSERT_CHECK, [("h", "a", 0)])]
+    merged = _merge(ops, UPSERT_CHECK)
+    assert merged == [(UPSERT_CHECK, [("h", "a", 0)]),
+                      (INSERT_FIRST_RESULT, [("h", "a", 1.0), ("h", "b", 2.0), ("h", "a", 3.0)]),
+                      (INSERT_HISTORY, [("x",)])]

@@ -103,6 +103,11 @@ APPEND_JOURNAL = "INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 FOLD = ("INSERT OR REPLACE INTO checks SELECT * FROM journal ORDER BY rowid", "DELETE FROM journal")
 # Only the newest row per (host, service) within one transaction is worth writing.
 COALESCED = {UPSERT_CHECK}
+INSERT_FIRST_RESULT = "INSERT OR IGNORE INTO first_results VALUES (?,?,?)"     # (host, service or "", finished)
+# Rows no other statement of the transaction reads, written as one op where the first of them
+# was: a check's first result adds one row, and 100,000 new checks in a run of batches were
+# 100,000 single-row statements (PostgreSQL ingest 19,500 -> 9,900 results/s).
+GATHERED = {INSERT_FIRST_RESULT}
 FOLD_EVERY = 5.0              # seconds between folds of the journal into checks
 FOLD_ROWS = 200_000           # ... or sooner when this many rows wait
 
@@ -518,13 +523,20 @@ def _fold(conn: sqlite3.Connection) -> None:
 
 def _merge(ops: list[Op], checks_sql: str) -> list[Op]:
     """Keep op order, but write each check row once, first, with `checks_sql`: the newest
-    wins (group commit of a busy check writes its final state, not every step)."""
+    wins (group commit of a busy check writes its final state, not every step); and the rows
+    of each GATHERED statement as one op, in their order."""
     out: list[Op] = []
     checks: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    gathered: dict[str, list[tuple[Any, ...]]] = {}
     for sql, rows in ops:
         if sql in COALESCED:
             for row in rows:
                 checks[(row[0], row[1])] = row
+        elif sql in GATHERED:
+            if sql not in gathered:
+                gathered[sql] = []
+                out.append((sql, gathered[sql]))
+            gathered[sql].extend(rows)
         else:
             out.append((sql, rows))
     if checks:

@@ -15,7 +15,7 @@ from typing import Any
 
 from checkd.result import CheckKey
 from checkd.states import StateType
-from checkd.engine.db import UPSERT_CHECK, Op
+from checkd.engine.db import INSERT_FIRST_RESULT, UPSERT_CHECK, Op  # noqa: F401 (events.py imports it here)
 from checkd.engine.deployments import Deployments
 
 
@@ -101,7 +101,6 @@ SET_META_ROW = "INSERT OR REPLACE INTO meta VALUES (?,?)"
 NEXT_DOWNTIME_ID = "next_downtime_id"
 DELETE_DOWNTIME = "DELETE FROM downtimes WHERE id = ?"
 UPDATE_PHASE = "UPDATE downtimes SET phase = ? WHERE id = ?"         # (Phase.value, id)
-INSERT_FIRST_RESULT = "INSERT OR IGNORE INTO first_results VALUES (?,?,?)"     # (host, service or "", finished)
 INSERT_CANCELLED = "INSERT OR IGNORE INTO cancelled_downtimes VALUES (?,?,?,?,?)"   # Downtime.cancelled_row()
 
 
