@@ -107,6 +107,25 @@ def test_concurrency_bound_holds_and_waiting_counts_as_latency(tmp_path: Path) -
     assert max(r.latency for r in results) > 0.3, "queued checks must show their wait as latency"
 
 
+def test_a_poller_that_starts_far_behind_runs_16_checks_at_first_then_its_full_limit(tmp_path: Path) -> None:
+    """Slow start (docs/scheduling.md): 40 checks all due at once start 16 at a time, and the
+    limit grows by one with each finished check up to max_concurrent_checks."""
+    services = "services:\n" + "".join(
+        f"  - {{host: h1.site1, description: S{i:02d}, command: \"sleeper!0.3\", interval: 0.01s, timeout: 5s}}\n"
+        for i in range(40))
+    results = asyncio.run(collect(make_objects(tmp_path, services), 2.5, max_concurrent=40))
+    events = sorted([(r.started, 1) for r in results] + [(r.finished, -1) for r in results])
+    first_end = min(r.finished for r in results)
+    running, at_first_end, peak = 0, 0, 0
+    for t, delta in events:
+        running += delta
+        peak = max(peak, running)
+        if t < first_end:
+            at_first_end = running
+    assert at_first_end == 16, f"{at_first_end} checks ran before the first one finished (slow start: 16)"
+    assert peak > 30, f"the limit did not grow towards max_concurrent=40: at most {peak} at once"
+
+
 def test_a_down_host_behind_a_down_parent_is_unreachable(tmp_path: Path) -> None:
     require_plugins()
     objdir = tmp_path / "objects"
