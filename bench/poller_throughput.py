@@ -66,7 +66,8 @@ def cpu_seconds(pid: int) -> float:
 
 def rss_mb(pid: int) -> float:
     """The poller plus its long-lived exec workers."""
-    return sum(tree_rss(p) for p in [pid, *descendants(pid)] if read_stat(p) and "python" in read_stat(p).comm)
+    # One read of each process's stat: a plugin that exits between two reads is None the second time.
+    return sum(tree_rss(p) for p in [pid, *descendants(pid)] if (st := read_stat(p)) and "python" in st.comm)
 
 
 def get_json(url: str) -> dict[str, Any]:
