@@ -171,16 +171,16 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
     # Neither can run more checks than are scheduled: a figure above the schedule (nagios4's
     # 1,004/s of 1,000 scheduled) or within 0.5% below it is the window's edges, so either
     # counts as the schedule, and at a size below saturation both meet it (1.00x).
+    def done(x: float, cap: float) -> float:
+        return cap if x >= 0.995 * cap else x
+
     by_size: dict[str, float] = {}
     for n, r in rows.get("checkd exec", {}).items():
         cap = r["scheduled_per_s"] or float("inf")
-
-        def done(x: float) -> float:
-            return cap if x >= 0.995 * cap else x
-        nags = [done(by[n]["checks_per_s"]) for k, by in rows.items()
+        nags = [done(by[n]["checks_per_s"], cap) for k, by in rows.items()
                 if k.startswith("nagios4") and n in by and by[n]["checks_per_s"]]
         if int(n) >= 10000 and nags and r["checks_per_s"]:
-            by_size[n] = done(r["checks_per_s"]) / max(nags)
+            by_size[n] = done(r["checks_per_s"], cap) / max(nags)
     saturated = [r["checks_per_s"] for r in rows.get("checkd exec", {}).values()
                  if r["checks_per_s"] and (r["scheduled_per_s"] or 0) > raw]
     # What the load of a busy VM changes least: CPU per check (the whole tree: poller, workers,

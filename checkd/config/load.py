@@ -12,6 +12,7 @@ from typing import Any
 
 from checkd.config import objects as o
 from checkd.config import recurring
+from checkd.config import service_shapes
 from checkd.config.dependencies import read_dependencies
 from checkd.config.errors import ConfigError, Problem, Problems, did_you_mean
 from checkd.config.integrations import contact_problems
@@ -105,16 +106,16 @@ def _services(docs: list[Node], templates: dict[str, Node], hosts: dict[str, Hos
     members = o.hostgroup_members(hosts, host_groups)
     services: dict[tuple[str, str], Service] = {}
     # Entries read before without a problem, by what they say besides host and description
-    # (o.service_shape): 100,000 generated entries are mostly one definition repeated.
+    # (config/service_shapes.py): 100,000 generated entries are mostly one definition repeated.
     shared: dict[tuple[Any, ...], tuple[dict[str, Any], CheckSpec, Schedule, Notify]] = {}
     for doc in docs:
         for node in o.resolved(doc, "services", templates, problems):
-            shape = o.service_shape(node)
+            shape = service_shapes.service_shape(node)
             seen = shared.get(shape) if shape is not None else None
             made: Service | None = None
             before = len(problems.items)
             if seen is not None:
-                read_d = o.read_service_own(node, seen[0], problems)
+                read_d = service_shapes.read_service_own(node, seen[0], problems)
                 if read_d is None:
                     continue
                 d, check = read_d, seen[1]
@@ -144,11 +145,10 @@ def _services(docs: list[Node], templates: dict[str, Node], hosts: dict[str, Hos
                 continue
             for host in dict.fromkeys(targets):
                 if host in hosts and host not in excluded:
-                    made = (o.make_service(host, d, check, node, problems, seen[2], seen[3]) if seen is not None
-                            else o.make_service(host, d, check, node, problems))
+                    made = o.make_service(host, d, check, node, problems, *(seen[2:] if seen else ()))
                     _add(services, (host, d["description"]), made, "service", problems)
             if seen is None and shape is not None and made is not None and len(problems.items) == before:
-                own = {k: v for k, v in d.items() if k not in o.PER_SERVICE}
+                own = {k: v for k, v in d.items() if k not in service_shapes.PER_SERVICE}
                 shared[shape] = (own, check, made.schedule, made.notify)
     return services
 

@@ -6,9 +6,9 @@ closes it. A service problem on a DOWN host is linked to the host's event
 
 from __future__ import annotations
 
-from checkd.engine.db import Op
+from checkd.engine.db import INSERT_FIRST_RESULT, Op
 from checkd.engine.ids import EventIds
-from checkd.engine.store import INSERT_ALIAS, INSERT_FIRST_RESULT, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
+from checkd.engine.store import INSERT_ALIAS, INSERT_HISTORY, UPSERT_EVENT, CheckView, Event, Store
 from checkd.result import CheckKey, CheckResult
 from checkd.states import StateType
 

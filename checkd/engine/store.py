@@ -15,7 +15,7 @@ from typing import Any
 
 from checkd.result import CheckKey
 from checkd.states import StateType
-from checkd.engine.db import INSERT_FIRST_RESULT, UPSERT_CHECK, Op  # noqa: F401 (events.py imports it here)
+from checkd.engine.db import UPSERT_CHECK, Op
 from checkd.engine.deployments import Deployments
 
 
