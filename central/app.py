@@ -238,12 +238,13 @@ class Central:
         await site.start()
         addresses = self._runner.addresses      # the bound port, when the config asked for port 0
         self.port = addresses[0][1] if addresses else port
-        self.takeover.answering(time.time())
         self.reports.start()                # after the port is known: the mail links to the page
         self.clock.mark("http and takeover")
         log.info("%s", self.clock.line())
         log.info("central listening on %s:%s (%d hosts, %d services, %d open events)", host, self.port,
                  len(self.objs.hosts), len(self.objs.services), len(self.engine.store.open_events))
+        # after the line above: start_grace counts from no earlier than the log says central answered
+        self.takeover.answering(time.time())
         if not self.node.public_url:
             log.info("public_url: not set; links in alerts and chat point at %s", self.public_url)
         for warning in exposure.warnings(self.node):
