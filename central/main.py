@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def main(args: argparse.Namespace) -> int:
     daemon.tune_gc()
     clock = StartupClock()
-    with clock.phase("config"):
+    with clock.phase("config"), daemon.loading_config():
         early = _early_check(args.config)      # the database's quick_check, while the objects load
         node, objs = load_node(args.config)
     if node.role != "central":

@@ -13,6 +13,7 @@ comes with its reason in the journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from checkd import tasks
@@ -42,6 +43,22 @@ def tune_gc() -> None:
     central_ingest): gc time during ingest 0.5 s -> 0.15 s, start-up 3.2-3.8 s -> 1.9-2.5 s,
     RSS 263-271 MB -> 219 MB. Called first thing, so that loading the config gains too."""
     gc.set_threshold(GC_YOUNG, 10, 10)
+
+
+@contextlib.contextmanager
+def loading_config() -> Iterator[None]:
+    """Around the first load of the configuration: no collections while it loads, then what
+    was loaded is frozen out of later ones (gc.freeze). At 100,000 services the load makes
+    a million objects that all live on; the young collections during it found nothing to
+    free and took 0.12-0.15 s of the poller's 1.8 s to its first check, and every full
+    collection afterwards walked them all again. Not around reloads: a freeze then would
+    also keep whatever garbage the running daemon had made so far."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def notify(message: str) -> bool:

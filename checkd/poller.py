@@ -257,7 +257,8 @@ def _shipped() -> list[Any]:
 
 def main(args: argparse.Namespace) -> int:
     daemon.tune_gc()
-    node, objs = load_node(args.config)
+    with daemon.loading_config():
+        node, objs = load_node(args.config)
     if node.role != "poller":
         raise SystemExit(f"{args.config}: `checkd poller` needs a poller: node file, not {node.role}:")
     logging.getLogger().setLevel(node.log_level.upper())

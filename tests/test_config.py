@@ -301,6 +301,28 @@ def test_a_repeated_service_definition_is_read_once_with_each_entrys_mistakes(tm
     assert s0.schedule == s1.schedule and s0.schedule.max_attempts == 2 and s0.check == s1.check
 
 
+def test_plain_words_are_what_pyyaml_makes_of_them(tmp_path: Path) -> None:
+    """A plain scalar whose first character no implicit resolver of PyYAML claims is taken as
+    its text without asking the resolver (yamlsource._resolved); every other one is resolved.
+    Both readers (one-line entries and the event stream) agree with yaml.safe_load."""
+    import yaml
+
+    from checkd.config.yamlsource import load_yaml
+    firsts = "ABFLNOTYZabfnotyz019_/$"
+    rests = ["", "rue", "alse", "es", "ES", "o", "O", "n", "N", "ff", "FF", "ull", "ULL", "x1F", "b101", "e3",
+             ".5", "_000", "024-01-01", "2", "1.bench", "!1"]
+    words = [f + r for f in firsts for r in rests]
+    one_line = "hosts:\n" + "".join(f"  - {{name: n{i}, v: {w}}}\n" for i, w in enumerate(words))
+    block = "hosts:\n" + "".join(f"  - name: n{i}\n    v: {w}\n" for i, w in enumerate(words))
+    for text in (one_line, block):
+        path = tmp_path / "a.yaml"
+        path.write_text(text)
+        got = [(e["v"], type(e["v"])) for e in load_yaml(path)["hosts"]]
+        want = [(e["v"], type(e["v"])) for e in yaml.safe_load(text)["hosts"]]
+        assert got == want
+    assert {t for _, t in got} >= {str, bool, int, float, type(None)}
+
+
 def test_anchors_and_merge_keys_are_read(tmp_path: Path) -> None:
     """Files using anchors and `<<:` merge keys (read by PyYAML's own composer) still load,
     and still point at the right lines."""

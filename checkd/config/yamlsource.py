@@ -115,12 +115,23 @@ def _scalar(loader: _Loader, event: ScalarEvent, cache: dict[tuple[str, bool], A
     return _resolved(loader, event.value, event.implicit, cache)
 
 
+# First characters for which PyYAML's implicit resolvers may make a plain scalar something
+# other than a string (bool, int, float, null, timestamp, merge, value). A plain scalar that
+# starts with any other character is its own text: "h1.example", "Load", "check_load".
+_RESOLVER_FIRSTS = frozenset(_Loader.yaml_implicit_resolvers)
+_MAYBE_NOT_TEXT = None in _RESOLVER_FIRSTS     # a resolver for any first character: ask each time
+
+
 def _resolved(loader: _Loader, text: str, implicit: tuple[bool, bool], cache: dict[tuple[str, bool], Any]) -> Any:
     key = (text, implicit[0])
-    try:
+    value = cache.get(key, _NOKEY)          # callers mostly looked already: no KeyError raised
+    if value is not _NOKEY:
+        return value
+    if implicit[0] and text and not _MAYBE_NOT_TEXT and text[0] not in _RESOLVER_FIRSTS:
+        # What resolve + construct_yaml_str would make, without them: 0.2 s of 100,000
+        # distinct service descriptions (docs/benchmarks.md).
+        cache[key] = sys.intern(text) if len(text) < 64 else text
         return cache[key]
-    except KeyError:
-        pass
     tag = loader.resolve(yaml.ScalarNode, text, implicit)
     if tag not in loader.yaml_constructors:
         raise _Fallback                                     # `<<` (merge) and `=`: PyYAML's own way
