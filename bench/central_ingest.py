@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.peers.proctree import read_stat  # noqa: E402
 SERVICES_PER_HOST = 10
 CLIENTS = 4
 BATCH = 500
@@ -47,6 +49,11 @@ def write_config(d: Path, port: int, services: int, service_extra: str = "", nod
     node.write_text(f"central:\n  listen: 127.0.0.1:{port}\n  state_dir: state\n  objects: objects\n"
                     f"  max_body: 16777216\n  log_level: warning\n  pollers:\n{pollers}{node_extra}")
     return node
+
+
+def cpu_s(pid: int) -> float:
+    st = read_stat(pid)
+    return st.own if st else float("nan")
 
 
 def rss_mb(pid: int) -> float:
@@ -109,7 +116,6 @@ def main() -> int:
                          "the shared feed a standby central follows, docs/ha.md)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO))
     from tests.helpers import free_port
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
@@ -142,9 +148,13 @@ def main() -> int:
             start_at = time.time() + 3.0 + args.batches * 0.01     # after every client built its bodies
             procs = [mp.Process(target=client, args=(i, url, hosts, args.batches, start_at, q))
                      for i in range(CLIENTS)]
+            cpu0 = cpu_s(proc.pid)
             for p in procs:
                 p.start()
             results = [q.get() for _ in procs]
+            # Central's own CPU per result: steadier than results/s on a shared 2-core machine,
+            # where the clients take their share of the same cores.
+            cpu = cpu_s(proc.pid) - cpu0
             for p in procs:
                 p.join()
             total = sum(n for n, _ in results)
@@ -163,12 +173,14 @@ def main() -> int:
     print(f"ingest: {total} results in {wall:.2f} s = {total / wall:,.0f} results/s "
           f"({CLIENTS} clients, batches of {BATCH}, durable acks, store {args.store}"
           f"{', graphs' if args.graphs else ''})")
+    print(f"central CPU: {cpu:.2f} s, {cpu / total * 1e6:,.0f} ms per 1,000 results")
     print(f"services with a stored state: {known}; open problems: {problems}; RSS {rss_full:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "bench": "central_ingest", "store": args.store, "graphs": args.graphs, "services": args.services, "clients": CLIENTS, "batch": BATCH,
             "startup_s": startup, "rss_idle_mb": rss_idle, "results": total, "wall_s": wall,
-            "results_per_s": total / wall, "known": known, "problems": problems, "rss_mb": rss_full}) + "\n")
+            "results_per_s": total / wall, "central_cpu_s": cpu,
+            "cpu_ms_per_1000": cpu / total * 1e6, "known": known, "problems": problems, "rss_mb": rss_full}) + "\n")
     return 0
 
 
