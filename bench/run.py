@@ -349,7 +349,20 @@ def render(ctx: dict[str, Any]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(REPO / "bench"), undefined=jinja2.ChainableUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(num=num, spread=spread, ms=ms)
-    return env.get_template(TEMPLATE).render(**ctx)
+    return env.get_template(TEMPLATE).render(**{**ctx, "redone": shown_redos(ctx.get("redone") or [])})
+
+
+def shown_redos(redone: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each --redo with only the sections no later --redo ran again: those are the ones on the
+    page from it (a redo whose sections were all run again is left out)."""
+    later: set[str] = set()
+    out = []
+    for r in reversed(redone):
+        names = [n for n in r["names"] if n not in later]
+        later.update(r["names"])
+        if names:
+            out.append({**r, "names": names})
+    return out[::-1]
 
 
 def main(argv: list[str] | None = None) -> int:
