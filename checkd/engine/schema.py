@@ -74,9 +74,12 @@ CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, hosts TEXT NOT NULL
     started REAL NOT NULL, expires REAL NOT NULL, finished REAL, result TEXT NOT NULL,
     summary TEXT NOT NULL DEFAULT '');
 -- When each check's first result was stored: before it the check's state is not known
--- (availability reports count that time as undetermined; checkd/engine/timelines.py).
-CREATE TABLE IF NOT EXISTS first_results (host TEXT NOT NULL, service TEXT NOT NULL, finished REAL NOT NULL,
-    PRIMARY KEY (host, service));
+-- (availability reports count that time as undetermined; checkd/engine/timelines.py). No key:
+-- rows are appended, one per check at its first result (engine/events.py), and readers take
+-- the earliest. A key on (host, service) put each new check's row at a random place in its
+-- index, so a group commit of new checks rewrote most of the index's pages (SQLite ingest
+-- into a new state directory -8%, docs/benchmarks.md). Files made before keep their key.
+CREATE TABLE IF NOT EXISTS first_results (host TEXT NOT NULL, service TEXT NOT NULL, finished REAL NOT NULL);
 -- What a deleted downtime had covered (its row is gone): from when it took effect to its deletion.
 CREATE TABLE IF NOT EXISTS cancelled_downtimes (id INTEGER PRIMARY KEY, host TEXT NOT NULL, service TEXT,
     start REAL NOT NULL, until REAL NOT NULL);
@@ -90,8 +93,10 @@ POLLER_EVENT_IDS = "SELECT id FROM events WHERE source != 'central' UNION SELECT
 SEED_FIRST_RESULTS = (
     "INSERT INTO first_results SELECT c.host, c.service, COALESCE((SELECT MIN(e.opened) FROM events e "
     "WHERE e.host = c.host AND e.service = c.service AND e.opened < c.last_state_change), c.last_state_change) "
-    "FROM checks c WHERE c.last_check > 0 AND NOT EXISTS "
-    "(SELECT 1 FROM first_results f WHERE f.host = c.host AND f.service = c.service)")
+    # A join, not NOT EXISTS: first_results has no index, and SQLite builds one for a join
+    # (PostgreSQL hashes it) but scanned the whole table once per check for the subquery.
+    "FROM checks c LEFT JOIN first_results f ON f.host = c.host AND f.service = c.service "
+    "WHERE c.last_check > 0 AND f.host IS NULL")
 
 
 EVENT_COLUMNS = {"notified_status": "INTEGER", "notified_at": "REAL NOT NULL DEFAULT 0",

@@ -37,7 +37,8 @@ class CheckTimeline:
 def read(db: Database, keys: Iterable[CheckKey], since: float, until: float) -> dict[CheckKey, CheckTimeline]:
     """The timelines of `keys` for the period [since, until)."""
     wanted = set(keys)
-    first = {(h, s or None): ts for h, s, ts in db.read("SELECT host, service, finished FROM first_results")}
+    first = {(h, s or None): ts for h, s, ts in db.read("SELECT host, service, MIN(finished) FROM first_results "
+                                                        "GROUP BY host, service")}
     events = [r for r in db.read("SELECT id, host, service, opened, closed, status FROM events "
                                  "WHERE opened < ? AND (closed IS NULL OR closed > ?) ORDER BY opened, id",
                                  (until, since)) if (r[1], r[2] or None) in wanted]
