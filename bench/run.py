@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.poller_throughput import spawn_limit  # noqa: E402
 from bench.targets import evaluate  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -136,7 +137,8 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     for r in j["rows"]:
         row = {k: r.get(k) for k in ("scheduled_per_s", "checks_per_s", "latency_median", "latency_p99",
-                                     "latency_max", "cpu_s_per_1000", "rss_mb", "first_result_s")}
+                                     "latency_max", "cpu_s_per_1000", "rss_mb", "first_result_s",
+                                     "raw_after_per_s")}
         if r["impl"].startswith("nagios4") and not row["latency_max"]:
             # nagios4stats and status.dat say 0.000 when the saturated core has not yet written its
             # status (status_update_interval 10 s): no measurement, not a zero latency
@@ -144,8 +146,7 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
         rows.setdefault(r["impl"], {})[str(r["services"])] = row
     # The machine's spawn limit: the best of the C loop and the two Python loops of the same
     # run (the C loop is the fastest on a quiet machine; on a busy one whichever ran quietest).
-    raw = max(x for x in (j["raw"].get("per_s"), j["raw"].get("posix_spawn", {}).get("per_s"),
-                          j["raw"].get("popen", {}).get("per_s")) if x)
+    raw = spawn_limit(j["raw"])
 
     def peak(prefix: str) -> float | None:
         xs = [v["checks_per_s"] for k, by in rows.items() if k.startswith(prefix) for v in by.values()]
@@ -181,8 +182,11 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
                 if k.startswith("nagios4") and n in by and by[n]["checks_per_s"]]
         if int(n) >= 10000 and nags and r["checks_per_s"]:
             by_size[n] = done(r["checks_per_s"], cap) / max(nags)
-    saturated = [r["checks_per_s"] for r in rows.get("checkd exec", {}).values()
+    # Each saturated size against the spawn limit measured right after it (the VM's load moves
+    # within a run); runs from before that measurement against the limit of the run's start.
+    saturated = [(r["checks_per_s"], r.get("raw_after_per_s")) for r in rows.get("checkd exec", {}).values()
                  if r["checks_per_s"] and (r["scheduled_per_s"] or 0) > raw]
+    slowest = min(saturated, key=lambda x: x[0] / (x[1] or raw)) if saturated else None
     # What the load of a busy VM changes least: CPU per check (the whole tree: poller, workers,
     # plugins) against the raw C loop's CPU per spawn, at the slowest saturated size.
     cpu = [r["cpu_s_per_1000"] for r in rows.get("checkd exec", {}).values()
@@ -190,7 +194,9 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
     ratios["exec_cpu_efficiency"] = j["raw"]["cpu_s_per_1000"] / max(cpu) if cpu else None
     ratios.update(exec_vs_nagios_by_size=by_size,
                   exec_vs_nagios_worst=min(by_size.values()) if by_size else None,
-                  exec_saturated_vs_raw=min(saturated) / raw if saturated else None)
+                  exec_saturated_vs_raw=slowest[0] / (slowest[1] or raw) if slowest else None,
+                  exec_saturated=slowest[0] if slowest else None,
+                  raw_at_saturated=slowest[1] if slowest else None)
     return {"raw": {"per_s": raw, "c_per_s": j["raw"]["per_s"], "cpu_s_per_1000": j["raw"]["cpu_s_per_1000"],
                     "impl": j["raw"].get("c_impl"),
                     "popen_per_s": j["raw"].get("popen", {}).get("per_s"),

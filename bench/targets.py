@@ -46,6 +46,9 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     x = _get(r, "exec_saturated_vs_raw")
     out.append(_t("poller", "exec checks/s >= 90% of the raw spawn limit at saturation (every size scheduled past it)",
                   x, x is not None and x >= 0.90,
+                  f"slowest saturated size {_get(r, 'exec_saturated') or 0:,.0f} vs "
+                  f"{_get(r, 'raw_at_saturated') or 0:,.0f}/s, the limit measured right after it = {x or 0:.0%}"
+                  if _get(r, "raw_at_saturated") else
                   f"slowest saturated size {x * (_get(p, 'raw', 'per_s') or 0) if x else 0:,.0f} vs "
                   f"{_get(p, 'raw', 'per_s') or 0:,.0f}/s = {x or 0:.0%}", "issue 26"))
     x = _get(r, "embedded_vs_script")
