@@ -184,9 +184,10 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
             by_size[n] = done(r["checks_per_s"], cap) / max(nags)
     # Each saturated size against the spawn limit measured right after it (the VM's load moves
     # within a run); runs from before that measurement against the limit of the run's start.
-    saturated = [(r["checks_per_s"], r.get("raw_after_per_s")) for r in rows.get("checkd exec", {}).values()
+    saturated = [(r["checks_per_s"] / (r.get("raw_after_per_s") or raw), r["checks_per_s"], r.get("raw_after_per_s"))
+                 for r in rows.get("checkd exec", {}).values()
                  if r["checks_per_s"] and (r["scheduled_per_s"] or 0) > raw]
-    slowest = min(saturated, key=lambda x: x[0] / (x[1] or raw)) if saturated else None
+    slowest = min(saturated, key=lambda t: t[0]) if saturated else None   # (ratio, checks/s, limit after)
     # What the load of a busy VM changes least: CPU per check (the whole tree: poller, workers,
     # plugins) against the raw C loop's CPU per spawn, at the slowest saturated size.
     cpu = [r["cpu_s_per_1000"] for r in rows.get("checkd exec", {}).values()
@@ -194,9 +195,9 @@ def _poller(j: dict[str, Any]) -> dict[str, Any]:
     ratios["exec_cpu_efficiency"] = j["raw"]["cpu_s_per_1000"] / max(cpu) if cpu else None
     ratios.update(exec_vs_nagios_by_size=by_size,
                   exec_vs_nagios_worst=min(by_size.values()) if by_size else None,
-                  exec_saturated_vs_raw=slowest[0] / (slowest[1] or raw) if slowest else None,
-                  exec_saturated=slowest[0] if slowest else None,
-                  raw_at_saturated=slowest[1] if slowest else None)
+                  exec_saturated_vs_raw=slowest[0] if slowest else None,
+                  exec_saturated=slowest[1] if slowest else None,
+                  raw_at_saturated=slowest[2] if slowest else None)
     return {"raw": {"per_s": raw, "c_per_s": j["raw"]["per_s"], "cpu_s_per_1000": j["raw"]["cpu_s_per_1000"],
                     "impl": j["raw"].get("c_impl"),
                     "popen_per_s": j["raw"].get("popen", {}).get("per_s"),

@@ -23,7 +23,8 @@ from central.weekly_report import due_week
 from checkd.config import load_node
 from checkd.config.errors import ConfigError
 from checkd.config.reports import WeeklyReport
-from checkd.engine import availability
+from checkd.engine import availability, timelines
+from checkd.engine.db import INSERT_FIRST_RESULT
 from checkd.engine.store import DELETE_DOWNTIME, INSERT_CANCELLED, UPSERT_EVENT
 from checkd.report_periods import DAY, bounds, week_start
 from tests.central_proc import CentralProc, result
@@ -170,8 +171,6 @@ def read_back(text: str) -> None:
 def test_a_check_with_two_first_results_is_known_from_the_earlier(store) -> None:
     """first_results has no key in a new state directory (rows appended, checkd/engine/schema.py):
     should a check get a second row, the report still counts it as known from its first."""
-    from checkd.engine import timelines
-    from checkd.engine.db import INSERT_FIRST_RESULT
     db = store()
     db.open()
     db.start()

@@ -130,14 +130,15 @@ def _resolved(loader: _Loader, text: str, implicit: tuple[bool, bool], cache: di
     if implicit[0] and text and not _MAYBE_NOT_TEXT and text[0] not in _RESOLVER_FIRSTS:
         # What resolve + construct_yaml_str would make, without them: 0.2 s of 100,000
         # distinct service descriptions (docs/benchmarks.md).
-        cache[key] = sys.intern(text) if len(text) < 64 else text
-        return cache[key]
-    tag = loader.resolve(yaml.ScalarNode, text, implicit)
-    if tag not in loader.yaml_constructors:
-        raise _Fallback                                     # `<<` (merge) and `=`: PyYAML's own way
-    value = loader.yaml_constructors[tag](loader, yaml.ScalarNode(tag, text))
-    cache[key] = sys.intern(value) if isinstance(value, str) and len(value) < 64 else value
-    return cache[key]
+        value = text
+    else:
+        tag = loader.resolve(yaml.ScalarNode, text, implicit)
+        if tag not in loader.yaml_constructors:
+            raise _Fallback                                 # `<<` (merge) and `=`: PyYAML's own way
+        value = loader.yaml_constructors[tag](loader, yaml.ScalarNode(tag, text))
+    value = sys.intern(value) if isinstance(value, str) and len(value) < 64 else value
+    cache[key] = value
+    return value
 
 
 def _read_runs(loader: _Loader, runs: list[yamlflow.Run], cache: dict[tuple[str, bool], Any]) -> list[Any]:
